@@ -1,0 +1,208 @@
+//! The actix-web middleware: every request goes through [`Guard::check`] first.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use pin_project_lite::pin_project;
+use tracing::Span;
+use zt_core::{Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry};
+
+/// What the middleware leaves in request extensions for extractors.
+#[derive(Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) request_id: RequestId,
+    pub(crate) guard: Guard,
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl HeaderLookup for Headers<'_> {
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.0.get_all(name).nth(index).map(HeaderValue::as_bytes)
+    }
+}
+
+pub(crate) fn denial_response(guard: &Guard, denial: &Denial, request_id: &RequestId) -> HttpResponse {
+    let rendered = guard.render(denial, request_id);
+    let mut response = HttpResponse::with_body(
+        StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::FORBIDDEN),
+        rendered.body,
+    );
+    for (name, value) in rendered.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(HeaderName::from_static(name), value);
+        }
+    }
+    response.map_into_boxed_body()
+}
+
+/// The zero-trust middleware (an actix-web `Transform`).
+///
+/// Usually made by [`Routes::middleware`](crate::Routes::middleware), which carries the
+/// route requirements; `ZeroTrust::new` takes a guard that already has its routes.
+///
+/// ```
+/// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard, RouteTable};
+///
+/// let mut routes = RouteTable::new();
+/// routes.add("GET", "/health", scopes::public()).unwrap();
+/// let guard = Guard::new(Policy::builder()
+///     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+///         .jwks_url("https://issuer.example/jwks"))
+///     .build()).unwrap().with_routes(&routes).unwrap();
+/// let app = actix_web::App::new()
+///     .wrap(zt_actix::ZeroTrust::new(guard))
+///     .route("/health", actix_web::web::get().to(|| async { "ok" }));
+/// ```
+#[derive(Clone)]
+pub struct ZeroTrust {
+    guard: Guard,
+}
+
+impl ZeroTrust {
+    /// A middleware enforcing `guard`.
+    pub fn new(guard: Guard) -> Self {
+        ZeroTrust { guard }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for ZeroTrust
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = ZeroTrustMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ZeroTrustMiddleware { service: Rc::new(service), guard: self.guard.clone() }))
+    }
+}
+
+/// The service made by [`ZeroTrust`].
+pub struct ZeroTrustMiddleware<S> {
+    service: Rc<S>,
+    guard: Guard,
+}
+
+pin_project! {
+    /// The middleware's response future: the inner future (in the request span), a denial,
+    /// or a decision waiting for keys.
+    pub struct ZtFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = Projected]
+    enum State<F, B> {
+        Inner { #[pin] future: F, span: Span },
+        Done { response: Option<ServiceResponse<EitherBody<B>>> },
+        Waiting { future: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>> },
+    }
+}
+
+fn forward<S, B>(service: &S, guard: &Guard, verdict: Verdict, request: ServiceRequest) -> ZtFuture<S::Future, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    match verdict.outcome {
+        Outcome::Allow(identity) => {
+            {
+                let mut extensions = request.extensions_mut();
+                if let Some(identity) = identity {
+                    extensions.insert(crate::Identity(identity));
+                }
+                extensions.insert(RequestContext { request_id: verdict.request_id, guard: guard.clone() });
+            }
+            let future = {
+                let _entered = verdict.span.enter();
+                service.call(request)
+            };
+            ZtFuture { state: State::Inner { future, span: verdict.span } }
+        }
+        Outcome::Deny(denial) => {
+            let response = denial_response(guard, &denial, &verdict.request_id);
+            telemetry::record_status(&verdict.span, response.status().as_u16());
+            let response = request.into_response(response).map_into_right_body();
+            ZtFuture { state: State::Done { response: Some(response) } }
+        }
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for ZeroTrustMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = ZtFuture<S::Future, B>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let check = {
+            let headers = Headers(request.headers());
+            let view = RequestView {
+                method: request.method().as_str(),
+                path: request.uri().path(),
+                query: request.uri().query(),
+                headers: &headers,
+                peer_addr: request.peer_addr(),
+            };
+            self.guard.check(&view)
+        };
+        match check {
+            Check::Ready(verdict) => forward(&*self.service, &self.guard, verdict, request),
+            Check::Pending(pending) => {
+                let service = Rc::clone(&self.service);
+                let guard = self.guard.clone();
+                let future = Box::pin(async move {
+                    let verdict = pending.await;
+                    forward(&*service, &guard, verdict, request).await
+                });
+                ZtFuture { state: State::Waiting { future } }
+            }
+        }
+    }
+}
+
+impl<F, B> Future for ZtFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            Projected::Inner { future, span } => {
+                let _entered = span.enter();
+                match future.poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(result) => Poll::Ready(result.map(|response| {
+                        telemetry::record_status(span, response.status().as_u16());
+                        response.map_into_left_body()
+                    })),
+                }
+            }
+            Projected::Done { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            Projected::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Why a request was denied, and how that becomes an HTTP response.
+//!
+//! Every denial has one [`Reason`]; each reason has a fixed status, a stable problem `type`
+//! URI (RFC 9457) and a fixed, safe `detail` text. Nothing from the token, no key ids and
+//! no internal error text ever reaches the response.
+
+use serde::Serialize;
+
+/// The base of every problem `type` URI zt emits. Stable: clients may match on it.
+pub const PROBLEM_TYPE_BASE: &str = "urn:zt:problem:";
+
+/// Why a request was denied. Each variant maps to one status and one problem `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No credential was sent to a route that needs one (401, no `error` attribute).
+    MissingCredentials,
+    /// The `Authorization` header (or another credential source) is malformed, repeated,
+    /// or more than one credential was sent (400 `invalid_request`).
+    MalformedCredentials,
+    /// The token is not a well-formed JWS compact JWT.
+    MalformedToken,
+    /// The token's algorithm is `none`, unsupported, or not the one pinned for its key.
+    AlgorithmNotAllowed,
+    /// The token's header lists `crit` extensions zt does not understand.
+    UnsupportedCriticalHeader,
+    /// The token's `iss` is not a configured issuer.
+    UntrustedIssuer,
+    /// No key of the issuer matches the token's `kid`.
+    UnknownKey,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// The token has expired (`exp`).
+    TokenExpired,
+    /// The token is not yet valid (`nbf`) or was issued in the future (`iat`).
+    TokenNotYetValid,
+    /// The token's `aud` does not name this service.
+    WrongAudience,
+    /// A required claim is missing or has the wrong value (`exp`, `typ`, custom claims,
+    /// maximum token age).
+    InvalidClaims,
+    /// The issuer's keys could not be obtained and no earlier key set is known (503).
+    KeysUnavailable,
+    /// The identity lacks the scopes the route requires (403 `insufficient_scope`).
+    InsufficientScope,
+    /// The path is not in canonical form (400).
+    InvalidPath,
+    /// No route matches the path (404).
+    RouteNotFound,
+    /// The path exists but not for this method (405 with `Allow`).
+    MethodNotAllowed,
+}
+
+impl Reason {
+    /// The HTTP status code for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::MalformedCredentials | Reason::InvalidPath => 400,
+            Reason::InsufficientScope => 403,
+            Reason::RouteNotFound => 404,
+            Reason::MethodNotAllowed => 405,
+            Reason::KeysUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// A short stable identifier, used in the problem `type` and in span fields.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "missing-credentials",
+            Reason::MalformedCredentials => "malformed-credentials",
+            Reason::MalformedToken => "malformed-token",
+            Reason::AlgorithmNotAllowed => "algorithm-not-allowed",
+            Reason::UnsupportedCriticalHeader => "unsupported-critical-header",
+            Reason::UntrustedIssuer => "untrusted-issuer",
+            Reason::UnknownKey => "unknown-key",
+            Reason::InvalidSignature => "invalid-signature",
+            Reason::TokenExpired => "token-expired",
+            Reason::TokenNotYetValid => "token-not-yet-valid",
+            Reason::WrongAudience => "wrong-audience",
+            Reason::InvalidClaims => "invalid-claims",
+            Reason::KeysUnavailable => "keys-unavailable",
+            Reason::InsufficientScope => "insufficient-scope",
+            Reason::InvalidPath => "invalid-path",
+            Reason::RouteNotFound => "route-not-found",
+            Reason::MethodNotAllowed => "method-not-allowed",
+        }
+    }
+
+    /// The problem `title`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "Authentication required",
+            Reason::MalformedCredentials => "Malformed credentials",
+            Reason::InsufficientScope => "Insufficient scope",
+            Reason::KeysUnavailable => "Token verification unavailable",
+            Reason::InvalidPath => "Invalid path",
+            Reason::RouteNotFound => "Not found",
+            Reason::MethodNotAllowed => "Method not allowed",
+            _ => "Invalid access token",
+        }
+    }
+
+    /// The safe, fixed `detail` text (also the RFC 6750 `error_description`).
+    pub fn detail(self) -> &'static str {
+        match self {
+            Reason::MissingCredentials => "This resource requires a bearer access token.",
+            Reason::MalformedCredentials => {
+                "The credentials are malformed, repeated, or sent in more than one way."
+            }
+            Reason::MalformedToken => "The access token is not a well-formed JWT.",
+            Reason::AlgorithmNotAllowed => "The access token's signing algorithm is not accepted.",
+            Reason::UnsupportedCriticalHeader => {
+                "The access token requires header extensions that are not supported."
+            }
+            Reason::UntrustedIssuer => "The access token was not issued by a trusted issuer.",
+            Reason::UnknownKey => "The access token was signed with an unknown key.",
+            Reason::InvalidSignature => "The access token's signature is invalid.",
+            Reason::TokenExpired => "The access token expired.",
+            Reason::TokenNotYetValid => "The access token is not valid yet.",
+            Reason::WrongAudience => "The access token is not intended for this service.",
+            Reason::InvalidClaims => "The access token's claims do not meet this service's requirements.",
+            Reason::KeysUnavailable => "Access tokens cannot be verified right now; retry later.",
+            Reason::InsufficientScope => "The access token lacks the scope this resource requires.",
+            Reason::InvalidPath => "The request path is not in canonical form.",
+            Reason::RouteNotFound => "No such resource.",
+            Reason::MethodNotAllowed => "The method is not allowed for this resource.",
+        }
+    }
+
+    /// The RFC 6750 `error` code carried in `WWW-Authenticate`, if any.
+    pub fn bearer_error(self) -> Option<&'static str> {
+        match self {
+            Reason::MissingCredentials => None,
+            Reason::MalformedCredentials => Some("invalid_request"),
+            Reason::InsufficientScope => Some("insufficient_scope"),
+            Reason::KeysUnavailable
+            | Reason::InvalidPath
+            | Reason::RouteNotFound
+            | Reason::MethodNotAllowed => None,
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// True for reasons that carry a `WWW-Authenticate: Bearer` challenge.
+    pub fn challenges(self) -> bool {
+        matches!(self.status(), 400 | 401 | 403) && self != Reason::InvalidPath
+    }
+
+    /// True for reasons that mean the credential was presented but failed verification.
+    pub fn is_authentication_failure(self) -> bool {
+        self.status() == 401 && self != Reason::MissingCredentials
+    }
+
+    /// The problem `type` URI, e.g. `urn:zt:problem:token-expired`.
+    pub fn problem_type(self) -> String {
+        format!("{PROBLEM_TYPE_BASE}{}", self.slug())
+    }
+}
+
+/// A denial: the reason plus what the response needs to say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// Why.
+    pub reason: Reason,
+    /// For [`Reason::InsufficientScope`]: the scopes of the closest alternative.
+    pub required_scopes: Vec<String>,
+    /// For [`Reason::MethodNotAllowed`]: the methods the route allows.
+    pub allowed_methods: Vec<String>,
+}
+
+impl Denial {
+    /// A denial with nothing beyond its reason.
+    pub fn new(reason: Reason) -> Self {
+        Denial { reason, required_scopes: Vec::new(), allowed_methods: Vec::new() }
+    }
+}
+
+/// A rendered denial, ready for an adapter to turn into its framework's response type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenialResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers (names lower-case).
+    pub headers: Vec<(&'static str, String)>,
+    /// The `application/problem+json` body.
+    pub body: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_scope: Option<String>,
+}
+
+/// Quotes a value for an RFC 7235 auth-param; our values never contain `"` or `\`
+/// (scope names are validated), but escape anyway so this can never break the header.
+fn quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+impl Denial {
+    /// Renders the denial as status, headers and an `application/problem+json` body.
+    pub fn render(&self, realm: &str, request_id: &str) -> DenialResponse {
+        let reason = self.reason;
+        let scope = (!self.required_scopes.is_empty()).then(|| self.required_scopes.join(" "));
+        let mut headers = vec![
+            ("content-type", "application/problem+json".to_string()),
+            ("cache-control", "no-store".to_string()),
+            ("x-request-id", request_id.to_string()),
+        ];
+        if reason.challenges() {
+            let mut challenge = format!("Bearer realm={}", quoted(realm));
+            if let Some(error) = reason.bearer_error() {
+                challenge.push_str(&format!(
+                    ", error={}, error_description={}",
+                    quoted(error),
+                    quoted(reason.detail())
+                ));
+            }
+            if let Some(scope) = &scope {
+                challenge.push_str(&format!(", scope={}", quoted(scope)));
+            }
+            headers.push(("www-authenticate", challenge));
+        }
+        if reason == Reason::MethodNotAllowed {
+            headers.push(("allow", self.allowed_methods.join(", ")));
+        }
+        if reason == Reason::KeysUnavailable {
+            headers.push(("retry-after", "5".to_string()));
+        }
+        let problem = Problem {
+            kind: reason.problem_type(),
+            title: reason.title(),
+            status: reason.status(),
+            detail: reason.detail(),
+            request_id,
+            required_scope: scope,
+        };
+        let body = serde_json::to_string(&problem)
+            .unwrap_or_else(|_| String::from("{\"title\":\"Forbidden\"}"));
+        DenialResponse { status: reason.status(), headers, body }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a DenialResponse, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_credentials_has_no_error_attribute() {
+        let r = Denial::new(Reason::MissingCredentials).render("orders", "rid");
+        assert_eq!(r.status, 401);
+        assert_eq!(header(&r, "www-authenticate"), Some("Bearer realm=\"orders\""));
+    }
+
+    #[test]
+    fn insufficient_scope_names_scope() {
+        let mut d = Denial::new(Reason::InsufficientScope);
+        d.required_scopes = vec!["orders:read".into(), "x".into()];
+        let r = d.render("orders", "rid-1");
+        assert_eq!(r.status, 403);
+        let challenge = header(&r, "www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("error=\"insufficient_scope\""));
+        assert!(challenge.contains("scope=\"orders:read x\""));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        assert_eq!(body["type"], "urn:zt:problem:insufficient-scope");
+        assert_eq!(body["request_id"], "rid-1");
+        assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+    }
+
+    #[test]
+    fn every_reason_has_distinct_slug() {
+        use std::collections::HashSet;
+        let all = [
+            Reason::MissingCredentials, Reason::MalformedCredentials, Reason::MalformedToken,
+            Reason::AlgorithmNotAllowed, Reason::UnsupportedCriticalHeader, Reason::UntrustedIssuer,
+            Reason::UnknownKey, Reason::InvalidSignature, Reason::TokenExpired,
+            Reason::TokenNotYetValid, Reason::WrongAudience, Reason::InvalidClaims,
+            Reason::KeysUnavailable, Reason::InsufficientScope, Reason::InvalidPath,
+            Reason::RouteNotFound, Reason::MethodNotAllowed,
+        ];
+        let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
+        assert_eq!(slugs.len(), all.len());
+        for r in all {
+            assert!(!r.detail().is_empty());
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_lists_allow() {
+        let mut d = Denial::new(Reason::MethodNotAllowed);
+        d.allowed_methods = vec!["GET".into(), "POST".into()];
+        let r = d.render("x", "r");
+        assert_eq!(header(&r, "allow"), Some("GET, POST"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! The framework-neutral view of an incoming request.
+//!
+//! actix-web 4 is built on `http` 0.2 and Tower/axum on `http` 1.x, so the core never sees
+//! either framework's request type. Adapters build a [`RequestView`] that borrows from their
+//! own request: no copies, no allocation.
+
+use std::net::SocketAddr;
+
+/// What a request carries for one header name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderValue<'a> {
+    /// The header was not sent.
+    Absent,
+    /// The header was sent exactly once, with this value.
+    One(&'a [u8]),
+    /// The header was sent more than once.
+    Repeated,
+}
+
+/// Read access to a request's headers, implemented by each adapter for its header map.
+///
+/// Header names passed in are always lower-case ASCII.
+pub trait HeaderLookup: Sync {
+    /// The `index`-th value (0-based, in the order received) of header `name`.
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]>;
+
+    /// Returns the header's value when it was sent once, or says it was absent or repeated.
+    fn get_one(&self, name: &str) -> HeaderValue<'_> {
+        match (self.nth(name, 0), self.nth(name, 1)) {
+            (None, _) => HeaderValue::Absent,
+            (Some(v), None) => HeaderValue::One(v),
+            (Some(_), Some(_)) => HeaderValue::Repeated,
+        }
+    }
+}
+
+/// A borrowed, framework-neutral view of the parts of a request the Guard decides on.
+#[derive(Clone, Copy)]
+pub struct RequestView<'a> {
+    /// The request method as sent (e.g. `GET`).
+    pub method: &'a str,
+    /// The raw request path, without the query string, exactly as received.
+    pub path: &'a str,
+    /// The raw query string without the leading `?`, if any.
+    pub query: Option<&'a str>,
+    /// The request headers.
+    pub headers: &'a dyn HeaderLookup,
+    /// The TCP peer address, if known.
+    pub peer_addr: Option<SocketAddr>,
+}
+
+/// A header map for tests, examples and benchmarks: a list of `(name, value)` pairs.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderList(pub Vec<(String, Vec<u8>)>);
+
+impl HeaderList {
+    /// Adds a header (name is lower-cased).
+    pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.0.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+}
+
+impl HeaderLookup for HeaderList {
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.0.iter().filter(|(n, _)| n == name).nth(index).map(|(_, v)| v.as_slice())
+    }
+}

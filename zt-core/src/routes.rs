@@ -1,0 +1,221 @@
+//! The route table: which requirement guards each `(method, route template)`.
+//!
+//! Requirements come from the policy and from code (the adapters' routers register each
+//! route's requirement next to its handler). A request whose path matches no template is
+//! denied with 404, a known path with an unregistered method with 405: a route nobody
+//! annotated is unreachable.
+//!
+//! ```
+//! use zt_core::{scopes, RouteTable};
+//!
+//! let mut routes = RouteTable::new();
+//! routes.add("GET", "/orders/{id}", scopes::all(["orders:read"])).unwrap();
+//! routes.add("GET", "/health", scopes::public()).unwrap();
+//! assert!(routes.add("GET", "/health", scopes::all(["x"])).is_err()); // conflicting requirement
+//! ```
+
+use std::sync::Arc;
+
+use crate::denial::{Denial, Reason};
+use crate::error::PolicyError;
+use crate::scopes::Requirement;
+
+/// Route requirements, registered in code or loaded from the policy.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    entries: Vec<(String, String, Requirement)>,
+}
+
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+
+impl RouteTable {
+    /// An empty table (denies everything).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `requirement` for `method` on the route `template` (`/orders/{id}`).
+    /// Registering the same route twice is fine if the requirement is the same, an error
+    /// otherwise.
+    pub fn add(&mut self, method: &str, template: &str, requirement: Requirement) -> Result<(), PolicyError> {
+        let at = format!("route {method} {template}");
+        if !METHODS.contains(&method) {
+            return Err(PolicyError::invalid(&at, "unknown HTTP method (use upper case)"));
+        }
+        if !template.starts_with('/') {
+            return Err(PolicyError::invalid(&at, "route templates start with '/'"));
+        }
+        requirement.validate().map_err(|m| PolicyError::invalid(&at, m))?;
+        if let Some((_, _, existing)) = self.entries.iter().find(|(m, t, _)| m == method && t == template) {
+            if *existing != requirement {
+                return Err(PolicyError::invalid(
+                    &at,
+                    format!("conflicting requirements: {} vs {}", existing.describe(), requirement.describe()),
+                ));
+            }
+            return Ok(());
+        }
+        self.entries.push((method.to_string(), template.to_string(), requirement));
+        Ok(())
+    }
+
+    /// Adds every route of `other` (conflicts are errors).
+    pub fn merge(&mut self, other: &RouteTable) -> Result<(), PolicyError> {
+        for (m, t, r) in &other.entries {
+            self.add(m, t, r.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The registered routes as `(method, template, requirement)`.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &Requirement)> {
+        self.entries.iter().map(|(m, t, r)| (m.as_str(), t.as_str(), r))
+    }
+
+    /// True when no route is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Compiles the table for matching; a template the router cannot take is an error.
+    pub(crate) fn compile(&self) -> Result<CompiledRoutes, PolicyError> {
+        let mut router = matchit::Router::new();
+        let mut paths: Vec<PathRoutes> = Vec::new();
+        for (method, template, requirement) in &self.entries {
+            let index = match paths.iter().position(|p| &*p.template == template) {
+                Some(i) => i,
+                None => {
+                    router.insert(template.as_str(), paths.len()).map_err(|e| {
+                        PolicyError::invalid(format!("route {method} {template}"), format!("invalid route template: {e}"))
+                    })?;
+                    paths.push(PathRoutes { template: Arc::from(template.as_str()), methods: Vec::new() });
+                    paths.len() - 1
+                }
+            };
+            paths[index].methods.push((method.clone(), Arc::new(requirement.clone())));
+        }
+        for p in &mut paths {
+            p.methods.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(CompiledRoutes { router, paths })
+    }
+}
+
+struct PathRoutes {
+    template: Arc<str>,
+    methods: Vec<(String, Arc<Requirement>)>,
+}
+
+/// The matched route.
+pub(crate) struct RouteMatch {
+    pub(crate) template: Arc<str>,
+    pub(crate) requirement: Arc<Requirement>,
+}
+
+/// The compiled table.
+pub(crate) struct CompiledRoutes {
+    router: matchit::Router<usize>,
+    paths: Vec<PathRoutes>,
+}
+
+/// Rejects paths that the router and the application could read differently: anything
+/// not in one plain canonical form. (A full canonicalizer arrives with contract
+/// enforcement; this subset already fails closed on every ambiguous form.)
+pub(crate) fn is_canonical(path: &str) -> bool {
+    if !path.starts_with('/') {
+        return false;
+    }
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' | b';' | 0..=0x20 | 0x7f..=0xff => return false,
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                let decoded = hex
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match decoded {
+                    // Encoded separators, dots, backslash, NUL and non-ASCII are ambiguous.
+                    Some(b'/' | b'\\' | b'.' | b';' | b'%') | Some(0..=0x1f | 0x7f..=0xff) | None => return false,
+                    Some(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    // Empty segments (`//`) are ambiguous, except the last one: a trailing slash is a
+    // different route, matched exactly.
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
+            return false;
+        }
+    }
+    true
+}
+
+impl CompiledRoutes {
+    pub(crate) fn find(&self, method: &str, path: &str) -> Result<RouteMatch, Denial> {
+        if !is_canonical(path) {
+            return Err(Denial::new(Reason::InvalidPath));
+        }
+        let Ok(found) = self.router.at(path) else {
+            return Err(Denial::new(Reason::RouteNotFound));
+        };
+        let routes = &self.paths[*found.value];
+        match routes.methods.iter().find(|(m, _)| m == method) {
+            Some((_, requirement)) => Ok(RouteMatch { template: routes.template.clone(), requirement: requirement.clone() }),
+            None => {
+                let mut denial = Denial::new(Reason::MethodNotAllowed);
+                denial.allowed_methods = routes.methods.iter().map(|(m, _)| m.clone()).collect();
+                Err(denial)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scopes;
+
+    #[test]
+    fn canonical_paths() {
+        for ok in ["/", "/orders", "/orders/12", "/a%20b", "/orders/"] {
+            assert!(is_canonical(ok), "{ok}");
+        }
+        for bad in [
+            "", "orders", "//orders", "/orders//1", "/./orders", "/orders/..", "/a/../b", "/a%2fb", "/a%2Fb",
+            "/a%2e%2e/b", "/a%00", "/a\\b", "/a;x=1", "/a%zz", "/a%", "/a%c0%af", "/a%252e",
+        ] {
+            assert!(!is_canonical(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn matching_and_default_deny() {
+        let mut t = RouteTable::new();
+        t.add("GET", "/orders/{id}", scopes::all(["r"])).unwrap();
+        t.add("DELETE", "/orders/{id}", scopes::all(["a"])).unwrap();
+        let c = t.compile().unwrap();
+        assert_eq!(&*c.find("GET", "/orders/7").ok().unwrap().template, "/orders/{id}");
+        let denial = c.find("PUT", "/orders/7").err().unwrap();
+        assert_eq!(denial.reason, Reason::MethodNotAllowed);
+        assert_eq!(denial.allowed_methods, ["DELETE", "GET"]);
+        assert_eq!(c.find("GET", "/nope").err().unwrap().reason, Reason::RouteNotFound);
+        assert_eq!(c.find("GET", "/orders/7/").err().unwrap().reason, Reason::RouteNotFound);
+        assert_eq!(c.find("GET", "/orders/../x").err().unwrap().reason, Reason::InvalidPath);
+    }
+
+    #[test]
+    fn bad_registrations() {
+        let mut t = RouteTable::new();
+        assert!(t.add("get", "/x", scopes::public()).is_err());
+        assert!(t.add("GET", "x", scopes::public()).is_err());
+        assert!(t.add("GET", "/x", scopes::all(["a b"])).is_err());
+        t.add("GET", "/x/{a}", scopes::public()).unwrap();
+        t.add("GET", "/x/{b}", scopes::public()).unwrap();
+        assert!(t.compile().is_err());
+    }
+}

@@ -1,0 +1,495 @@
+//! Bearer tokens: where they are read from, and how a JWT is verified.
+//!
+//! Verification order: structure -> header (`alg` must not be `none`, no `crit`) -> issuer
+//! (from the unverified `iss`, only to pick that issuer's keys) -> key (by `kid`, with its
+//! pinned algorithm, which must equal the header's) -> signature -> claims. Claims are only
+//! interpreted after the signature verified.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::denial::Reason;
+use crate::error::PolicyError;
+use crate::identity::Identity;
+use crate::keys::{KeyFetcher, KeySource, Lookup};
+use crate::policy::{IssuerConfig, RemoteKeysConfig, TokenConfig};
+use crate::request::{HeaderValue, RequestView};
+
+/// What the request carries as a credential.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Credential<'a> {
+    None,
+    Bearer(&'a str),
+    /// Malformed, repeated, or sent in more than one way.
+    Malformed,
+}
+
+fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// Parses `Authorization: Bearer <token>`. `Ok(None)`: another scheme.
+fn parse_authorization(value: &[u8]) -> Result<Option<&str>, ()> {
+    let value = std::str::from_utf8(value).map_err(|_| ())?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return if scheme.is_empty() { Err(()) } else { Ok(None) };
+    }
+    let token = rest.trim_matches(' ');
+    if is_b64token(token) { Ok(Some(token)) } else { Err(()) }
+}
+
+fn single<'a>(found: &mut Option<&'a str>, value: &'a str) -> Result<(), ()> {
+    if found.replace(value).is_some() { Err(()) } else { Ok(()) }
+}
+
+/// Reads the credential from the enabled sources. More than one -> malformed.
+pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig) -> Credential<'a> {
+    let mut found: Option<&'a str> = None;
+    let result: Result<(), ()> = (|| {
+        match view.headers.get_one("authorization") {
+            HeaderValue::Absent => {}
+            HeaderValue::Repeated => return Err(()),
+            HeaderValue::One(v) => {
+                if let Some(token) = parse_authorization(v)? {
+                    single(&mut found, token)?;
+                }
+            }
+        }
+        if let Some(name) = &config.header {
+            match view.headers.get_one(name) {
+                HeaderValue::Absent => {}
+                HeaderValue::Repeated => return Err(()),
+                HeaderValue::One(v) => {
+                    let token = std::str::from_utf8(v).map_err(|_| ())?.trim_matches(' ');
+                    if !is_b64token(token) {
+                        return Err(());
+                    }
+                    single(&mut found, token)?;
+                }
+            }
+        }
+        if let Some(cookie) = &config.cookie {
+            let mut from_cookie: Option<&'a str> = None;
+            let mut bad = false;
+            // Cookies may arrive in several headers (HTTP/2 splits them): read them all.
+            let mut index = 0;
+            while let Some(value) = view.headers.nth("cookie", index) {
+                index += 1;
+                let Ok(text) = std::str::from_utf8(value) else {
+                    bad = true;
+                    continue;
+                };
+                for pair in text.split(';') {
+                    let Some((name, v)) = pair.trim().split_once('=') else { continue };
+                    if name == cookie {
+                        let v = v.trim_matches('"');
+                        if !is_b64token(v) || from_cookie.replace(v).is_some() {
+                            bad = true;
+                        }
+                    }
+                }
+            }
+            if bad {
+                return Err(());
+            }
+            if let Some(token) = from_cookie {
+                single(&mut found, token)?;
+            }
+        }
+        if config.dangerous_allow_query_token {
+            if let Some(query) = view.query {
+                for pair in query.split('&') {
+                    if let Some(v) = pair.strip_prefix("access_token=") {
+                        if !is_b64token(v) {
+                            return Err(());
+                        }
+                        single(&mut found, v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    match (result, found) {
+        (Err(()), _) => Credential::Malformed,
+        (Ok(()), Some(t)) if t.len() > config.max_token_length => Credential::Malformed,
+        (Ok(()), Some(t)) => Credential::Bearer(t),
+        (Ok(()), None) => Credential::None,
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// One issuer, compiled.
+pub(crate) struct IssuerVerifier {
+    pub(crate) issuer: String,
+    audiences: Vec<String>,
+    skip_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: u64,
+    max_age: Option<u64>,
+    typ: Option<String>,
+    required_claims: Vec<String>,
+    claim_values: Vec<(String, Value)>,
+    pub(crate) keys: KeySource,
+}
+
+/// A verified token kept in the cache: the claims, and what is needed to re-check that
+/// they still hold (times, and that the key is still published).
+pub(crate) struct CachedToken {
+    identity: Identity,
+    issuer: usize,
+    kid: Option<String>,
+    fingerprint: u64,
+    exp: u64,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+}
+
+/// All issuers plus the verified-token cache.
+pub(crate) struct Verifier {
+    pub(crate) issuers: Vec<IssuerVerifier>,
+    by_issuer: HashMap<String, usize>,
+    cache: Option<quick_cache::sync::Cache<String, Arc<CachedToken>>>,
+}
+
+/// The result of a synchronous verification attempt.
+pub(crate) enum Step {
+    Done(Result<Identity, Reason>),
+    /// The issuer's keys must be fetched first; then call again with `allow_fetch = false`.
+    Fetch(usize),
+}
+
+#[derive(serde::Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// A JSON object that rejects duplicate member names (RFC 7519 s.4: a parser must either
+/// reject them or take the last; other parsers may take the first, so reject).
+struct StrictObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for StrictObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((k, v)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate claim"));
+                    }
+                    map.insert(k, v);
+                }
+                Ok(StrictObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(f) if f.is_finite() && f >= 0.0 => Ok(Some(f as u64)),
+            _ => Err(Reason::InvalidClaims),
+        },
+    }
+}
+
+impl IssuerVerifier {
+    fn check_times(&self, exp: u64, nbf: Option<u64>, iat: Option<u64>, now: u64) -> Result<(), Reason> {
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(Reason::TokenExpired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+            return Err(Reason::TokenNotYetValid);
+        }
+        if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+            return Err(Reason::TokenNotYetValid);
+        }
+        if let Some(max_age) = self.max_age {
+            match iat {
+                None => return Err(Reason::InvalidClaims),
+                Some(iat) if now.saturating_sub(iat) > max_age.saturating_add(self.leeway) => {
+                    return Err(Reason::InvalidClaims);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), Reason> {
+        if self.skip_audience {
+            return Ok(());
+        }
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => self.audiences.iter().any(|x| x == a),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(|a| self.audiences.iter().any(|x| x == a)),
+            _ => false,
+        };
+        if ok { Ok(()) } else { Err(Reason::WrongAudience) }
+    }
+
+    fn check_typ(&self, typ: Option<&str>) -> Result<(), Reason> {
+        let Some(required) = &self.typ else { return Ok(()) };
+        let typ = typ.ok_or(Reason::InvalidClaims)?;
+        let bare = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") { &typ[12..] } else { typ };
+        if bare.eq_ignore_ascii_case(required) { Ok(()) } else { Err(Reason::InvalidClaims) }
+    }
+}
+
+impl Verifier {
+    pub(crate) fn new(
+        issuers: &[IssuerConfig],
+        tokens: &TokenConfig,
+        remote: &RemoteKeysConfig,
+        fetcher: &Arc<dyn KeyFetcher>,
+    ) -> Result<Verifier, PolicyError> {
+        let mut compiled = Vec::new();
+        let mut by_issuer = HashMap::new();
+        for (i, cfg) in issuers.iter().enumerate() {
+            let at = format!("issuers[{i}]");
+            if cfg.issuer.is_empty() {
+                return Err(PolicyError::invalid(format!("{at}.issuer"), "the issuer must not be empty"));
+            }
+            if by_issuer.insert(cfg.issuer.clone(), i).is_some() {
+                return Err(PolicyError::invalid(format!("{at}.issuer"), "this issuer is configured twice; a key never serves two issuers"));
+            }
+            if cfg.audiences.is_empty() && !cfg.dangerous_skip_audience_check {
+                return Err(PolicyError::invalid(format!("{at}.audiences"), "name at least one audience (or set dangerous_skip_audience_check)"));
+            }
+            let mut algorithms = Vec::new();
+            for (j, name) in cfg.algorithms.iter().enumerate() {
+                let alg = crate::keys::parse_algorithm(name)
+                    .ok_or_else(|| PolicyError::invalid(format!("{at}.algorithms[{j}]"), format!("unknown algorithm {name:?}")))?;
+                algorithms.push(alg);
+            }
+            let keys = KeySource::from_config(cfg, &at, remote, fetcher)?;
+            compiled.push(IssuerVerifier {
+                issuer: cfg.issuer.clone(),
+                audiences: cfg.audiences.clone(),
+                skip_audience: cfg.dangerous_skip_audience_check,
+                algorithms,
+                leeway: cfg.leeway.map_or(60, |d| d.as_secs()),
+                max_age: cfg.max_token_age.map(|d| d.as_secs()),
+                typ: cfg.required_typ.as_ref().map(|t| t.trim_start_matches("application/").to_string()),
+                required_claims: cfg.required_claims.clone(),
+                claim_values: cfg.claim_values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                keys,
+            });
+        }
+        if tokens.cache && tokens.cache_capacity == 0 {
+            return Err(PolicyError::invalid("tokens.cache_capacity", "must be at least 1 (or set tokens.cache = false)"));
+        }
+        let cache = tokens.cache.then(|| quick_cache::sync::Cache::new(tokens.cache_capacity));
+        Ok(Verifier { issuers: compiled, by_issuer, cache })
+    }
+
+    /// Number of verified tokens currently cached.
+    pub(crate) fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Verifies `token` without waiting for I/O. With `allow_fetch`, a missing key whose
+    /// issuer may be refetched yields [`Step::Fetch`].
+    pub(crate) fn verify(&self, token: &str, allow_fetch: bool) -> Step {
+        let now = unix_now();
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(token) {
+                let issuer = &self.issuers[hit.issuer];
+                let valid = issuer.check_times(hit.exp, hit.nbf, hit.iat, now);
+                if valid.is_ok() && issuer.keys.still_has(hit.kid.as_deref(), hit.fingerprint) {
+                    return Step::Done(Ok(hit.identity.clone()));
+                }
+                cache.remove(token);
+                if let Err(reason) = valid {
+                    return Step::Done(Err(reason));
+                }
+                // The key was removed: verify from scratch, which now fails as it should.
+            }
+        }
+        self.verify_uncached(token, allow_fetch, now)
+    }
+
+    fn verify_uncached(&self, token: &str, allow_fetch: bool, now: u64) -> Step {
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        let Ok(header_bytes) = URL_SAFE_NO_PAD.decode(h64) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        let Ok(header) = serde_json::from_slice::<RawHeader>(&header_bytes) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Step::Done(Err(Reason::AlgorithmNotAllowed));
+        }
+        if header.crit.is_some() {
+            // zt understands no JWS extension, so any `crit` list is unsupported (RFC 7515
+            // s.4.1.11); an empty or malformed one is invalid anyway.
+            return Step::Done(Err(Reason::UnsupportedCriticalHeader));
+        }
+        let Some(algorithm) = crate::keys::parse_algorithm(&header.alg) else {
+            return Step::Done(Err(Reason::AlgorithmNotAllowed));
+        };
+        if s64.is_empty() {
+            return Step::Done(Err(Reason::MalformedToken));
+        }
+        let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        let Some(issuer_index) = claims.get("iss").and_then(Value::as_str).and_then(|iss| self.by_issuer.get(iss)).copied() else {
+            return Step::Done(Err(Reason::UntrustedIssuer));
+        };
+        let issuer = &self.issuers[issuer_index];
+        if !issuer.algorithms.is_empty() && !issuer.algorithms.contains(&algorithm) {
+            return Step::Done(Err(Reason::AlgorithmNotAllowed));
+        }
+        let key = match issuer.keys.lookup(header.kid.as_deref(), algorithm) {
+            Lookup::Found(key) => key,
+            Lookup::Fetch if allow_fetch => return Step::Fetch(issuer_index),
+            Lookup::Missing | Lookup::Fetch => return Step::Done(Err(Reason::UnknownKey)),
+            Lookup::Unavailable => return Step::Done(Err(Reason::KeysUnavailable)),
+        };
+        if key.algorithm != algorithm {
+            return Step::Done(Err(Reason::AlgorithmNotAllowed));
+        }
+        let message_len = h64.len() + 1 + p64.len();
+        let message = &token.as_bytes()[..message_len];
+        match jsonwebtoken::crypto::verify(s64, message, &key.key, algorithm) {
+            Ok(true) => {}
+            _ => return Step::Done(Err(Reason::InvalidSignature)),
+        }
+        // Signature verified: now the claims may be interpreted.
+        let result = (|| {
+            issuer.check_typ(header.typ.as_deref())?;
+            let exp = numeric_date(&claims, "exp")?.ok_or(Reason::InvalidClaims)?;
+            let nbf = numeric_date(&claims, "nbf")?;
+            let iat = numeric_date(&claims, "iat")?;
+            issuer.check_times(exp, nbf, iat, now)?;
+            issuer.check_audience(&claims)?;
+            for name in &issuer.required_claims {
+                if claims.get(name).is_none_or(Value::is_null) {
+                    return Err(Reason::InvalidClaims);
+                }
+            }
+            for (name, value) in &issuer.claim_values {
+                if claims.get(name) != Some(value) {
+                    return Err(Reason::InvalidClaims);
+                }
+            }
+            Ok((exp, nbf, iat))
+        })();
+        let (exp, nbf, iat) = match result {
+            Ok(t) => t,
+            Err(reason) => return Step::Done(Err(reason)),
+        };
+        let identity = Identity::from_jwt_claims(&issuer.issuer, claims);
+        if let Some(cache) = &self.cache {
+            cache.insert(
+                token.to_string(),
+                Arc::new(CachedToken {
+                    identity: identity.clone(),
+                    issuer: issuer_index,
+                    kid: key.kid.clone(),
+                    fingerprint: key.fingerprint,
+                    exp,
+                    nbf,
+                    iat,
+                }),
+            );
+        }
+        Step::Done(Ok(identity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::HeaderList;
+
+    fn view<'a>(headers: &'a HeaderList, query: Option<&'a str>) -> RequestView<'a> {
+        RequestView { method: "GET", path: "/", query, headers, peer_addr: None }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let cfg = TokenConfig::default();
+        let h = HeaderList::default().with("authorization", "bearer abc.def.ghi");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("abc.def.ghi"));
+        let h = HeaderList::default().with("authorization", "BEARER  abc");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("abc"));
+        let h = HeaderList::default().with("authorization", "Bearer ");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        let h = HeaderList::default().with("authorization", "Bearer a b");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        let h = HeaderList::default().with("authorization", "Basic dXNlcjpwYXNz");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::None);
+        let h = HeaderList::default().with("authorization", "Bearer a").with("authorization", "Bearer a");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        let h = HeaderList::default().with("authorization", [0xffu8, 0x20, 0x41]);
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+    }
+
+    #[test]
+    fn query_tokens_only_when_enabled_and_never_two_credentials() {
+        let mut cfg = TokenConfig::default();
+        let h = HeaderList::default();
+        assert_eq!(extract(&view(&h, Some("access_token=abc")), &cfg), Credential::None);
+        cfg.dangerous_allow_query_token = true;
+        assert_eq!(extract(&view(&h, Some("x=1&access_token=abc")), &cfg), Credential::Bearer("abc"));
+        let h2 = HeaderList::default().with("authorization", "Bearer abc");
+        assert_eq!(extract(&view(&h2, Some("access_token=abc")), &cfg), Credential::Malformed);
+    }
+
+    #[test]
+    fn cookie_source() {
+        let cfg = TokenConfig { cookie: Some("at".into()), ..Default::default() };
+        let h = HeaderList::default().with("cookie", "a=1; at=tok.en.x; b=2");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("tok.en.x"));
+        let h = HeaderList::default().with("cookie", "at=x; at=y");
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+    }
+
+    #[test]
+    fn oversized_tokens_are_malformed() {
+        let cfg = TokenConfig { max_token_length: 10, ..Default::default() };
+        let h = HeaderList::default().with("authorization", format!("Bearer {}", "a".repeat(11)));
+        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+    }
+
+    #[test]
+    fn strict_object_rejects_duplicates() {
+        assert!(serde_json::from_str::<StrictObject>(r#"{"iss":"a","iss":"b"}"#).is_err());
+        assert!(serde_json::from_str::<StrictObject>(r#"{"iss":"a"}"#).is_ok());
+        assert!(serde_json::from_str::<StrictObject>("[1]").is_err());
+    }
+}
