@@ -3,75 +3,9 @@
 
 mod orders;
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use actix_web::web::{Bytes, Data, Path};
-use actix_web::{App, HttpResponse, HttpServer};
-use orders::{DemoConfig, DevKey, OrderStore, Reply};
-use zt::actix::{delete, get, post, Identity, Router, Routes};
-use zt::{Guard, PolicyError};
-
-fn reply(r: Reply) -> HttpResponse {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match r.body {
-        Some(body) => HttpResponse::build(status).content_type("application/json").body(body),
-        None => HttpResponse::new(status),
-    }
-}
-
-fn owner(who: &Identity) -> &str {
-    who.subject().unwrap_or("anonymous")
-}
-
-async fn health(store: Data<OrderStore>) -> HttpResponse {
-    reply(store.health())
-}
-async fn list_orders(store: Data<OrderStore>, who: Identity) -> HttpResponse {
-    reply(store.list(owner(&who)))
-}
-async fn create_order(store: Data<OrderStore>, who: Identity, body: Bytes) -> HttpResponse {
-    reply(store.create(owner(&who), &body))
-}
-async fn get_order(store: Data<OrderStore>, who: Identity, id: Path<String>) -> HttpResponse {
-    reply(store.get(owner(&who), &id))
-}
-async fn delete_order(store: Data<OrderStore>, id: Path<String>) -> HttpResponse {
-    reply(store.delete(&id))
-}
-
-/// The demo routes for a guard (also used by the conformance tests).
-pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
-    let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
-    let mut router = Router::new(guard);
-    for ((_, path, scopes), handler) in orders::ROUTES.iter().zip(handlers) {
-        router = router.route(path, handler, orders::requirement(scopes));
-    }
-    if let Some(jwks) = dev_jwks {
-        let jwks = Arc::new(jwks);
-        let serve = move || {
-            let jwks = jwks.clone();
-            async move { HttpResponse::Ok().content_type("application/json").body(jwks.as_str().to_owned()) }
-        };
-        router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
-    }
-    router.finish()
-}
-
-/// Builds the actix server on a bound listener.
-pub fn server(routes: Routes, listener: std::net::TcpListener, workers: usize) -> std::io::Result<actix_web::dev::Server> {
-    let store = Data::new(OrderStore::default());
-    Ok(HttpServer::new(move || {
-        let routes = routes.clone();
-        App::new()
-            .app_data(store.clone())
-            .wrap(routes.middleware())
-            .configure(move |cfg| routes.configure(cfg))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run())
-}
+use orders::actix_app::{routes, server};
+use orders::{DemoConfig, DevKey};
+use zt::Guard;
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,15 +2,18 @@
 //! configuration from `ZT_*` variables, dev-mode keys, and a framework-neutral order store.
 #![allow(dead_code)]
 
+pub mod actix_app;
+pub mod axum_app;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use zt::policy::{IssuerConfig, Policy};
 use zt::{Mode, Requirement};
@@ -26,7 +29,11 @@ pub const ROUTES: [(&str, &str, &[&str]); 5] = [
 
 /// The requirement of a demo route.
 pub fn requirement(scopes: &[&str]) -> Requirement {
-    if scopes.is_empty() { zt::scopes::public() } else { zt::scopes::all(scopes.iter().copied()) }
+    if scopes.is_empty() {
+        zt::scopes::public()
+    } else {
+        zt::scopes::all(scopes.iter().copied())
+    }
 }
 
 /// Settings from the environment.
@@ -42,7 +49,9 @@ impl DemoConfig {
     pub fn from_env() -> Result<DemoConfig, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let listen = var("ZT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen.parse().map_err(|_| format!("ZT_LISTEN: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        let listen = listen
+            .parse()
+            .map_err(|_| format!("ZT_LISTEN: {listen:?} is not an address like 127.0.0.1:8080"))?;
         let mode = match var("ZT_MODE") {
             None => Mode::Enforce,
             Some(m) => m.parse().map_err(|e| format!("ZT_MODE: {e}"))?,
@@ -60,12 +69,18 @@ impl DemoConfig {
     pub fn policy(&self, dev: Option<&DevKey>) -> Policy {
         let mut issuer = IssuerConfig::new(&self.issuer).audience(&self.audience);
         issuer = match (&self.jwks, dev) {
-            (Some(j), _) if j.starts_with("http://") || j.starts_with("https://") => issuer.jwks_url(j),
+            (Some(j), _) if j.starts_with("http://") || j.starts_with("https://") => {
+                issuer.jwks_url(j)
+            }
             (Some(file), _) => issuer.jwks_file(file),
             (None, Some(dev)) => issuer.jwks(dev.jwks.clone()),
             (None, None) => issuer,
         };
-        Policy::builder().realm(&self.audience).mode(self.mode).issuer(issuer).build()
+        Policy::builder()
+            .realm(&self.audience)
+            .mode(self.mode)
+            .issuer(issuer)
+            .build()
     }
 }
 
@@ -79,8 +94,10 @@ pub struct DevKey {
 impl DevKey {
     pub fn generate() -> Result<DevKey, String> {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| "key generation failed")?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).map_err(|_| "key parse failed")?;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| "key generation failed")?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .map_err(|_| "key parse failed")?;
         let point = pair.public_key().as_ref();
         let (x, y) = point[1..].split_at(32);
         let kid = format!("dev-{}", &URL_SAFE_NO_PAD.encode(&point[1..9]));
@@ -89,7 +106,11 @@ impl DevKey {
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
         }]})
         .to_string();
-        Ok(DevKey { encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()), jwks, kid })
+        Ok(DevKey {
+            encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwks,
+            kid,
+        })
     }
 
     /// A token for `sub` with `scope`, valid for an hour.
@@ -109,11 +130,22 @@ impl DevKey {
     pub fn print_banner(&self, config: &DemoConfig, framework: &str) {
         let base = format!("http://{}", config.listen);
         let mut out = String::new();
-        out.push_str(&format!("\n=== zt {framework} orders demo: DEV MODE (ephemeral key, NOT FOR PRODUCTION) ===\n"));
-        out.push_str(&format!("issuer {} | audience {} | JWKS at {base}/.well-known/jwks.json\n", config.issuer, config.audience));
-        for (sub, scope) in [("alice", "orders:read"), ("alice", "orders:read orders:write"), ("admin", "orders:read orders:write orders:admin")] {
+        out.push_str(&format!(
+            "\n=== zt {framework} orders demo: DEV MODE (ephemeral key, NOT FOR PRODUCTION) ===\n"
+        ));
+        out.push_str(&format!(
+            "issuer {} | audience {} | JWKS at {base}/.well-known/jwks.json\n",
+            config.issuer, config.audience
+        ));
+        for (sub, scope) in [
+            ("alice", "orders:read"),
+            ("alice", "orders:read orders:write"),
+            ("admin", "orders:read orders:write orders:admin"),
+        ] {
             let token = self.token(&config.issuer, &config.audience, sub, scope);
-            out.push_str(&format!("\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"));
+            out.push_str(&format!(
+                "\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"
+            ));
         }
         out.push_str(&format!(
             "\ncurl -s {base}/health\ncurl -s -H \"Authorization: Bearer $TOKEN\" {base}/orders\n\
@@ -125,7 +157,10 @@ impl DevKey {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// An order.
@@ -155,11 +190,17 @@ pub struct Reply {
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Reply {
-    Reply { status, body: Some(serde_json::to_string(value).unwrap_or_default()) }
+    Reply {
+        status,
+        body: Some(serde_json::to_string(value).unwrap_or_default()),
+    }
 }
 
 fn problem(status: u16, title: &str) -> Reply {
-    json(status, &serde_json::json!({"type": "about:blank", "title": title, "status": status}))
+    json(
+        status,
+        &serde_json::json!({"type": "about:blank", "title": title, "status": status}),
+    )
 }
 
 /// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).
@@ -178,7 +219,9 @@ impl OrderStore {
     }
 
     pub fn list(&self, owner: &str) -> Reply {
-        let Ok(guard) = self.inner.lock() else { return problem(500, "store unavailable") };
+        let Ok(guard) = self.inner.lock() else {
+            return problem(500, "store unavailable");
+        };
         let mine: Vec<&Order> = guard.1.iter().filter(|o| o.owner == owner).collect();
         json(200, &mine)
     }
@@ -187,12 +230,24 @@ impl OrderStore {
         let Ok(new) = serde_json::from_slice::<NewOrder>(body) else {
             return problem(400, "invalid order");
         };
-        if new.item.is_empty() || new.item.len() > 64 || !(1..=1000).contains(&new.quantity) || new.note.as_ref().is_some_and(|n| n.len() > 256) {
+        if new.item.is_empty()
+            || new.item.len() > 64
+            || !(1..=1000).contains(&new.quantity)
+            || new.note.as_ref().is_some_and(|n| n.len() > 256)
+        {
             return problem(400, "invalid order");
         }
-        let Ok(mut guard) = self.inner.lock() else { return problem(500, "store unavailable") };
+        let Ok(mut guard) = self.inner.lock() else {
+            return problem(500, "store unavailable");
+        };
         guard.0 += 1;
-        let order = Order { id: guard.0, item: new.item, quantity: new.quantity, note: new.note, owner: owner.to_string() };
+        let order = Order {
+            id: guard.0,
+            item: new.item,
+            quantity: new.quantity,
+            note: new.note,
+            owner: owner.to_string(),
+        };
         if guard.1.len() >= MAX_ORDERS {
             guard.1.pop_front();
         }
@@ -201,8 +256,12 @@ impl OrderStore {
     }
 
     pub fn get(&self, owner: &str, id: &str) -> Reply {
-        let Ok(id) = id.parse::<u64>() else { return problem(404, "no such order") };
-        let Ok(guard) = self.inner.lock() else { return problem(500, "store unavailable") };
+        let Ok(id) = id.parse::<u64>() else {
+            return problem(404, "no such order");
+        };
+        let Ok(guard) = self.inner.lock() else {
+            return problem(500, "store unavailable");
+        };
         match guard.1.iter().find(|o| o.id == id && o.owner == owner) {
             Some(order) => json(200, order),
             None => problem(404, "no such order"),
@@ -210,10 +269,21 @@ impl OrderStore {
     }
 
     pub fn delete(&self, id: &str) -> Reply {
-        let Ok(id) = id.parse::<u64>() else { return problem(404, "no such order") };
-        let Ok(mut guard) = self.inner.lock() else { return problem(500, "store unavailable") };
+        let Ok(id) = id.parse::<u64>() else {
+            return problem(404, "no such order");
+        };
+        let Ok(mut guard) = self.inner.lock() else {
+            return problem(500, "store unavailable");
+        };
         let before = guard.1.len();
         guard.1.retain(|o| o.id != id);
-        if guard.1.len() < before { Reply { status: 204, body: None } } else { problem(404, "no such order") }
+        if guard.1.len() < before {
+            Reply {
+                status: 204,
+                body: None,
+            }
+        } else {
+            problem(404, "no such order")
+        }
     }
 }

@@ -1,0 +1,70 @@
+//! The demo on axum.
+
+use std::sync::Arc;
+
+use super::{OrderStore, Reply};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use zt::Guard;
+use zt::axum::routing::{delete, get, post};
+use zt::axum::{Identity, Router};
+
+#[derive(Clone)]
+struct App {
+    store: Arc<OrderStore>,
+}
+
+fn reply(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match r.body {
+        Some(body) => (status, [("content-type", "application/json")], body).into_response(),
+        None => status.into_response(),
+    }
+}
+
+fn owner(who: &Identity) -> &str {
+    who.subject().unwrap_or("anonymous")
+}
+
+async fn health(State(app): State<App>) -> Response {
+    reply(app.store.health())
+}
+async fn list_orders(State(app): State<App>, who: Identity) -> Response {
+    reply(app.store.list(owner(&who)))
+}
+async fn create_order(State(app): State<App>, who: Identity, body: Bytes) -> Response {
+    reply(app.store.create(owner(&who), &body))
+}
+async fn get_order(State(app): State<App>, who: Identity, Path(id): Path<String>) -> Response {
+    reply(app.store.get(owner(&who), &id))
+}
+async fn delete_order(State(app): State<App>, Path(id): Path<String>) -> Response {
+    reply(app.store.delete(&id))
+}
+
+/// The demo app for a guard (also used by the conformance tests).
+pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
+    let handlers = [
+        get(health),
+        get(list_orders),
+        post(create_order),
+        get(get_order),
+        delete(delete_order),
+    ];
+    let mut router = Router::new(guard);
+    for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
+        router = router.route(path, handler, super::requirement(scopes));
+    }
+    if let Some(jwks) = dev_jwks {
+        let serve = move || {
+            let jwks = jwks.clone();
+            async move { ([("content-type", "application/json")], jwks) }
+        };
+        router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
+    }
+    router.into_axum().with_state(App {
+        store: Arc::new(OrderStore::default()),
+    })
+}
