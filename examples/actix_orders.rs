@@ -10,7 +10,9 @@ use zt::Guard;
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let config = DemoConfig::from_env()?;
     let dev = if config.jwks.is_none() { Some(DevKey::generate()?) } else { None };

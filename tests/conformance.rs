@@ -33,8 +33,24 @@ fn bearer(token: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {token}"))]
 }
 
-fn get(name: &str, path: &str, headers: Vec<(&'static str, String)>, status: u16, problem: Option<&'static str>, challenge: Option<String>) -> Case {
-    Case { name: name.into(), method: "GET", path: path.into(), headers, body: None, status, problem, challenge }
+fn get(
+    name: &str,
+    path: &str,
+    headers: Vec<(&'static str, String)>,
+    status: u16,
+    problem: Option<&'static str>,
+    challenge: Option<String>,
+) -> Case {
+    Case {
+        name: name.into(),
+        method: "GET",
+        path: path.into(),
+        headers,
+        body: None,
+        status,
+        problem,
+        challenge,
+    }
 }
 
 fn denied_token(name: &str, token: String, problem: &'static str, detail: &str) -> Case {
@@ -47,10 +63,24 @@ fn cases() -> Vec<Case> {
     let mut cases = vec![
         get("health is public", "/health", vec![], 200, None, None),
         get("no credentials", "/orders", vec![], 401, Some("missing-credentials"), Some(REALM.into())),
-        get("lower-case scheme", "/orders", vec![("authorization", format!("bearer {}", token("alice", "orders:read")))], 200, None, None),
+        get(
+            "lower-case scheme",
+            "/orders",
+            vec![("authorization", format!("bearer {}", token("alice", "orders:read")))],
+            200,
+            None,
+            None,
+        ),
     ];
     for k in keys() {
-        cases.push(get(&format!("valid {:?}", k.alg), "/orders", bearer(&sign(k, &claims("alice", "orders:read"))), 200, None, None));
+        cases.push(get(
+            &format!("valid {:?}", k.alg),
+            "/orders",
+            bearer(&sign(k, &claims("alice", "orders:read"))),
+            200,
+            None,
+            None,
+        ));
     }
     let with = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut c = claims("alice", "orders:read");
@@ -58,74 +88,255 @@ fn cases() -> Vec<Case> {
         sign(es, &c)
     };
     cases.extend([
-        denied_token("expired", with(&|c| { c["exp"] = json!(now - 3600); c["iat"] = json!(now - 7200); }), "token-expired", "The access token expired."),
-        denied_token("not yet valid", with(&|c| c["nbf"] = json!(now + 3600)), "token-not-yet-valid", "The access token is not valid yet."),
-        denied_token("issued in the future", with(&|c| c["iat"] = json!(now + 3600)), "token-not-yet-valid", "The access token is not valid yet."),
-        denied_token("wrong issuer", with(&|c| c["iss"] = json!("https://evil.test")), "untrusted-issuer", "The access token was not issued by a trusted issuer."),
-        denied_token("wrong audience", with(&|c| c["aud"] = json!("other-api")), "wrong-audience", "The access token is not intended for this service."),
-        denied_token("missing audience", with(&|c| { c.as_object_mut().map(|o| o.remove("aud")); }), "wrong-audience", "The access token is not intended for this service."),
-        denied_token("missing exp", with(&|c| { c.as_object_mut().map(|o| o.remove("exp")); }), "invalid-claims", "The access token's claims do not meet this service's requirements."),
-        get("audience array", "/orders", bearer(&with(&|c| c["aud"] = json!(["x", AUDIENCE]))), 200, None, None),
-        denied_token("garbage token", "abc".into(), "malformed-token", "The access token is not a well-formed JWT."),
-        denied_token("five-part JWE shape", "a.b.c.d.e".into(), "malformed-token", "The access token is not a well-formed JWT."),
+        denied_token(
+            "expired",
+            with(&|c| {
+                c["exp"] = json!(now - 3600);
+                c["iat"] = json!(now - 7200);
+            }),
+            "token-expired",
+            "The access token expired.",
+        ),
+        denied_token(
+            "not yet valid",
+            with(&|c| c["nbf"] = json!(now + 3600)),
+            "token-not-yet-valid",
+            "The access token is not valid yet.",
+        ),
+        denied_token(
+            "issued in the future",
+            with(&|c| c["iat"] = json!(now + 3600)),
+            "token-not-yet-valid",
+            "The access token is not valid yet.",
+        ),
+        denied_token(
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://evil.test")),
+            "untrusted-issuer",
+            "The access token was not issued by a trusted issuer.",
+        ),
+        denied_token(
+            "wrong audience",
+            with(&|c| c["aud"] = json!("other-api")),
+            "wrong-audience",
+            "The access token is not intended for this service.",
+        ),
+        denied_token(
+            "missing audience",
+            with(&|c| {
+                c.as_object_mut().map(|o| o.remove("aud"));
+            }),
+            "wrong-audience",
+            "The access token is not intended for this service.",
+        ),
+        denied_token(
+            "missing exp",
+            with(&|c| {
+                c.as_object_mut().map(|o| o.remove("exp"));
+            }),
+            "invalid-claims",
+            "The access token's claims do not meet this service's requirements.",
+        ),
+        get(
+            "audience array",
+            "/orders",
+            bearer(&with(&|c| c["aud"] = json!(["x", AUDIENCE]))),
+            200,
+            None,
+            None,
+        ),
+        denied_token(
+            "garbage token",
+            "abc".into(),
+            "malformed-token",
+            "The access token is not a well-formed JWT.",
+        ),
+        denied_token(
+            "five-part JWE shape",
+            "a.b.c.d.e".into(),
+            "malformed-token",
+            "The access token is not a well-formed JWT.",
+        ),
     ]);
     // alg none in every casing, with and without a signature.
     for alg in ["none", "None", "NONE", "nOnE"] {
         let t = forge(&json!({"alg": alg, "kid": "es256"}), &claims("alice", "orders:read"), b"");
-        cases.push(denied_token(&format!("alg {alg}"), t, "algorithm-not-allowed", "The access token's signing algorithm is not accepted."));
+        cases.push(denied_token(
+            &format!("alg {alg}"),
+            t,
+            "algorithm-not-allowed",
+            "The access token's signing algorithm is not accepted.",
+        ));
     }
     // HS256 signed with the RSA key's public JWK as the HMAC secret (key confusion).
     let rsa = key(Algorithm::RS256);
     let secret = rsa.jwk.to_string();
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some(rsa.kid.clone());
-    let confused = jsonwebtoken::encode(&h, &claims("alice", "orders:read"), &EncodingKey::from_secret(secret.as_bytes()).expect("secret")).expect("hs");
-    cases.push(denied_token("HS256 with the public key", confused, "algorithm-not-allowed", "The access token's signing algorithm is not accepted."));
+    let confused = jsonwebtoken::encode(
+        &h,
+        &claims("alice", "orders:read"),
+        &EncodingKey::from_secret(secret.as_bytes()).expect("secret"),
+    )
+    .expect("hs");
+    cases.push(denied_token(
+        "HS256 with the public key",
+        confused,
+        "algorithm-not-allowed",
+        "The access token's signing algorithm is not accepted.",
+    ));
     // Unknown kid, and keys the token tries to bring along.
     let mut unknown = Header::new(Algorithm::ES256);
     unknown.kid = Some("nobody".into());
     let t = jsonwebtoken::encode(&unknown, &claims("alice", "orders:read"), &es.encoding).expect("sign");
-    cases.push(denied_token("unknown kid", t, "unknown-key", "The access token was signed with an unknown key."));
+    cases.push(denied_token(
+        "unknown kid",
+        t,
+        "unknown-key",
+        "The access token was signed with an unknown key.",
+    ));
     let attacker = attacker_ec();
-    let embedded = sign_raw(attacker, &json!({"alg": "ES256", "kid": "es256", "jwk": attacker.jwk}), &claims("alice", "orders:read orders:admin"));
-    cases.push(denied_token("embedded jwk", embedded, "invalid-signature", "The access token's signature is invalid."));
+    let embedded = sign_raw(
+        attacker,
+        &json!({"alg": "ES256", "kid": "es256", "jwk": attacker.jwk}),
+        &claims("alice", "orders:read orders:admin"),
+    );
+    cases.push(denied_token(
+        "embedded jwk",
+        embedded,
+        "invalid-signature",
+        "The access token's signature is invalid.",
+    ));
     for member in ["jku", "x5u"] {
-        let t = sign_raw(attacker, &json!({"alg": "ES256", "kid": "attacker", member: "http://127.0.0.1:9/keys"}), &claims("alice", "orders:read"));
-        cases.push(denied_token(&format!("header {member}"), t, "unknown-key", "The access token was signed with an unknown key."));
+        let t = sign_raw(
+            attacker,
+            &json!({"alg": "ES256", "kid": "attacker", member: "http://127.0.0.1:9/keys"}),
+            &claims("alice", "orders:read"),
+        );
+        cases.push(denied_token(
+            &format!("header {member}"),
+            t,
+            "unknown-key",
+            "The access token was signed with an unknown key.",
+        ));
     }
-    let x5c = sign_raw(attacker, &json!({"alg": "ES256", "kid": "es256", "x5c": ["MIIB"]}), &claims("alice", "orders:read"));
-    cases.push(denied_token("header x5c", x5c, "invalid-signature", "The access token's signature is invalid."));
+    let x5c = sign_raw(
+        attacker,
+        &json!({"alg": "ES256", "kid": "es256", "x5c": ["MIIB"]}),
+        &claims("alice", "orders:read"),
+    );
+    cases.push(denied_token(
+        "header x5c",
+        x5c,
+        "invalid-signature",
+        "The access token's signature is invalid.",
+    ));
     // Tampered payload: the signature no longer matches.
     let good = token("alice", "orders:read");
     let parts: Vec<&str> = good.split('.').collect();
-    let tampered = format!("{}.{}.{}", parts[0], b64(claims("alice", "orders:read orders:admin").to_string().as_bytes()), parts[2]);
-    cases.push(denied_token("tampered payload", tampered, "invalid-signature", "The access token's signature is invalid."));
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims("alice", "orders:read orders:admin").to_string().as_bytes()),
+        parts[2]
+    );
+    cases.push(denied_token(
+        "tampered payload",
+        tampered,
+        "invalid-signature",
+        "The access token's signature is invalid.",
+    ));
     // Psychic signature (CVE-2022-21449): r = s = 0.
     let zeros = forge(&json!({"alg": "ES256", "kid": "es256"}), &claims("alice", "orders:read"), &[0u8; 64]);
-    cases.push(denied_token("ECDSA signature of zeros", zeros, "invalid-signature", "The access token's signature is invalid."));
-    let crit = sign_raw(es, &json!({"alg": "ES256", "kid": "es256", "crit": ["exp"], "exp": 1}), &claims("alice", "orders:read"));
-    cases.push(denied_token("unknown crit", crit, "unsupported-critical-header", "The access token requires header extensions that are not supported."));
+    cases.push(denied_token(
+        "ECDSA signature of zeros",
+        zeros,
+        "invalid-signature",
+        "The access token's signature is invalid.",
+    ));
+    let crit = sign_raw(
+        es,
+        &json!({"alg": "ES256", "kid": "es256", "crit": ["exp"], "exp": 1}),
+        &claims("alice", "orders:read"),
+    );
+    cases.push(denied_token(
+        "unknown crit",
+        crit,
+        "unsupported-critical-header",
+        "The access token requires header extensions that are not supported.",
+    ));
     let dup_claims = {
         let c = claims("alice", "orders:read").to_string();
         let c = c.replacen('{', "{\"iss\":\"https://evil.test\",", 1);
-        let message = format!("{}.{}", b64(json!({"alg":"ES256","kid":"es256"}).to_string().as_bytes()), b64(c.as_bytes()));
-        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &es.encoding, Algorithm::ES256).expect("sign");
+        let message = format!(
+            "{}.{}",
+            b64(json!({"alg":"ES256","kid":"es256"}).to_string().as_bytes()),
+            b64(c.as_bytes())
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &es.encoding, Algorithm::ES256).expect("sign");
         format!("{message}.{sig}")
     };
-    cases.push(denied_token("duplicate claim names", dup_claims, "malformed-token", "The access token is not a well-formed JWT."));
+    cases.push(denied_token(
+        "duplicate claim names",
+        dup_claims,
+        "malformed-token",
+        "The access token is not a well-formed JWT.",
+    ));
 
     // Credentials in the wrong shape.
-    let malformed = Some(format!("{REALM}, error=\"invalid_request\", error_description=\"The credentials are malformed, repeated, or sent in more than one way.\""));
+    let malformed = Some(format!(
+        "{REALM}, error=\"invalid_request\", error_description=\"The credentials are malformed, repeated, or sent in more than one way.\""
+    ));
     cases.extend([
-        get("empty bearer", "/orders", vec![("authorization", "Bearer".into())], 400, Some("malformed-credentials"), malformed.clone()),
-        get("bearer with two tokens", "/orders", vec![("authorization", "Bearer a b".into())], 400, Some("malformed-credentials"), malformed.clone()),
-        get("two authorization headers", "/orders", vec![("authorization", format!("Bearer {good}")), ("authorization", format!("Bearer {good}"))], 400, Some("malformed-credentials"), malformed.clone()),
-        get("basic scheme only", "/orders", vec![("authorization", "Basic YTpi".into())], 401, Some("missing-credentials"), Some(REALM.into())),
-        get("invalid token on a public route", "/health", bearer("abc"), 401, Some("malformed-token"), invalid_token("The access token is not a well-formed JWT.")),
+        get(
+            "empty bearer",
+            "/orders",
+            vec![("authorization", "Bearer".into())],
+            400,
+            Some("malformed-credentials"),
+            malformed.clone(),
+        ),
+        get(
+            "bearer with two tokens",
+            "/orders",
+            vec![("authorization", "Bearer a b".into())],
+            400,
+            Some("malformed-credentials"),
+            malformed.clone(),
+        ),
+        get(
+            "two authorization headers",
+            "/orders",
+            vec![("authorization", format!("Bearer {good}")), ("authorization", format!("Bearer {good}"))],
+            400,
+            Some("malformed-credentials"),
+            malformed.clone(),
+        ),
+        get(
+            "basic scheme only",
+            "/orders",
+            vec![("authorization", "Basic YTpi".into())],
+            401,
+            Some("missing-credentials"),
+            Some(REALM.into()),
+        ),
+        get(
+            "invalid token on a public route",
+            "/health",
+            bearer("abc"),
+            401,
+            Some("malformed-token"),
+            invalid_token("The access token is not a well-formed JWT."),
+        ),
     ]);
 
     // Scopes.
-    let insufficient = |scope: &str| Some(format!("{REALM}, error=\"insufficient_scope\", error_description=\"The access token lacks the scope this resource requires.\", scope=\"{scope}\""));
+    let insufficient = |scope: &str| {
+        Some(format!(
+            "{REALM}, error=\"insufficient_scope\", error_description=\"The access token lacks the scope this resource requires.\", scope=\"{scope}\""
+        ))
+    };
     cases.extend([
         Case {
             name: "write without orders:write".into(),
@@ -141,14 +352,35 @@ fn cases() -> Vec<Case> {
             name: "write with orders:write".into(),
             method: "POST",
             path: "/orders".into(),
-            headers: [bearer(&token("alice", "orders:write")), vec![("content-type", "application/json".into())]].concat(),
+            headers: [
+                bearer(&token("alice", "orders:write")),
+                vec![("content-type", "application/json".into())],
+            ]
+            .concat(),
             body: Some(br#"{"item":"book","quantity":1}"#.to_vec()),
             status: 201,
             problem: None,
             challenge: None,
         },
-        get("no scope at all", "/orders", bearer(&token("alice", "")), 403, Some("insufficient-scope"), insufficient("orders:read")),
-        get("scp array grants", "/orders", bearer(&with(&|c| { c.as_object_mut().map(|o| o.remove("scope")); c["scp"] = json!(["orders:read"]); })), 200, None, None),
+        get(
+            "no scope at all",
+            "/orders",
+            bearer(&token("alice", "")),
+            403,
+            Some("insufficient-scope"),
+            insufficient("orders:read"),
+        ),
+        get(
+            "scp array grants",
+            "/orders",
+            bearer(&with(&|c| {
+                c.as_object_mut().map(|o| o.remove("scope"));
+                c["scp"] = json!(["orders:read"]);
+            })),
+            200,
+            None,
+            None,
+        ),
         Case {
             name: "delete needs orders:admin".into(),
             method: "DELETE",
@@ -177,7 +409,16 @@ fn cases() -> Vec<Case> {
         get("unknown route", "/admin", bearer(&good), 404, Some("route-not-found"), None),
         get("trailing slash is another route", "/orders/", bearer(&good), 404, Some("route-not-found"), None),
         get("case-sensitive", "/ORDERS", bearer(&good), 404, Some("route-not-found"), None),
-        Case { name: "undeclared method".into(), method: "PUT", path: "/orders".into(), headers: bearer(&good), body: None, status: 405, problem: Some("method-not-allowed"), challenge: None },
+        Case {
+            name: "undeclared method".into(),
+            method: "PUT",
+            path: "/orders".into(),
+            headers: bearer(&good),
+            body: None,
+            status: 405,
+            problem: Some("method-not-allowed"),
+            challenge: None,
+        },
         get("double slash", "//orders", bearer(&good), 400, Some("invalid-path"), None),
         get("dot segment", "/orders/../orders", bearer(&good), 400, Some("invalid-path"), None),
         get("encoded slash", "/orders%2f1", bearer(&good), 400, Some("invalid-path"), None),
@@ -213,28 +454,53 @@ async fn both_adapters_answer_the_table_identically() {
             {
                 failures.push(format!(
                     "[{adapter}] {}: got {} {:?} {:?}, want {} {:?} {:?}",
-                    case.name, r.status, problem, r.header("www-authenticate"), case.status, expected_problem, case.challenge
+                    case.name,
+                    r.status,
+                    problem,
+                    r.header("www-authenticate"),
+                    case.status,
+                    expected_problem,
+                    case.challenge
                 ));
             }
             if case.problem.is_some() {
-                assert_eq!(r.header("content-type"), Some("application/problem+json"), "{adapter} {}", case.name);
+                assert_eq!(
+                    r.header("content-type"),
+                    Some("application/problem+json"),
+                    "{adapter} {}",
+                    case.name
+                );
                 let body: serde_json::Value = serde_json::from_str(&r.body).expect("problem json");
                 assert_eq!(body["request_id"].as_str(), r.header("x-request-id"), "{adapter} {}", case.name);
                 // Nothing from the token is ever echoed.
                 for (_, v) in &case.headers {
-                    if let Some(t) = v.strip_prefix("Bearer ") {
-                        if t.len() > 8 {
-                            assert!(!r.body.contains(t) && !r.headers.iter().any(|(_, hv)| hv.contains(t)), "{adapter} {} echoes the token", case.name);
-                        }
+                    if let Some(t) = v.strip_prefix("Bearer ")
+                        && t.len() > 8
+                    {
+                        assert!(
+                            !r.body.contains(t) && !r.headers.iter().any(|(_, hv)| hv.contains(t)),
+                            "{adapter} {} echoes the token",
+                            case.name
+                        );
                     }
                 }
             }
         }
         // The adapters agree on everything the caller can see, except the request id.
-        assert_eq!((a.status, a.header("www-authenticate"), a.header("allow"), a.problem_type()),
-                   (b.status, b.header("www-authenticate"), b.header("allow"), b.problem_type()), "{}", case.name);
+        assert_eq!(
+            (a.status, a.header("www-authenticate"), a.header("allow"), a.problem_type()),
+            (b.status, b.header("www-authenticate"), b.header("allow"), b.problem_type()),
+            "{}",
+            case.name
+        );
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +525,14 @@ async fn report_mode_logs_but_forwards_in_both() {
     let reader = token("alice", "orders:read");
     for addr in [axum_addr, actix_addr] {
         // Insufficient scope would be 403: in report mode the handler runs (with the identity).
-        let r = raw_request(addr, "POST", "/orders", &[("authorization", &format!("Bearer {reader}")), ("content-type", "application/json")], Some(br#"{"item":"pen","quantity":3}"#)).await;
+        let r = raw_request(
+            addr,
+            "POST",
+            "/orders",
+            &[("authorization", &format!("Bearer {reader}")), ("content-type", "application/json")],
+            Some(br#"{"item":"pen","quantity":3}"#),
+        )
+        .await;
         assert_eq!(r.status, 201, "{r:?}");
         assert!(r.body.contains("\"owner\":\"alice\""));
         // Unknown routes reach the framework's own 404 (not a zt problem).
@@ -278,12 +551,23 @@ async fn orders_belong_to_their_owner_in_both() {
     for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
         let alice = format!("Bearer {}", token("alice", "orders:read orders:write"));
         let bob = format!("Bearer {}", token("bob", "orders:read"));
-        let created = raw_request(addr, "POST", "/orders", &[("authorization", &alice), ("content-type", "application/json")], Some(br#"{"item":"lamp","quantity":1}"#)).await;
+        let created = raw_request(
+            addr,
+            "POST",
+            "/orders",
+            &[("authorization", &alice), ("content-type", "application/json")],
+            Some(br#"{"item":"lamp","quantity":1}"#),
+        )
+        .await;
         assert_eq!(created.status, 201);
-        let id = serde_json::from_str::<serde_json::Value>(&created.body).expect("json")["id"].as_u64().expect("id");
-        let mine = raw_request(addr, "GET", &format!("/orders/{id}"), &[("authorization", &alice)], None).await;
+        let id = serde_json::from_str::<serde_json::Value>(&created.body).expect("json")["id"]
+            .as_u64()
+            .expect("id");
+        let mine =
+            raw_request(addr, "GET", &format!("/orders/{id}"), &[("authorization", &alice)], None).await;
         assert_eq!(mine.status, 200);
-        let theirs = raw_request(addr, "GET", &format!("/orders/{id}"), &[("authorization", &bob)], None).await;
+        let theirs =
+            raw_request(addr, "GET", &format!("/orders/{id}"), &[("authorization", &bob)], None).await;
         assert_eq!(theirs.status, 404);
     }
 }

@@ -77,12 +77,16 @@ fn remote(floor_ms: u64, unknown_kid_ms: u64) -> RemoteKeysConfig {
 fn guard(issuer: IssuerConfig, remote: RemoteKeysConfig) -> Guard {
     let mut routes = RouteTable::new();
     routes.add("GET", "/orders", zt::scopes::authenticated()).expect("route");
-    Guard::new(Policy::builder().issuer(issuer).remote_keys(remote).build()).expect("guard").with_routes(&routes).expect("routes")
+    Guard::new(Policy::builder().issuer(issuer).remote_keys(remote).build())
+        .expect("guard")
+        .with_routes(&routes)
+        .expect("routes")
 }
 
 async fn check(guard: &Guard, token: &str) -> Result<String, Reason> {
     let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
-    let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None };
+    let view =
+        RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None };
     let check = guard.check(&view);
     match check.verdict().await.outcome {
         Outcome::Allow(Some(id)) => Ok(id.subject().unwrap_or_default().to_string()),
@@ -111,7 +115,10 @@ async fn eventually(f: impl Fn() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_use_fetches_once_for_many_concurrent_requests() {
     let (server, base) = jwks_server(trusted_jwks(), 300).await;
-    let guard = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(30_000, 30_000));
+    let guard = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(30_000, 30_000),
+    );
     let mut tasks = Vec::new();
     for i in 0..24 {
         let guard = guard.clone();
@@ -129,7 +136,10 @@ async fn rotation_adds_new_keys_and_drops_removed_ones_even_for_cached_tokens() 
     let old = key(Algorithm::RS256);
     let new = rotated_rsa();
     let (server, base) = jwks_server(jwks(&[old]), 300).await;
-    let guard = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(30_000, 100));
+    let guard = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(30_000, 100),
+    );
     let old_token = sign(old, &claims("alice", "x"));
     assert_eq!(check(&guard, &old_token).await, Ok("alice".into()));
     assert_eq!(guard.cached_tokens(), 1);
@@ -147,7 +157,10 @@ async fn rotation_adds_new_keys_and_drops_removed_ones_even_for_cached_tokens() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_kids_cause_at_most_one_refetch_per_interval() {
     let (server, base) = jwks_server(trusted_jwks(), 300).await;
-    let guard = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(30_000, 400));
+    let guard = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(30_000, 400),
+    );
     assert!(check(&guard, &token("alice", "x")).await.is_ok());
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
 
@@ -177,7 +190,10 @@ async fn forged_kids_cause_at_most_one_refetch_per_interval() {
 async fn outage_keeps_last_good_set_and_recovers() {
     // max-age 0 is raised to the 100 ms floor: the set goes stale quickly.
     let (server, base) = jwks_server(trusted_jwks(), 0).await;
-    let guard = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(100, 100));
+    let guard = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(100, 100),
+    );
     assert!(check(&guard, &token("alice", "x")).await.is_ok());
     server.fail.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -206,7 +222,10 @@ async fn outage_keeps_last_good_set_and_recovers() {
 async fn never_fetched_and_down_fails_closed_without_a_fetch_storm() {
     let (server, base) = jwks_server(trusted_jwks(), 300).await;
     server.fail.store(true, Ordering::SeqCst);
-    let guard = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(30_000, 30_000));
+    let guard = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(30_000, 30_000),
+    );
     let t = token("alice", "x");
     // The first request tries (and fails): keys unavailable, 503.
     let first = check(&guard, &t).await;
@@ -222,7 +241,10 @@ async fn never_fetched_and_down_fails_closed_without_a_fetch_storm() {
 async fn cache_control_max_age_is_honoured_within_floor_and_ceiling() {
     // A long max-age: no refresh while requests keep coming.
     let (long, base) = jwks_server(trusted_jwks(), 3600).await;
-    let g = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(50, 30_000));
+    let g = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(50, 30_000),
+    );
     for i in 0..5 {
         assert!(check(&g, &sign(key(Algorithm::ES256), &claims(&format!("a{i}"), "x"))).await.is_ok());
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -231,7 +253,10 @@ async fn cache_control_max_age_is_honoured_within_floor_and_ceiling() {
 
     // max-age 0 is raised to the 50 ms floor, and the set is refreshed in the background.
     let (short, base) = jwks_server(trusted_jwks(), 0).await;
-    let g = guard(IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")), remote(50, 30_000));
+    let g = guard(
+        IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks_url(format!("{base}/jwks")),
+        remote(50, 30_000),
+    );
     assert!(check(&g, &token("alice", "x")).await.is_ok());
     let g2 = g.clone();
     let mut refreshed = false;
@@ -272,7 +297,11 @@ struct InMemoryFetcher {
 }
 
 impl KeyFetcher for InMemoryFetcher {
-    fn fetch<'a>(&'a self, url: &'a str) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>> {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>>
+    {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if url != "https://keys.internal/jwks" {

@@ -12,9 +12,7 @@ use zt::{Guard, PolicyError};
 fn reply(r: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
-        Some(body) => HttpResponse::build(status)
-            .content_type("application/json")
-            .body(body),
+        Some(body) => HttpResponse::build(status).content_type("application/json").body(body),
         None => HttpResponse::new(status),
     }
 }
@@ -41,13 +39,7 @@ async fn delete_order(store: Data<OrderStore>, id: Path<String>) -> HttpResponse
 
 /// The demo routes for a guard (also used by the conformance tests).
 pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
-    let handlers = [
-        get(health),
-        get(list_orders),
-        post(create_order),
-        get(get_order),
-        delete(delete_order),
-    ];
+    let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
@@ -56,11 +48,7 @@ pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyEr
         let jwks = Arc::new(jwks);
         let serve = move || {
             let jwks = jwks.clone();
-            async move {
-                HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(jwks.as_str().to_owned())
-            }
+            async move { HttpResponse::Ok().content_type("application/json").body(jwks.as_str().to_owned()) }
         };
         router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
     }

@@ -46,13 +46,7 @@ async fn delete_order(State(app): State<App>, Path(id): Path<String>) -> Respons
 
 /// The demo app for a guard (also used by the conformance tests).
 pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
-    let handlers = [
-        get(health),
-        get(list_orders),
-        post(create_order),
-        get(get_order),
-        delete(delete_order),
-    ];
+    let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
@@ -64,7 +58,5 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
         };
         router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
     }
-    router.into_axum().with_state(App {
-        store: Arc::new(OrderStore::default()),
-    })
+    router.into_axum().with_state(App { store: Arc::new(OrderStore::default()) })
 }

@@ -29,11 +29,7 @@ pub const ROUTES: [(&str, &str, &[&str]); 5] = [
 
 /// The requirement of a demo route.
 pub fn requirement(scopes: &[&str]) -> Requirement {
-    if scopes.is_empty() {
-        zt::scopes::public()
-    } else {
-        zt::scopes::all(scopes.iter().copied())
-    }
+    if scopes.is_empty() { zt::scopes::public() } else { zt::scopes::all(scopes.iter().copied()) }
 }
 
 /// Settings from the environment.
@@ -69,18 +65,12 @@ impl DemoConfig {
     pub fn policy(&self, dev: Option<&DevKey>) -> Policy {
         let mut issuer = IssuerConfig::new(&self.issuer).audience(&self.audience);
         issuer = match (&self.jwks, dev) {
-            (Some(j), _) if j.starts_with("http://") || j.starts_with("https://") => {
-                issuer.jwks_url(j)
-            }
+            (Some(j), _) if j.starts_with("http://") || j.starts_with("https://") => issuer.jwks_url(j),
             (Some(file), _) => issuer.jwks_file(file),
             (None, Some(dev)) => issuer.jwks(dev.jwks.clone()),
             (None, None) => issuer,
         };
-        Policy::builder()
-            .realm(&self.audience)
-            .mode(self.mode)
-            .issuer(issuer)
-            .build()
+        Policy::builder().realm(&self.audience).mode(self.mode).issuer(issuer).build()
     }
 }
 
@@ -106,11 +96,7 @@ impl DevKey {
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
         }]})
         .to_string();
-        Ok(DevKey {
-            encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
-            jwks,
-            kid,
-        })
+        Ok(DevKey { encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()), jwks, kid })
     }
 
     /// A token for `sub` with `scope`, valid for an hour.
@@ -143,9 +129,7 @@ impl DevKey {
             ("admin", "orders:read orders:write orders:admin"),
         ] {
             let token = self.token(&config.issuer, &config.audience, sub, scope);
-            out.push_str(&format!(
-                "\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"
-            ));
+            out.push_str(&format!("\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"));
         }
         out.push_str(&format!(
             "\ncurl -s {base}/health\ncurl -s -H \"Authorization: Bearer $TOKEN\" {base}/orders\n\
@@ -157,10 +141,7 @@ impl DevKey {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// An order.
@@ -190,17 +171,11 @@ pub struct Reply {
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Reply {
-    Reply {
-        status,
-        body: Some(serde_json::to_string(value).unwrap_or_default()),
-    }
+    Reply { status, body: Some(serde_json::to_string(value).unwrap_or_default()) }
 }
 
 fn problem(status: u16, title: &str) -> Reply {
-    json(
-        status,
-        &serde_json::json!({"type": "about:blank", "title": title, "status": status}),
-    )
+    json(status, &serde_json::json!({"type": "about:blank", "title": title, "status": status}))
 }
 
 /// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).
@@ -277,13 +252,6 @@ impl OrderStore {
         };
         let before = guard.1.len();
         guard.1.retain(|o| o.id != id);
-        if guard.1.len() < before {
-            Reply {
-                status: 204,
-                body: None,
-            }
-        } else {
-            problem(404, "no such order")
-        }
+        if guard.1.len() < before { Reply { status: 204, body: None } } else { problem(404, "no such order") }
     }
 }

@@ -21,8 +21,7 @@ pub struct TestKey {
 }
 
 fn load(file: &str, alg: Algorithm, kid: &str) -> TestKey {
-    let pem = std::fs::read(format!("{}/tests/keys/{file}", env!("CARGO_MANIFEST_DIR")))
-        .expect("test key");
+    let pem = std::fs::read(format!("{}/tests/keys/{file}", env!("CARGO_MANIFEST_DIR"))).expect("test key");
     let encoding = match alg {
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
@@ -32,12 +31,7 @@ fn load(file: &str, alg: Algorithm, kid: &str) -> TestKey {
     let jwk = Jwk::from_encoding_key(&encoding, alg).expect("jwk");
     let mut jwk = serde_json::to_value(jwk).expect("jwk json");
     jwk["kid"] = json!(kid);
-    TestKey {
-        alg,
-        kid: kid.to_string(),
-        encoding,
-        jwk,
-    }
+    TestKey { alg, kid: kid.to_string(), encoding, jwk }
 }
 
 /// Every supported asymmetric algorithm, one trusted key each.
@@ -84,10 +78,7 @@ pub fn trusted_jwks() -> String {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
 }
 
 /// Standard claims for `sub` with `scope`, valid for 10 minutes.
@@ -125,17 +116,11 @@ pub fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
 
 /// Starts the axum demo on 127.0.0.1 with `guard`; returns its address.
 pub async fn spawn_axum(guard: zt::Guard) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = crate::orders::axum_app::app(guard, None);
     tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
     });
     addr
 }
@@ -159,23 +144,14 @@ pub fn spawn_actix(guard: zt::Guard) -> SocketAddr {
 pub fn policy_with_jwks(jwks: String) -> zt::Policy {
     zt::Policy::builder()
         .realm(AUDIENCE)
-        .issuer(
-            zt::policy::IssuerConfig::new(ISSUER)
-                .audience(AUDIENCE)
-                .jwks(jwks),
-        )
+        .issuer(zt::policy::IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks(jwks))
         .build()
 }
 
 /// Signs a hand-made header (any members, e.g. `crit`) and claims with `key`.
 pub fn sign_raw(key: &TestKey, header: &Value, claims: &Value) -> String {
-    let message = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature =
-        jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).expect("sign");
+    let message = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).expect("sign");
     format!("{message}.{signature}")
 }
 
@@ -189,10 +165,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The problem `type`, when the body is a problem document.
@@ -213,8 +186,7 @@ pub async fn raw_request(
 ) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -228,13 +200,10 @@ pub async fn raw_request(
     }
     stream.write_all(&bytes).await.expect("write");
     let mut raw = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        stream.read_to_end(&mut raw),
-    )
-    .await
-    .expect("response in time")
-    .expect("read");
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
     parse_response(&raw)
 }
 
@@ -242,28 +211,15 @@ fn parse_response(raw: &[u8]) -> RawResponse {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
+    let status =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status line");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    RawResponse { status, headers, body }
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -63,7 +63,8 @@ impl std::fmt::Display for ZtRejection {
 impl ResponseError for ZtRejection {
     fn status_code(&self) -> actix_web::http::StatusCode {
         let status = self.reason.map_or(500, Reason::status);
-        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -105,7 +106,9 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
         ready(
             lookup(req)
                 .and_then(|found| found.ok_or_else(|| rejection(req, Reason::MissingCredentials)))
-                .and_then(|identity| identity.claims::<T>().map(Claims).map_err(|_| rejection(req, Reason::InvalidClaims))),
+                .and_then(|identity| {
+                    identity.claims::<T>().map(Claims).map_err(|_| rejection(req, Reason::InvalidClaims))
+                }),
         )
     }
 }

@@ -114,7 +114,12 @@ pin_project! {
     }
 }
 
-fn forward<S, B>(service: &S, guard: &Guard, verdict: Verdict, request: ServiceRequest) -> ZtFuture<S::Future, B>
+fn forward<S, B>(
+    service: &S,
+    guard: &Guard,
+    verdict: Verdict,
+    request: ServiceRequest,
+) -> ZtFuture<S::Future, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {

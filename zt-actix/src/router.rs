@@ -51,8 +51,6 @@ where
     }
 }
 
-
-
 /// Collects routes with their requirements; [`Router::finish`] checks them against the
 /// guard's policy and returns the [`Routes`] to install in each worker's `App`.
 ///

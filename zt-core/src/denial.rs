@@ -252,8 +252,8 @@ impl Denial {
             request_id,
             required_scope: scope,
         };
-        let body = serde_json::to_string(&problem)
-            .unwrap_or_else(|_| String::from("{\"title\":\"Forbidden\"}"));
+        let body =
+            serde_json::to_string(&problem).unwrap_or_else(|_| String::from("{\"title\":\"Forbidden\"}"));
         DenialResponse { status: reason.status(), headers, body }
     }
 }
@@ -292,12 +292,23 @@ mod tests {
     fn every_reason_has_distinct_slug() {
         use std::collections::HashSet;
         let all = [
-            Reason::MissingCredentials, Reason::MalformedCredentials, Reason::MalformedToken,
-            Reason::AlgorithmNotAllowed, Reason::UnsupportedCriticalHeader, Reason::UntrustedIssuer,
-            Reason::UnknownKey, Reason::InvalidSignature, Reason::TokenExpired,
-            Reason::TokenNotYetValid, Reason::WrongAudience, Reason::InvalidClaims,
-            Reason::KeysUnavailable, Reason::InsufficientScope, Reason::InvalidPath,
-            Reason::RouteNotFound, Reason::MethodNotAllowed,
+            Reason::MissingCredentials,
+            Reason::MalformedCredentials,
+            Reason::MalformedToken,
+            Reason::AlgorithmNotAllowed,
+            Reason::UnsupportedCriticalHeader,
+            Reason::UntrustedIssuer,
+            Reason::UnknownKey,
+            Reason::InvalidSignature,
+            Reason::TokenExpired,
+            Reason::TokenNotYetValid,
+            Reason::WrongAudience,
+            Reason::InvalidClaims,
+            Reason::KeysUnavailable,
+            Reason::InsufficientScope,
+            Reason::InvalidPath,
+            Reason::RouteNotFound,
+            Reason::MethodNotAllowed,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

@@ -48,8 +48,12 @@ impl PolicyError {
     pub(crate) fn in_file(self, path: &Path) -> Self {
         let name = path.display().to_string();
         match self {
-            PolicyError::Parse { line, message, .. } => PolicyError::Parse { file: Some(name), line, message },
-            PolicyError::Invalid { at, message, .. } => PolicyError::Invalid { file: Some(name), at, message },
+            PolicyError::Parse { line, message, .. } => {
+                PolicyError::Parse { file: Some(name), line, message }
+            }
+            PolicyError::Invalid { at, message, .. } => {
+                PolicyError::Invalid { file: Some(name), at, message }
+            }
             other => other,
         }
     }

@@ -88,7 +88,10 @@ impl GuardBuilder {
         let routes = policy_routes.compile()?;
         let realm = policy.realm.clone().unwrap_or_else(|| "zt".to_string());
         if realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
-            return Err(PolicyError::invalid("realm", "the realm must not contain quotes, backslashes or control characters"));
+            return Err(PolicyError::invalid(
+                "realm",
+                "the realm must not contain quotes, backslashes or control characters",
+            ));
         }
         Ok(Guard {
             shared: Arc::new(Shared { verifier, policy, realm, policy_routes }),
@@ -201,10 +204,10 @@ impl Guard {
     pub async fn warm_up(&self) -> Vec<String> {
         let mut failed = Vec::new();
         for issuer in &self.shared.verifier.issuers {
-            if let Some(refresh) = issuer.keys.refresh() {
-                if refresh.await.is_err() {
-                    failed.push(issuer.issuer.clone());
-                }
+            if let Some(refresh) = issuer.keys.refresh()
+                && refresh.await.is_err()
+            {
+                failed.push(issuer.issuer.clone());
             }
         }
         failed
@@ -289,7 +292,13 @@ impl Guard {
         Decided { identity: Some(identity), denial }
     }
 
-    fn finish(&self, span: Span, request_id: RequestId, route: Option<Arc<str>>, decided: Decided) -> Verdict {
+    fn finish(
+        &self,
+        span: Span,
+        request_id: RequestId,
+        route: Option<Arc<str>>,
+        decided: Decided,
+    ) -> Verdict {
         let report = self.shared.policy.mode == Mode::Report;
         let Decided { identity, denial } = decided;
         if !span.is_disabled() {

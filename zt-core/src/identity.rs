@@ -71,8 +71,12 @@ impl Identity {
             scopes.extend(scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
         }
         match claims.get("scp") {
-            Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_string)),
-            Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string)),
+            Some(Value::Array(items)) => {
+                scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_string))
+            }
+            Some(Value::String(s)) => {
+                scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_string))
+            }
             _ => {}
         }
         scopes.sort();

@@ -125,10 +125,10 @@ fn pinned_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
         }
         _ => return Err("unsupported key type".into()),
     };
-    if let Some(declared) = declared {
-        if KeyAlgorithm::from(alg) != declared {
-            return Err("the JWK's `alg` does not match its key type".into());
-        }
+    if let Some(declared) = declared
+        && KeyAlgorithm::from(alg) != declared
+    {
+        return Err("the JWK's `alg` does not match its key type".into());
     }
     Ok(alg)
 }
@@ -199,7 +199,10 @@ pub struct FetchError(pub String);
 /// client, proxy or CA; [`ReqwestFetcher`] is the default.
 pub trait KeyFetcher: Send + Sync + 'static {
     /// GETs `url` and returns its body and `max-age`; any non-200 answer is an error.
-    fn fetch<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>>;
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>>;
 }
 
 /// The default fetcher: `reqwest` over rustls, no redirects, bounded body size.
@@ -238,14 +241,18 @@ impl ReqwestFetcher {
 fn parse_max_age(cache_control: &str) -> Option<Duration> {
     cache_control.split(',').find_map(|directive| {
         let (name, value) = directive.trim().split_once('=')?;
-        name.trim().eq_ignore_ascii_case("max-age")
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
             .then(|| value.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs))
             .flatten()
     })
 }
 
 impl KeyFetcher for ReqwestFetcher {
-    fn fetch<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>> {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<FetchedDocument, FetchError>> + Send + 'a>> {
         Box::pin(async move {
             let mut response = self
                 .client
@@ -257,11 +264,8 @@ impl KeyFetcher for ReqwestFetcher {
             if response.status() != reqwest::StatusCode::OK {
                 return Err(FetchError(format!("unexpected status {}", response.status())));
             }
-            let max_age = response
-                .headers()
-                .get("cache-control")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_max_age);
+            let max_age =
+                response.headers().get("cache-control").and_then(|v| v.to_str().ok()).and_then(parse_max_age);
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| FetchError(format!("body: {e}")))? {
                 if body.len() + chunk.len() > self.max_bytes {
@@ -362,7 +366,12 @@ impl KeySource {
         }
         if let Some(url) = &issuer.jwks_url {
             check_url(url, remote).map_err(|m| PolicyError::invalid(format!("{at}.jwks_url"), m))?;
-            return Ok(KeySource::Remote(Arc::new(RemoteKeys::new(issuer, Some(url.clone()), remote, fetcher))));
+            return Ok(KeySource::Remote(Arc::new(RemoteKeys::new(
+                issuer,
+                Some(url.clone()),
+                remote,
+                fetcher,
+            ))));
         }
         if issuer.oidc_discovery {
             check_url(&issuer.issuer, remote).map_err(|m| PolicyError::invalid(format!("{at}.issuer"), m))?;
@@ -370,7 +379,9 @@ impl KeySource {
         }
         let (document, field) = match (&issuer.jwks_file, &issuer.jwks) {
             (Some(file), _) => (
-                std::fs::read(file).map_err(|e| PolicyError::invalid(format!("{at}.jwks_file"), format!("cannot read {file}: {e}")))?,
+                std::fs::read(file).map_err(|e| {
+                    PolicyError::invalid(format!("{at}.jwks_file"), format!("cannot read {file}: {e}"))
+                })?,
                 "jwks_file",
             ),
             (None, Some(inline)) => (inline.as_bytes().to_vec(), "jwks"),
@@ -378,7 +389,10 @@ impl KeySource {
         };
         let set = parse_jwks(&document).map_err(|m| PolicyError::invalid(format!("{at}.{field}"), m))?;
         if set.len() == 0 {
-            return Err(PolicyError::invalid(format!("{at}.{field}"), "the JWK set has no usable signature key"));
+            return Err(PolicyError::invalid(
+                format!("{at}.{field}"),
+                "the JWK set has no usable signature key",
+            ));
         }
         Ok(KeySource::Static(set))
     }
@@ -387,13 +401,17 @@ impl KeySource {
         let mut keys = Vec::new();
         for (i, pem) in issuer.pem_keys.iter().enumerate() {
             let here = format!("{at}.pem_keys[{i}]");
-            let algorithm = parse_algorithm(&pem.algorithm)
-                .filter(|a| !is_hmac(*a))
-                .ok_or_else(|| PolicyError::invalid(format!("{here}.algorithm"), format!("{:?} is not an asymmetric JWS algorithm", pem.algorithm)))?;
+            let algorithm = parse_algorithm(&pem.algorithm).filter(|a| !is_hmac(*a)).ok_or_else(|| {
+                PolicyError::invalid(
+                    format!("{here}.algorithm"),
+                    format!("{:?} is not an asymmetric JWS algorithm", pem.algorithm),
+                )
+            })?;
             let text = match (&pem.pem, &pem.pem_file) {
                 (Some(text), None) => text.clone().into_bytes(),
-                (None, Some(file)) => std::fs::read(file)
-                    .map_err(|e| PolicyError::invalid(format!("{here}.pem_file"), format!("cannot read {file}: {e}")))?,
+                (None, Some(file)) => std::fs::read(file).map_err(|e| {
+                    PolicyError::invalid(format!("{here}.pem_file"), format!("cannot read {file}: {e}"))
+                })?,
                 _ => return Err(PolicyError::invalid(&here, "give exactly one of pem or pem_file")),
             };
             let key = match algorithm {
@@ -401,18 +419,24 @@ impl KeySource {
                 Algorithm::EdDSA => DecodingKey::from_ed_pem(&text),
                 _ => DecodingKey::from_rsa_pem(&text),
             }
-            .map_err(|_| PolicyError::invalid(&here, format!("not a valid {:?} public key PEM", algorithm)))?;
+            .map_err(|_| {
+                PolicyError::invalid(&here, format!("not a valid {:?} public key PEM", algorithm))
+            })?;
             keys.push(VerifyKey { kid: pem.kid.clone(), algorithm, key, fingerprint: fingerprint(&[&text]) });
         }
         for (i, secret) in issuer.hmac_secrets.iter().enumerate() {
             let here = format!("{at}.hmac_secrets[{i}]");
-            let algorithm = parse_algorithm(&secret.algorithm)
-                .filter(|a| is_hmac(*a))
-                .ok_or_else(|| PolicyError::invalid(format!("{here}.algorithm"), "HMAC secrets take HS256, HS384 or HS512"))?;
+            let algorithm = parse_algorithm(&secret.algorithm).filter(|a| is_hmac(*a)).ok_or_else(|| {
+                PolicyError::invalid(format!("{here}.algorithm"), "HMAC secrets take HS256, HS384 or HS512")
+            })?;
             let value = match (&secret.secret, &secret.secret_env) {
                 (Some(s), None) => s.clone(),
-                (None, Some(var)) => std::env::var(var)
-                    .map_err(|_| PolicyError::invalid(format!("{here}.secret_env"), format!("environment variable {var} is not set")))?,
+                (None, Some(var)) => std::env::var(var).map_err(|_| {
+                    PolicyError::invalid(
+                        format!("{here}.secret_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                })?,
                 _ => return Err(PolicyError::invalid(&here, "give exactly one of secret or secret_env")),
             };
             let min = match algorithm {
@@ -421,7 +445,10 @@ impl KeySource {
                 _ => 64,
             };
             if value.len() < min {
-                return Err(PolicyError::invalid(&here, format!("a {algorithm:?} secret needs at least {min} bytes")));
+                return Err(PolicyError::invalid(
+                    &here,
+                    format!("a {algorithm:?} secret needs at least {min} bytes"),
+                ));
             }
             let key = DecodingKey::from_secret(value.as_bytes())
                 .map_err(|_| PolicyError::invalid(&here, "invalid secret"))?;
@@ -437,7 +464,9 @@ impl KeySource {
 
     pub(crate) fn lookup(&self, kid: Option<&str>, algorithm: Algorithm) -> Lookup {
         match self {
-            KeySource::Static(set) => set.find(kid, algorithm).map_or(Lookup::Missing, |k| Lookup::Found(k.clone())),
+            KeySource::Static(set) => {
+                set.find(kid, algorithm).map_or(Lookup::Missing, |k| Lookup::Found(k.clone()))
+            }
             KeySource::Remote(remote) => remote.lookup(kid, algorithm),
         }
     }
@@ -462,7 +491,12 @@ impl KeySource {
 }
 
 impl RemoteKeys {
-    fn new(issuer: &IssuerConfig, jwks_uri: Option<String>, config: &RemoteKeysConfig, fetcher: &Arc<dyn KeyFetcher>) -> Self {
+    fn new(
+        issuer: &IssuerConfig,
+        jwks_uri: Option<String>,
+        config: &RemoteKeysConfig,
+        fetcher: &Arc<dyn KeyFetcher>,
+    ) -> Self {
         RemoteKeys {
             issuer: issuer.issuer.clone(),
             discovery: jwks_uri.is_none(),
@@ -494,7 +528,9 @@ impl RemoteKeys {
         }
         match snapshot.set.find(kid, algorithm) {
             Some(key) => Lookup::Found(key.clone()),
-            None if self.may_fetch(self.config.unknown_kid_refetch_interval) || self.is_refreshing() => Lookup::Fetch,
+            None if self.may_fetch(self.config.unknown_kid_refetch_interval) || self.is_refreshing() => {
+                Lookup::Fetch
+            }
             None => Lookup::Missing,
         }
     }
@@ -517,7 +553,9 @@ impl RemoteKeys {
     fn refresh(self: &Arc<Self>) -> RefreshFuture {
         let Ok(mut slot) = self.inflight.lock() else {
             // A poisoned slot means a panic elsewhere; fail this refresh rather than panic.
-            return futures_util::future::ready(Err::<(), Arc<str>>(Arc::from("refresh state poisoned"))).boxed().shared();
+            return futures_util::future::ready(Err::<(), Arc<str>>(Arc::from("refresh state poisoned")))
+                .boxed()
+                .shared();
         };
         if let Some(running) = slot.as_ref() {
             return running.clone();
@@ -561,7 +599,8 @@ impl RemoteKeys {
             .unwrap_or(self.config.default_refresh)
             .clamp(self.config.refresh_floor, self.config.refresh_ceiling.max(self.config.refresh_floor));
         tracing::debug!(target: "zt::keys", issuer = %self.issuer, keys = set.len(), "key set refreshed");
-        self.snapshot.store(Some(Arc::new(Snapshot { set, fresh_until_ms: now_ms() + ttl.as_millis() as u64 })));
+        self.snapshot
+            .store(Some(Arc::new(Snapshot { set, fresh_until_ms: now_ms() + ttl.as_millis() as u64 })));
         Ok(())
     }
 

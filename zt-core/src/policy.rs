@@ -65,7 +65,10 @@ impl std::str::FromStr for Mode {
         match s {
             "enforce" => Ok(Mode::Enforce),
             "report" => Ok(Mode::Report),
-            other => Err(PolicyError::invalid("mode", format!("unknown mode {other:?} (expected \"enforce\" or \"report\")"))),
+            other => Err(PolicyError::invalid(
+                "mode",
+                format!("unknown mode {other:?} (expected \"enforce\" or \"report\")"),
+            )),
         }
     }
 }
@@ -177,7 +180,12 @@ impl IssuerConfig {
         self
     }
     /// Adds a PEM public key with its pinned algorithm.
-    pub fn pem_key(mut self, algorithm: impl Into<String>, pem: impl Into<String>, kid: Option<&str>) -> Self {
+    pub fn pem_key(
+        mut self,
+        algorithm: impl Into<String>,
+        pem: impl Into<String>,
+        kid: Option<&str>,
+    ) -> Self {
         self.pem_keys.push(PemKeyConfig {
             algorithm: algorithm.into(),
             pem: Some(pem.into()),
@@ -187,7 +195,12 @@ impl IssuerConfig {
         self
     }
     /// Adds an HMAC secret with its algorithm (HS256/384/512).
-    pub fn hmac_secret(mut self, algorithm: impl Into<String>, secret: impl Into<String>, kid: Option<&str>) -> Self {
+    pub fn hmac_secret(
+        mut self,
+        algorithm: impl Into<String>,
+        secret: impl Into<String>,
+        kid: Option<&str>,
+    ) -> Self {
         self.hmac_secrets.push(HmacSecretConfig {
             algorithm: algorithm.into(),
             secret: Some(secret.into()),
@@ -422,10 +435,8 @@ impl Policy {
     /// Reads a policy file; `.yaml`/`.yml` is YAML, anything else TOML.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Policy, PolicyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
-            file: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::Io { file: path.display().to_string(), message: e.to_string() })?;
         let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         let parsed = if yaml { Self::from_yaml_str(&text) } else { Self::from_toml_str(&text) };
         parsed.map_err(|e| e.in_file(path))
@@ -514,7 +525,11 @@ mod tests {
 
     #[test]
     fn hmac_secret_is_redacted_in_debug() {
-        let c = HmacSecretConfig { algorithm: "HS256".into(), secret: Some("hunter2".into()), ..Default::default() };
+        let c = HmacSecretConfig {
+            algorithm: "HS256".into(),
+            secret: Some("hunter2".into()),
+            ..Default::default()
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

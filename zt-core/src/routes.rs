@@ -50,7 +50,11 @@ impl RouteTable {
             if *existing != requirement {
                 return Err(PolicyError::invalid(
                     &at,
-                    format!("conflicting requirements: {} vs {}", existing.describe(), requirement.describe()),
+                    format!(
+                        "conflicting requirements: {} vs {}",
+                        existing.describe(),
+                        requirement.describe()
+                    ),
                 ));
             }
             return Ok(());
@@ -86,7 +90,10 @@ impl RouteTable {
                 Some(i) => i,
                 None => {
                     router.insert(template.as_str(), paths.len()).map_err(|e| {
-                        PolicyError::invalid(format!("route {method} {template}"), format!("invalid route template: {e}"))
+                        PolicyError::invalid(
+                            format!("route {method} {template}"),
+                            format!("invalid route template: {e}"),
+                        )
                     })?;
                     paths.push(PathRoutes { template: Arc::from(template.as_str()), methods: Vec::new() });
                     paths.len() - 1
@@ -136,7 +143,9 @@ pub(crate) fn is_canonical(path: &str) -> bool {
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match decoded {
                     // Encoded separators, dots, backslash, NUL and non-ASCII are ambiguous.
-                    Some(b'/' | b'\\' | b'.' | b';' | b'%') | Some(0..=0x1f | 0x7f..=0xff) | None => return false,
+                    Some(b'/' | b'\\' | b'.' | b';' | b'%') | Some(0..=0x1f | 0x7f..=0xff) | None => {
+                        return false;
+                    }
                     Some(_) => {}
                 }
             }
@@ -165,7 +174,9 @@ impl CompiledRoutes {
         };
         let routes = &self.paths[*found.value];
         match routes.methods.iter().find(|(m, _)| m == method) {
-            Some((_, requirement)) => Ok(RouteMatch { template: routes.template.clone(), requirement: requirement.clone() }),
+            Some((_, requirement)) => {
+                Ok(RouteMatch { template: routes.template.clone(), requirement: requirement.clone() })
+            }
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
                 denial.allowed_methods = routes.methods.iter().map(|(m, _)| m.clone()).collect();
@@ -186,8 +197,23 @@ mod tests {
             assert!(is_canonical(ok), "{ok}");
         }
         for bad in [
-            "", "orders", "//orders", "/orders//1", "/./orders", "/orders/..", "/a/../b", "/a%2fb", "/a%2Fb",
-            "/a%2e%2e/b", "/a%00", "/a\\b", "/a;x=1", "/a%zz", "/a%", "/a%c0%af", "/a%252e",
+            "",
+            "orders",
+            "//orders",
+            "/orders//1",
+            "/./orders",
+            "/orders/..",
+            "/a/../b",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%2e%2e/b",
+            "/a%00",
+            "/a\\b",
+            "/a;x=1",
+            "/a%zz",
+            "/a%",
+            "/a%c0%af",
+            "/a%252e",
         ] {
             assert!(!is_canonical(bad), "{bad}");
         }

@@ -23,8 +23,8 @@
 //! Tokens, claim values other than subject and client id, and query strings are never
 //! recorded.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::Span;
 use tracing::field::Empty;
@@ -75,10 +75,10 @@ pub(crate) fn request_span(view: &RequestView<'_>, request_id: &RequestId, mode:
         zt.required_scopes = Empty,
         zt.mode = mode,
     );
-    if let Some(peer) = view.peer_addr {
-        if !span.is_disabled() {
-            span.record("client.address", tracing::field::display(peer.ip()));
-        }
+    if let Some(peer) = view.peer_addr
+        && !span.is_disabled()
+    {
+        span.record("client.address", tracing::field::display(peer.ip()));
     }
     span
 }

@@ -33,7 +33,9 @@ pub(crate) enum Credential<'a> {
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 /// Parses `Authorization: Bearer <token>`. `Ok(None)`: another scheme.
@@ -105,15 +107,15 @@ pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig) -> Crede
                 single(&mut found, token)?;
             }
         }
-        if config.dangerous_allow_query_token {
-            if let Some(query) = view.query {
-                for pair in query.split('&') {
-                    if let Some(v) = pair.strip_prefix("access_token=") {
-                        if !is_b64token(v) {
-                            return Err(());
-                        }
-                        single(&mut found, v)?;
+        if config.dangerous_allow_query_token
+            && let Some(query) = view.query
+        {
+            for pair in query.split('&') {
+                if let Some(v) = pair.strip_prefix("access_token=") {
+                    if !is_b64token(v) {
+                        return Err(());
                     }
+                    single(&mut found, v)?;
                 }
             }
         }
@@ -194,7 +196,10 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<StrictObject, A::Error> {
                 let mut map = Map::new();
                 while let Some((k, v)) = access.next_entry::<String, Value>()? {
                     if map.contains_key(&k) {
@@ -248,7 +253,9 @@ impl IssuerVerifier {
         }
         let ok = match claims.get("aud") {
             Some(Value::String(a)) => self.audiences.iter().any(|x| x == a),
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(|a| self.audiences.iter().any(|x| x == a)),
+            Some(Value::Array(items)) => {
+                items.iter().filter_map(Value::as_str).any(|a| self.audiences.iter().any(|x| x == a))
+            }
             _ => false,
         };
         if ok { Ok(()) } else { Err(Reason::WrongAudience) }
@@ -257,7 +264,8 @@ impl IssuerVerifier {
     fn check_typ(&self, typ: Option<&str>) -> Result<(), Reason> {
         let Some(required) = &self.typ else { return Ok(()) };
         let typ = typ.ok_or(Reason::InvalidClaims)?;
-        let bare = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") { &typ[12..] } else { typ };
+        let bare =
+            if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") { &typ[12..] } else { typ };
         if bare.eq_ignore_ascii_case(required) { Ok(()) } else { Err(Reason::InvalidClaims) }
     }
 }
@@ -277,15 +285,25 @@ impl Verifier {
                 return Err(PolicyError::invalid(format!("{at}.issuer"), "the issuer must not be empty"));
             }
             if by_issuer.insert(cfg.issuer.clone(), i).is_some() {
-                return Err(PolicyError::invalid(format!("{at}.issuer"), "this issuer is configured twice; a key never serves two issuers"));
+                return Err(PolicyError::invalid(
+                    format!("{at}.issuer"),
+                    "this issuer is configured twice; a key never serves two issuers",
+                ));
             }
             if cfg.audiences.is_empty() && !cfg.dangerous_skip_audience_check {
-                return Err(PolicyError::invalid(format!("{at}.audiences"), "name at least one audience (or set dangerous_skip_audience_check)"));
+                return Err(PolicyError::invalid(
+                    format!("{at}.audiences"),
+                    "name at least one audience (or set dangerous_skip_audience_check)",
+                ));
             }
             let mut algorithms = Vec::new();
             for (j, name) in cfg.algorithms.iter().enumerate() {
-                let alg = crate::keys::parse_algorithm(name)
-                    .ok_or_else(|| PolicyError::invalid(format!("{at}.algorithms[{j}]"), format!("unknown algorithm {name:?}")))?;
+                let alg = crate::keys::parse_algorithm(name).ok_or_else(|| {
+                    PolicyError::invalid(
+                        format!("{at}.algorithms[{j}]"),
+                        format!("unknown algorithm {name:?}"),
+                    )
+                })?;
                 algorithms.push(alg);
             }
             let keys = KeySource::from_config(cfg, &at, remote, fetcher)?;
@@ -303,7 +321,10 @@ impl Verifier {
             });
         }
         if tokens.cache && tokens.cache_capacity == 0 {
-            return Err(PolicyError::invalid("tokens.cache_capacity", "must be at least 1 (or set tokens.cache = false)"));
+            return Err(PolicyError::invalid(
+                "tokens.cache_capacity",
+                "must be at least 1 (or set tokens.cache = false)",
+            ));
         }
         let cache = tokens.cache.then(|| quick_cache::sync::Cache::new(tokens.cache_capacity));
         Ok(Verifier { issuers: compiled, by_issuer, cache })
@@ -318,8 +339,10 @@ impl Verifier {
     /// issuer may be refetched yields [`Step::Fetch`].
     pub(crate) fn verify(&self, token: &str, allow_fetch: bool) -> Step {
         let now = unix_now();
-        if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.get(token) {
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(token)
+        {
+            {
                 let issuer = &self.issuers[hit.issuer];
                 let valid = issuer.check_times(hit.exp, hit.nbf, hit.iat, now);
                 if valid.is_ok() && issuer.keys.still_has(hit.kid.as_deref(), hit.fingerprint) {
@@ -337,7 +360,9 @@ impl Verifier {
 
     fn verify_uncached(&self, token: &str, allow_fetch: bool, now: u64) -> Step {
         let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Step::Done(Err(Reason::MalformedToken));
         };
         let Ok(header_bytes) = URL_SAFE_NO_PAD.decode(h64) else {
@@ -366,7 +391,9 @@ impl Verifier {
         let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
-        let Some(issuer_index) = claims.get("iss").and_then(Value::as_str).and_then(|iss| self.by_issuer.get(iss)).copied() else {
+        let Some(issuer_index) =
+            claims.get("iss").and_then(Value::as_str).and_then(|iss| self.by_issuer.get(iss)).copied()
+        else {
             return Step::Done(Err(Reason::UntrustedIssuer));
         };
         let issuer = &self.issuers[issuer_index];

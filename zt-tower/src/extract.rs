@@ -54,7 +54,8 @@ impl IntoResponse for ZtRejection {
             (Some(ctx), Some(reason)) => denial_response(&ctx.guard, &Denial::new(reason), &ctx.request_id),
             // No zt layer in front of this handler: a wiring bug, never a reason to let the
             // request through.
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "zt: the ZeroTrustLayer is not installed on this route").into_response(),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "zt: the ZeroTrustLayer is not installed on this route")
+                .into_response(),
         }
     }
 }
@@ -81,7 +82,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
         require_layer(parts)?;
-        parts.extensions.get::<Identity>().cloned().ok_or_else(|| rejection(parts, Reason::MissingCredentials))
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .ok_or_else(|| rejection(parts, Reason::MissingCredentials))
     }
 }
 
@@ -97,7 +102,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
         require_layer(parts)?;
-        let identity = parts.extensions.get::<Identity>().ok_or_else(|| rejection(parts, Reason::MissingCredentials))?;
+        let identity =
+            parts.extensions.get::<Identity>().ok_or_else(|| rejection(parts, Reason::MissingCredentials))?;
         identity.claims::<T>().map(Claims).map_err(|_| rejection(parts, Reason::InvalidClaims))
     }
 }

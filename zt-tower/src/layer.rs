@@ -11,7 +11,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Span;
-use zt_core::{Check, Guard, HeaderLookup, Outcome, PendingCheck, RequestId, RequestView, Verdict, telemetry};
+use zt_core::{
+    Check, Guard, HeaderLookup, Outcome, PendingCheck, RequestId, RequestView, Verdict, telemetry,
+};
 
 /// What the layer leaves in request extensions for extractors: the request id and the guard
 /// (to render rejections the same way as denials).
@@ -73,7 +75,11 @@ pub struct ZeroTrustService<S> {
     guard: Guard,
 }
 
-pub(crate) fn denial_response<B: From<String>>(guard: &Guard, denial: &zt_core::Denial, request_id: &RequestId) -> Response<B> {
+pub(crate) fn denial_response<B: From<String>>(
+    guard: &Guard,
+    denial: &zt_core::Denial,
+    request_id: &RequestId,
+) -> Response<B> {
     let rendered = guard.render(denial, request_id);
     let mut response = Response::new(B::from(rendered.body));
     *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::FORBIDDEN);
@@ -172,7 +178,14 @@ where
                 // The service that was polled ready is taken along; a clone stays behind.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture { state: State::Waiting { pending, request: Some(request), service, guard: self.guard.clone() } }
+                ResponseFuture {
+                    state: State::Waiting {
+                        pending,
+                        request: Some(request),
+                        service,
+                        guard: self.guard.clone(),
+                    },
+                }
             }
         }
     }
