@@ -1,0 +1,120 @@
+//! The request span and decision events, as a JSON log subscriber sees them: stable field
+//! names present, tokens and query strings absent.
+
+#[path = "../examples/orders/mod.rs"]
+mod orders;
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use support::*;
+use tracing_subscriber::fmt::format::FmtSpan;
+use zt::request::HeaderList;
+use zt::{Guard, Outcome, RequestView};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture(f: impl FnOnce()) -> String {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_events(FmtSpan::CLOSE)
+        .with_current_span(true)
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+fn guard() -> Guard {
+    Guard::new(
+        zt::Policy::builder()
+            .issuer(zt::policy::IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks(trusted_jwks()))
+            .route("GET", "/orders", zt::scopes::all(["orders:read"]))
+            .build(),
+    )
+    .unwrap()
+}
+
+fn run(guard: &Guard, token: &str, query: &str) -> Outcome {
+    let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
+    let view = RequestView {
+        method: "GET",
+        path: "/orders",
+        query: Some(query),
+        headers: &headers,
+        peer_addr: Some("127.0.0.1:5555".parse().unwrap()),
+    };
+    let zt::Check::Ready(verdict) = guard.check(&view) else { panic!("static keys never wait") };
+    zt::telemetry::record_status(
+        &verdict.span,
+        if matches!(verdict.outcome, Outcome::Allow(_)) { 200 } else { 403 },
+    );
+    verdict.outcome
+}
+
+#[test]
+fn denials_are_one_warn_event_with_stable_fields_and_no_secrets() {
+    let g = guard();
+    let t = token("alice", "profile");
+    let log = capture(|| {
+        assert!(matches!(run(&g, &t, "secret=hunter2"), Outcome::Deny(_)));
+    });
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let event = lines.iter().find(|l| l["target"] == "zt::decision").expect("decision event");
+    assert_eq!(event["level"], "WARN");
+    assert_eq!(event["fields"]["zt.decision"], "deny");
+    assert_eq!(event["fields"]["zt.reason"], "insufficient-scope");
+    assert_eq!(event["fields"]["enduser.id"], "alice");
+    assert_eq!(event["fields"]["zt.client_id"], "test-client");
+    let span = lines.iter().find(|l| l["fields"]["message"] == "close").expect("span close");
+    let fields = &span["span"];
+    assert_eq!(fields["name"], "zt.request");
+    for (name, value) in [
+        ("http.request.method", "GET"),
+        ("url.path", "/orders"),
+        ("http.route", "/orders"),
+        ("client.address", "127.0.0.1"),
+        ("zt.decision", "deny"),
+        ("zt.reason", "insufficient-scope"),
+        ("zt.auth_method", "jwt"),
+        ("zt.required_scopes", "orders:read"),
+        ("zt.mode", "enforce"),
+        ("enduser.id", "alice"),
+    ] {
+        assert_eq!(fields[name], value, "{name} in {fields}");
+    }
+    assert_eq!(fields["http.response.status_code"], 403);
+    assert!(fields["zt.request_id"].as_str().is_some_and(|s| s.len() >= 16));
+    assert!(!log.contains(&t), "the token never reaches the log");
+    assert!(!log.contains(t.split('.').nth(1).unwrap()), "nor its payload");
+    assert!(!log.contains("hunter2"), "query strings are never recorded");
+}
+
+#[test]
+fn allowed_requests_record_allow_and_emit_no_warning() {
+    let g = guard();
+    let t = token("bob", "orders:read");
+    let log = capture(|| {
+        assert!(matches!(run(&g, &t, ""), Outcome::Allow(Some(_))));
+    });
+    assert!(!log.contains("zt::decision"));
+    assert!(log.contains("\"zt.decision\":\"allow\""));
+    assert!(log.contains("\"http.response.status_code\":200"));
+    assert!(!log.contains(&t));
+}
