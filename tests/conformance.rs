@@ -1,6 +1,7 @@
 //! One table of requests, sent over real HTTP on 127.0.0.1 to BOTH demo services (axum and
 //! actix-web). Every case must give the expected status, `WWW-Authenticate` and problem
 //! `type`, and the two adapters must answer identically.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
 mod orders;
@@ -404,6 +405,71 @@ fn cases() -> Vec<Case> {
         get("read own order id", "/orders/424242", bearer(&good), 404, None, None),
     ]);
 
+    // Bodies: size limit early (Content-Length) and while streaming; framing; overrides.
+    let writer = token("alice", "orders:write");
+    let big = vec![b'x'; crate::orders::BODY_LIMIT + 1];
+    let json_headers = |extra: Vec<(&'static str, String)>| {
+        [bearer(&writer), vec![("content-type", "application/json".into())], extra].concat()
+    };
+    cases.extend([
+        Case {
+            name: "body over the limit (content-length)".into(),
+            method: "POST",
+            path: "/orders".into(),
+            headers: json_headers(vec![]),
+            body: Some(big),
+            status: 413,
+            problem: Some("payload-too-large"),
+            challenge: None,
+        },
+        Case {
+            name: "body over the limit (chunked)".into(),
+            method: "POST",
+            path: "/orders".into(),
+            headers: json_headers(vec![("transfer-encoding", "chunked".into())]),
+            body: Some(chunked(&vec![b'y'; crate::orders::BODY_LIMIT + 10])),
+            status: 413,
+            problem: Some("payload-too-large"),
+            challenge: None,
+        },
+        Case {
+            name: "chunked body within the limit".into(),
+            method: "POST",
+            path: "/orders".into(),
+            headers: json_headers(vec![("transfer-encoding", "chunked".into())]),
+            body: Some(chunked(br#"{"item":"tea","quantity":2}"#)),
+            status: 201,
+            problem: None,
+            challenge: None,
+        },
+        Case {
+            name: "method override header".into(),
+            method: "POST",
+            path: "/orders".into(),
+            headers: json_headers(vec![("x-http-method-override", "DELETE".into())]),
+            body: Some(br#"{"item":"a","quantity":1}"#.to_vec()),
+            status: 400,
+            problem: Some("method-override"),
+            challenge: None,
+        },
+        get(
+            "method override parameter",
+            "/orders?_method=DELETE",
+            bearer(&good),
+            400,
+            Some("method-override"),
+            None,
+        ),
+        get(
+            "unauthenticated big body is 401 first",
+            "/orders",
+            vec![],
+            401,
+            Some("missing-credentials"),
+            Some(REALM.into()),
+        ),
+    ]);
+
     // Routing: default deny.
     cases.extend([
         get("unknown route", "/admin", bearer(&good), 404, Some("route-not-found"), None),
@@ -426,6 +492,18 @@ fn cases() -> Vec<Case> {
         get("matrix parameter", "/orders;x=1", bearer(&good), 400, Some("invalid-path"), None),
     ]);
     cases
+}
+
+/// A chunked transfer-encoding of `body` (sent raw, without Content-Length).
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(4096) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
 
 async fn run(addr: std::net::SocketAddr, case: &Case) -> RawResponse {
@@ -569,5 +647,24 @@ async fn orders_belong_to_their_owner_in_both() {
         let theirs =
             raw_request(addr, "GET", &format!("/orders/{id}"), &[("authorization", &bob)], None).await;
         assert_eq!(theirs.status, 404);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_in_normalization_rewrites_the_path_the_handler_sees() {
+    let mut policy = policy_with_jwks(trusted_jwks());
+    policy.paths = zt::canonical::PathPolicy { normalize: true, strip_trailing_slash: true };
+    let guard = zt::Guard::new(policy).expect("guard");
+    let reader = format!("Bearer {}", token("alice", "orders:read"));
+    for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
+        for path in ["//orders", "/orders/", "/./orders", "/x/../orders", "/ord%65rs"] {
+            let r = raw_request(addr, "GET", path, &[("authorization", &reader)], None).await;
+            assert_eq!(r.status, 200, "{addr} {path}: {r:?}");
+        }
+        // Never normalizable: still rejected.
+        for path in ["/orders%2f1", "/orders/%2e%2e/x", "/orders%00"] {
+            let r = raw_request(addr, "GET", path, &[("authorization", &reader)], None).await;
+            assert_eq!(r.status, 400, "{addr} {path}");
+        }
     }
 }

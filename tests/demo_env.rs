@@ -1,6 +1,7 @@
 //! The demo binaries as users run them: `ZT_*` environment variables, dev mode with printed
 //! tokens, JWKS from a file and from a URL, report mode. Real processes, real HTTP on
 //! 127.0.0.1. (`cargo test` builds the examples these tests start.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
 mod orders;

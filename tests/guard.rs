@@ -1,5 +1,6 @@
 //! The Guard through its framework-neutral API: claim rules, token sources, key
 //! configuration, the verified-token cache, and start-up errors that name the entry.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
 mod orders;
@@ -24,7 +25,7 @@ fn trusted() -> IssuerConfig {
 
 async fn decide(guard: &Guard, headers: &HeaderList, query: Option<&str>) -> Result<Option<String>, Reason> {
     let view = RequestView { method: "GET", path: "/orders", query, headers, peer_addr: None };
-    match guard.check(&view).verdict().await.outcome {
+    match guard.decide(&view).await.outcome {
         Outcome::Allow(id) => Ok(id.and_then(|i| i.subject().map(str::to_string))),
         Outcome::Deny(d) => Err(d.reason),
     }
@@ -116,7 +117,7 @@ async fn scopes_are_evaluated_on_every_call_not_cached() {
     assert!(decide(&g, &headers, None).await.is_ok());
     let view =
         RequestView { method: "DELETE", path: "/orders/1", query: None, headers: &headers, peer_addr: None };
-    match g.check(&view).verdict().await.outcome {
+    match g.decide(&view).await.outcome {
         Outcome::Deny(d) => {
             assert_eq!(d.reason, Reason::InsufficientScope);
             assert_eq!(d.required_scopes, ["orders:admin"]);

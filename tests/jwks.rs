@@ -1,6 +1,7 @@
 //! Remote key sets against a JWKS server on 127.0.0.1: single-flight first fetch, rotation,
 //! unknown-kid refetch limiting, outages (last good set kept, fail closed without one),
 //! Cache-Control handling, OIDC discovery, and a custom fetcher.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
 mod orders;
@@ -87,8 +88,7 @@ async fn check(guard: &Guard, token: &str) -> Result<String, Reason> {
     let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
     let view =
         RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None };
-    let check = guard.check(&view);
-    match check.verdict().await.outcome {
+    match guard.decide(&view).await.outcome {
         Outcome::Allow(Some(id)) => Ok(id.subject().unwrap_or_default().to_string()),
         Outcome::Allow(None) => Err(Reason::MissingCredentials),
         Outcome::Deny(d) => Err(d.reason),

@@ -1,5 +1,6 @@
 //! The request span and decision events, as a JSON log subscriber sees them: stable field
 //! names present, tokens and query strings absent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
 mod orders;

@@ -58,5 +58,5 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
         };
         router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
     }
-    router.into_axum().with_state(App { store: Arc::new(OrderStore::default()) })
+    router.with_state(App { store: Arc::new(OrderStore::default()) }).into_axum()
 }

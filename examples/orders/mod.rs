@@ -32,6 +32,9 @@ pub fn requirement(scopes: &[&str]) -> Requirement {
     if scopes.is_empty() { zt::scopes::public() } else { zt::scopes::all(scopes.iter().copied()) }
 }
 
+/// The demo's request body limit (16 KiB).
+pub const BODY_LIMIT: usize = 16 * 1024;
+
 /// Settings from the environment.
 pub struct DemoConfig {
     pub listen: SocketAddr,
@@ -70,7 +73,12 @@ impl DemoConfig {
             (None, Some(dev)) => issuer.jwks(dev.jwks.clone()),
             (None, None) => issuer,
         };
-        Policy::builder().realm(&self.audience).mode(self.mode).issuer(issuer).build()
+        Policy::builder()
+            .realm(&self.audience)
+            .mode(self.mode)
+            .max_body_bytes(BODY_LIMIT)
+            .issuer(issuer)
+            .build()
     }
 }
 

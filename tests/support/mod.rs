@@ -144,6 +144,7 @@ pub fn spawn_actix(guard: zt::Guard) -> SocketAddr {
 pub fn policy_with_jwks(jwks: String) -> zt::Policy {
     zt::Policy::builder()
         .realm(AUDIENCE)
+        .max_body_bytes(crate::orders::BODY_LIMIT)
         .issuer(zt::policy::IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks(jwks))
         .build()
 }
@@ -190,7 +191,10 @@ pub async fn raw_request(
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Some(body) = body {
+    let chunked = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+    if let Some(body) = body
+        && !chunked
+    {
         request.push_str(&format!("content-length: {}\r\n", body.len()));
     }
     request.push_str("\r\n");

@@ -6,14 +6,20 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::Payload;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, HttpResponse};
+use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
+use tracing::Instrument;
 use tracing::Span;
-use zt_core::{Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry};
+use zt_core::{
+    BodyError, Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry,
+};
 
 /// What the middleware leaves in request extensions for extractors.
 #[derive(Clone)]
@@ -114,37 +120,97 @@ pin_project! {
     }
 }
 
-fn forward<S, B>(
-    service: &S,
+fn view<'a>(request: &'a ServiceRequest, headers: &'a Headers<'a>) -> RequestView<'a> {
+    RequestView {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        query: request.uri().query(),
+        headers,
+        peer_addr: request.peer_addr(),
+    }
+}
+
+/// Puts the identity and context into the request and applies a normalized path.
+fn prepare(
     guard: &Guard,
-    verdict: Verdict,
+    verdict: &mut Verdict,
+    identity: Option<zt_core::Identity>,
+    request: &mut ServiceRequest,
+) {
+    if let Some(path) = verdict.rewritten_path.take() {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+                // Routing reads the match-info path, so update both (as actix's own
+                // NormalizePath does).
+                request.match_info_mut().get_mut().update(&uri);
+                request.head_mut().uri = uri;
+            }
+        }
+    }
+    let mut extensions = request.extensions_mut();
+    if let Some(identity) = identity {
+        extensions.insert(crate::Identity(identity));
+    }
+    extensions.insert(RequestContext { request_id: verdict.request_id.clone(), guard: guard.clone() });
+}
+
+fn denied<B>(
+    guard: &Guard,
+    verdict: &Verdict,
+    denial: &Denial,
     request: ServiceRequest,
-) -> ZtFuture<S::Future, B>
+) -> ServiceResponse<EitherBody<B>> {
+    let response = denial_response(guard, denial, &verdict.request_id);
+    telemetry::record_status(&verdict.span, response.status().as_u16());
+    request.into_response(response).map_into_right_body()
+}
+
+/// Reads the payload (bounded) for the body phase.
+async fn read_payload(request: &mut ServiceRequest, limit: usize) -> Result<Bytes, BodyError> {
+    let mut payload = request.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Everything after a verdict, for the paths that may wait (keys, body).
+async fn dispatch<S, B>(
+    service: Rc<S>,
+    guard: Guard,
+    mut verdict: Verdict,
+    mut request: ServiceRequest,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    match verdict.outcome {
-        Outcome::Allow(identity) => {
-            {
-                let mut extensions = request.extensions_mut();
-                if let Some(identity) = identity {
-                    extensions.insert(crate::Identity(identity));
-                }
-                extensions.insert(RequestContext { request_id: verdict.request_id, guard: guard.clone() });
-            }
-            let future = {
-                let _entered = verdict.span.enter();
-                service.call(request)
-            };
-            ZtFuture { state: State::Inner { future, span: verdict.span } }
+    let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
+        Outcome::Deny(denial) => return Ok(denied(&guard, &verdict, &denial, request)),
+        Outcome::Allow(identity) => identity,
+    };
+    if let Some(check) = verdict.body.take() {
+        let read = read_payload(&mut request, check.limit).await;
+        if let Some(denial) = guard.check_body(&verdict, &check, read.as_deref().map_err(|e| *e)) {
+            return Ok(denied(&guard, &verdict, &denial, request));
         }
-        Outcome::Deny(denial) => {
-            let response = denial_response(guard, &denial, &verdict.request_id);
-            telemetry::record_status(&verdict.span, response.status().as_u16());
-            let response = request.into_response(response).map_into_right_body();
-            ZtFuture { state: State::Done { response: Some(response) } }
-        }
+        request.set_payload(Payload::from(read.unwrap_or_default()));
     }
+    prepare(&guard, &mut verdict, identity, &mut request);
+    let span = verdict.span.clone();
+    let response = service.call(request).instrument(span.clone()).await?;
+    telemetry::record_status(&span, response.status().as_u16());
+    Ok(response.map_into_left_body())
 }
 
 impl<S, B> Service<ServiceRequest> for ZeroTrustMiddleware<S>
@@ -158,30 +224,44 @@ where
 
     actix_web::dev::forward_ready!(service);
 
-    fn call(&self, request: ServiceRequest) -> Self::Future {
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let check = {
             let headers = Headers(request.headers());
-            let view = RequestView {
-                method: request.method().as_str(),
-                path: request.uri().path(),
-                query: request.uri().query(),
-                headers: &headers,
-                peer_addr: request.peer_addr(),
-            };
-            self.guard.check(&view)
+            self.guard.check(&view(&request, &headers))
         };
-        match check {
-            Check::Ready(verdict) => forward(&*self.service, &self.guard, verdict, request),
+        let mut verdict = match check {
+            Check::Ready(verdict) => verdict,
             Check::Pending(pending) => {
                 let service = Rc::clone(&self.service);
                 let guard = self.guard.clone();
                 let future = Box::pin(async move {
-                    let verdict = pending.await;
-                    forward(&*service, &guard, verdict, request).await
+                    let resume = pending.await;
+                    let verdict = {
+                        let headers = Headers(request.headers());
+                        guard.resume(&view(&request, &headers), resume)
+                    };
+                    dispatch(service, guard, verdict, request).await
                 });
-                ZtFuture { state: State::Waiting { future } }
+                return ZtFuture { state: State::Waiting { future } };
             }
+        };
+        if verdict.body.is_some() {
+            let future = Box::pin(dispatch(Rc::clone(&self.service), self.guard.clone(), verdict, request));
+            return ZtFuture { state: State::Waiting { future } };
         }
+        let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
+            Outcome::Deny(denial) => {
+                let response = denied(&self.guard, &verdict, &denial, request);
+                return ZtFuture { state: State::Done { response: Some(response) } };
+            }
+            Outcome::Allow(identity) => identity,
+        };
+        prepare(&self.guard, &mut verdict, identity, &mut request);
+        let future = {
+            let _entered = verdict.span.enter();
+            self.service.call(request)
+        };
+        ZtFuture { state: State::Inner { future, span: verdict.span } }
     }
 }
 

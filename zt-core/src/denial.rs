@@ -49,17 +49,43 @@ pub enum Reason {
     RouteNotFound,
     /// The path exists but not for this method (405 with `Allow`).
     MethodNotAllowed,
+    /// A method-override header or `_method` parameter was sent (400): never honoured.
+    MethodOverride,
+    /// The request framing is invalid (e.g. an unparsable or repeated `Content-Length`).
+    MalformedRequest,
+    /// The body is larger than the route allows (413).
+    PayloadTooLarge,
+    /// The body's `Content-Type` is not one the operation declares (415).
+    UnsupportedMediaType,
+    /// Path, query, header or cookie parameters violate the contract (400).
+    InvalidParameters,
+    /// The body violates the contract (400).
+    InvalidBody,
+    /// The caller exceeded its quota (429 with `Retry-After`).
+    RateLimited,
+    /// The caller is locked out after repeated failed authentications (429).
+    LockedOut,
+    /// The rate-limit store is unavailable and the policy says fail closed (503).
+    LimiterUnavailable,
 }
 
 impl Reason {
     /// The HTTP status code for this reason.
     pub fn status(self) -> u16 {
         match self {
-            Reason::MalformedCredentials | Reason::InvalidPath => 400,
+            Reason::MalformedCredentials
+            | Reason::InvalidPath
+            | Reason::MethodOverride
+            | Reason::MalformedRequest
+            | Reason::InvalidParameters
+            | Reason::InvalidBody => 400,
             Reason::InsufficientScope => 403,
             Reason::RouteNotFound => 404,
             Reason::MethodNotAllowed => 405,
-            Reason::KeysUnavailable => 503,
+            Reason::PayloadTooLarge => 413,
+            Reason::UnsupportedMediaType => 415,
+            Reason::RateLimited | Reason::LockedOut => 429,
+            Reason::KeysUnavailable | Reason::LimiterUnavailable => 503,
             _ => 401,
         }
     }
@@ -84,6 +110,15 @@ impl Reason {
             Reason::InvalidPath => "invalid-path",
             Reason::RouteNotFound => "route-not-found",
             Reason::MethodNotAllowed => "method-not-allowed",
+            Reason::MethodOverride => "method-override",
+            Reason::MalformedRequest => "malformed-request",
+            Reason::PayloadTooLarge => "payload-too-large",
+            Reason::UnsupportedMediaType => "unsupported-media-type",
+            Reason::InvalidParameters => "invalid-parameters",
+            Reason::InvalidBody => "invalid-body",
+            Reason::RateLimited => "rate-limited",
+            Reason::LockedOut => "locked-out",
+            Reason::LimiterUnavailable => "limiter-unavailable",
         }
     }
 
@@ -97,6 +132,14 @@ impl Reason {
             Reason::InvalidPath => "Invalid path",
             Reason::RouteNotFound => "Not found",
             Reason::MethodNotAllowed => "Method not allowed",
+            Reason::MethodOverride | Reason::MalformedRequest => "Bad request",
+            Reason::PayloadTooLarge => "Payload too large",
+            Reason::UnsupportedMediaType => "Unsupported media type",
+            Reason::InvalidParameters => "Invalid parameters",
+            Reason::InvalidBody => "Invalid body",
+            Reason::RateLimited => "Too many requests",
+            Reason::LockedOut => "Temporarily locked out",
+            Reason::LimiterUnavailable => "Rate limiting unavailable",
             _ => "Invalid access token",
         }
     }
@@ -125,6 +168,17 @@ impl Reason {
             Reason::InvalidPath => "The request path is not in canonical form.",
             Reason::RouteNotFound => "No such resource.",
             Reason::MethodNotAllowed => "The method is not allowed for this resource.",
+            Reason::MethodOverride => "Method-override headers and parameters are not accepted.",
+            Reason::MalformedRequest => "The request framing is invalid.",
+            Reason::PayloadTooLarge => "The request body is larger than this resource accepts.",
+            Reason::UnsupportedMediaType => "The request body's media type is not accepted here.",
+            Reason::InvalidParameters => "The request parameters do not match the API contract.",
+            Reason::InvalidBody => "The request body does not match the API contract.",
+            Reason::RateLimited => "Too many requests; retry after the time given in Retry-After.",
+            Reason::LockedOut => {
+                "Too many failed authentication attempts; retry after the time given in Retry-After."
+            }
+            Reason::LimiterUnavailable => "Requests cannot be admitted right now; retry later.",
         }
     }
 
@@ -134,17 +188,14 @@ impl Reason {
             Reason::MissingCredentials => None,
             Reason::MalformedCredentials => Some("invalid_request"),
             Reason::InsufficientScope => Some("insufficient_scope"),
-            Reason::KeysUnavailable
-            | Reason::InvalidPath
-            | Reason::RouteNotFound
-            | Reason::MethodNotAllowed => None,
+            _ if self.status() != 401 => None,
             _ => Some("invalid_token"),
         }
     }
 
-    /// True for reasons that carry a `WWW-Authenticate: Bearer` challenge.
+    /// True for reasons that carry a `WWW-Authenticate: Bearer` challenge (RFC 6750).
     pub fn challenges(self) -> bool {
-        matches!(self.status(), 400 | 401 | 403) && self != Reason::InvalidPath
+        self == Reason::MalformedCredentials || self == Reason::InsufficientScope || self.status() == 401
     }
 
     /// True for reasons that mean the credential was presented but failed verification.
@@ -167,12 +218,34 @@ pub struct Denial {
     pub required_scopes: Vec<String>,
     /// For [`Reason::MethodNotAllowed`]: the methods the route allows.
     pub allowed_methods: Vec<String>,
+    /// For contract violations: where and which rule (never the offending value).
+    pub violations: Vec<Violation>,
+    /// True when more violations were found than are listed.
+    pub violations_truncated: bool,
+    /// Extra response headers (e.g. `Retry-After`, `RateLimit`, `RateLimit-Policy`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// One contract violation: a JSON pointer into the request and the rule that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Where, e.g. `/query/limit` or `/body/items/0/quantity`.
+    pub pointer: String,
+    /// The rule, e.g. `maximum`, `required`, `unevaluatedProperties`.
+    pub keyword: String,
 }
 
 impl Denial {
     /// A denial with nothing beyond its reason.
     pub fn new(reason: Reason) -> Self {
-        Denial { reason, required_scopes: Vec::new(), allowed_methods: Vec::new() }
+        Denial {
+            reason,
+            required_scopes: Vec::new(),
+            allowed_methods: Vec::new(),
+            violations: Vec::new(),
+            violations_truncated: false,
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -197,6 +270,10 @@ struct Problem<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     required_scope: Option<String>,
+    #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
+    violations: &'a [Violation],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    violations_truncated: bool,
 }
 
 /// Quotes a value for an RFC 7235 auth-param; our values never contain `"` or `\`
@@ -244,6 +321,7 @@ impl Denial {
         if reason == Reason::KeysUnavailable {
             headers.push(("retry-after", "5".to_string()));
         }
+        headers.extend(self.headers.iter().cloned());
         let problem = Problem {
             kind: reason.problem_type(),
             title: reason.title(),
@@ -251,6 +329,8 @@ impl Denial {
             detail: reason.detail(),
             request_id,
             required_scope: scope,
+            violations: &self.violations,
+            violations_truncated: self.violations_truncated,
         };
         let body =
             serde_json::to_string(&problem).unwrap_or_else(|_| String::from("{\"title\":\"Forbidden\"}"));
@@ -309,6 +389,15 @@ mod tests {
             Reason::InvalidPath,
             Reason::RouteNotFound,
             Reason::MethodNotAllowed,
+            Reason::MethodOverride,
+            Reason::MalformedRequest,
+            Reason::PayloadTooLarge,
+            Reason::UnsupportedMediaType,
+            Reason::InvalidParameters,
+            Reason::InvalidBody,
+            Reason::RateLimited,
+            Reason::LockedOut,
+            Reason::LimiterUnavailable,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

@@ -121,43 +121,105 @@ pub struct Verdict {
     pub request_id: RequestId,
     /// The matched route template, if any.
     pub route: Option<Arc<str>>,
+    /// When the request carries a body: read it (at most `limit` bytes) and pass it to
+    /// [`Guard::check_body`] before forwarding.
+    pub body: Option<BodyCheck>,
+    /// When path normalization is enabled and rewrote the path: forward this path instead,
+    /// so the application sees exactly the path that was checked.
+    pub rewritten_path: Option<String>,
 }
 
-/// The result of [`Guard::check`]: decided at once (the common case, no allocation for the
-/// future), or waiting for a key fetch.
+/// The second phase of a request that carries a body.
+#[derive(Debug, Clone)]
+pub struct BodyCheck {
+    /// The most bytes to read; more is a 413.
+    pub limit: usize,
+}
+
+/// Why reading a body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// The body was longer than [`BodyCheck::limit`].
+    TooLarge,
+    /// The body could not be read (client went away, framing error).
+    Unreadable,
+}
+
+/// The result of [`Guard::check`]: decided at once (the common case: no allocation, no
+/// future), or waiting for I/O (an issuer's keys).
 pub enum Check {
     /// Decided.
     Ready(Verdict),
-    /// Waiting for the issuer's keys (first use, or an unknown `kid`).
+    /// Waiting: await it, then call [`Guard::resume`] with the same request.
     Pending(PendingCheck),
 }
 
-/// A decision waiting for a key fetch.
-pub struct PendingCheck(Pin<Box<dyn Future<Output = Verdict> + Send>>);
-
-impl Future for PendingCheck {
-    type Output = Verdict;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verdict> {
-        self.0.as_mut().poll(cx)
-    }
+/// Waits for what a decision needs (e.g. a key fetch), then yields a [`Resume`].
+pub struct PendingCheck {
+    wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+    resume: Option<Resume>,
 }
 
-impl Check {
-    /// Waits for the verdict.
-    pub async fn verdict(self) -> Verdict {
-        match self {
-            Check::Ready(v) => v,
-            Check::Pending(p) => p.await,
+/// Carries a pending decision's span and request id to [`Guard::resume`].
+#[derive(Debug)]
+pub struct Resume {
+    span: Span,
+    request_id: RequestId,
+}
+
+impl Future for PendingCheck {
+    type Output = Resume;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Resume> {
+        match self.wait.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => match self.resume.take() {
+                Some(resume) => Poll::Ready(resume),
+                // Polled again after completion: never resolves twice.
+                None => Poll::Pending,
+            },
         }
     }
 }
 
-struct Pending {
-    guard: Guard,
-    span: Span,
-    request_id: RequestId,
-    route: Arc<str>,
-    requirement: Arc<Requirement>,
+/// Framing facts from the headers, decided after authentication.
+enum Framing {
+    NoBody,
+    Body { declared: Option<u64> },
+    Invalid,
+}
+
+fn framing(view: &RequestView<'_>) -> Framing {
+    let mut declared: Option<u64> = None;
+    let mut index = 0;
+    while let Some(value) = view.headers.nth("content-length", index) {
+        index += 1;
+        let Some(n) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) else {
+            return Framing::Invalid;
+        };
+        if declared.is_some_and(|d| d != n) {
+            return Framing::Invalid;
+        }
+        declared = Some(n);
+    }
+    let chunked = view.headers.nth("transfer-encoding", 0).is_some();
+    if chunked && declared.is_some() {
+        // Both framings at once is the request-smuggling shape (RFC 9112 s.6.3).
+        return Framing::Invalid;
+    }
+    match declared {
+        Some(0) => Framing::NoBody,
+        Some(n) => Framing::Body { declared: Some(n) },
+        None if chunked => Framing::Body { declared: None },
+        None => Framing::NoBody,
+    }
+}
+
+/// Method override in any form: never honoured, always refused.
+fn has_method_override(view: &RequestView<'_>) -> bool {
+    ["x-http-method-override", "x-method-override", "x-http-method"]
+        .iter()
+        .any(|h| view.headers.nth(h, 0).is_some())
+        || view.query.is_some_and(|q| q.split('&').any(|p| p == "_method" || p.starts_with("_method=")))
 }
 
 impl Guard {
@@ -218,63 +280,128 @@ impl Guard {
         denial.render(&self.shared.realm, request_id.as_str())
     }
 
-    /// Decides on a request. Returns at once unless an issuer's keys must be fetched.
+    /// Decides on a request. Returns at once unless an issuer's keys must be fetched; then
+    /// await the [`PendingCheck`] and call [`Guard::resume`] with the same request.
     pub fn check(&self, view: &RequestView<'_>) -> Check {
         let request_id = RequestId::generate();
         let span = telemetry::request_span(view, &request_id, self.shared.policy.mode.as_str());
-        let route = match self.routes.find(view.method, view.path) {
+        self.run(view, span, request_id, true)
+    }
+
+    /// Finishes a decision after its [`PendingCheck`] completed. Never waits again.
+    pub fn resume(&self, view: &RequestView<'_>, resume: Resume) -> Verdict {
+        let Resume { span, request_id } = resume;
+        match self.run(view, span.clone(), request_id.clone(), false) {
+            Check::Ready(verdict) => verdict,
+            // `run` without fetching always decides; fail closed regardless.
+            Check::Pending(_) => {
+                self.finish(span, request_id, None, Decided::deny(Denial::new(Reason::KeysUnavailable)))
+            }
+        }
+    }
+
+    /// Checks and, when needed, waits and resumes: the whole decision in one call.
+    pub async fn decide(&self, view: &RequestView<'_>) -> Verdict {
+        match self.check(view) {
+            Check::Ready(verdict) => verdict,
+            Check::Pending(pending) => {
+                let resume = pending.await;
+                self.resume(view, resume)
+            }
+        }
+    }
+
+    fn run(&self, view: &RequestView<'_>, span: Span, request_id: RequestId, allow_fetch: bool) -> Check {
+        let policy = &self.shared.policy;
+        let Ok(path) = crate::canonical::canonicalize(view.path, &policy.paths) else {
+            let d = Decided::deny(Denial::new(Reason::InvalidPath));
+            return Check::Ready(self.finish(span, request_id, None, d));
+        };
+        let route = match self.routes.find(view.method, &path) {
             Ok(route) => route,
             Err(denial) => return Check::Ready(self.finish(span, request_id, None, Decided::deny(denial))),
+        };
+        let rewritten_path = match path {
+            std::borrow::Cow::Owned(p) => Some(p),
+            std::borrow::Cow::Borrowed(_) => None,
         };
         if !span.is_disabled() {
             span.record("http.route", &*route.template);
             span.record("zt.required_scopes", route.requirement.describe());
         }
-        let token = match token::extract(view, &self.shared.policy.tokens) {
-            Credential::Malformed => {
-                let d = Decided::deny(Denial::new(Reason::MalformedCredentials));
-                return Check::Ready(self.finish(span, request_id, Some(route.template), d));
-            }
-            Credential::None => {
-                let decided = if route.requirement.is_public() {
-                    Decided::allow(None)
-                } else {
-                    Decided::deny(Denial::new(Reason::MissingCredentials))
-                };
-                return Check::Ready(self.finish(span, request_id, Some(route.template), decided));
-            }
-            Credential::Bearer(token) => token,
-        };
-        match self.shared.verifier.verify(token, true) {
-            Step::Done(result) => {
-                let decided = self.authorize(result, &route.requirement);
-                Check::Ready(self.finish(span, request_id, Some(route.template), decided))
-            }
-            Step::Fetch(issuer) => {
-                let pending = Pending {
-                    guard: self.clone(),
-                    span,
-                    request_id,
-                    route: route.template,
-                    requirement: route.requirement,
-                };
-                let token = token.to_string();
-                Check::Pending(PendingCheck(Box::pin(async move {
-                    let keys = &pending.guard.shared.verifier.issuers[issuer].keys;
-                    if let Some(refresh) = keys.refresh() {
-                        // A failed fetch keeps the last good set; verification below then
-                        // decides with what there is (and fails closed without any set).
-                        let _ = refresh.await;
-                    }
-                    let result = match pending.guard.shared.verifier.verify(&token, false) {
-                        Step::Done(result) => result,
-                        Step::Fetch(_) => Err(Reason::UnknownKey),
-                    };
-                    let decided = pending.guard.authorize(result, &pending.requirement);
-                    pending.guard.finish(pending.span, pending.request_id, Some(pending.route), decided)
-                })))
-            }
+        let template = Some(route.template.clone());
+        if has_method_override(view) {
+            let d = Decided::deny(Denial::new(Reason::MethodOverride));
+            return Check::Ready(self.finish(span, request_id, template, d));
         }
+        let decided = match token::extract(view, &policy.tokens) {
+            Credential::Malformed => Decided::deny(Denial::new(Reason::MalformedCredentials)),
+            Credential::None if route.requirement.is_public() => Decided::allow(None),
+            Credential::None => Decided::deny(Denial::new(Reason::MissingCredentials)),
+            Credential::Bearer(token) => match self.shared.verifier.verify(token, allow_fetch) {
+                Step::Done(result) => self.authorize(result, &route.requirement),
+                Step::Fetch(issuer) => {
+                    let keys = self.clone();
+                    let wait = Box::pin(async move {
+                        if let Some(refresh) = keys.shared.verifier.issuers[issuer].keys.refresh() {
+                            // A failed fetch keeps the last good set; `resume` then decides
+                            // with what there is (and fails closed without any set).
+                            let _ = refresh.await;
+                        }
+                    });
+                    return Check::Pending(PendingCheck { wait, resume: Some(Resume { span, request_id }) });
+                }
+            },
+        };
+        if decided.denial.is_some() {
+            return Check::Ready(self.finish(span, request_id, template, decided));
+        }
+        // Authenticated and authorized: now the cheap checks that need no body.
+        let limit = policy.max_body_bytes;
+        let body = match framing(view) {
+            Framing::NoBody => None,
+            Framing::Invalid => {
+                let d = Decided {
+                    identity: decided.identity,
+                    denial: Some(Denial::new(Reason::MalformedRequest)),
+                };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+            Framing::Body { declared: Some(n) } if n > limit as u64 => {
+                // Early 413: Content-Length already says it is too large.
+                let d = Decided {
+                    identity: decided.identity,
+                    denial: Some(Denial::new(Reason::PayloadTooLarge)),
+                };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+            Framing::Body { .. } => Some(BodyCheck { limit }),
+        };
+        let mut verdict = self.finish(span, request_id, template, decided);
+        if matches!(verdict.outcome, Outcome::Allow(_)) {
+            verdict.body = body;
+            verdict.rewritten_path = rewritten_path;
+        }
+        Check::Ready(verdict)
+    }
+
+    /// The second phase for requests with a body: `body` is what was read (or why it could
+    /// not be). Returns the denial to answer with, if any (never in report-only mode, where
+    /// it is logged instead).
+    pub fn check_body(
+        &self,
+        verdict: &Verdict,
+        check: &BodyCheck,
+        body: Result<&[u8], BodyError>,
+    ) -> Option<Denial> {
+        let denial = match body {
+            Err(BodyError::TooLarge) => Denial::new(Reason::PayloadTooLarge),
+            Err(BodyError::Unreadable) => Denial::new(Reason::MalformedRequest),
+            Ok(bytes) if bytes.len() > check.limit => Denial::new(Reason::PayloadTooLarge),
+            Ok(_) => return None,
+        };
+        self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), None, &denial);
+        (self.shared.policy.mode == Mode::Enforce).then_some(denial)
     }
 
     /// Scope check on a verified identity. The identity is kept beside a denial so that
@@ -310,28 +437,40 @@ impl Guard {
                 Outcome::Allow(identity)
             }
             Some(denial) => {
-                let decision = if report { "would_deny" } else { "deny" };
-                let reason = denial.reason.slug();
-                span.record("zt.decision", decision);
-                span.record("zt.reason", reason);
-                let _entered = span.enter();
-                tracing::event!(
-                    target: "zt::decision",
-                    tracing::Level::WARN,
-                    zt.request_id = request_id.as_str(),
-                    zt.decision = decision,
-                    zt.reason = reason,
-                    zt.mode = self.shared.policy.mode.as_str(),
-                    http.route = route.as_deref().unwrap_or(""),
-                    http.response.status_code = denial.reason.status(),
-                    enduser.id = identity.as_ref().and_then(Identity::subject).unwrap_or(""),
-                    zt.client_id = identity.as_ref().and_then(Identity::client_id).unwrap_or(""),
-                    "request denied"
-                );
+                self.log_denial(&span, &request_id, route.as_deref(), identity.as_ref(), &denial);
                 if report { Outcome::Allow(identity) } else { Outcome::Deny(denial) }
             }
         };
-        Verdict { outcome, span, request_id, route }
+        Verdict { outcome, span, request_id, route, body: None, rewritten_path: None }
+    }
+
+    /// Records a denial on the span and emits the `zt::decision` WARN event.
+    fn log_denial(
+        &self,
+        span: &Span,
+        request_id: &RequestId,
+        route: Option<&str>,
+        identity: Option<&Identity>,
+        denial: &Denial,
+    ) {
+        let decision = if self.shared.policy.mode == Mode::Report { "would_deny" } else { "deny" };
+        let reason = denial.reason.slug();
+        span.record("zt.decision", decision);
+        span.record("zt.reason", reason);
+        let _entered = span.enter();
+        tracing::event!(
+            target: "zt::decision",
+            tracing::Level::WARN,
+            zt.request_id = request_id.as_str(),
+            zt.decision = decision,
+            zt.reason = reason,
+            zt.mode = self.shared.policy.mode.as_str(),
+            http.route = route.unwrap_or(""),
+            http.response.status_code = denial.reason.status(),
+            enduser.id = identity.and_then(Identity::subject).unwrap_or(""),
+            zt.client_id = identity.and_then(Identity::client_id).unwrap_or(""),
+            "request denied"
+        );
     }
 }
 

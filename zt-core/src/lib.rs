@@ -40,6 +40,7 @@
 // `CryptoProvider::install_default`. `Guard::new` checks and fails with
 // `PolicyError::NoCryptoProvider`, so a misbuilt binary fails at start-up, never on a request.
 
+pub mod canonical;
 pub mod denial;
 mod error;
 mod guard;
@@ -54,7 +55,7 @@ mod token;
 
 pub use denial::{Denial, DenialResponse, Reason};
 pub use error::PolicyError;
-pub use guard::{Check, Guard, GuardBuilder, Outcome, PendingCheck, Verdict};
+pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};
 pub use identity::{AuthMethod, Identity};
 pub use policy::{Mode, Policy};
 pub use request::{HeaderLookup, HeaderValue, RequestView};

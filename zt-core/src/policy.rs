@@ -74,7 +74,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// The whole policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Enforce (default) or report-only.
@@ -95,6 +95,17 @@ pub struct Policy {
     /// Route requirements declared in the policy (merged with those registered in code).
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Path canonicalization (default: reject every non-canonical form).
+    #[serde(default)]
+    pub paths: crate::canonical::PathPolicy,
+    /// Largest accepted request body in bytes, unless an operation says otherwise
+    /// (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    1 << 20
 }
 
 /// One trusted issuer. Exactly one key source must be given.
@@ -408,6 +419,21 @@ impl RouteConfig {
     }
 }
 
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::default(),
+            realm: None,
+            issuers: Vec::new(),
+            tokens: TokenConfig::default(),
+            remote_keys: RemoteKeysConfig::default(),
+            routes: Vec::new(),
+            paths: crate::canonical::PathPolicy::default(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
 impl Policy {
     /// Starts building a policy in code.
     pub fn builder() -> PolicyBuilder {
@@ -477,6 +503,16 @@ impl PolicyBuilder {
     /// Sets remote key fetching.
     pub fn remote_keys(mut self, remote: RemoteKeysConfig) -> Self {
         self.policy.remote_keys = remote;
+        self
+    }
+    /// Sets path canonicalization.
+    pub fn paths(mut self, paths: crate::canonical::PathPolicy) -> Self {
+        self.policy.paths = paths;
+        self
+    }
+    /// Sets the default body size limit.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.policy.max_body_bytes = limit;
         self
     }
     /// Declares a route requirement.

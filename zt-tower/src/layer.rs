@@ -6,13 +6,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum::extract::ConnectInfo;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Span;
+use tracing::{Instrument, Span};
 use zt_core::{
-    Check, Guard, HeaderLookup, Outcome, PendingCheck, RequestId, RequestView, Verdict, telemetry,
+    BodyError, Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry,
 };
 
 /// What the layer leaves in request extensions for extractors: the request id and the guard
@@ -28,6 +30,16 @@ struct Headers<'a>(&'a HeaderMap);
 impl HeaderLookup for Headers<'_> {
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
         self.0.get_all(name).iter().nth(index).map(HeaderValue::as_bytes)
+    }
+}
+
+fn view<'a, B>(request: &'a Request<B>, headers: &'a Headers<'a>) -> RequestView<'a> {
+    RequestView {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        query: request.uri().query(),
+        headers,
+        peer_addr: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
     }
 }
 
@@ -77,7 +89,7 @@ pub struct ZeroTrustService<S> {
 
 pub(crate) fn denial_response<B: From<String>>(
     guard: &Guard,
-    denial: &zt_core::Denial,
+    denial: &Denial,
     request_id: &RequestId,
 ) -> Response<B> {
     let rendered = guard.render(denial, request_id);
@@ -91,142 +103,203 @@ pub(crate) fn denial_response<B: From<String>>(
     response
 }
 
+type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
+
 pin_project! {
     /// The response future of [`ZeroTrustService`]: the inner future (instrumented with the
-    /// request span), a denial, or a decision waiting for keys.
-    pub struct ResponseFuture<S, ReqBody, F, ResBody> {
+    /// request span) or a denial on the fast path; a boxed future only when the decision
+    /// waits for keys or a body must be read first.
+    pub struct ResponseFuture<F, ResBody, E> {
         #[pin]
-        state: State<S, ReqBody, F, ResBody>,
+        state: State<F, ResBody, E>,
     }
 }
 
 pin_project! {
     #[project = Projected]
-    enum State<S, ReqBody, F, ResBody> {
+    enum State<F, ResBody, E> {
         Inner { #[pin] future: F, span: Span },
         Denied { response: Option<Response<ResBody>> },
-        Waiting {
-            #[pin] pending: PendingCheck,
-            request: Option<Request<ReqBody>>,
-            service: S,
-            guard: Guard,
-        },
+        Boxed { future: BoxedResponse<ResBody, E> },
     }
 }
 
-fn forward<S, ReqBody, ResBody>(
-    service: &mut S,
+/// Puts the verdict's identity and context into the request and applies a normalized path.
+fn prepare<B>(
     guard: &Guard,
-    verdict: Verdict,
-    mut request: Request<ReqBody>,
-) -> ResponseFuture<S, ReqBody, S::Future, ResBody>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<String>,
-{
-    {
-        match verdict.outcome {
-            Outcome::Allow(identity) => {
-                let extensions = request.extensions_mut();
-                if let Some(identity) = identity {
-                    extensions.insert(crate::Identity(identity));
-                }
-                extensions.insert(RequestContext { request_id: verdict.request_id, guard: guard.clone() });
-                let future = {
-                    let _entered = verdict.span.enter();
-                    service.call(request)
-                };
-                ResponseFuture { state: State::Inner { future, span: verdict.span } }
-            }
-            Outcome::Deny(denial) => {
-                let response = denial_response(guard, &denial, &verdict.request_id);
-                telemetry::record_status(&verdict.span, response.status().as_u16());
-                ResponseFuture { state: State::Denied { response: Some(response) } }
+    verdict: &mut Verdict,
+    identity: Option<zt_core::Identity>,
+    request: &mut Request<B>,
+) {
+    if let Some(path) = verdict.rewritten_path.take() {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
             }
         }
     }
+    let extensions = request.extensions_mut();
+    if let Some(identity) = identity {
+        extensions.insert(crate::Identity(identity));
+    }
+    extensions.insert(RequestContext { request_id: verdict.request_id.clone(), guard: guard.clone() });
+}
+
+fn deny<F, ResBody: From<String>, E>(
+    guard: &Guard,
+    verdict: &Verdict,
+    denial: &Denial,
+) -> ResponseFuture<F, ResBody, E> {
+    let response = denial_response(guard, denial, &verdict.request_id);
+    telemetry::record_status(&verdict.span, response.status().as_u16());
+    ResponseFuture { state: State::Denied { response: Some(response) } }
+}
+
+/// Reads the body (bounded), runs the body phase, then calls the service.
+async fn with_body<S, ReqBody, ResBody>(
+    mut service: S,
+    guard: Guard,
+    mut verdict: Verdict,
+    identity: Option<zt_core::Identity>,
+    request: Request<ReqBody>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body + From<Bytes>,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<String>,
+{
+    let Some(check) = verdict.body.take() else {
+        let mut request = request;
+        prepare(&guard, &mut verdict, identity, &mut request);
+        return service.call(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let read = Limited::new(body, check.limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            BodyError::TooLarge
+        } else {
+            BodyError::Unreadable
+        }
+    });
+    if let Some(denial) = guard.check_body(&verdict, &check, read.as_deref().map_err(|e| *e)) {
+        let response: Response<ResBody> = denial_response(&guard, &denial, &verdict.request_id);
+        telemetry::record_status(&verdict.span, response.status().as_u16());
+        return Ok(response);
+    }
+    // Report-only mode forwards even an unreadable body: forward what was read.
+    let bytes = read.unwrap_or_default();
+    let mut request = Request::from_parts(parts, ReqBody::from(bytes));
+    prepare(&guard, &mut verdict, identity, &mut request);
+    let span = verdict.span.clone();
+    let response = service.call(request).instrument(span.clone()).await;
+    if let Ok(r) = &response {
+        telemetry::record_status(&span, r.status().as_u16());
+    }
+    response
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ZeroTrustService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: From<String>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let check = {
             let headers = Headers(request.headers());
-            let view = RequestView {
-                method: request.method().as_str(),
-                path: request.uri().path(),
-                query: request.uri().query(),
-                headers: &headers,
-                peer_addr: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
-            };
-            self.guard.check(&view)
+            self.guard.check(&view(&request, &headers))
         };
-        match check {
-            Check::Ready(verdict) => forward(&mut self.inner, &self.guard, verdict, request),
+        let mut verdict = match check {
+            Check::Ready(verdict) => verdict,
             Check::Pending(pending) => {
-                // The service that was polled ready is taken along; a clone stays behind.
+                // The service that was polled ready goes along; a clone stays behind.
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture {
-                    state: State::Waiting {
-                        pending,
-                        request: Some(request),
-                        service,
-                        guard: self.guard.clone(),
-                    },
-                }
+                let guard = self.guard.clone();
+                let future = Box::pin(async move {
+                    let resume = pending.await;
+                    let verdict = {
+                        let headers = Headers(request.headers());
+                        guard.resume(&view(&request, &headers), resume)
+                    };
+                    match verdict.outcome.clone() {
+                        Outcome::Deny(denial) => {
+                            let response: Response<ResBody> =
+                                denial_response(&guard, &denial, &verdict.request_id);
+                            telemetry::record_status(&verdict.span, response.status().as_u16());
+                            Ok(response)
+                        }
+                        Outcome::Allow(identity) => {
+                            let span = verdict.span.clone();
+                            with_body(service, guard, verdict, identity, request).instrument(span).await
+                        }
+                    }
+                });
+                return ResponseFuture { state: State::Boxed { future } };
             }
+        };
+        let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
+            Outcome::Deny(denial) => return deny(&self.guard, &verdict, &denial),
+            Outcome::Allow(identity) => identity,
+        };
+        if verdict.body.is_some() {
+            let clone = self.inner.clone();
+            let service = std::mem::replace(&mut self.inner, clone);
+            let span = verdict.span.clone();
+            let future =
+                Box::pin(with_body(service, self.guard.clone(), verdict, identity, request).instrument(span));
+            return ResponseFuture { state: State::Boxed { future } };
         }
+        prepare(&self.guard, &mut verdict, identity, &mut request);
+        let future = {
+            let _entered = verdict.span.enter();
+            self.inner.call(request)
+        };
+        ResponseFuture { state: State::Inner { future, span: verdict.span } }
     }
 }
 
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, S::Future, ResBody>
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody, E>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<String>,
+    F: Future<Output = Result<Response<ResBody>, E>>,
 {
-    type Output = Result<Response<ResBody>, S::Error>;
+    type Output = Result<Response<ResBody>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                Projected::Inner { future, span } => {
-                    let _entered = span.enter();
-                    let result = ready!(future.poll(cx));
-                    if let Ok(response) = &result {
-                        telemetry::record_status(span, response.status().as_u16());
-                    }
-                    return Poll::Ready(result);
+        match self.project().state.project() {
+            Projected::Inner { future, span } => {
+                let _entered = span.enter();
+                let result = ready!(future.poll(cx));
+                if let Ok(response) = &result {
+                    telemetry::record_status(span, response.status().as_u16());
                 }
-                Projected::Denied { response } => {
-                    return match response.take() {
-                        Some(response) => Poll::Ready(Ok(response)),
-                        // Polled after completion: a contract violation by the caller.
-                        None => Poll::Pending,
-                    };
-                }
-                Projected::Waiting { pending, request, service, guard } => {
-                    let verdict = ready!(pending.poll(cx));
-                    let Some(request) = request.take() else {
-                        return Poll::Pending;
-                    };
-                    let guard = guard.clone();
-                    let next = forward(service, &guard, verdict, request);
-                    state.set(next.state);
-                }
+                Poll::Ready(result)
             }
+            Projected::Denied { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled after completion: a contract violation by the caller.
+                None => Poll::Pending,
+            },
+            Projected::Boxed { future } => future.as_mut().poll(cx),
         }
     }
 }

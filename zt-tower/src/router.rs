@@ -123,18 +123,35 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         self
     }
 
+    /// Provides the state, like `axum::Router::with_state`.
+    pub fn with_state<S2>(self, state: S) -> Router<S2> {
+        Router {
+            inner: self.inner.with_state(state),
+            guard: self.guard,
+            table: self.table,
+            errors: self.errors,
+        }
+    }
+}
+
+impl Router<()> {
     /// Finishes the router, failing when a requirement was invalid or conflicting.
-    pub fn try_into_axum(self) -> Result<axum::Router<S>, PolicyError> {
+    ///
+    /// The [`ZeroTrustLayer`] wraps the whole router (not `Router::layer`, which runs after
+    /// axum's routing): every request is checked before axum routes it, so the router sees
+    /// exactly the path that was checked, including a normalized one.
+    pub fn try_into_axum(self) -> Result<axum::Router, PolicyError> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
         let guard = self.guard.with_routes(&self.table)?;
-        Ok(self.inner.layer(ZeroTrustLayer::new(guard)))
+        let service = tower_layer::Layer::layer(&ZeroTrustLayer::new(guard), self.inner);
+        Ok(axum::Router::new().fallback_service(service))
     }
 
     /// Finishes the router. Panics (at start-up, like axum on overlapping routes) when a
     /// requirement was invalid or conflicting; use [`Router::try_into_axum`] to handle it.
-    pub fn into_axum(self) -> axum::Router<S> {
+    pub fn into_axum(self) -> axum::Router {
         match self.try_into_axum() {
             Ok(router) => router,
             Err(e) => panic!("zt: invalid route requirements: {e}"),
