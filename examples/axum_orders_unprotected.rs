@@ -55,9 +55,7 @@ fn app() -> axum::Router {
         .route("/health", get(health))
         .route("/orders", get(list_orders).post(create_order))
         .route("/orders/{id}", get(get_order).delete(delete_order))
-        .with_state(App {
-            store: Arc::new(OrderStore::default()),
-        })
+        .with_state(App { store: Arc::new(OrderStore::default()) })
 }
 
 #[tokio::main]
@@ -68,19 +66,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let listen = std::env::var("ZT_LISTEN")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "127.0.0.1:8081".into());
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("ZT_LISTEN: {listen:?} is not an address like 127.0.0.1:8081"))?;
+    let listen =
+        std::env::var("ZT_LISTEN").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "127.0.0.1:8081".into());
+    let listen: SocketAddr =
+        listen.parse().map_err(|_| format!("ZT_LISTEN: {listen:?} is not an address like 127.0.0.1:8081"))?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::warn!(%listen, "axum orders demo WITHOUT zt (load-test baseline, no access control) listening");
-    axum::serve(
-        listener,
-        app().into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    axum::serve(listener, app().into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }
