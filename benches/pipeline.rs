@@ -65,6 +65,7 @@ fn get_orders(headers: &HeaderList) -> RequestView<'_> {
         query: None,
         headers,
         peer_addr: Some(SocketAddr::from(([127, 0, 0, 1], 40_000))),
+        peer_certificates: None,
     }
 }
 

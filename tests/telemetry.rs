@@ -60,6 +60,7 @@ fn run(guard: &Guard, token: &str, query: &str) -> Outcome {
         query: Some(query),
         headers: &headers,
         peer_addr: Some("127.0.0.1:5555".parse().unwrap()),
+        peer_certificates: None,
     };
     let zt::Check::Ready(verdict) = guard.check(&view) else { panic!("static keys never wait") };
     zt::telemetry::record_status(

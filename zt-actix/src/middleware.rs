@@ -127,6 +127,8 @@ fn view<'a>(request: &'a ServiceRequest, headers: &'a Headers<'a>) -> RequestVie
         query: request.uri().query(),
         headers,
         peer_addr: request.peer_addr(),
+        // Put there per connection by the TLS glue (`HttpServer::on_connect`).
+        peer_certificates: request.conn_data::<zt_core::PeerCertificates>(),
     }
 }
 

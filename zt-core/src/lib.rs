@@ -26,7 +26,7 @@
 //! let guard = Guard::new(policy).unwrap().with_routes(&routes).unwrap();
 //!
 //! let headers = HeaderList::default();
-//! let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None };
+//! let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None, peer_certificates: None };
 //! let Check::Ready(verdict) = guard.check(&view) else { unreachable!() };
 //! match verdict.outcome {
 //!     Outcome::Deny(denial) => assert_eq!(denial.reason, Reason::MissingCredentials),
@@ -58,7 +58,7 @@ pub use error::PolicyError;
 pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};
 pub use identity::{AuthMethod, Identity};
 pub use policy::{Mode, Policy};
-pub use request::{HeaderLookup, HeaderValue, RequestView};
+pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::RouteTable;
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

@@ -47,6 +47,27 @@ pub struct RequestView<'a> {
     pub headers: &'a dyn HeaderLookup,
     /// The TCP peer address, if known.
     pub peer_addr: Option<SocketAddr>,
+    /// The client certificate chain the TLS layer verified (mutual TLS), if any.
+    pub peer_certificates: Option<&'a PeerCertificates>,
+}
+
+/// The verified client certificate chain of a mutual-TLS connection, leaf first, DER.
+///
+/// The TLS glue of the adapters puts this into each request of a connection whose client
+/// presented a certificate that the configured CA bundle verified. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificates(pub std::sync::Arc<Vec<Vec<u8>>>);
+
+impl PeerCertificates {
+    /// The chain from DER certificates, leaf first.
+    pub fn new(chain: Vec<Vec<u8>>) -> Self {
+        PeerCertificates(std::sync::Arc::new(chain))
+    }
+
+    /// The leaf (client) certificate, DER.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.0.first().map(Vec::as_slice)
+    }
 }
 
 /// A header map for tests, examples and benchmarks: a list of `(name, value)` pairs.

@@ -464,7 +464,7 @@ mod tests {
     use crate::request::HeaderList;
 
     fn view<'a>(headers: &'a HeaderList, query: Option<&'a str>) -> RequestView<'a> {
-        RequestView { method: "GET", path: "/", query, headers, peer_addr: None }
+        RequestView { method: "GET", path: "/", query, headers, peer_addr: None, peer_certificates: None }
     }
 
     #[test]

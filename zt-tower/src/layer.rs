@@ -40,6 +40,7 @@ fn view<'a, B>(request: &'a Request<B>, headers: &'a Headers<'a>) -> RequestView
         query: request.uri().query(),
         headers,
         peer_addr: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+        peer_certificates: request.extensions().get::<zt_core::PeerCertificates>(),
     }
 }
 
