@@ -58,7 +58,7 @@ pub use error::PolicyError;
 pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};
 pub use identity::{AuthMethod, Identity};
 pub use policy::{Mode, Policy};
-pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
+pub use request::{CheckedRoute, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::RouteTable;
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

@@ -87,3 +87,8 @@ impl HeaderLookup for HeaderList {
         self.0.iter().filter(|(n, _)| n == name).nth(index).map(|(_, v)| v.as_slice())
     }
 }
+
+/// The route template the Guard matched and checked (e.g. `/orders/{id}`). The adapters put
+/// it into request extensions, so handlers and tests can see which route was authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRoute(pub std::sync::Arc<str>);

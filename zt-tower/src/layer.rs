@@ -150,6 +150,9 @@ fn prepare<B>(
         extensions.insert(crate::Identity(identity));
     }
     extensions.insert(RequestContext { request_id: verdict.request_id.clone(), guard: guard.clone() });
+    if let Some(route) = &verdict.route {
+        extensions.insert(zt_core::CheckedRoute(route.clone()));
+    }
 }
 
 fn deny<F, ResBody: From<String>, E>(
