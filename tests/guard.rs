@@ -24,7 +24,14 @@ fn trusted() -> IssuerConfig {
 }
 
 async fn decide(guard: &Guard, headers: &HeaderList, query: Option<&str>) -> Result<Option<String>, Reason> {
-    let view = RequestView { method: "GET", path: "/orders", query, headers, peer_addr: None, peer_certificates: None };
+    let view = RequestView {
+        method: "GET",
+        path: "/orders",
+        query,
+        headers,
+        peer_addr: None,
+        peer_certificates: None,
+    };
     match guard.decide(&view).await.outcome {
         Outcome::Allow(id) => Ok(id.and_then(|i| i.subject().map(str::to_string))),
         Outcome::Deny(d) => Err(d.reason),
@@ -115,8 +122,14 @@ async fn scopes_are_evaluated_on_every_call_not_cached() {
     let t = token("alice", "orders:read");
     let headers = HeaderList::default().with("authorization", format!("Bearer {t}"));
     assert!(decide(&g, &headers, None).await.is_ok());
-    let view =
-        RequestView { method: "DELETE", path: "/orders/1", query: None, headers: &headers, peer_addr: None, peer_certificates: None };
+    let view = RequestView {
+        method: "DELETE",
+        path: "/orders/1",
+        query: None,
+        headers: &headers,
+        peer_addr: None,
+        peer_certificates: None,
+    };
     match g.decide(&view).await.outcome {
         Outcome::Deny(d) => {
             assert_eq!(d.reason, Reason::InsufficientScope);

@@ -86,8 +86,14 @@ fn guard(issuer: IssuerConfig, remote: RemoteKeysConfig) -> Guard {
 
 async fn check(guard: &Guard, token: &str) -> Result<String, Reason> {
     let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
-    let view =
-        RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None, peer_certificates: None };
+    let view = RequestView {
+        method: "GET",
+        path: "/orders",
+        query: None,
+        headers: &headers,
+        peer_addr: None,
+        peer_certificates: None,
+    };
     match guard.decide(&view).await.outcome {
         Outcome::Allow(Some(id)) => Ok(id.subject().unwrap_or_default().to_string()),
         Outcome::Allow(None) => Err(Reason::MissingCredentials),
