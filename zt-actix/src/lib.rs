@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod extract;
+pub mod issuer;
 mod middleware;
 mod router;
 

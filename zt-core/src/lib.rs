@@ -45,6 +45,7 @@ pub mod denial;
 mod error;
 mod guard;
 pub mod identity;
+pub mod issuer;
 pub mod keys;
 pub mod policy;
 pub mod request;

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod extract;
+pub mod issuer;
 mod layer;
 mod router;
 
