@@ -39,6 +39,7 @@ mod extract;
 pub mod issuer;
 mod middleware;
 mod router;
+pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
 pub use middleware::{ZeroTrust, ZeroTrustMiddleware, ZtFuture};

@@ -41,6 +41,7 @@
 // `PolicyError::NoCryptoProvider`, so a misbuilt binary fails at start-up, never on a request.
 
 pub mod canonical;
+pub mod cert;
 pub mod denial;
 mod error;
 mod guard;
@@ -52,8 +53,11 @@ pub mod request;
 mod routes;
 pub mod scopes;
 pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod token;
 
+pub use cert::{CertificateIdentity, SpiffeId};
 pub use denial::{Denial, DenialResponse, Reason};
 pub use error::PolicyError;
 pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};

@@ -36,6 +36,7 @@ mod extract;
 pub mod issuer;
 mod layer;
 mod router;
+pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
 pub use layer::{ResponseFuture, ZeroTrustLayer, ZeroTrustService};
