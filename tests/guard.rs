@@ -326,6 +326,7 @@ fn bad_policies_fail_at_startup_naming_the_entry() {
     assert_eq!(invalid_at(Guard::new(bad_jwks).err().unwrap()), "issuers[0].jwks");
     let mut bad_route = Policy::builder().issuer(trusted()).build();
     bad_route.routes.push(zt::policy::RouteConfig {
+        zone: None,
         method: "GET".into(),
         path: "/x".into(),
         public: false,

@@ -73,3 +73,24 @@ pub fn server(
     .listen(listener)?
     .run())
 }
+
+/// Builds the actix server over TLS (mutual TLS when the config has a client CA).
+pub fn server_tls(
+    routes: Routes,
+    listener: std::net::TcpListener,
+    workers: usize,
+    tls: zt::tls::TlsConfig,
+) -> std::io::Result<actix_web::dev::Server> {
+    let store = Data::new(OrderStore::default());
+    Ok(HttpServer::new(move || {
+        let routes = routes.clone();
+        App::new()
+            .app_data(store.clone())
+            .wrap(routes.middleware())
+            .configure(move |cfg| routes.configure(cfg))
+    })
+    .workers(workers)
+    .on_connect(zt::actix::tls::on_connect)
+    .listen_rustls_0_23(listener, tls.server_config())?
+    .run())
+}

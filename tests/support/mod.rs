@@ -1,6 +1,8 @@
 //! Shared by the integration tests and benchmarks: test keys for every algorithm, token
 //! minting, and the two demo services started on 127.0.0.1.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pki;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -67,6 +67,28 @@ pub enum Reason {
     LockedOut,
     /// The rate-limit store is unavailable and the policy says fail closed (503).
     LimiterUnavailable,
+    /// The route is in no trust zone and there is no `default` zone (403).
+    ZoneDenied,
+    /// The route's zone requires a verified client certificate (403).
+    MtlsRequired,
+    /// The client certificate's SPIFFE identity is not admitted by the zone (403).
+    WorkloadNotAllowed,
+    /// The client's network is not admitted by the zone (403).
+    SourceNotAllowed,
+    /// The token's issuer is not admitted by the zone (403).
+    IssuerNotAllowed,
+    /// The zone requires a certificate-bound token (RFC 8705) and this one is not (401).
+    BoundTokenRequired,
+    /// The token is bound to another certificate than the one presented (401, RFC 8705).
+    CertificateBindingMismatch,
+    /// The authentication is older than the zone allows (401, RFC 9470 step-up).
+    AuthenticationTooOld,
+    /// The token's `acr`/`amr` do not meet the zone's requirements (401, RFC 9470).
+    AuthenticationContextNotMet,
+    /// A path parameter bound to a claim names an object the caller does not own (403).
+    OwnershipMismatch,
+    /// The verified client certificate does not carry a usable identity (403).
+    InvalidClientCertificate,
 }
 
 impl Reason {
@@ -79,7 +101,14 @@ impl Reason {
             | Reason::MalformedRequest
             | Reason::InvalidParameters
             | Reason::InvalidBody => 400,
-            Reason::InsufficientScope => 403,
+            Reason::InsufficientScope
+            | Reason::ZoneDenied
+            | Reason::MtlsRequired
+            | Reason::WorkloadNotAllowed
+            | Reason::SourceNotAllowed
+            | Reason::IssuerNotAllowed
+            | Reason::OwnershipMismatch
+            | Reason::InvalidClientCertificate => 403,
             Reason::RouteNotFound => 404,
             Reason::MethodNotAllowed => 405,
             Reason::PayloadTooLarge => 413,
@@ -119,6 +148,17 @@ impl Reason {
             Reason::RateLimited => "rate-limited",
             Reason::LockedOut => "locked-out",
             Reason::LimiterUnavailable => "limiter-unavailable",
+            Reason::ZoneDenied => "zone-denied",
+            Reason::MtlsRequired => "mtls-required",
+            Reason::WorkloadNotAllowed => "workload-not-allowed",
+            Reason::SourceNotAllowed => "source-not-allowed",
+            Reason::IssuerNotAllowed => "issuer-not-allowed",
+            Reason::BoundTokenRequired => "bound-token-required",
+            Reason::CertificateBindingMismatch => "certificate-binding-mismatch",
+            Reason::AuthenticationTooOld => "authentication-too-old",
+            Reason::AuthenticationContextNotMet => "authentication-context-not-met",
+            Reason::OwnershipMismatch => "ownership-mismatch",
+            Reason::InvalidClientCertificate => "invalid-client-certificate",
         }
     }
 
@@ -140,6 +180,16 @@ impl Reason {
             Reason::RateLimited => "Too many requests",
             Reason::LockedOut => "Temporarily locked out",
             Reason::LimiterUnavailable => "Rate limiting unavailable",
+            Reason::ZoneDenied
+            | Reason::MtlsRequired
+            | Reason::WorkloadNotAllowed
+            | Reason::SourceNotAllowed
+            | Reason::IssuerNotAllowed => "Not admitted to this zone",
+            Reason::AuthenticationTooOld | Reason::AuthenticationContextNotMet => {
+                "Stronger or more recent authentication required"
+            }
+            Reason::OwnershipMismatch => "Forbidden",
+            Reason::InvalidClientCertificate => "Invalid client certificate",
             _ => "Invalid access token",
         }
     }
@@ -179,6 +229,23 @@ impl Reason {
                 "Too many failed authentication attempts; retry after the time given in Retry-After."
             }
             Reason::LimiterUnavailable => "Requests cannot be admitted right now; retry later.",
+            Reason::ZoneDenied => "This resource is not in any trust zone that admits callers.",
+            Reason::MtlsRequired => "This resource requires a verified client certificate.",
+            Reason::WorkloadNotAllowed => "The client certificate's workload identity is not admitted here.",
+            Reason::SourceNotAllowed => "Requests from this network are not admitted here.",
+            Reason::IssuerNotAllowed => "Tokens from this issuer are not admitted here.",
+            Reason::BoundTokenRequired => {
+                "This resource requires an access token bound to the client certificate."
+            }
+            Reason::CertificateBindingMismatch => {
+                "The access token is bound to a different client certificate."
+            }
+            Reason::AuthenticationTooOld => {
+                "The authentication is too old for this resource; authenticate again."
+            }
+            Reason::AuthenticationContextNotMet => "This resource requires a stronger authentication method.",
+            Reason::OwnershipMismatch => "The caller may not access this object.",
+            Reason::InvalidClientCertificate => "The client certificate does not carry a usable identity.",
         }
     }
 
@@ -189,6 +256,9 @@ impl Reason {
             Reason::MalformedCredentials => Some("invalid_request"),
             Reason::InsufficientScope => Some("insufficient_scope"),
             _ if self.status() != 401 => None,
+            Reason::AuthenticationTooOld | Reason::AuthenticationContextNotMet => {
+                Some("insufficient_user_authentication")
+            }
             _ => Some("invalid_token"),
         }
     }
@@ -398,6 +468,17 @@ mod tests {
             Reason::RateLimited,
             Reason::LockedOut,
             Reason::LimiterUnavailable,
+            Reason::ZoneDenied,
+            Reason::MtlsRequired,
+            Reason::WorkloadNotAllowed,
+            Reason::SourceNotAllowed,
+            Reason::IssuerNotAllowed,
+            Reason::BoundTokenRequired,
+            Reason::CertificateBindingMismatch,
+            Reason::AuthenticationTooOld,
+            Reason::AuthenticationContextNotMet,
+            Reason::OwnershipMismatch,
+            Reason::InvalidClientCertificate,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

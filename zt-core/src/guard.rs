@@ -7,12 +7,13 @@ use std::task::{Context, Poll};
 
 use tracing::Span;
 
+use crate::cert::CertificateIdentity;
 use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
 use crate::policy::{Mode, Policy};
-use crate::request::RequestView;
+use crate::request::{PeerCertificates, RequestView};
 use crate::routes::{CompiledRoutes, RouteTable};
 use crate::scopes::Requirement;
 use crate::telemetry::{self, RequestId};
@@ -47,7 +48,13 @@ struct Shared {
     policy: Policy,
     realm: String,
     policy_routes: RouteTable,
+    zones: crate::zones::Zones,
+    /// Parsed client certificates by DER: one parse per certificate, not per request.
+    certificates: quick_cache::sync::Cache<Vec<u8>, Arc<CertificateIdentity>>,
 }
+
+/// Most parsed client certificates kept (a connection's certificate is parsed once).
+const CERTIFICATE_CACHE: usize = 1024;
 
 /// Options for [`Guard::builder`].
 pub struct GuardBuilder {
@@ -93,8 +100,15 @@ impl GuardBuilder {
                 "the realm must not contain quotes, backslashes or control characters",
             ));
         }
+        let route_zones: Vec<(String, String, String)> = policy
+            .routes
+            .iter()
+            .filter_map(|r| r.zone.as_ref().map(|z| (r.method.clone(), r.path.clone(), z.clone())))
+            .collect();
+        let zones = crate::zones::Zones::compile(&policy.zones, &route_zones, &policy.bindings)?;
+        let certificates = quick_cache::sync::Cache::new(CERTIFICATE_CACHE);
         Ok(Guard {
-            shared: Arc::new(Shared { verifier, policy, realm, policy_routes }),
+            shared: Arc::new(Shared { verifier, policy, realm, policy_routes, zones, certificates }),
             routes: Arc::new(routes),
         })
     }
@@ -321,8 +335,8 @@ impl Guard {
             Ok(route) => route,
             Err(denial) => return Check::Ready(self.finish(span, request_id, None, Decided::deny(denial))),
         };
-        let rewritten_path = match path {
-            std::borrow::Cow::Owned(p) => Some(p),
+        let rewritten_path = match &path {
+            std::borrow::Cow::Owned(p) => Some(p.clone()),
             std::borrow::Cow::Borrowed(_) => None,
         };
         if !span.is_disabled() {
@@ -334,12 +348,28 @@ impl Guard {
             let d = Decided::deny(Denial::new(Reason::MethodOverride));
             return Check::Ready(self.finish(span, request_id, template, d));
         }
+        let certificate = match view.peer_certificates.map(|chain| self.certificate(chain)) {
+            None => None,
+            Some(Ok(certificate)) => Some(certificate),
+            Some(Err(())) => {
+                let d = Decided::deny(Denial::new(Reason::InvalidClientCertificate));
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+        };
         let decided = match token::extract(view, &policy.tokens) {
             Credential::Malformed => Decided::deny(Denial::new(Reason::MalformedCredentials)),
+            // Mutual TLS alone (service to service): the certificate is the identity.
+            Credential::None if certificate.is_some() => {
+                let identity = certificate.clone().map(Identity::from_certificate);
+                self.authorize(identity.ok_or(Reason::MissingCredentials), &route.requirement)
+            }
             Credential::None if route.requirement.is_public() => Decided::allow(None),
             Credential::None => Decided::deny(Denial::new(Reason::MissingCredentials)),
             Credential::Bearer(token) => match self.shared.verifier.verify(token, allow_fetch) {
-                Step::Done(result) => self.authorize(result, &route.requirement),
+                Step::Done(result) => {
+                    let result = result.and_then(|identity| bind_certificate(identity, certificate.clone()));
+                    self.authorize(result, &route.requirement)
+                }
                 Step::Fetch(issuer) => {
                     let keys = self.clone();
                     let wait = Box::pin(async move {
@@ -355,6 +385,38 @@ impl Guard {
         };
         if decided.denial.is_some() {
             return Check::Ready(self.finish(span, request_id, template, decided));
+        }
+        // Segmentation: the route's trust zone, then ownership bindings.
+        let zones = &self.shared.zones;
+        if !zones.is_empty() || !zones.bindings.is_empty() {
+            let zone = zones.zone_of(view.method, &route.template).and_then(|zone| match zone {
+                Some(zone) => {
+                    zone.admit(decided.identity.as_ref(), view.peer_addr.map(|a| a.ip()), token::unix_now())
+                }
+                None => Ok(()),
+            });
+            let owned = zone.and_then(|()| {
+                if zones.bindings.is_empty() {
+                    return Ok(());
+                }
+                let params = self.routes.params(&path);
+                zones.check_bindings(&params, decided.identity.as_ref()).inspect_err(|_| {
+                    let _entered = span.enter();
+                    tracing::event!(
+                        target: "zt::security",
+                        tracing::Level::WARN,
+                        event.action = "zt.bola_attempt",
+                        zt.request_id = request_id.as_str(),
+                        http.route = &*route.template,
+                        user.id = decided.identity.as_ref().and_then(Identity::subject).unwrap_or(""),
+                        "object access outside the caller's ownership"
+                    );
+                })
+            });
+            if let Err(reason) = owned {
+                let d = Decided { identity: decided.identity, denial: Some(Denial::new(reason)) };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
         }
         // Authenticated and authorized: now the cheap checks that need no body.
         let limit = policy.max_body_bytes;
@@ -402,6 +464,17 @@ impl Guard {
         };
         self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), None, &denial);
         (self.shared.policy.mode == Mode::Enforce).then_some(denial)
+    }
+
+    /// The parsed identity of a verified client certificate (cached by DER).
+    fn certificate(&self, chain: &PeerCertificates) -> Result<Arc<CertificateIdentity>, ()> {
+        let leaf = chain.leaf().ok_or(())?;
+        if let Some(found) = self.shared.certificates.get(leaf) {
+            return Ok(found);
+        }
+        let parsed = Arc::new(CertificateIdentity::from_der(leaf).map_err(|_| ())?);
+        self.shared.certificates.insert(leaf.to_vec(), parsed.clone());
+        Ok(parsed)
     }
 
     /// Scope check on a verified identity. The identity is kept beside a denial so that
@@ -472,6 +545,22 @@ impl Guard {
             "request denied"
         );
     }
+}
+
+/// Attaches the connection's certificate and enforces a token's certificate binding
+/// (RFC 8705): a bound token is only valid with the certificate it names.
+fn bind_certificate(
+    identity: Identity,
+    certificate: Option<Arc<CertificateIdentity>>,
+) -> Result<Identity, Reason> {
+    let identity = match certificate {
+        Some(certificate) => identity.with_certificate(certificate),
+        None => identity,
+    };
+    if identity.certificate_binding().is_some() && !identity.is_certificate_bound() {
+        return Err(Reason::CertificateBindingMismatch);
+    }
+    Ok(identity)
 }
 
 struct Decided {

@@ -5,12 +5,16 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::cert::CertificateIdentity;
+
 /// How the caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthMethod {
     /// A signed JWT bearer token.
     Jwt,
+    /// A client certificate verified in a mutual-TLS handshake.
+    Mtls,
 }
 
 impl AuthMethod {
@@ -18,6 +22,7 @@ impl AuthMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
+            AuthMethod::Mtls => "mtls",
         }
     }
 }
@@ -35,6 +40,9 @@ impl AuthMethod {
 #[derive(Clone)]
 pub struct Identity {
     inner: Arc<IdentityInner>,
+    // Kept beside the (cached, shared) claims: the same token may arrive over different
+    // connections, each with its own certificate.
+    certificate: Option<Arc<CertificateIdentity>>,
 }
 
 struct IdentityInner {
@@ -54,7 +62,8 @@ impl std::fmt::Debug for Identity {
             .field("issuer", &self.inner.issuer)
             .field("client_id", &self.inner.client_id)
             .field("scopes", &self.inner.scopes)
-            .field("auth_methods", &self.inner.auth_methods)
+            .field("auth_methods", &self.auth_methods())
+            .field("certificate", &self.certificate.as_ref().map(|c| c.subject()))
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +99,51 @@ impl Identity {
                 auth_methods: vec![AuthMethod::Jwt],
                 claims,
             }),
+            certificate: None,
+        }
+    }
+
+    /// An identity from a verified client certificate alone (service to service): the
+    /// subject is the SPIFFE ID when there is one, else the subject DN; no scopes.
+    pub(crate) fn from_certificate(certificate: Arc<CertificateIdentity>) -> Identity {
+        let subject = certificate
+            .spiffe_id()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| certificate.subject().to_string());
+        Identity {
+            inner: Arc::new(IdentityInner {
+                subject: Some(subject),
+                issuer: certificate.issuer().to_string(),
+                client_id: None,
+                scopes: Vec::new(),
+                auth_methods: vec![AuthMethod::Mtls],
+                claims: Map::new(),
+            }),
+            certificate: Some(certificate),
+        }
+    }
+
+    /// The same identity, also holding the connection's verified client certificate.
+    pub(crate) fn with_certificate(mut self, certificate: Arc<CertificateIdentity>) -> Identity {
+        self.certificate = Some(certificate);
+        self
+    }
+
+    /// The verified client certificate of the connection (mutual TLS), if any.
+    pub fn certificate(&self) -> Option<&CertificateIdentity> {
+        self.certificate.as_deref()
+    }
+
+    /// The `cnf.x5t#S256` confirmation of a certificate-bound token (RFC 8705), if any.
+    pub fn certificate_binding(&self) -> Option<&str> {
+        self.inner.claims.get("cnf").and_then(|c| c.get("x5t#S256")).and_then(Value::as_str)
+    }
+
+    /// True when the token is bound to the certificate presented on this connection.
+    pub fn is_certificate_bound(&self) -> bool {
+        match (self.certificate_binding(), &self.certificate) {
+            (Some(bound), Some(cert)) => bound == cert.thumbprint_sha256(),
+            _ => false,
         }
     }
 
@@ -118,9 +172,19 @@ impl Identity {
         self.inner.scopes.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
-    /// How the caller authenticated.
-    pub fn auth_methods(&self) -> &[AuthMethod] {
-        &self.inner.auth_methods
+    /// True when the caller authenticated with `method`.
+    pub fn has_auth_method(&self, method: AuthMethod) -> bool {
+        self.inner.auth_methods.contains(&method)
+            || (method == AuthMethod::Mtls && self.certificate.is_some())
+    }
+
+    /// How the caller authenticated (`Jwt`, `Mtls`, or both).
+    pub fn auth_methods(&self) -> Vec<AuthMethod> {
+        let mut methods = self.inner.auth_methods.clone();
+        if self.certificate.is_some() && !methods.contains(&AuthMethod::Mtls) {
+            methods.push(AuthMethod::Mtls);
+        }
+        methods
     }
 
     /// One raw claim.

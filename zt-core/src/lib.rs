@@ -53,6 +53,7 @@ pub mod request;
 mod routes;
 pub mod scopes;
 pub mod telemetry;
+pub mod zones;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod token;

@@ -102,6 +102,12 @@ pub struct Policy {
     /// (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Trust zones (see [`crate::zones`]). None: the zone stage is skipped.
+    #[serde(default)]
+    pub zones: Vec<crate::zones::ZoneConfig>,
+    /// Path parameters bound to claims (ownership, against BOLA).
+    #[serde(default)]
+    pub bindings: Vec<crate::zones::OwnershipBinding>,
 }
 
 fn default_max_body() -> usize {
@@ -406,6 +412,9 @@ pub struct RouteConfig {
     /// Required scopes as OR of AND-sets: `[["a", "b"], ["c"]]` means (a and b) or c.
     #[serde(default)]
     pub scopes: Option<Vec<Vec<String>>>,
+    /// The trust zone of this route.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 impl RouteConfig {
@@ -430,6 +439,8 @@ impl Default for Policy {
             routes: Vec::new(),
             paths: crate::canonical::PathPolicy::default(),
             max_body_bytes: default_max_body(),
+            zones: Vec::new(),
+            bindings: Vec::new(),
         }
     }
 }
@@ -510,6 +521,18 @@ impl PolicyBuilder {
         self.policy.paths = paths;
         self
     }
+    /// Adds a trust zone.
+    pub fn zone(mut self, zone: crate::zones::ZoneConfig) -> Self {
+        self.policy.zones.push(zone);
+        self
+    }
+    /// Binds a path parameter to a claim (ownership).
+    pub fn binding(mut self, param: impl Into<String>, claim: impl Into<String>) -> Self {
+        self.policy
+            .bindings
+            .push(crate::zones::OwnershipBinding { param: param.into(), claim: claim.into() });
+        self
+    }
     /// Sets the default body size limit.
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.policy.max_body_bytes = limit;
@@ -521,7 +544,13 @@ impl PolicyBuilder {
             Requirement::Public => (true, None),
             Requirement::Scopes(s) => (false, Some(s)),
         };
-        self.policy.routes.push(RouteConfig { method: method.into(), path: path.into(), public, scopes });
+        self.policy.routes.push(RouteConfig {
+            method: method.into(),
+            path: path.into(),
+            public,
+            scopes,
+            zone: None,
+        });
         self
     }
     /// Finishes the policy (validation happens in `Guard::new`).

@@ -126,6 +126,14 @@ pub(crate) struct CompiledRoutes {
 }
 
 impl CompiledRoutes {
+    /// The path parameters of a canonical path, as sent (still percent-encoded).
+    pub(crate) fn params(&self, path: &str) -> Vec<(String, String)> {
+        match self.router.at(path) {
+            Ok(found) => found.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Matches a canonical path (see [`crate::canonical`]).
     pub(crate) fn find(&self, method: &str, path: &str) -> Result<RouteMatch, Denial> {
         let Ok(found) = self.router.at(path) else {
