@@ -5,7 +5,6 @@ mod orders;
 
 use orders::actix_app::{routes, server};
 use orders::{DemoConfig, DevKey};
-use zt::Guard;
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let config = DemoConfig::from_env()?;
     let dev = if config.jwks.is_none() { Some(DevKey::generate()?) } else { None };
-    let guard = Guard::new(config.policy(dev.as_ref()))?;
+    let guard = config.guard(dev.as_ref())?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     if let Some(dev) = &dev {
         dev.print_banner(&config, "actix-web");

@@ -6,7 +6,6 @@ mod orders;
 use std::net::SocketAddr;
 
 use orders::{DemoConfig, DevKey};
-use zt::Guard;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let config = DemoConfig::from_env()?;
     let dev = if config.jwks.is_none() { Some(DevKey::generate()?) } else { None };
-    let guard = Guard::new(config.policy(dev.as_ref()))?;
+    let guard = config.guard(dev.as_ref())?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     if let Some(dev) = &dev {
         dev.print_banner(&config, "axum");

@@ -470,6 +470,149 @@ fn cases() -> Vec<Case> {
         ),
     ]);
 
+    // The OpenAPI contract (examples/orders.openapi.yaml), strict mode.
+    let post =
+        |name: &str, content_type: Option<&str>, body: &[u8], status: u16, problem: Option<&'static str>| {
+            let mut headers = bearer(&writer);
+            if let Some(ct) = content_type {
+                headers.push(("content-type", ct.to_string()));
+            }
+            Case {
+                name: name.into(),
+                method: "POST",
+                path: "/orders".into(),
+                headers,
+                body: Some(body.to_vec()),
+                status,
+                problem,
+                challenge: None,
+            }
+        };
+    let json = Some("application/json");
+    cases.extend([
+        get("limit below range", "/orders?limit=0", bearer(&good), 400, Some("invalid-parameters"), None),
+        get("limit above range", "/orders?limit=101", bearer(&good), 400, Some("invalid-parameters"), None),
+        get(
+            "limit not an integer",
+            "/orders?limit=ten",
+            bearer(&good),
+            400,
+            Some("invalid-parameters"),
+            None,
+        ),
+        get("limit in range", "/orders?limit=100&cursor=abc", bearer(&good), 200, None, None),
+        get(
+            "cursor too long",
+            &format!("/orders?cursor={}", "c".repeat(65)),
+            bearer(&good),
+            400,
+            Some("invalid-parameters"),
+            None,
+        ),
+        get(
+            "unknown query parameter",
+            "/orders?debug=1",
+            bearer(&good),
+            400,
+            Some("invalid-parameters"),
+            None,
+        ),
+        get(
+            "duplicated parameter (pollution)",
+            "/orders?limit=1&limit=2",
+            bearer(&good),
+            400,
+            Some("invalid-parameters"),
+            None,
+        ),
+        get("id fails its pattern", "/orders/abc", bearer(&good), 400, Some("invalid-parameters"), None),
+        get("id too long", "/orders/1234567890123", bearer(&good), 400, Some("invalid-parameters"), None),
+        post("valid order", json, br#"{"item":"book","quantity":2,"note":"gift"}"#, 201, None),
+        post(
+            "charset parameter",
+            Some("application/json; charset=utf-8"),
+            br#"{"item":"book","quantity":2}"#,
+            201,
+            None,
+        ),
+        post(
+            "wrong content type",
+            Some("text/plain"),
+            br#"{"item":"book","quantity":2}"#,
+            415,
+            Some("unsupported-media-type"),
+        ),
+        post(
+            "no content type",
+            None,
+            br#"{"item":"book","quantity":2}"#,
+            415,
+            Some("unsupported-media-type"),
+        ),
+        post("missing quantity", json, br#"{"item":"book"}"#, 400, Some("invalid-body")),
+        post("quantity zero", json, br#"{"item":"book","quantity":0}"#, 400, Some("invalid-body")),
+        post("quantity too large", json, br#"{"item":"book","quantity":1001}"#, 400, Some("invalid-body")),
+        post("quantity not integer", json, br#"{"item":"book","quantity":1.5}"#, 400, Some("invalid-body")),
+        post("item empty", json, br#"{"item":"","quantity":1}"#, 400, Some("invalid-body")),
+        post(
+            "item too long",
+            json,
+            format!(r#"{{"item":"{}","quantity":1}}"#, "x".repeat(65)).as_bytes(),
+            400,
+            Some("invalid-body"),
+        ),
+        post(
+            "note too long",
+            json,
+            format!(r#"{{"item":"a","quantity":1,"note":"{}"}}"#, "n".repeat(257)).as_bytes(),
+            400,
+            Some("invalid-body"),
+        ),
+        post(
+            "unknown field",
+            json,
+            br#"{"item":"book","quantity":1,"discount":100}"#,
+            400,
+            Some("invalid-body"),
+        ),
+        post(
+            "mass assignment of owner",
+            json,
+            br#"{"item":"book","quantity":1,"owner":"admin"}"#,
+            400,
+            Some("invalid-body"),
+        ),
+        post("malformed JSON", json, br#"{"item":"book","#, 400, Some("invalid-body")),
+        post("array instead of object", json, br#"[1,2]"#, 400, Some("invalid-body")),
+        post(
+            "duplicate JSON keys",
+            json,
+            br#"{"item":"a","item":"b","quantity":1}"#,
+            400,
+            Some("invalid-body"),
+        ),
+        Case {
+            name: "required body missing".into(),
+            method: "POST",
+            path: "/orders".into(),
+            headers: json_headers(vec![]),
+            body: None,
+            status: 400,
+            problem: Some("invalid-body"),
+            challenge: None,
+        },
+        Case {
+            name: "body on GET".into(),
+            method: "GET",
+            path: "/orders".into(),
+            headers: [bearer(&good), vec![("content-type", "application/json".into())]].concat(),
+            body: Some(b"{}".to_vec()),
+            status: 400,
+            problem: Some("invalid-body"),
+            challenge: None,
+        },
+    ]);
+
     // Routing: default deny.
     cases.extend([
         get("unknown route", "/admin", bearer(&good), 404, Some("route-not-found"), None),
@@ -513,7 +656,7 @@ async fn run(addr: std::net::SocketAddr, case: &Case) -> RawResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_adapters_answer_the_table_identically() {
-    let guard = zt::Guard::new(policy_with_jwks(trusted_jwks())).expect("guard");
+    let guard = demo_guard(policy_with_jwks(trusted_jwks()));
     let axum_addr = spawn_axum(guard.clone()).await;
     let actix_addr = spawn_actix(guard);
     let mut failures = Vec::new();
@@ -550,6 +693,22 @@ async fn both_adapters_answer_the_table_identically() {
                 );
                 let body: serde_json::Value = serde_json::from_str(&r.body).expect("problem json");
                 assert_eq!(body["request_id"].as_str(), r.header("x-request-id"), "{adapter} {}", case.name);
+                if matches!(case.problem, Some("invalid-parameters" | "invalid-body")) {
+                    let v = body["violations"].as_array().map(Vec::len).unwrap_or(0);
+                    assert!(v >= 1, "{adapter} {}: violations listed: {body}", case.name);
+                    // Violations name where and which rule, never the offending value.
+                    let sent: serde_json::Value =
+                        case.body.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+                    let values: Vec<&str> = sent
+                        .as_object()
+                        .map(|o| o.values().filter_map(|v| v.as_str()).collect())
+                        .unwrap_or_default();
+                    for value in values.into_iter().chain(case.path.split(['=', '&']).skip(1).step_by(2)) {
+                        if value.len() > 3 {
+                            assert!(!r.body.contains(value), "{adapter} {} echoes {value:?}", case.name);
+                        }
+                    }
+                }
                 // Nothing from the token is ever echoed.
                 for (_, v) in &case.headers {
                     if let Some(t) = v.strip_prefix("Bearer ")
@@ -583,7 +742,7 @@ async fn both_adapters_answer_the_table_identically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn method_not_allowed_lists_allowed_methods_in_both() {
-    let guard = zt::Guard::new(policy_with_jwks(trusted_jwks())).expect("guard");
+    let guard = demo_guard(policy_with_jwks(trusted_jwks()));
     let axum_addr = spawn_axum(guard.clone()).await;
     let actix_addr = spawn_actix(guard);
     for addr in [axum_addr, actix_addr] {
@@ -597,7 +756,7 @@ async fn method_not_allowed_lists_allowed_methods_in_both() {
 async fn report_mode_logs_but_forwards_in_both() {
     let mut policy = policy_with_jwks(trusted_jwks());
     policy.mode = zt::Mode::Report;
-    let guard = zt::Guard::new(policy).expect("guard");
+    let guard = demo_guard(policy);
     let axum_addr = spawn_axum(guard.clone()).await;
     let actix_addr = spawn_actix(guard);
     let reader = token("alice", "orders:read");
@@ -625,7 +784,7 @@ async fn report_mode_logs_but_forwards_in_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_belong_to_their_owner_in_both() {
-    let guard = zt::Guard::new(policy_with_jwks(trusted_jwks())).expect("guard");
+    let guard = demo_guard(policy_with_jwks(trusted_jwks()));
     for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
         let alice = format!("Bearer {}", token("alice", "orders:read orders:write"));
         let bob = format!("Bearer {}", token("bob", "orders:read"));
@@ -654,7 +813,7 @@ async fn orders_belong_to_their_owner_in_both() {
 async fn opt_in_normalization_rewrites_the_path_the_handler_sees() {
     let mut policy = policy_with_jwks(trusted_jwks());
     policy.paths = zt::canonical::PathPolicy { normalize: true, strip_trailing_slash: true };
-    let guard = zt::Guard::new(policy).expect("guard");
+    let guard = demo_guard(policy);
     let reader = format!("Bearer {}", token("alice", "orders:read"));
     for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
         for path in ["//orders", "/orders/", "/./orders", "/x/../orders", "/ord%65rs"] {

@@ -23,7 +23,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fn servers() -> (SocketAddr, SocketAddr) {
     static ADDRS: OnceLock<(SocketAddr, SocketAddr)> = OnceLock::new();
     *ADDRS.get_or_init(|| {
-        let guard = zt::Guard::new(policy_with_jwks(trusted_jwks())).unwrap();
+        let guard = demo_guard(policy_with_jwks(trusted_jwks()));
         let axum = runtime().block_on(spawn_axum(guard.clone()));
         (axum, spawn_actix(guard))
     })

@@ -35,6 +35,20 @@ pub fn requirement(scopes: &[&str]) -> Requirement {
 /// The demo's request body limit (16 KiB).
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// The demo's OpenAPI contract, compiled into the binary (both demos enforce it).
+pub const OPENAPI: &str = include_str!("../orders.openapi.yaml");
+
+/// The compiled demo contract.
+pub fn contract() -> Result<zt::contract::Contract, String> {
+    let options = zt::contract::ContractOptions { default_body_limit: BODY_LIMIT, ..Default::default() };
+    zt::contract::Contract::from_text(OPENAPI, None, options).map_err(|e| format!("demo contract: {e}"))
+}
+
+/// A guard for `policy` that enforces the demo contract.
+pub fn guard(policy: Policy) -> Result<zt::Guard, String> {
+    zt::Guard::builder(policy).contract(contract()?).build().map_err(|e| e.to_string())
+}
+
 /// Settings from the environment.
 pub struct DemoConfig {
     pub listen: SocketAddr,
@@ -65,6 +79,11 @@ impl DemoConfig {
     }
 
     /// The policy: JWKS URL or file from `ZT_JWKS`, else the dev key's inline set.
+    /// The demo guard: the policy plus the demo contract.
+    pub fn guard(&self, dev: Option<&DevKey>) -> Result<zt::Guard, String> {
+        guard(self.policy(dev))
+    }
+
     pub fn policy(&self, dev: Option<&DevKey>) -> Policy {
         let mut issuer = IssuerConfig::new(&self.issuer).audience(&self.audience);
         issuer = match (&self.jwks, dev) {
@@ -184,6 +203,18 @@ fn json<T: Serialize>(status: u16, value: &T) -> Reply {
 
 fn problem(status: u16, title: &str) -> Reply {
     json(status, &serde_json::json!({"type": "about:blank", "title": title, "status": status}))
+}
+
+/// `^[0-9]{1,12}$`, as the contract says.
+fn order_id(id: &str) -> Option<u64> {
+    (!id.is_empty() && id.len() <= 12 && id.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| id.parse().ok())
+        .flatten()
+}
+
+fn contract_bypass(what: &str) -> Reply {
+    tracing::error!(what, "a request the contract forbids reached the handler");
+    problem(500, "contract bypass")
 }
 
 /// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).

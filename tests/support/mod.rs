@@ -142,6 +142,11 @@ pub fn spawn_actix(guard: zt::Guard) -> SocketAddr {
     addr
 }
 
+/// The demo guard (demo contract enforced) for a policy.
+pub fn demo_guard(policy: zt::Policy) -> zt::Guard {
+    crate::orders::guard(policy).expect("demo guard")
+}
+
 /// The demo guard for a JWKS (inline), with issuer and audience of the tests.
 pub fn policy_with_jwks(jwks: String) -> zt::Policy {
     zt::Policy::builder()

@@ -206,7 +206,11 @@ where
     };
     if let Some(check) = verdict.body.take() {
         let read = read_payload(&mut request, check.limit).await;
-        if let Some(denial) = guard.check_body(&verdict, &check, read.as_deref().map_err(|e| *e)) {
+        let denial = {
+            let headers = Headers(request.headers());
+            guard.check_body(&view(&request, &headers), &verdict, &check, read.as_deref().map_err(|e| *e))
+        };
+        if let Some(denial) = denial {
             return Ok(denied(&guard, &verdict, &denial, request));
         }
         request.set_payload(Payload::from(read.unwrap_or_default()));

@@ -8,10 +8,12 @@ use std::task::{Context, Poll};
 use tracing::Span;
 
 use crate::cert::CertificateIdentity;
+use crate::contract::{Contract, ContractOptions, ContractRequest, Lookup, ViolationKind, Violations};
 use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
+use crate::policy::ContractConfig;
 use crate::policy::{Mode, Policy};
 use crate::request::{PeerCertificates, RequestView};
 use crate::routes::{CompiledRoutes, RouteTable};
@@ -51,6 +53,8 @@ struct Shared {
     zones: crate::zones::Zones,
     /// Parsed client certificates by DER: one parse per certificate, not per request.
     certificates: quick_cache::sync::Cache<Vec<u8>, Arc<CertificateIdentity>>,
+    contract: Option<Arc<Contract>>,
+    contract_config: ContractConfig,
 }
 
 /// Most parsed client certificates kept (a connection's certificate is parsed once).
@@ -60,12 +64,21 @@ const CERTIFICATE_CACHE: usize = 1024;
 pub struct GuardBuilder {
     policy: Policy,
     fetcher: Option<Arc<dyn KeyFetcher>>,
+    contract: Option<Contract>,
 }
 
 impl GuardBuilder {
     /// Fetches remote key documents with this fetcher (your own HTTP client, CA, proxy).
     pub fn key_fetcher(mut self, fetcher: Arc<dyn KeyFetcher>) -> Self {
         self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// Enforces this compiled contract (e.g. a document your service generates with utoipa,
+    /// via `Contract::from_value`). Settings come from the policy's `[contract]` table, or
+    /// its defaults.
+    pub fn contract(mut self, contract: Contract) -> Self {
+        self.contract = Some(contract);
         self
     }
 
@@ -83,6 +96,24 @@ impl GuardBuilder {
             ),
         };
         let verifier = Verifier::new(&policy.issuers, &policy.tokens, &policy.remote_keys, &fetcher)?;
+        let contract_config = policy.contract.clone().unwrap_or_default();
+        let contract = match (self.contract, &policy.contract) {
+            (Some(contract), _) => Some(Arc::new(contract)),
+            (None, Some(config)) if !config.file.is_empty() => {
+                let options = ContractOptions {
+                    strict: config.strict,
+                    max_violations: config.max_violations.max(1),
+                    default_body_limit: policy.max_body_bytes,
+                };
+                let compiled = Contract::from_file(&config.file, options)
+                    .map_err(|e| PolicyError::invalid("contract.file", e.to_string()))?;
+                Some(Arc::new(compiled))
+            }
+            (None, Some(_)) => {
+                return Err(PolicyError::invalid("contract.file", "name the OpenAPI document"));
+            }
+            (None, None) => None,
+        };
         let mut policy_routes = RouteTable::new();
         for (i, route) in policy.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
@@ -92,7 +123,6 @@ impl GuardBuilder {
                 other => other,
             })?;
         }
-        let routes = policy_routes.compile()?;
         let realm = policy.realm.clone().unwrap_or_else(|| "zt".to_string());
         if realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
             return Err(PolicyError::invalid(
@@ -100,15 +130,37 @@ impl GuardBuilder {
                 "the realm must not contain quotes, backslashes or control characters",
             ));
         }
-        let route_zones: Vec<(String, String, String)> = policy
+        let mut route_zones: Vec<(String, String, String)> = policy
             .routes
             .iter()
             .filter_map(|r| r.zone.as_ref().map(|z| (r.method.clone(), r.path.clone(), z.clone())))
             .collect();
+        if let Some(contract) = &contract {
+            // `x-zt-zone` on an operation.
+            route_zones.extend(contract.operations().iter().filter_map(|op| {
+                op.zone.as_ref().map(|z| (op.method.clone(), op.template.clone(), z.clone()))
+            }));
+            // The spec's `security` becomes each operation's requirement.
+            for op in contract.operations() {
+                if let Some(requirement) = &op.requirement {
+                    policy_routes.add(&op.method, &op.template, requirement.clone())?;
+                }
+            }
+        }
+        let routes = policy_routes.compile()?;
         let zones = crate::zones::Zones::compile(&policy.zones, &route_zones, &policy.bindings)?;
         let certificates = quick_cache::sync::Cache::new(CERTIFICATE_CACHE);
         Ok(Guard {
-            shared: Arc::new(Shared { verifier, policy, realm, policy_routes, zones, certificates }),
+            shared: Arc::new(Shared {
+                verifier,
+                policy,
+                realm,
+                policy_routes,
+                zones,
+                certificates,
+                contract,
+                contract_config,
+            }),
             routes: Arc::new(routes),
         })
     }
@@ -148,6 +200,8 @@ pub struct Verdict {
 pub struct BodyCheck {
     /// The most bytes to read; more is a 413.
     pub limit: usize,
+    /// The contract operation and its path parameters, when a contract applies.
+    operation: Option<(usize, Vec<(String, String)>)>,
 }
 
 /// Why reading a body failed.
@@ -244,7 +298,7 @@ impl Guard {
 
     /// Starts a guard with options (e.g. a custom key fetcher).
     pub fn builder(policy: Policy) -> GuardBuilder {
-        GuardBuilder { policy, fetcher: None }
+        GuardBuilder { policy, fetcher: None, contract: None }
     }
 
     /// Loads a TOML or YAML policy file and builds the guard.
@@ -256,6 +310,20 @@ impl Guard {
     /// a conflicting requirement for the same route is an error).
     pub fn with_routes(&self, routes: &RouteTable) -> Result<Guard, PolicyError> {
         let mut merged = self.shared.policy_routes.clone();
+        if let Some(contract) = &self.shared.contract
+            && !self.shared.contract_config.allow_undeclared_routes
+        {
+            for (method, template, _) in routes.entries() {
+                let declared =
+                    contract.operations().iter().any(|op| op.method == method && op.template == template);
+                if !declared {
+                    return Err(PolicyError::invalid(
+                        format!("route {method} {template}"),
+                        "not declared in the OpenAPI contract (declare it, or set contract.allow_undeclared_routes)",
+                    ));
+                }
+            }
+        }
         merged.merge(routes)?;
         Ok(Guard { shared: self.shared.clone(), routes: Arc::new(merged.compile()?) })
     }
@@ -419,8 +487,32 @@ impl Guard {
             }
         }
         // Authenticated and authorized: now the cheap checks that need no body.
-        let limit = policy.max_body_bytes;
-        let body = match framing(view) {
+        let operation = self.shared.contract.as_ref().and_then(|c| match c.lookup(view.method, &path) {
+            Lookup::Found { op, path_params } => Some((op, path_params)),
+            _ => None,
+        });
+        let limit = match (&operation, &self.shared.contract) {
+            (Some((op, _)), Some(c)) => c.operation(*op).map_or(policy.max_body_bytes, |o| o.body_limit),
+            _ => policy.max_body_bytes,
+        };
+        let framing = framing(view);
+        if let (Some((op, path_params)), Some(contract)) = (&operation, &self.shared.contract) {
+            let checked = match framing {
+                // 415 before reading a body that could never be accepted.
+                Framing::Body { .. } => contract.check_media_type(*op, view.headers),
+                // No body: parameters (and a required body's absence) are checked now.
+                Framing::NoBody => contract.validate_request(
+                    *op,
+                    &ContractRequest { path_params, query: view.query, headers: view.headers, body: None },
+                ),
+                Framing::Invalid => Ok(()),
+            };
+            if let Err(violations) = checked {
+                let d = Decided { identity: decided.identity, denial: Some(violation_denial(violations)) };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+        }
+        let body = match framing {
             Framing::NoBody => None,
             Framing::Invalid => {
                 let d = Decided {
@@ -437,7 +529,7 @@ impl Guard {
                 };
                 return Check::Ready(self.finish(span, request_id, template, d));
             }
-            Framing::Body { .. } => Some(BodyCheck { limit }),
+            Framing::Body { .. } => Some(BodyCheck { limit, operation }),
         };
         let mut verdict = self.finish(span, request_id, template, decided);
         if matches!(verdict.outcome, Outcome::Allow(_)) {
@@ -452,6 +544,7 @@ impl Guard {
     /// it is logged instead).
     pub fn check_body(
         &self,
+        view: &RequestView<'_>,
         verdict: &Verdict,
         check: &BodyCheck,
         body: Result<&[u8], BodyError>,
@@ -460,7 +553,22 @@ impl Guard {
             Err(BodyError::TooLarge) => Denial::new(Reason::PayloadTooLarge),
             Err(BodyError::Unreadable) => Denial::new(Reason::MalformedRequest),
             Ok(bytes) if bytes.len() > check.limit => Denial::new(Reason::PayloadTooLarge),
-            Ok(_) => return None,
+            Ok(bytes) => {
+                let (Some((op, path_params)), Some(contract)) = (&check.operation, &self.shared.contract)
+                else {
+                    return None;
+                };
+                let request = ContractRequest {
+                    path_params,
+                    query: view.query,
+                    headers: view.headers,
+                    body: Some(bytes),
+                };
+                match contract.validate_request(*op, &request) {
+                    Ok(()) => return None,
+                    Err(violations) => violation_denial(violations),
+                }
+            }
         };
         self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), None, &denial);
         (self.shared.policy.mode == Mode::Enforce).then_some(denial)
@@ -545,6 +653,24 @@ impl Guard {
             "request denied"
         );
     }
+}
+
+/// The denial for contract violations: the reason by kind, the violations listed.
+fn violation_denial(violations: Violations) -> Denial {
+    let reason = match violations.kind {
+        ViolationKind::Parameters => Reason::InvalidParameters,
+        ViolationKind::Body => Reason::InvalidBody,
+        ViolationKind::UnsupportedMediaType => Reason::UnsupportedMediaType,
+        ViolationKind::MethodOverride => Reason::MethodOverride,
+    };
+    let mut denial = Denial::new(reason);
+    denial.violations = violations
+        .items
+        .into_iter()
+        .map(|v| crate::denial::Violation { pointer: v.pointer, keyword: v.keyword })
+        .collect();
+    denial.violations_truncated = violations.truncated;
+    denial
 }
 
 /// Attaches the connection's certificate and enforces a token's certificate binding

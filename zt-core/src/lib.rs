@@ -42,6 +42,7 @@
 
 pub mod canonical;
 pub mod cert;
+pub mod contract;
 pub mod denial;
 mod error;
 mod guard;

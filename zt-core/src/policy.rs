@@ -108,6 +108,63 @@ pub struct Policy {
     /// Path parameters bound to claims (ownership, against BOLA).
     #[serde(default)]
     pub bindings: Vec<crate::zones::OwnershipBinding>,
+    /// The OpenAPI contract to enforce (see [`crate::contract`]).
+    #[serde(default)]
+    pub contract: Option<ContractConfig>,
+}
+
+/// Contract enforcement settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractConfig {
+    /// The OpenAPI document (JSON or YAML); relative `$ref`s resolve from its directory.
+    /// Empty when the contract is given in code (`GuardBuilder::contract`).
+    #[serde(default)]
+    pub file: String,
+    /// Strict mode: request objects closed, unknown query parameters rejected (default true).
+    #[serde(default = "default_true")]
+    pub strict: bool,
+    /// Most violations listed in a 400 body (default 10).
+    #[serde(default = "default_max_violations")]
+    pub max_violations: usize,
+    /// Let routes registered in code but absent from the contract through (default false:
+    /// such a route is a start-up error, since nothing would check its parameters).
+    #[serde(default)]
+    pub allow_undeclared_routes: bool,
+    /// Response validation (default off).
+    #[serde(default)]
+    pub responses: ResponseValidation,
+}
+
+impl Default for ContractConfig {
+    fn default() -> Self {
+        ContractConfig {
+            file: String::new(),
+            strict: true,
+            max_violations: default_max_violations(),
+            allow_undeclared_routes: false,
+            responses: ResponseValidation::Off,
+        }
+    }
+}
+
+fn default_max_violations() -> usize {
+    10
+}
+
+/// What to do with responses that do not match the contract.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseValidation {
+    /// Not checked (default).
+    #[default]
+    Off,
+    /// Checked; violations and undeclared fields are logged as data-exposure events.
+    Report,
+    /// Undeclared fields are removed from JSON responses (and logged).
+    Strip,
+    /// A non-conforming response is replaced by a 502 problem (and logged).
+    Block,
 }
 
 fn default_max_body() -> usize {
@@ -441,6 +498,7 @@ impl Default for Policy {
             max_body_bytes: default_max_body(),
             zones: Vec::new(),
             bindings: Vec::new(),
+            contract: None,
         }
     }
 }
@@ -531,6 +589,16 @@ impl PolicyBuilder {
         self.policy
             .bindings
             .push(crate::zones::OwnershipBinding { param: param.into(), claim: claim.into() });
+        self
+    }
+    /// Enforces an OpenAPI contract file.
+    pub fn contract_file(mut self, file: impl Into<String>) -> Self {
+        self.policy.contract = Some(ContractConfig { file: file.into(), ..ContractConfig::default() });
+        self
+    }
+    /// Sets the contract settings.
+    pub fn contract(mut self, contract: ContractConfig) -> Self {
+        self.policy.contract = Some(contract);
         self
     }
     /// Sets the default body size limit.

@@ -192,7 +192,19 @@ where
             BodyError::Unreadable
         }
     });
-    if let Some(denial) = guard.check_body(&verdict, &check, read.as_deref().map_err(|e| *e)) {
+    let denial = {
+        let headers = Headers(&parts.headers);
+        let view = RequestView {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &headers,
+            peer_addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            peer_certificates: parts.extensions.get::<zt_core::PeerCertificates>(),
+        };
+        guard.check_body(&view, &verdict, &check, read.as_deref().map_err(|e| *e))
+    };
+    if let Some(denial) = denial {
         let response: Response<ResBody> = denial_response(&guard, &denial, &verdict.request_id);
         telemetry::record_status(&verdict.span, response.status().as_u16());
         return Ok(response);

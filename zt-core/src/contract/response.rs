@@ -1,0 +1,231 @@
+//! Response validation: the body against the schema declared for the status, and the
+//! fields the schema never declares (a data-exposure signal, OWASP API3).
+
+use serde_json::Value;
+
+use super::body::{MediaType, select};
+use super::error::ContractError;
+use super::loader::{Loader, Loc};
+use super::schema::{self, Compiled, Direction, SchemaCompiler, View};
+use super::{Collector, ResponseReport, json, push_request_segment};
+
+/// Instance nodes one undeclared-field walk may visit.
+const WALK_BUDGET: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusKey {
+    Exact(u16),
+    /// `2XX`: the hundreds digit.
+    Class(u16),
+    Default,
+}
+
+struct ResponseEntry {
+    /// Declared media types and their schemas.
+    media: Vec<(MediaType, Option<Compiled>)>,
+}
+
+/// An operation's declared responses.
+pub(super) struct ResponseSpec {
+    entries: Vec<(StatusKey, ResponseEntry)>,
+}
+
+fn status_key(code: &str) -> Option<StatusKey> {
+    if code == "default" {
+        return Some(StatusKey::Default);
+    }
+    let bytes = code.as_bytes();
+    if bytes.len() != 3 || !(b'1'..=b'5').contains(&bytes[0]) {
+        return None;
+    }
+    let class = u16::from(bytes[0] - b'0');
+    if bytes[1..].eq_ignore_ascii_case(b"XX") {
+        return Some(StatusKey::Class(class));
+    }
+    code.parse::<u16>().ok().map(StatusKey::Exact)
+}
+
+impl ResponseSpec {
+    /// No responses declared: nothing is checked.
+    pub(super) fn none() -> Self {
+        ResponseSpec { entries: Vec::new() }
+    }
+
+    /// Compiles a Responses Object.
+    pub(super) fn compile(
+        loader: &mut Loader,
+        schemas: &mut SchemaCompiler,
+        loc: &Loc,
+        object: &Value,
+    ) -> Result<ResponseSpec, ContractError> {
+        let map = object.as_object().ok_or_else(|| loader.invalid(loc, "responses must be an object"))?;
+        let mut entries = Vec::new();
+        for (code, response) in map {
+            if code.starts_with("x-") {
+                continue;
+            }
+            let code_loc = loc.child(code);
+            let key = status_key(code).ok_or_else(|| {
+                loader.invalid(&code_loc, "response keys are status codes, 1XX..5XX or default")
+            })?;
+            if !response.is_object() {
+                return Err(loader.invalid(&code_loc, "a response must be an object"));
+            }
+            let (resp_loc, resolved) = loader.deref(code_loc)?;
+            let mut media = Vec::new();
+            if let Some(content) = resolved.get("content") {
+                let content_loc = resp_loc.child("content");
+                let content = content
+                    .as_object()
+                    .ok_or_else(|| loader.invalid(&content_loc, "content must be an object"))?;
+                for (name, entry) in content {
+                    let entry_loc = content_loc.child(name);
+                    let range = MediaType::parse(name)
+                        .ok_or_else(|| loader.invalid(&entry_loc, format!("{name:?} is not a media type")))?;
+                    let compiled = match entry.get("schema") {
+                        Some(_) => {
+                            Some(schemas.compile(loader, &entry_loc.child("schema"), Direction::Response)?)
+                        }
+                        None => None,
+                    };
+                    media.push((range, compiled));
+                }
+            }
+            entries.push((key, ResponseEntry { media }));
+        }
+        Ok(ResponseSpec { entries })
+    }
+
+    fn find(&self, status: u16) -> Option<&ResponseEntry> {
+        let by = |key: StatusKey| self.entries.iter().find(|(k, _)| *k == key).map(|(_, e)| e);
+        by(StatusKey::Exact(status))
+            .or_else(|| by(StatusKey::Class(status / 100)))
+            .or_else(|| by(StatusKey::Default))
+    }
+
+    /// Validates one response.
+    pub(super) fn validate(
+        &self,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        max: usize,
+    ) -> ResponseReport {
+        let mut out = Collector::new(max);
+        let mut report = ResponseReport::default();
+        if self.entries.is_empty() {
+            return report;
+        }
+        let Some(entry) = self.find(status) else {
+            out.push("/status".into(), "undeclared");
+            return out.into_report(report);
+        };
+        // Empty bodies are not judged: HEAD and 304 responses carry none by design.
+        if body.is_empty() {
+            return report;
+        }
+        if entry.media.is_empty() {
+            out.push("/body".into(), "unexpected");
+            return out.into_report(report);
+        }
+        let Some(text) = content_type else {
+            out.push("/header/content-type".into(), "missing");
+            return out.into_report(report);
+        };
+        let Some(actual) = MediaType::parse(text) else {
+            out.push("/header/content-type".into(), "mediaType");
+            return out.into_report(report);
+        };
+        let Some(compiled) = select(&entry.media, &actual) else {
+            out.push("/header/content-type".into(), "mediaType");
+            return out.into_report(report);
+        };
+        if !actual.is_json() {
+            return report;
+        }
+        let value = match json::parse(body) {
+            Ok(value) => value,
+            Err(issue) => {
+                out.push(format!("/body{}", issue.pointer), issue.keyword);
+                return out.into_report(report);
+            }
+        };
+        if let Some(compiled) = compiled {
+            schema::collect(compiled, &value, "/body", &mut out);
+            let view = View::new(&compiled.bundle);
+            let mut walk = Walk { view, found: Vec::new(), max, budget: WALK_BUDGET, truncated: false };
+            let mut pointer = "/body".to_string();
+            walk.visit(&[view.root()], &value, &mut pointer);
+            report.undeclared_fields = walk.found;
+            report.truncated = walk.truncated;
+        }
+        out.into_report(report)
+    }
+}
+
+struct Walk<'a> {
+    view: View<'a>,
+    found: Vec<String>,
+    max: usize,
+    budget: usize,
+    truncated: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// Visits `instance` with every schema that applies to it, recording property names
+    /// that no schema names. Objects described by no property at all (free-form) are not
+    /// judged; map-like schemas (`additionalProperties: {schema}`, `patternProperties`)
+    /// declare every name.
+    fn visit(&mut self, schemas: &[&'a Value], instance: &Value, pointer: &mut String) {
+        if self.budget == 0 {
+            self.truncated = true;
+            return;
+        }
+        self.budget -= 1;
+        match instance {
+            Value::Object(map) => {
+                let expanded: Vec<&'a Value> = schemas.iter().flat_map(|s| self.view.expand(s)).collect();
+                let describes = expanded
+                    .iter()
+                    .any(|s| s.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty()));
+                let maps: Vec<&'a Value> = schemas.iter().flat_map(|s| self.view.open_maps(s)).collect();
+                if !describes && maps.is_empty() {
+                    return;
+                }
+                for (key, value) in map {
+                    let len = pointer.len();
+                    push_request_segment(pointer, key);
+                    let props: Vec<&'a Value> =
+                        schemas.iter().flat_map(|s| self.view.property(s, key)).collect();
+                    if !props.is_empty() {
+                        self.visit(&props, value, pointer);
+                    } else if !maps.is_empty() {
+                        self.visit(&maps, value, pointer);
+                    } else if self.found.len() < self.max {
+                        self.found.push(pointer.clone());
+                    } else {
+                        self.truncated = true;
+                    }
+                    pointer.truncate(len);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let mut applicable: Vec<&'a Value> =
+                        schemas.iter().flat_map(|s| self.view.prefix_item(s, i)).collect();
+                    if applicable.is_empty() {
+                        applicable = schemas.iter().flat_map(|s| self.view.items(s)).collect();
+                    }
+                    if applicable.is_empty() {
+                        return;
+                    }
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    self.visit(&applicable, item, pointer);
+                    pointer.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}
