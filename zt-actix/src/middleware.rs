@@ -199,6 +199,7 @@ async fn dispatch<S, B>(
 ) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
 {
     let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
         Outcome::Deny(denial) => return Ok(denied(&guard, &verdict, &denial, request)),
@@ -218,8 +219,63 @@ where
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
     let response = service.call(request).instrument(span.clone()).await?;
+    let response = match &verdict.response {
+        Some(check) => checked_response(&guard, &verdict, check, response).await,
+        None => response.map_into_left_body(),
+    };
     telemetry::record_status(&span, response.status().as_u16());
-    Ok(response.map_into_left_body())
+    Ok(response)
+}
+
+/// Response validation, when the verdict asks for it (see `zt_core::response`).
+async fn checked_response<B: MessageBody>(
+    guard: &Guard,
+    verdict: &Verdict,
+    check: &zt_core::response::ResponseCheck,
+    response: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
+    use actix_web::body::{BodySize, BoxBody};
+    use zt_core::response::ResponseAction;
+    if let BodySize::Sized(n) = response.response().body().size()
+        && n > check.limit as u64
+    {
+        // Too large to check: passed on unread (and logged).
+        let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+        return response.map_into_left_body();
+    }
+    let (request, response) = response.into_parts();
+    let content_type = response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let status = response.status();
+    let (head, body) = response.into_parts();
+    let blocked = |request: actix_web::HttpRequest| {
+        let rendered = guard.blocked_response(verdict);
+        let mut response = HttpResponse::with_body(
+            StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            rendered.body,
+        );
+        for (name, value) in rendered.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(HeaderName::from_static(name), value);
+            }
+        }
+        ServiceResponse::new(request, response.map_into_boxed_body()).map_into_right_body()
+    };
+    let Ok(Ok(bytes)) = actix_web::body::to_bytes_limited(body, check.limit).await else {
+        // Unreadable, or longer than the limit: nothing trustworthy to forward.
+        return blocked(request);
+    };
+    let body =
+        match guard.check_response(verdict, check, status.as_u16(), content_type.as_deref(), Some(&bytes)) {
+            ResponseAction::Pass => bytes,
+            ResponseAction::Replace(body) => Bytes::from(body),
+            ResponseAction::Block => return blocked(request),
+        };
+    let response = head.set_body(BoxBody::new(body));
+    ServiceResponse::new(request, response).map_into_right_body()
 }
 
 impl<S, B> Service<ServiceRequest> for ZeroTrustMiddleware<S>
@@ -254,7 +310,7 @@ where
                 return ZtFuture { state: State::Waiting { future } };
             }
         };
-        if verdict.body.is_some() {
+        if verdict.body.is_some() || verdict.response.is_some() {
             let future = Box::pin(dispatch(Rc::clone(&self.service), self.guard.clone(), verdict, request));
             return ZtFuture { state: State::Waiting { future } };
         }

@@ -89,6 +89,8 @@ pub enum Reason {
     OwnershipMismatch,
     /// The verified client certificate does not carry a usable identity (403).
     InvalidClientCertificate,
+    /// The service's response did not match the contract and was blocked (502).
+    ResponseContractViolation,
 }
 
 impl Reason {
@@ -115,6 +117,7 @@ impl Reason {
             Reason::UnsupportedMediaType => 415,
             Reason::RateLimited | Reason::LockedOut => 429,
             Reason::KeysUnavailable | Reason::LimiterUnavailable => 503,
+            Reason::ResponseContractViolation => 502,
             _ => 401,
         }
     }
@@ -159,6 +162,7 @@ impl Reason {
             Reason::AuthenticationContextNotMet => "authentication-context-not-met",
             Reason::OwnershipMismatch => "ownership-mismatch",
             Reason::InvalidClientCertificate => "invalid-client-certificate",
+            Reason::ResponseContractViolation => "response-contract-violation",
         }
     }
 
@@ -190,6 +194,7 @@ impl Reason {
             }
             Reason::OwnershipMismatch => "Forbidden",
             Reason::InvalidClientCertificate => "Invalid client certificate",
+            Reason::ResponseContractViolation => "Bad gateway",
             _ => "Invalid access token",
         }
     }
@@ -246,6 +251,9 @@ impl Reason {
             Reason::AuthenticationContextNotMet => "This resource requires a stronger authentication method.",
             Reason::OwnershipMismatch => "The caller may not access this object.",
             Reason::InvalidClientCertificate => "The client certificate does not carry a usable identity.",
+            Reason::ResponseContractViolation => {
+                "The service's response did not match its contract and was withheld."
+            }
         }
     }
 
@@ -479,6 +487,7 @@ mod tests {
             Reason::AuthenticationContextNotMet,
             Reason::OwnershipMismatch,
             Reason::InvalidClientCertificate,
+            Reason::ResponseContractViolation,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

@@ -13,7 +13,11 @@ use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
-use crate::policy::ContractConfig;
+use crate::policy::{ContractConfig, ResponseValidation};
+use crate::response::{ResponseAction, ResponseCheck};
+
+/// Responses larger than this are not validated (passed on, logged).
+const RESPONSE_CHECK_LIMIT: usize = 1 << 20;
 use crate::policy::{Mode, Policy};
 use crate::request::{PeerCertificates, RequestView};
 use crate::routes::{CompiledRoutes, RouteTable};
@@ -193,6 +197,9 @@ pub struct Verdict {
     /// When path normalization is enabled and rewrote the path: forward this path instead,
     /// so the application sees exactly the path that was checked.
     pub rewritten_path: Option<String>,
+    /// When response validation applies: read the response body (at most `limit` bytes) and
+    /// pass it to [`Guard::check_response`] before sending it.
+    pub response: Option<ResponseCheck>,
 }
 
 /// The second phase of a request that carries a body.
@@ -495,6 +502,12 @@ impl Guard {
             (Some((op, _)), Some(c)) => c.operation(*op).map_or(policy.max_body_bytes, |o| o.body_limit),
             _ => policy.max_body_bytes,
         };
+        let response = match (&operation, self.shared.contract_config.responses) {
+            (Some((op, _)), mode) if mode != ResponseValidation::Off => {
+                Some(ResponseCheck { operation: *op, limit: RESPONSE_CHECK_LIMIT })
+            }
+            _ => None,
+        };
         let framing = framing(view);
         if let (Some((op, path_params)), Some(contract)) = (&operation, &self.shared.contract) {
             let checked = match framing {
@@ -535,6 +548,7 @@ impl Guard {
         if matches!(verdict.outcome, Outcome::Allow(_)) {
             verdict.body = body;
             verdict.rewritten_path = rewritten_path;
+            verdict.response = response;
         }
         Check::Ready(verdict)
     }
@@ -572,6 +586,65 @@ impl Guard {
         };
         self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), None, &denial);
         (self.shared.policy.mode == Mode::Enforce).then_some(denial)
+    }
+
+    /// Checks a response body against the contract (see [`crate::response`]). `body` is
+    /// `None` when it was larger than [`ResponseCheck::limit`] (passed on, logged).
+    pub fn check_response(
+        &self,
+        verdict: &Verdict,
+        check: &ResponseCheck,
+        status: u16,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> ResponseAction {
+        let Some(contract) = &self.shared.contract else { return ResponseAction::Pass };
+        let _entered = verdict.span.enter();
+        let Some(body) = body else {
+            tracing::event!(target: "zt::security", tracing::Level::WARN, zt.request_id = verdict.request_id.as_str(), "response too large to validate; passed on");
+            return ResponseAction::Pass;
+        };
+        let report = contract.validate_response(check.operation, status, content_type, body);
+        if report.is_clean() {
+            return ResponseAction::Pass;
+        }
+        let undeclared: Vec<&str> = report.undeclared_fields.iter().map(String::as_str).collect();
+        let violations: Vec<String> =
+            report.violations.iter().map(|v| format!("{} {}", v.pointer, v.keyword)).collect();
+        let mode = self.shared.contract_config.responses;
+        tracing::event!(
+            target: "zt::security",
+            tracing::Level::WARN,
+            event.action = "zt.data_exposure",
+            zt.request_id = verdict.request_id.as_str(),
+            http.route = verdict.route.as_deref().unwrap_or(""),
+            http.response.status_code = status,
+            zt.undeclared_fields = ?undeclared,
+            zt.response_violations = ?violations,
+            zt.response_action = format!("{mode:?}").to_lowercase(),
+            "response does not match the contract"
+        );
+        if self.shared.policy.mode == Mode::Report {
+            return ResponseAction::Pass;
+        }
+        match mode {
+            ResponseValidation::Off | ResponseValidation::Report => ResponseAction::Pass,
+            ResponseValidation::Block => ResponseAction::Block,
+            ResponseValidation::Strip if report.violations.is_empty() && !report.truncated => {
+                match crate::response::strip(body, &report.undeclared_fields) {
+                    Some(stripped) => ResponseAction::Replace(stripped),
+                    // Cannot strip safely (unnamed fields, not JSON): fail closed.
+                    None => ResponseAction::Block,
+                }
+            }
+            // Schema violations beyond extra fields cannot be stripped away.
+            ResponseValidation::Strip => ResponseAction::Block,
+        }
+    }
+
+    /// The 502 problem sent instead of a blocked response.
+    pub fn blocked_response(&self, verdict: &Verdict) -> DenialResponse {
+        Denial::new(Reason::ResponseContractViolation).render(&self.shared.realm, verdict.request_id.as_str())
     }
 
     /// The parsed identity of a verified client certificate (cached by DER).
@@ -622,7 +695,7 @@ impl Guard {
                 if report { Outcome::Allow(identity) } else { Outcome::Deny(denial) }
             }
         };
-        Verdict { outcome, span, request_id, route, body: None, rewritten_path: None }
+        Verdict { outcome, span, request_id, route, body: None, rewritten_path: None, response: None }
     }
 
     /// Records a denial on the span and emits the `zt::decision` WARN event.

@@ -51,6 +51,7 @@ pub mod issuer;
 pub mod keys;
 pub mod policy;
 pub mod request;
+pub mod response;
 mod routes;
 pub mod scopes;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
+use zt_core::response::ResponseAction;
 use zt_core::{
     BodyError, Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry,
 };
@@ -93,15 +94,7 @@ pub(crate) fn denial_response<B: From<String>>(
     denial: &Denial,
     request_id: &RequestId,
 ) -> Response<B> {
-    let rendered = guard.render(denial, request_id);
-    let mut response = Response::new(B::from(rendered.body));
-    *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::FORBIDDEN);
-    for (name, value) in rendered.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().append(HeaderName::from_static(name), value);
-        }
-    }
-    response
+    rendered_response(guard.render(denial, request_id))
 }
 
 type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
@@ -177,12 +170,14 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: http_body::Body + From<Bytes>,
     ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    ResBody: From<String>,
+    ResBody: http_body::Body + From<String> + From<Bytes>,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let Some(check) = verdict.body.take() else {
         let mut request = request;
         prepare(&guard, &mut verdict, identity, &mut request);
-        return service.call(request).await;
+        let response = service.call(request).await?;
+        return Ok(checked_response(&guard, &verdict, response).await);
     };
     let (parts, body) = request.into_parts();
     let read = Limited::new(body, check.limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
@@ -214,9 +209,58 @@ where
     let mut request = Request::from_parts(parts, ReqBody::from(bytes));
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
-    let response = service.call(request).instrument(span.clone()).await;
-    if let Ok(r) = &response {
-        telemetry::record_status(&span, r.status().as_u16());
+    let response = service.call(request).instrument(span.clone()).await?;
+    let response = checked_response(&guard, &verdict, response).await;
+    telemetry::record_status(&span, response.status().as_u16());
+    Ok(response)
+}
+
+/// Response validation, when the verdict asks for it (see `zt_core::response`).
+async fn checked_response<ResBody>(
+    guard: &Guard,
+    verdict: &Verdict,
+    response: Response<ResBody>,
+) -> Response<ResBody>
+where
+    ResBody: http_body::Body + From<String> + From<Bytes>,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(check) = &verdict.response else { return response };
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > check.limit) {
+        // Too large to check: passed on unread (and logged).
+        let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let content_type =
+        parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let Ok(collected) = Limited::new(body, check.limit).collect().await else {
+        // Unreadable, or longer than it said: nothing trustworthy to forward.
+        return rendered_response(guard.blocked_response(verdict));
+    };
+    let bytes = collected.to_bytes();
+    match guard.check_response(verdict, check, parts.status.as_u16(), content_type.as_deref(), Some(&bytes)) {
+        ResponseAction::Pass => Response::from_parts(parts, ResBody::from(bytes)),
+        ResponseAction::Replace(body) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, ResBody::from(Bytes::from(body)))
+        }
+        ResponseAction::Block => rendered_response(guard.blocked_response(verdict)),
+    }
+}
+
+fn rendered_response<B: From<String>>(rendered: zt_core::DenialResponse) -> Response<B> {
+    let mut response = Response::new(B::from(rendered.body));
+    *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (name, value) in rendered.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(HeaderName::from_static(name), value);
+        }
     }
     response
 }
@@ -229,7 +273,9 @@ where
     ReqBody: http_body::Body + From<Bytes> + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    ResBody: From<String> + Send + 'static,
+    ResBody: http_body::Body + From<String> + From<Bytes> + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -277,7 +323,7 @@ where
             Outcome::Deny(denial) => return deny(&self.guard, &verdict, &denial),
             Outcome::Allow(identity) => identity,
         };
-        if verdict.body.is_some() {
+        if verdict.body.is_some() || verdict.response.is_some() {
             let clone = self.inner.clone();
             let service = std::mem::replace(&mut self.inner, clone);
             let span = verdict.span.clone();
