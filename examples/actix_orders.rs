@@ -1,9 +1,9 @@
 //! The orders API on actix-web behind zt. `cargo run --example actix_orders` (dev mode:
-//! prints tokens). Environment: ZT_LISTEN, ZT_ISSUER, ZT_AUDIENCE, ZT_JWKS, ZT_MODE.
+//! prints tokens). Environment: the same ZT_* variables as axum_orders (see README).
 
 mod orders;
 
-use orders::actix_app::{routes, server};
+use orders::actix_app::{routes, server, server_tls};
 use orders::{DemoConfig, DevKey};
 
 #[actix_web::main]
@@ -14,14 +14,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let config = DemoConfig::from_env()?;
-    let dev = if config.jwks.is_none() { Some(DevKey::generate()?) } else { None };
+    let dev = if config.needs_dev_key()? { Some(DevKey::generate()?) } else { None };
     let guard = config.guard(dev.as_ref())?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     if let Some(dev) = &dev {
         dev.print_banner(&config, "actix-web");
     }
-    tracing::info!(listen = %config.listen, mode = config.mode.as_str(), "actix-web orders demo listening");
+    tracing::info!(listen = %config.listen, mode = guard.mode().as_str(), "actix-web orders demo listening");
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    server(routes(guard, dev.map(|d| d.jwks))?, listener, workers)?.await?;
+    let routes = routes(guard, dev.map(|d| d.jwks))?;
+    match config.tls()? {
+        Some(tls) => server_tls(routes, listener, workers, tls)?.await?,
+        None => server(routes, listener, workers)?.await?,
+    }
     Ok(())
 }

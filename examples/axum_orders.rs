@@ -1,5 +1,7 @@
 //! The orders API on axum behind zt. `cargo run --example axum_orders` (dev mode: prints
-//! tokens). Environment: ZT_LISTEN, ZT_ISSUER, ZT_AUDIENCE, ZT_JWKS, ZT_MODE (see README).
+//! tokens). Environment: ZT_LISTEN, ZT_ISSUER, ZT_AUDIENCE, ZT_JWKS, ZT_MODE, ZT_POLICY,
+//! ZT_RATE, ZT_RATE_BURST, ZT_RATE_ANON, ZT_TRUSTED_PROXIES, ZT_REDIS_URL, ZT_TLS_CERT,
+//! ZT_TLS_KEY, ZT_CLIENT_CA (see README).
 
 mod orders;
 
@@ -15,14 +17,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let config = DemoConfig::from_env()?;
-    let dev = if config.jwks.is_none() { Some(DevKey::generate()?) } else { None };
+    let dev = if config.needs_dev_key()? { Some(DevKey::generate()?) } else { None };
     let guard = config.guard(dev.as_ref())?;
+    let tls = config.tls()?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     if let Some(dev) = &dev {
         dev.print_banner(&config, "axum");
     }
-    tracing::info!(listen = %config.listen, mode = config.mode.as_str(), "axum orders demo listening");
+    tracing::info!(listen = %config.listen, mode = guard.mode().as_str(), tls = tls.is_some(), "axum orders demo listening");
     let app = orders::axum_app::app(guard, dev.map(|d| d.jwks));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    match tls {
+        Some(tls) => zt::axum::tls::serve(listener, app, tls).await?,
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?,
+    }
     Ok(())
 }

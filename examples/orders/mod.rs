@@ -52,10 +52,23 @@ pub fn guard(policy: Policy) -> Result<zt::Guard, String> {
 /// Settings from the environment.
 pub struct DemoConfig {
     pub listen: SocketAddr,
-    pub issuer: String,
-    pub audience: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
     pub jwks: Option<String>,
-    pub mode: Mode,
+    pub mode: Option<Mode>,
+    /// `ZT_POLICY`: a policy file (e.g. examples/orders.policy.toml); the variables above
+    /// override its basics.
+    pub policy_file: Option<String>,
+    /// `ZT_RATE` / `ZT_RATE_BURST` / `ZT_RATE_ANON` / `ZT_TRUSTED_PROXIES` / `ZT_REDIS_URL`.
+    pub rate: Option<String>,
+    pub rate_burst: Option<String>,
+    pub rate_anon: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub redis_url: Option<String>,
+    /// `ZT_TLS_CERT` / `ZT_TLS_KEY` / `ZT_CLIENT_CA`: serve over TLS (mutual TLS with a CA).
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub client_ca: Option<String>,
 }
 
 impl DemoConfig {
@@ -66,38 +79,160 @@ impl DemoConfig {
             .parse()
             .map_err(|_| format!("ZT_LISTEN: {listen:?} is not an address like 127.0.0.1:8080"))?;
         let mode = match var("ZT_MODE") {
-            None => Mode::Enforce,
-            Some(m) => m.parse().map_err(|e| format!("ZT_MODE: {e}"))?,
+            None => None,
+            Some(m) => Some(m.parse().map_err(|e| format!("ZT_MODE: {e}"))?),
         };
         Ok(DemoConfig {
             listen,
-            issuer: var("ZT_ISSUER").unwrap_or_else(|| "https://issuer.example".into()),
-            audience: var("ZT_AUDIENCE").unwrap_or_else(|| "orders-api".into()),
+            issuer: var("ZT_ISSUER"),
+            audience: var("ZT_AUDIENCE"),
             jwks: var("ZT_JWKS"),
             mode,
+            policy_file: var("ZT_POLICY"),
+            rate: var("ZT_RATE"),
+            rate_burst: var("ZT_RATE_BURST"),
+            rate_anon: var("ZT_RATE_ANON"),
+            trusted_proxies: var("ZT_TRUSTED_PROXIES"),
+            redis_url: var("ZT_REDIS_URL"),
+            tls_cert: var("ZT_TLS_CERT"),
+            tls_key: var("ZT_TLS_KEY"),
+            client_ca: var("ZT_CLIENT_CA"),
         })
     }
 
-    /// The policy: JWKS URL or file from `ZT_JWKS`, else the dev key's inline set.
-    /// The demo guard: the policy plus the demo contract.
-    pub fn guard(&self, dev: Option<&DevKey>) -> Result<zt::Guard, String> {
-        guard(self.policy(dev))
+    /// True when no key source is configured anywhere: the demo generates a dev key.
+    pub fn needs_dev_key(&self) -> Result<bool, String> {
+        if self.jwks.is_some() {
+            return Ok(false);
+        }
+        let policy = self.base_policy()?;
+        Ok(policy.issuers.first().is_none_or(|i| {
+            i.jwks_url.is_none()
+                && i.jwks_file.is_none()
+                && i.jwks.is_none()
+                && !i.oidc_discovery
+                && i.pem_keys.is_empty()
+        }))
     }
 
-    pub fn policy(&self, dev: Option<&DevKey>) -> Policy {
-        let mut issuer = IssuerConfig::new(&self.issuer).audience(&self.audience);
-        issuer = match (&self.jwks, dev) {
-            (Some(j), _) if j.starts_with("http://") || j.starts_with("https://") => issuer.jwks_url(j),
-            (Some(file), _) => issuer.jwks_file(file),
-            (None, Some(dev)) => issuer.jwks(dev.jwks.clone()),
-            (None, None) => issuer,
+    /// The demo guard: the policy plus the demo contract.
+    pub fn guard(&self, dev: Option<&DevKey>) -> Result<zt::Guard, String> {
+        guard(self.policy(dev)?)
+    }
+
+    fn base_policy(&self) -> Result<Policy, String> {
+        match &self.policy_file {
+            Some(file) => Policy::from_file(file).map_err(|e| format!("ZT_POLICY: {e}")),
+            None => Ok(Policy::builder().max_body_bytes(BODY_LIMIT).build()),
+        }
+    }
+
+    /// The effective issuer and audience (environment, else policy file, else defaults).
+    pub fn issuer_and_audience(&self) -> Result<(String, String), String> {
+        let policy = self.base_policy()?;
+        let first = policy.issuers.first();
+        let issuer = self
+            .issuer
+            .clone()
+            .or(first.map(|i| i.issuer.clone()))
+            .unwrap_or_else(|| "https://issuer.example".into());
+        let audience = self
+            .audience
+            .clone()
+            .or(first.and_then(|i| i.audiences.first().cloned()))
+            .unwrap_or_else(|| "orders-api".into());
+        Ok((issuer, audience))
+    }
+
+    /// The policy: `ZT_POLICY` (if any), with issuer, audience, keys, mode and limits from the
+    /// environment on top; the dev key's inline set when no key source is configured.
+    pub fn policy(&self, dev: Option<&DevKey>) -> Result<Policy, String> {
+        let mut policy = self.base_policy()?;
+        let (issuer_name, audience) = self.issuer_and_audience()?;
+        if policy.issuers.is_empty() {
+            policy.issuers.push(IssuerConfig::new(&issuer_name));
+        }
+        let issuer = &mut policy.issuers[0];
+        issuer.issuer = issuer_name;
+        if self.audience.is_some() || issuer.audiences.is_empty() {
+            issuer.audiences = vec![audience.clone()];
+        }
+        match (&self.jwks, dev) {
+            (Some(j), _) => {
+                issuer.jwks_url = None;
+                issuer.jwks_file = None;
+                issuer.jwks = None;
+                issuer.oidc_discovery = false;
+                if j.starts_with("http://") || j.starts_with("https://") {
+                    issuer.jwks_url = Some(j.clone());
+                } else {
+                    issuer.jwks_file = Some(j.clone());
+                }
+            }
+            (None, Some(dev)) => issuer.jwks = Some(dev.jwks.clone()),
+            (None, None) => {}
+        }
+        if policy.realm.is_none() {
+            policy.realm = Some(audience);
+        }
+        if let Some(mode) = self.mode {
+            policy.mode = mode;
+        }
+        policy.limits = Some(self.limits(policy.limits.take())?);
+        Ok(policy)
+    }
+
+    /// Rate limits: on by default (the library's defaults), tuned by the `ZT_RATE*` variables.
+    fn limits(&self, base: Option<zt::limit::LimitConfig>) -> Result<zt::limit::LimitConfig, String> {
+        let mut toml = String::new();
+        if let Some(rate) = &self.rate {
+            match &self.rate_burst {
+                Some(burst) => toml.push_str(&format!("identity = {{ rate = {rate:?}, burst = {burst} }}\n")),
+                None => toml.push_str(&format!("identity = {rate:?}\n")),
+            }
+        }
+        if let Some(anon) = &self.rate_anon {
+            toml.push_str(&format!("address = {anon:?}\n"));
+        }
+        if let Some(proxies) = &self.trusted_proxies {
+            let list: Vec<String> = proxies.split(',').map(|p| format!("{:?}", p.trim())).collect();
+            toml.push_str(&format!("trusted_proxies = [{}]\n", list.join(", ")));
+        }
+        if let Some(url) = &self.redis_url {
+            toml.push_str(&format!("[store.redis]\nurl = {url:?}\n"));
+        }
+        let from_env = zt::limit::LimitConfig::from_toml_str(&toml)
+            .map_err(|e| format!("ZT_RATE*/ZT_TRUSTED_PROXIES/ZT_REDIS_URL: {e}"))?;
+        let mut limits = base.unwrap_or_default();
+        if self.rate.is_some() {
+            limits.identity = from_env.identity;
+        }
+        if self.rate_anon.is_some() {
+            limits.address = from_env.address;
+        }
+        if self.trusted_proxies.is_some() {
+            limits.trusted_proxies = from_env.trusted_proxies;
+        }
+        if self.redis_url.is_some() {
+            limits.store = from_env.store;
+        }
+        Ok(limits)
+    }
+
+    /// TLS settings, when `ZT_TLS_CERT` and `ZT_TLS_KEY` are set (`ZT_CLIENT_CA` adds
+    /// optional client-certificate verification: the admin zone then requires it).
+    pub fn tls(&self) -> Result<Option<zt::tls::TlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() || self.client_ca.is_some() {
+                return Err("ZT_TLS_CERT and ZT_TLS_KEY go together (ZT_CLIENT_CA needs both)".into());
+            }
+            return Ok(None);
         };
-        Policy::builder()
-            .realm(&self.audience)
-            .mode(self.mode)
-            .max_body_bytes(BODY_LIMIT)
-            .issuer(issuer)
-            .build()
+        let mut builder = zt::tls::TlsConfig::builder().server_cert_files(cert, key);
+        if let Some(ca) = &self.client_ca {
+            builder = builder.client_ca_file(ca).client_auth(zt::tls::ClientAuth::Optional);
+        }
+        builder.build().map(Some).map_err(|e| format!("TLS: {e}"))
     }
 }
 
@@ -141,21 +276,22 @@ impl DevKey {
 
     /// Prints dev tokens and curl lines.
     pub fn print_banner(&self, config: &DemoConfig, framework: &str) {
-        let base = format!("http://{}", config.listen);
+        let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", config.listen);
+        let (issuer, audience) = config.issuer_and_audience().unwrap_or_default();
         let mut out = String::new();
         out.push_str(&format!(
             "\n=== zt {framework} orders demo: DEV MODE (ephemeral key, NOT FOR PRODUCTION) ===\n"
         ));
         out.push_str(&format!(
-            "issuer {} | audience {} | JWKS at {base}/.well-known/jwks.json\n",
-            config.issuer, config.audience
+            "issuer {issuer} | audience {audience} | JWKS at {base}/.well-known/jwks.json\n"
         ));
         for (sub, scope) in [
             ("alice", "orders:read"),
             ("alice", "orders:read orders:write"),
             ("admin", "orders:read orders:write orders:admin"),
         ] {
-            let token = self.token(&config.issuer, &config.audience, sub, scope);
+            let token = self.token(&issuer, &audience, sub, scope);
             out.push_str(&format!("\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"));
         }
         out.push_str(&format!(

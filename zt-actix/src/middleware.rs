@@ -114,7 +114,7 @@ pin_project! {
 pin_project! {
     #[project = Projected]
     enum State<F, B> {
-        Inner { #[pin] future: F, span: Span },
+        Inner { #[pin] future: F, span: Span, headers: Vec<(&'static str, String)> },
         Done { response: Option<ServiceResponse<EitherBody<B>>> },
         Waiting { future: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>> },
     }
@@ -219,12 +219,24 @@ where
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
     let response = service.call(request).instrument(span.clone()).await?;
-    let response = match &verdict.response {
+    let mut response = match &verdict.response {
         Some(check) => checked_response(&guard, &verdict, check, response).await,
         None => response.map_into_left_body(),
     };
+    add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
     telemetry::record_status(&span, response.status().as_u16());
     Ok(response)
+}
+
+/// Adds the verdict's response headers (e.g. RateLimit) unless the service set them.
+fn add_headers<B>(response: &mut ServiceResponse<B>, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value)
+            && !response.headers().contains_key(name)
+        {
+            response.headers_mut().insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 /// Response validation, when the verdict asks for it (see `zt_core::response`).
@@ -326,7 +338,7 @@ where
             let _entered = verdict.span.enter();
             self.service.call(request)
         };
-        ZtFuture { state: State::Inner { future, span: verdict.span } }
+        ZtFuture { state: State::Inner { future, span: verdict.span, headers: verdict.response_headers } }
     }
 }
 
@@ -338,11 +350,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            Projected::Inner { future, span } => {
+            Projected::Inner { future, span, headers } => {
                 let _entered = span.enter();
                 match future.poll(cx) {
                     Poll::Pending => Poll::Pending,
-                    Poll::Ready(result) => Poll::Ready(result.map(|response| {
+                    Poll::Ready(result) => Poll::Ready(result.map(|mut response| {
+                        add_headers(&mut response, std::mem::take(headers));
                         telemetry::record_status(span, response.status().as_u16());
                         response.map_into_left_body()
                     })),

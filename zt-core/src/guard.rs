@@ -13,6 +13,7 @@ use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
+use crate::limit::{LimitCheck, LimitKey, Limiter, Lockout, PendingLimit, RateDecision};
 use crate::policy::{ContractConfig, ResponseValidation};
 use crate::response::{ResponseAction, ResponseCheck};
 
@@ -59,6 +60,7 @@ struct Shared {
     certificates: quick_cache::sync::Cache<Vec<u8>, Arc<CertificateIdentity>>,
     contract: Option<Arc<Contract>>,
     contract_config: ContractConfig,
+    limiter: Option<Limiter>,
 }
 
 /// Most parsed client certificates kept (a connection's certificate is parsed once).
@@ -154,6 +156,10 @@ impl GuardBuilder {
         let routes = policy_routes.compile()?;
         let zones = crate::zones::Zones::compile(&policy.zones, &route_zones, &policy.bindings)?;
         let certificates = quick_cache::sync::Cache::new(CERTIFICATE_CACHE);
+        let limiter = match &policy.limits {
+            Some(config) => Some(Limiter::new(config)?),
+            None => None,
+        };
         Ok(Guard {
             shared: Arc::new(Shared {
                 verifier,
@@ -164,6 +170,7 @@ impl GuardBuilder {
                 certificates,
                 contract,
                 contract_config,
+                limiter,
             }),
             routes: Arc::new(routes),
         })
@@ -200,6 +207,8 @@ pub struct Verdict {
     /// When response validation applies: read the response body (at most `limit` bytes) and
     /// pass it to [`Guard::check_response`] before sending it.
     pub response: Option<ResponseCheck>,
+    /// Headers to add to the forwarded response (e.g. `RateLimit`, `RateLimit-Policy`).
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 /// The second phase of a request that carries a body.
@@ -229,17 +238,28 @@ pub enum Check {
     Pending(PendingCheck),
 }
 
-/// Waits for what a decision needs (e.g. a key fetch), then yields a [`Resume`].
+/// Waits for what a decision needs (a key fetch, a shared rate-limit store), then yields a
+/// [`Resume`].
 pub struct PendingCheck {
-    wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+    wait: Pin<Box<dyn Future<Output = Carried> + Send>>,
     resume: Option<Resume>,
 }
 
-/// Carries a pending decision's span and request id to [`Guard::resume`].
+/// Carries a pending decision's span, request id and what was already decided (rate-limit
+/// decisions are never taken twice) to [`Guard::resume`].
 #[derive(Debug)]
 pub struct Resume {
     span: Span,
     request_id: RequestId,
+    carried: Carried,
+}
+
+/// Decisions already taken for a request, so that resuming does not count it twice.
+#[derive(Debug, Clone, Default)]
+struct Carried {
+    /// `Some(decision)` once the per-address check ran (`Some(None)`: no quota applied).
+    address: Option<Option<RateDecision>>,
+    identity: Option<Option<RateDecision>>,
 }
 
 impl Future for PendingCheck {
@@ -247,12 +267,46 @@ impl Future for PendingCheck {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Resume> {
         match self.wait.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => match self.resume.take() {
-                Some(resume) => Poll::Ready(resume),
+            Poll::Ready(carried) => match self.resume.take() {
+                Some(mut resume) => {
+                    resume.carried = carried;
+                    Poll::Ready(resume)
+                }
                 // Polled again after completion: never resolves twice.
                 None => Poll::Pending,
             },
         }
+    }
+}
+
+/// The outcome of one rate-limit stage inside `run`.
+enum Limited {
+    Pass(Option<RateDecision>),
+    Deny(Denial),
+    Wait(PendingLimit),
+}
+
+fn limit_stage(check: LimitCheck) -> Limited {
+    match check {
+        LimitCheck::Unlimited => Limited::Pass(None),
+        LimitCheck::Ready(decision) => judge(Some(decision)),
+        LimitCheck::Pending(pending) => Limited::Wait(pending),
+    }
+}
+
+fn judge(decision: Option<RateDecision>) -> Limited {
+    match decision {
+        Some(d) if d.unavailable => {
+            let mut denial = Denial::new(Reason::LimiterUnavailable);
+            denial.headers = d.headers();
+            Limited::Deny(denial)
+        }
+        Some(d) if !d.allowed => {
+            let mut denial = Denial::new(Reason::RateLimited);
+            denial.headers = d.headers();
+            Limited::Deny(denial)
+        }
+        other => Limited::Pass(other),
     }
 }
 
@@ -374,13 +428,13 @@ impl Guard {
     pub fn check(&self, view: &RequestView<'_>) -> Check {
         let request_id = RequestId::generate();
         let span = telemetry::request_span(view, &request_id, self.shared.policy.mode.as_str());
-        self.run(view, span, request_id, true)
+        self.run(view, span, request_id, true, Carried::default())
     }
 
     /// Finishes a decision after its [`PendingCheck`] completed. Never waits again.
     pub fn resume(&self, view: &RequestView<'_>, resume: Resume) -> Verdict {
-        let Resume { span, request_id } = resume;
-        match self.run(view, span.clone(), request_id.clone(), false) {
+        let Resume { span, request_id, carried } = resume;
+        match self.run(view, span.clone(), request_id.clone(), false, carried) {
             Check::Ready(verdict) => verdict,
             // `run` without fetching always decides; fail closed regardless.
             Check::Pending(_) => {
@@ -400,7 +454,14 @@ impl Guard {
         }
     }
 
-    fn run(&self, view: &RequestView<'_>, span: Span, request_id: RequestId, allow_fetch: bool) -> Check {
+    fn run(
+        &self,
+        view: &RequestView<'_>,
+        span: Span,
+        request_id: RequestId,
+        allow_fetch: bool,
+        mut carried: Carried,
+    ) -> Check {
         let policy = &self.shared.policy;
         let Ok(path) = crate::canonical::canonicalize(view.path, &policy.paths) else {
             let d = Decided::deny(Denial::new(Reason::InvalidPath));
@@ -431,7 +492,48 @@ impl Guard {
                 return Check::Ready(self.finish(span, request_id, template, d));
             }
         };
-        let decided = match token::extract(view, &policy.tokens) {
+        // Abuse protection before any signature work: lockouts and the per-address ceiling.
+        let limiter = self.shared.limiter.as_ref();
+        let client_key = limiter.and_then(|l| l.client_key(view.peer_addr, view.headers));
+        let client_ip = match limiter {
+            Some(l) => l.client_address(view.peer_addr, view.headers),
+            None => view.peer_addr.map(|a| a.ip()),
+        };
+        let credential = token::extract(view, &policy.tokens);
+        let mut rate: Option<RateDecision> = None;
+        if let (Some(limiter), Some(key)) = (limiter, client_key) {
+            if let Some(remaining) = limiter.lockout().locked(LimitKey::Address(key)) {
+                let d = Decided::deny(locked_out(remaining));
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+            // A token already in the verified cache costs no signature work: it skips the
+            // anonymous ceiling (callers behind one NAT are not throttled as one).
+            let known = matches!(credential, Credential::Bearer(t) if self.shared.verifier.is_cached(t));
+            if !known {
+                let stage = match carried.address.take() {
+                    Some(decided) => judge(decided),
+                    None => limit_stage(limiter.check_address(key, view.method, &route.template)),
+                };
+                match stage {
+                    Limited::Pass(decision) => {
+                        carried.address = Some(decision.clone());
+                        rate = decision;
+                    }
+                    Limited::Deny(denial) => {
+                        return Check::Ready(self.finish(span, request_id, template, Decided::deny(denial)));
+                    }
+                    Limited::Wait(pending) => {
+                        let wait = Box::pin(async move {
+                            carried.address = Some(Some(pending.await));
+                            carried
+                        });
+                        let resume = Resume { span, request_id, carried: Carried::default() };
+                        return Check::Pending(PendingCheck { wait, resume: Some(resume) });
+                    }
+                }
+            }
+        }
+        let decided = match credential {
             Credential::Malformed => Decided::deny(Denial::new(Reason::MalformedCredentials)),
             // Mutual TLS alone (service to service): the certificate is the identity.
             Credential::None if certificate.is_some() => {
@@ -443,7 +545,21 @@ impl Guard {
             Credential::Bearer(token) => match self.shared.verifier.verify(token, allow_fetch) {
                 Step::Done(result) => {
                     let result = result.and_then(|identity| bind_certificate(identity, certificate.clone()));
+                    let result = match (result, limiter) {
+                        (Ok(identity), Some(limiter)) => self.subject_lockout(limiter, identity),
+                        (Err(reason), Some(limiter)) => {
+                            record_failure(limiter, client_key, reason, None);
+                            Err(reason)
+                        }
+                        (result, None) => result,
+                    };
                     self.authorize(result, &route.requirement)
+                }
+                Step::Rejected(reason, subject) => {
+                    if let Some(limiter) = limiter {
+                        record_failure(limiter, client_key, reason, subject.as_deref());
+                    }
+                    Decided::deny(Denial::new(reason))
                 }
                 Step::Fetch(issuer) => {
                     let keys = self.clone();
@@ -453,8 +569,10 @@ impl Guard {
                             // with what there is (and fails closed without any set).
                             let _ = refresh.await;
                         }
+                        carried
                     });
-                    return Check::Pending(PendingCheck { wait, resume: Some(Resume { span, request_id }) });
+                    let resume = Resume { span, request_id, carried: Carried::default() };
+                    return Check::Pending(PendingCheck { wait, resume: Some(resume) });
                 }
             },
         };
@@ -465,9 +583,7 @@ impl Guard {
         let zones = &self.shared.zones;
         if !zones.is_empty() || !zones.bindings.is_empty() {
             let zone = zones.zone_of(view.method, &route.template).and_then(|zone| match zone {
-                Some(zone) => {
-                    zone.admit(decided.identity.as_ref(), view.peer_addr.map(|a| a.ip()), token::unix_now())
-                }
+                Some(zone) => zone.admit(decided.identity.as_ref(), client_ip, token::unix_now()),
                 None => Ok(()),
             });
             let owned = zone.and_then(|()| {
@@ -491,6 +607,41 @@ impl Guard {
             if let Err(reason) = owned {
                 let d = Decided { identity: decided.identity, denial: Some(Denial::new(reason)) };
                 return Check::Ready(self.finish(span, request_id, template, d));
+            }
+        }
+        // The caller's own quota: per identity, else per client address.
+        if let Some(limiter) = limiter {
+            let subject = decided.identity.as_ref().map(quota_subject);
+            let key = match (&subject, client_key) {
+                (Some(subject), _) => Some(LimitKey::Identity(subject)),
+                (None, Some(addr)) => Some(LimitKey::Address(addr)),
+                (None, None) => None,
+            };
+            if let Some(key) = key {
+                let stage = match carried.identity.take() {
+                    Some(decided) => judge(decided),
+                    None => limit_stage(limiter.check_identity(key, view.method, &route.template)),
+                };
+                match stage {
+                    Limited::Pass(decision) => {
+                        rate = match (rate, decision) {
+                            (Some(a), Some(b)) => Some(a.tighter(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    Limited::Deny(denial) => {
+                        let d = Decided { identity: decided.identity, denial: Some(denial) };
+                        return Check::Ready(self.finish(span, request_id, template, d));
+                    }
+                    Limited::Wait(pending) => {
+                        let wait = Box::pin(async move {
+                            carried.identity = Some(Some(pending.await));
+                            carried
+                        });
+                        let resume = Resume { span, request_id, carried: Carried::default() };
+                        return Check::Pending(PendingCheck { wait, resume: Some(resume) });
+                    }
+                }
             }
         }
         // Authenticated and authorized: now the cheap checks that need no body.
@@ -549,6 +700,9 @@ impl Guard {
             verdict.body = body;
             verdict.rewritten_path = rewritten_path;
             verdict.response = response;
+            if let (Some(limiter), Some(decision)) = (limiter, &rate) {
+                verdict.response_headers = limiter.response_headers(decision);
+            }
         }
         Check::Ready(verdict)
     }
@@ -647,6 +801,16 @@ impl Guard {
         Denial::new(Reason::ResponseContractViolation).render(&self.shared.realm, verdict.request_id.as_str())
     }
 
+    /// Refuses a locked-out subject; a verified token resets the subject's failure count.
+    fn subject_lockout(&self, limiter: &Limiter, identity: Identity) -> Result<Identity, Reason> {
+        let subject = quota_subject(&identity);
+        if limiter.lockout().locked(LimitKey::Identity(&subject)).is_some() {
+            return Err(Reason::LockedOut);
+        }
+        limiter.lockout().record_success(LimitKey::Identity(&subject));
+        Ok(identity)
+    }
+
     /// The parsed identity of a verified client certificate (cached by DER).
     fn certificate(&self, chain: &PeerCertificates) -> Result<Arc<CertificateIdentity>, ()> {
         let leaf = chain.leaf().ok_or(())?;
@@ -695,7 +859,16 @@ impl Guard {
                 if report { Outcome::Allow(identity) } else { Outcome::Deny(denial) }
             }
         };
-        Verdict { outcome, span, request_id, route, body: None, rewritten_path: None, response: None }
+        Verdict {
+            outcome,
+            span,
+            request_id,
+            route,
+            body: None,
+            rewritten_path: None,
+            response: None,
+            response_headers: Vec::new(),
+        }
     }
 
     /// Records a denial on the span and emits the `zt::decision` WARN event.
@@ -726,6 +899,41 @@ impl Guard {
             "request denied"
         );
     }
+}
+
+/// The key of an identity's quota and lockout: issuer and subject (or client id), so two
+/// issuers' subjects never share a quota.
+fn quota_subject(identity: &Identity) -> String {
+    let who = identity.subject().or(identity.client_id()).unwrap_or("");
+    format!("{}|{}", identity.issuer(), who)
+}
+
+/// Counts a failed authentication against the client address and, when the signature
+/// verified (so the subject is not forged), against the subject.
+fn record_failure(
+    limiter: &Limiter,
+    address: Option<std::net::IpAddr>,
+    reason: Reason,
+    subject: Option<&str>,
+) {
+    if !reason.is_authentication_failure() {
+        return;
+    }
+    if let Some(address) = address {
+        limiter.lockout().record_failure(LimitKey::Address(address));
+    }
+    if let Some(subject) = subject
+        && Lockout::counts_subject(reason)
+    {
+        limiter.lockout().record_failure(LimitKey::Identity(subject));
+    }
+}
+
+fn locked_out(remaining: std::time::Duration) -> Denial {
+    let mut denial = Denial::new(Reason::LockedOut);
+    let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+    denial.headers.push(("retry-after", secs.max(1).to_string()));
+    denial
 }
 
 /// The denial for contract violations: the reason by kind, the violations listed.

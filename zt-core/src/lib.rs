@@ -49,6 +49,7 @@ mod guard;
 pub mod identity;
 pub mod issuer;
 pub mod keys;
+pub mod limit;
 pub mod policy;
 pub mod request;
 pub mod response;

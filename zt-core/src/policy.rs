@@ -111,6 +111,10 @@ pub struct Policy {
     /// The OpenAPI contract to enforce (see [`crate::contract`]).
     #[serde(default)]
     pub contract: Option<ContractConfig>,
+    /// Rate limits, lockout and client-address resolution (see [`crate::limit`]). None: no
+    /// limits.
+    #[serde(default)]
+    pub limits: Option<crate::limit::LimitConfig>,
 }
 
 /// Contract enforcement settings.
@@ -499,6 +503,7 @@ impl Default for Policy {
             zones: Vec::new(),
             bindings: Vec::new(),
             contract: None,
+            limits: None,
         }
     }
 }
@@ -599,6 +604,11 @@ impl PolicyBuilder {
     /// Sets the contract settings.
     pub fn contract(mut self, contract: ContractConfig) -> Self {
         self.policy.contract = Some(contract);
+        self
+    }
+    /// Sets rate limits and lockout.
+    pub fn limits(mut self, limits: crate::limit::LimitConfig) -> Self {
+        self.policy.limits = Some(limits);
         self
     }
     /// Sets the default body size limit.

@@ -169,6 +169,9 @@ pub(crate) struct Verifier {
 /// The result of a synchronous verification attempt.
 pub(crate) enum Step {
     Done(Result<Identity, Reason>),
+    /// The signature verified but a claim check failed: the subject is trustworthy and is
+    /// reported for per-subject lockout counting.
+    Rejected(Reason, Option<String>),
     /// The issuer's keys must be fetched first; then call again with `allow_fetch = false`.
     Fetch(usize),
 }
@@ -331,6 +334,11 @@ impl Verifier {
     }
 
     /// Number of verified tokens currently cached.
+    /// True when `token` is in the verified-token cache (its signature was checked before).
+    pub(crate) fn is_cached(&self, token: &str) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.contains_key(token))
+    }
+
     pub(crate) fn cached_tokens(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.len())
     }
@@ -350,7 +358,7 @@ impl Verifier {
                 }
                 cache.remove(token);
                 if let Err(reason) = valid {
-                    return Step::Done(Err(reason));
+                    return Step::Rejected(reason, hit.identity.subject().map(str::to_string));
                 }
                 // The key was removed: verify from scratch, which now fails as it should.
             }
@@ -437,7 +445,10 @@ impl Verifier {
         })();
         let (exp, nbf, iat) = match result {
             Ok(t) => t,
-            Err(reason) => return Step::Done(Err(reason)),
+            Err(reason) => {
+                let subject = claims.get("sub").and_then(Value::as_str).map(str::to_string);
+                return Step::Rejected(reason, subject);
+            }
         };
         let identity = Identity::from_jwt_claims(&issuer.issuer, claims);
         if let Some(cache) = &self.cache {

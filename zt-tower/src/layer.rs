@@ -112,7 +112,7 @@ pin_project! {
 pin_project! {
     #[project = Projected]
     enum State<F, ResBody, E> {
-        Inner { #[pin] future: F, span: Span },
+        Inner { #[pin] future: F, span: Span, headers: Vec<(&'static str, String)> },
         Denied { response: Option<Response<ResBody>> },
         Boxed { future: BoxedResponse<ResBody, E> },
     }
@@ -177,7 +177,9 @@ where
         let mut request = request;
         prepare(&guard, &mut verdict, identity, &mut request);
         let response = service.call(request).await?;
-        return Ok(checked_response(&guard, &verdict, response).await);
+        let mut response = checked_response(&guard, &verdict, response).await;
+        add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
+        return Ok(response);
     };
     let (parts, body) = request.into_parts();
     let read = Limited::new(body, check.limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
@@ -210,7 +212,8 @@ where
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
     let response = service.call(request).instrument(span.clone()).await?;
-    let response = checked_response(&guard, &verdict, response).await;
+    let mut response = checked_response(&guard, &verdict, response).await;
+    add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
     telemetry::record_status(&span, response.status().as_u16());
     Ok(response)
 }
@@ -251,6 +254,17 @@ where
             Response::from_parts(parts, ResBody::from(Bytes::from(body)))
         }
         ResponseAction::Block => rendered_response(guard.blocked_response(verdict)),
+    }
+}
+
+/// Adds the verdict's response headers (e.g. RateLimit) unless the service set them.
+fn add_headers<B>(response: &mut Response<B>, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value)
+            && !response.headers().contains_key(name)
+        {
+            response.headers_mut().insert(HeaderName::from_static(name), value);
+        }
     }
 }
 
@@ -336,7 +350,9 @@ where
             let _entered = verdict.span.enter();
             self.inner.call(request)
         };
-        ResponseFuture { state: State::Inner { future, span: verdict.span } }
+        ResponseFuture {
+            state: State::Inner { future, span: verdict.span, headers: verdict.response_headers },
+        }
     }
 }
 
@@ -348,10 +364,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            Projected::Inner { future, span } => {
+            Projected::Inner { future, span, headers } => {
                 let _entered = span.enter();
-                let result = ready!(future.poll(cx));
-                if let Ok(response) = &result {
+                let mut result = ready!(future.poll(cx));
+                if let Ok(response) = &mut result {
+                    add_headers(response, std::mem::take(headers));
                     telemetry::record_status(span, response.status().as_u16());
                 }
                 Poll::Ready(result)
