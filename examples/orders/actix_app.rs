@@ -12,7 +12,7 @@ use zt::{Guard, PolicyError};
 fn reply(r: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
-        Some(body) => HttpResponse::build(status).content_type("application/json").body(body),
+        Some(body) => HttpResponse::build(status).content_type(r.content_type).body(body),
         None => HttpResponse::new(status),
     }
 }

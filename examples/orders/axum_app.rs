@@ -19,7 +19,7 @@ struct App {
 fn reply(r: Reply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
-        Some(body) => (status, [("content-type", "application/json")], body).into_response(),
+        Some(body) => (status, [("content-type", r.content_type)], body).into_response(),
         None => status.into_response(),
     }
 }
