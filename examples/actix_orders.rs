@@ -16,6 +16,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = DemoConfig::from_env()?;
     let dev = if config.needs_dev_key()? { Some(DevKey::generate()?) } else { None };
     let guard = config.guard(dev.as_ref())?;
+    // KPIs in the Prometheus text format (ZT_METRICS_LISTEN, default 127.0.0.1:9464).
+    zt::observe::install_prometheus(config.metrics_listen)?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     if let Some(dev) = &dev {
         dev.print_banner(&config, "actix-web");

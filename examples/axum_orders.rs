@@ -19,6 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = DemoConfig::from_env()?;
     let dev = if config.needs_dev_key()? { Some(DevKey::generate()?) } else { None };
     let guard = config.guard(dev.as_ref())?;
+    // KPIs in the Prometheus text format (ZT_METRICS_LISTEN, default 127.0.0.1:9464).
+    zt::observe::install_prometheus(config.metrics_listen)?;
     let tls = config.tls()?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     if let Some(dev) = &dev {

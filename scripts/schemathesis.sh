@@ -12,7 +12,7 @@ BIN="${ZT_AXUM_DEMO:-target/debug/examples/axum_orders}"
 [ -x "$BIN" ] || cargo build -q --example axum_orders
 command -v st >/dev/null || python3 -m pip install -q schemathesis
 LOG=$(mktemp)
-ZT_LISTEN="127.0.0.1:$PORT" ZT_RATE=off ZT_RATE_ANON=off RUST_LOG=warn "$BIN" 2>"$LOG" &
+ZT_LISTEN="127.0.0.1:$PORT" ZT_METRICS_LISTEN="127.0.0.1:$((PORT+1))" ZT_RATE=off ZT_RATE_ANON=off RUST_LOG=warn "$BIN" 2>"$LOG" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -f "$LOG"' EXIT
 for _ in $(seq 1 100); do

@@ -45,6 +45,7 @@ async fn start(name: &str, env: &[(&str, String)]) -> Demo {
     let mut cmd = Command::new(example(name));
     cmd.env_clear()
         .env("ZT_LISTEN", addr.to_string())
+        .env("ZT_METRICS_LISTEN", free_addr().to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

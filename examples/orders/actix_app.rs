@@ -40,7 +40,13 @@ async fn delete_order(store: Data<OrderStore>, id: Path<String>) -> HttpResponse
 /// The demo routes for a guard (also used by the conformance tests).
 pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
+    let inventory_guard = guard.clone();
     let mut router = Router::new(guard);
+    let inventory = move || {
+        let guard = inventory_guard.clone();
+        async move { reply(super::inventory(&guard)) }
+    };
+    router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
     }

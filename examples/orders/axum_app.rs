@@ -45,8 +45,13 @@ async fn delete_order(State(app): State<App>, Path(id): Path<String>) -> Respons
 }
 
 /// The demo app for a guard (also used by the conformance tests).
+fn inventory_reply(guard: &Guard) -> Response {
+    reply(super::inventory(guard))
+}
+
 pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
+    let guard_for_inventory = guard.clone();
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
@@ -58,5 +63,12 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
         };
         router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
     }
+    // The runtime API inventory (monitoring on): admins only.
+    let inventory_guard = guard_for_inventory.clone();
+    let inventory = move || {
+        let guard = inventory_guard.clone();
+        async move { inventory_reply(&guard) }
+    };
+    router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
     router.with_state(App { store: Arc::new(OrderStore::default()) }).into_axum()
 }

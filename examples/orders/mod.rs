@@ -65,6 +65,8 @@ pub struct DemoConfig {
     pub rate_anon: Option<String>,
     pub trusted_proxies: Option<String>,
     pub redis_url: Option<String>,
+    /// `ZT_METRICS_LISTEN`: where Prometheus scrapes the KPIs (default 127.0.0.1:9464).
+    pub metrics_listen: SocketAddr,
     /// `ZT_TLS_CERT` / `ZT_TLS_KEY` / `ZT_CLIENT_CA`: serve over TLS (mutual TLS with a CA).
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
@@ -82,8 +84,12 @@ impl DemoConfig {
             None => None,
             Some(m) => Some(m.parse().map_err(|e| format!("ZT_MODE: {e}"))?),
         };
+        let metrics = var("ZT_METRICS_LISTEN").unwrap_or_else(|| "127.0.0.1:9464".into());
+        let metrics_listen =
+            metrics.parse().map_err(|_| format!("ZT_METRICS_LISTEN: {metrics:?} is not an address"))?;
         Ok(DemoConfig {
             listen,
+            metrics_listen,
             issuer: var("ZT_ISSUER"),
             audience: var("ZT_AUDIENCE"),
             jwks: var("ZT_JWKS"),
@@ -179,6 +185,11 @@ impl DemoConfig {
             policy.mode = mode;
         }
         policy.limits = Some(self.limits(policy.limits.take())?);
+        // Monitoring, detection and the runtime inventory: on (library defaults) unless the
+        // policy file configures them.
+        if policy.observe.is_none() {
+            policy.observe = Some(zt::observe::ObserverConfig::default());
+        }
         Ok(policy)
     }
 
@@ -335,7 +346,11 @@ pub struct Reply {
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Reply {
-    Reply { status, body: Some(serde_json::to_string(value).unwrap_or_default()), content_type: "application/json" }
+    Reply {
+        status,
+        body: Some(serde_json::to_string(value).unwrap_or_default()),
+        content_type: "application/json",
+    }
 }
 
 fn problem(status: u16, title: &str) -> Reply {
@@ -353,6 +368,14 @@ fn order_id(id: &str) -> Option<u64> {
 fn contract_bypass(what: &str) -> Reply {
     tracing::error!(what, "a request the contract forbids reached the handler");
     problem(500, "contract bypass")
+}
+
+/// The runtime API inventory as JSON (404 problem when monitoring is off).
+pub fn inventory(guard: &zt::Guard) -> Reply {
+    match guard.observer() {
+        Some(observer) => json(200, &observer.inventory().snapshot()),
+        None => problem(404, "monitoring is off"),
+    }
 }
 
 /// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).
@@ -385,7 +408,10 @@ impl OrderStore {
             return contract_bypass("POST /orders body");
         };
         // JSON Schema counts 2.0 as an integer; so does this handler.
-        let quantity = new.quantity.as_u64().or_else(|| new.quantity.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as u64));
+        let quantity = new
+            .quantity
+            .as_u64()
+            .or_else(|| new.quantity.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as u64));
         let valid_item = (1..=64).contains(&new.item.chars().count());
         let valid_note = new.note.as_ref().is_none_or(|n| n.chars().count() <= 256);
         let Some(quantity) = quantity.filter(|q| (1..=1000).contains(q)).map(|q| q as u32) else {
@@ -398,13 +424,7 @@ impl OrderStore {
             return problem(500, "store unavailable");
         };
         guard.0 += 1;
-        let order = Order {
-            id: guard.0,
-            item: new.item,
-            quantity,
-            note: new.note,
-            owner: owner.to_string(),
-        };
+        let order = Order { id: guard.0, item: new.item, quantity, note: new.note, owner: owner.to_string() };
         if guard.1.len() >= MAX_ORDERS {
             guard.1.pop_front();
         }
@@ -434,6 +454,10 @@ impl OrderStore {
         };
         let before = guard.1.len();
         guard.1.retain(|o| o.id != id);
-        if guard.1.len() < before { Reply { status: 204, body: None, content_type: "application/json" } } else { problem(404, "no such order") }
+        if guard.1.len() < before {
+            Reply { status: 204, body: None, content_type: "application/json" }
+        } else {
+            problem(404, "no such order")
+        }
     }
 }

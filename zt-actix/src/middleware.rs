@@ -18,7 +18,8 @@ use pin_project_lite::pin_project;
 use tracing::Instrument;
 use tracing::Span;
 use zt_core::{
-    BodyError, Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry,
+    BodyError, Check, Denial, Guard, HeaderLookup, Observed, Outcome, RequestId, RequestView, Verdict,
+    telemetry,
 };
 
 /// What the middleware leaves in request extensions for extractors.
@@ -114,7 +115,12 @@ pin_project! {
 pin_project! {
     #[project = Projected]
     enum State<F, B> {
-        Inner { #[pin] future: F, span: Span, headers: Vec<(&'static str, String)> },
+        Inner {
+            #[pin] future: F,
+            span: Span,
+            headers: Vec<(&'static str, String)>,
+            observed: Option<Observed>,
+        },
         Done { response: Option<ServiceResponse<EitherBody<B>>> },
         Waiting { future: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>> },
     }
@@ -167,12 +173,15 @@ fn prepare(
 
 fn denied<B>(
     guard: &Guard,
-    verdict: &Verdict,
+    verdict: &mut Verdict,
     denial: &Denial,
     request: ServiceRequest,
 ) -> ServiceResponse<EitherBody<B>> {
     let response = denial_response(guard, denial, &verdict.request_id);
     telemetry::record_status(&verdict.span, response.status().as_u16());
+    if let Some(observed) = verdict.observed.take() {
+        observed.finish(response.status().as_u16(), 0, None);
+    }
     request.into_response(response).map_into_right_body()
 }
 
@@ -202,7 +211,7 @@ where
     B: MessageBody,
 {
     let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
-        Outcome::Deny(denial) => return Ok(denied(&guard, &verdict, &denial, request)),
+        Outcome::Deny(denial) => return Ok(denied(&guard, &mut verdict, &denial, request)),
         Outcome::Allow(identity) => identity,
     };
     if let Some(check) = verdict.body.take() {
@@ -212,17 +221,14 @@ where
             guard.check_body(&view(&request, &headers), &verdict, &check, read.as_deref().map_err(|e| *e))
         };
         if let Some(denial) = denial {
-            return Ok(denied(&guard, &verdict, &denial, request));
+            return Ok(denied(&guard, &mut verdict, &denial, request));
         }
         request.set_payload(Payload::from(read.unwrap_or_default()));
     }
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
     let response = service.call(request).instrument(span.clone()).await?;
-    let mut response = match &verdict.response {
-        Some(check) => checked_response(&guard, &verdict, check, response).await,
-        None => response.map_into_left_body(),
-    };
+    let mut response = checked_response(&guard, &mut verdict, response).await;
     add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
     telemetry::record_status(&span, response.status().as_u16());
     Ok(response)
@@ -239,20 +245,33 @@ fn add_headers<B>(response: &mut ServiceResponse<B>, headers: Vec<(&'static str,
     }
 }
 
-/// Response validation, when the verdict asks for it (see `zt_core::response`).
+/// The largest response body buffered for sampling alone.
+const SAMPLE_BUFFER_LIMIT: usize = 1 << 20;
+
+/// Response validation and sampling, when the verdict asks for them (see
+/// `zt_core::response` and `zt_core::observe`); then the observer sees the outcome.
 async fn checked_response<B: MessageBody>(
     guard: &Guard,
-    verdict: &Verdict,
-    check: &zt_core::response::ResponseCheck,
+    verdict: &mut Verdict,
     response: ServiceResponse<B>,
 ) -> ServiceResponse<EitherBody<B>> {
     use actix_web::body::{BodySize, BoxBody};
     use zt_core::response::ResponseAction;
-    if let BodySize::Sized(n) = response.response().body().size()
-        && n > check.limit as u64
-    {
-        // Too large to check: passed on unread (and logged).
-        let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+    let observed = verdict.observed.take();
+    let sample = observed.as_ref().and_then(Observed::wants_sample);
+    let limit = verdict.response.as_ref().map_or(SAMPLE_BUFFER_LIMIT, |c| c.limit);
+    let size = match response.response().body().size() {
+        BodySize::Sized(n) => Some(n),
+        _ => None,
+    };
+    if (verdict.response.is_none() && sample.is_none()) || size.is_some_and(|n| n > limit as u64) {
+        if let Some(check) = &verdict.response {
+            // Too large to check: passed on unread (and logged).
+            let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+        }
+        if let Some(observed) = observed {
+            observed.finish(response.status().as_u16(), size.unwrap_or(0), None);
+        }
         return response.map_into_left_body();
     }
     let (request, response) = response.into_parts();
@@ -276,18 +295,34 @@ async fn checked_response<B: MessageBody>(
         }
         ServiceResponse::new(request, response.map_into_boxed_body()).map_into_right_body()
     };
-    let Ok(Ok(bytes)) = actix_web::body::to_bytes_limited(body, check.limit).await else {
+    let Ok(Ok(bytes)) = actix_web::body::to_bytes_limited(body, limit).await else {
         // Unreadable, or longer than the limit: nothing trustworthy to forward.
+        if let Some(observed) = observed {
+            observed.finish(502, 0, None);
+        }
         return blocked(request);
     };
-    let body =
-        match guard.check_response(verdict, check, status.as_u16(), content_type.as_deref(), Some(&bytes)) {
-            ResponseAction::Pass => bytes,
-            ResponseAction::Replace(body) => Bytes::from(body),
-            ResponseAction::Block => return blocked(request),
-        };
-    let response = head.set_body(BoxBody::new(body));
-    ServiceResponse::new(request, response).map_into_right_body()
+    let action = match &verdict.response {
+        Some(check) => {
+            guard.check_response(verdict, check, status.as_u16(), content_type.as_deref(), Some(&bytes))
+        }
+        None => ResponseAction::Pass,
+    };
+    let response = match action {
+        ResponseAction::Pass => {
+            ServiceResponse::new(request, head.set_body(BoxBody::new(bytes.clone()))).map_into_right_body()
+        }
+        ResponseAction::Replace(body) => {
+            ServiceResponse::new(request, head.set_body(BoxBody::new(Bytes::from(body))))
+                .map_into_right_body()
+        }
+        ResponseAction::Block => blocked(request),
+    };
+    if let Some(observed) = observed {
+        let sampled = sample.map(|n| &bytes[..n.min(bytes.len())]);
+        observed.finish(response.status().as_u16(), bytes.len() as u64, sampled);
+    }
+    response
 }
 
 impl<S, B> Service<ServiceRequest> for ZeroTrustMiddleware<S>
@@ -322,13 +357,14 @@ where
                 return ZtFuture { state: State::Waiting { future } };
             }
         };
-        if verdict.body.is_some() || verdict.response.is_some() {
+        let sample = verdict.observed.as_ref().and_then(Observed::wants_sample);
+        if verdict.body.is_some() || verdict.response.is_some() || sample.is_some() {
             let future = Box::pin(dispatch(Rc::clone(&self.service), self.guard.clone(), verdict, request));
             return ZtFuture { state: State::Waiting { future } };
         }
         let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
             Outcome::Deny(denial) => {
-                let response = denied(&self.guard, &verdict, &denial, request);
+                let response = denied(&self.guard, &mut verdict, &denial, request);
                 return ZtFuture { state: State::Done { response: Some(response) } };
             }
             Outcome::Allow(identity) => identity,
@@ -338,11 +374,12 @@ where
             let _entered = verdict.span.enter();
             self.service.call(request)
         };
-        ZtFuture { state: State::Inner { future, span: verdict.span, headers: verdict.response_headers } }
+        let (span, headers, observed) = (verdict.span, verdict.response_headers, verdict.observed);
+        ZtFuture { state: State::Inner { future, span, headers, observed } }
     }
 }
 
-impl<F, B> Future for ZtFuture<F, B>
+impl<F, B: MessageBody> Future for ZtFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
@@ -350,13 +387,20 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            Projected::Inner { future, span, headers } => {
+            Projected::Inner { future, span, headers, observed } => {
                 let _entered = span.enter();
                 match future.poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(result) => Poll::Ready(result.map(|mut response| {
                         add_headers(&mut response, std::mem::take(headers));
                         telemetry::record_status(span, response.status().as_u16());
+                        if let Some(observed) = observed.take() {
+                            let size = match response.response().body().size() {
+                                actix_web::body::BodySize::Sized(n) => n,
+                                _ => 0,
+                            };
+                            observed.finish(response.status().as_u16(), size, None);
+                        }
                         response.map_into_left_body()
                     })),
                 }

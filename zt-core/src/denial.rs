@@ -91,6 +91,10 @@ pub enum Reason {
     InvalidClientCertificate,
     /// The service's response did not match the contract and was blocked (502).
     ResponseContractViolation,
+    /// The caller (subject or network) is blocked by a runtime control or a detection (403).
+    Blocked,
+    /// The token's `jti` was revoked (401).
+    TokenRevoked,
 }
 
 impl Reason {
@@ -110,7 +114,8 @@ impl Reason {
             | Reason::SourceNotAllowed
             | Reason::IssuerNotAllowed
             | Reason::OwnershipMismatch
-            | Reason::InvalidClientCertificate => 403,
+            | Reason::InvalidClientCertificate
+            | Reason::Blocked => 403,
             Reason::RouteNotFound => 404,
             Reason::MethodNotAllowed => 405,
             Reason::PayloadTooLarge => 413,
@@ -163,6 +168,8 @@ impl Reason {
             Reason::OwnershipMismatch => "ownership-mismatch",
             Reason::InvalidClientCertificate => "invalid-client-certificate",
             Reason::ResponseContractViolation => "response-contract-violation",
+            Reason::Blocked => "blocked",
+            Reason::TokenRevoked => "token-revoked",
         }
     }
 
@@ -195,6 +202,7 @@ impl Reason {
             Reason::OwnershipMismatch => "Forbidden",
             Reason::InvalidClientCertificate => "Invalid client certificate",
             Reason::ResponseContractViolation => "Bad gateway",
+            Reason::Blocked => "Blocked",
             _ => "Invalid access token",
         }
     }
@@ -254,6 +262,8 @@ impl Reason {
             Reason::ResponseContractViolation => {
                 "The service's response did not match its contract and was withheld."
             }
+            Reason::Blocked => "Requests from this caller are blocked for now.",
+            Reason::TokenRevoked => "The access token has been revoked.",
         }
     }
 
@@ -302,6 +312,8 @@ pub struct Denial {
     pub violations_truncated: bool,
     /// Extra response headers (e.g. `Retry-After`, `RateLimit`, `RateLimit-Policy`).
     pub headers: Vec<(&'static str, String)>,
+    /// A complete response to send instead of the standard problem (blocks, challenges).
+    pub rendered: Option<Box<DenialResponse>>,
 }
 
 /// One contract violation: a JSON pointer into the request and the rule that failed.
@@ -323,6 +335,7 @@ impl Denial {
             violations: Vec::new(),
             violations_truncated: false,
             headers: Vec::new(),
+            rendered: None,
         }
     }
 }
@@ -372,6 +385,9 @@ fn quoted(value: &str) -> String {
 impl Denial {
     /// Renders the denial as status, headers and an `application/problem+json` body.
     pub fn render(&self, realm: &str, request_id: &str) -> DenialResponse {
+        if let Some(rendered) = &self.rendered {
+            return (**rendered).clone();
+        }
         let reason = self.reason;
         let scope = (!self.required_scopes.is_empty()).then(|| self.required_scopes.join(" "));
         let mut headers = vec![
@@ -488,6 +504,8 @@ mod tests {
             Reason::OwnershipMismatch,
             Reason::InvalidClientCertificate,
             Reason::ResponseContractViolation,
+            Reason::Blocked,
+            Reason::TokenRevoked,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

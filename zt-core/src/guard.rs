@@ -11,9 +11,12 @@ use crate::cert::CertificateIdentity;
 use crate::contract::{Contract, ContractOptions, ContractRequest, Lookup, ViolationKind, Violations};
 use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
+use crate::identity::AuthMethod;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
 use crate::limit::{LimitCheck, LimitKey, Limiter, Lockout, PendingLimit, RateDecision};
+use crate::observe::{Decision as ObserveDecision, HeaderFacts, Hint, HintRequest, Observer};
+use crate::observed::{LimiterSink, ObservationContext, Observed};
 use crate::policy::{ContractConfig, ResponseValidation};
 use crate::response::{ResponseAction, ResponseCheck};
 
@@ -61,6 +64,7 @@ struct Shared {
     contract: Option<Arc<Contract>>,
     contract_config: ContractConfig,
     limiter: Option<Limiter>,
+    observer: Option<Observer>,
 }
 
 /// Most parsed client certificates kept (a connection's certificate is parsed once).
@@ -71,6 +75,7 @@ pub struct GuardBuilder {
     policy: Policy,
     fetcher: Option<Arc<dyn KeyFetcher>>,
     contract: Option<Contract>,
+    challenge_hook: Option<crate::observe::ChallengeHook>,
 }
 
 impl GuardBuilder {
@@ -85,6 +90,13 @@ impl GuardBuilder {
     /// its defaults.
     pub fn contract(mut self, contract: Contract) -> Self {
         self.contract = Some(contract);
+        self
+    }
+
+    /// The response to a `challenge` action of the observer (e.g. a bot challenge page);
+    /// `None` declines (the observer then blocks).
+    pub fn challenge_hook(mut self, hook: crate::observe::ChallengeHook) -> Self {
+        self.challenge_hook = Some(hook);
         self
     }
 
@@ -160,6 +172,21 @@ impl GuardBuilder {
             Some(config) => Some(Limiter::new(config)?),
             None => None,
         };
+        let observer = match &policy.observe {
+            Some(config) => {
+                let mut config = config.clone();
+                config.mode = policy.mode;
+                let mut builder = Observer::builder(config);
+                if let Some(limiter) = &limiter {
+                    builder = builder.action_sink(Arc::new(LimiterSink(limiter.clone())));
+                }
+                if let Some(hook) = self.challenge_hook {
+                    builder = builder.challenge_hook(move |record| hook(record));
+                }
+                Some(builder.build()?)
+            }
+            None => None,
+        };
         Ok(Guard {
             shared: Arc::new(Shared {
                 verifier,
@@ -171,6 +198,7 @@ impl GuardBuilder {
                 contract,
                 contract_config,
                 limiter,
+                observer,
             }),
             routes: Arc::new(routes),
         })
@@ -209,6 +237,10 @@ pub struct Verdict {
     pub response: Option<ResponseCheck>,
     /// Headers to add to the forwarded response (e.g. `RateLimit`, `RateLimit-Policy`).
     pub response_headers: Vec<(&'static str, String)>,
+    /// When monitoring is on: call [`Observed::finish`] once the response is known.
+    pub observed: Option<Observed>,
+    /// The reason of a denial, enforced or (report-only mode) not.
+    denial_reason: Option<Reason>,
 }
 
 /// The second phase of a request that carries a body.
@@ -359,7 +391,7 @@ impl Guard {
 
     /// Starts a guard with options (e.g. a custom key fetcher).
     pub fn builder(policy: Policy) -> GuardBuilder {
-        GuardBuilder { policy, fetcher: None, contract: None }
+        GuardBuilder { policy, fetcher: None, contract: None, challenge_hook: None }
     }
 
     /// Loads a TOML or YAML policy file and builds the guard.
@@ -386,6 +418,16 @@ impl Guard {
             }
         }
         merged.merge(routes)?;
+        if let Some(observer) = &self.shared.observer {
+            for (method, template, _) in merged.entries() {
+                observer.inventory().declare(method, template);
+            }
+            if let Some(contract) = &self.shared.contract {
+                for op in contract.operations().iter().filter(|op| op.deprecated) {
+                    observer.inventory().deprecate(&op.method, &op.template);
+                }
+            }
+        }
         Ok(Guard { shared: self.shared.clone(), routes: Arc::new(merged.compile()?) })
     }
 
@@ -428,14 +470,88 @@ impl Guard {
     pub fn check(&self, view: &RequestView<'_>) -> Check {
         let request_id = RequestId::generate();
         let span = telemetry::request_span(view, &request_id, self.shared.policy.mode.as_str());
-        self.run(view, span, request_id, true, Carried::default())
+        let mut check = self.run(view, span, request_id, true, Carried::default());
+        if let Check::Ready(verdict) = &mut check {
+            self.attach_observation(view, verdict);
+        }
+        check
+    }
+
+    /// The observer (monitoring, detection, inventory, runtime controls), when configured.
+    pub fn observer(&self) -> Option<&Observer> {
+        self.shared.observer.as_ref()
+    }
+
+    fn attach_observation(&self, view: &RequestView<'_>, verdict: &mut Verdict) {
+        let Some(observer) = &self.shared.observer else { return };
+        let client_ip = match &self.shared.limiter {
+            Some(l) => l.client_address(view.peer_addr, view.headers),
+            None => view.peer_addr.map(|a| a.ip()),
+        };
+        let identity = match &verdict.outcome {
+            Outcome::Allow(identity) => identity.as_ref(),
+            Outcome::Deny(_) => None,
+        };
+        let (decision, denied_status) = match (&verdict.outcome, verdict.denial_reason) {
+            (Outcome::Deny(d), _) => (ObserveDecision::Deny, Some(d.reason.status())),
+            (Outcome::Allow(_), Some(_)) => (ObserveDecision::WouldDeny, None),
+            (Outcome::Allow(_), None) => (ObserveDecision::Allow, None),
+        };
+        let object_ids =
+            match (&verdict.route, crate::canonical::canonicalize(view.path, &self.shared.policy.paths)) {
+                (Some(_), Ok(path)) => self.routes.params(&path),
+                _ => Vec::new(),
+            };
+        let mut header_count = 0;
+        for name in [
+            "accept",
+            "accept-language",
+            "accept-encoding",
+            "user-agent",
+            "authorization",
+            "cookie",
+            "content-type",
+        ] {
+            header_count += usize::from(view.headers.nth(name, 0).is_some());
+        }
+        let user_agent = view
+            .headers
+            .nth("user-agent", 0)
+            .map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned());
+        let context = ObservationContext {
+            at: observer.now(),
+            request_id: verdict.request_id.as_str().to_string(),
+            method: view.method.to_string(),
+            path: view.path.to_string(),
+            route: verdict.route.clone(),
+            client_ip,
+            user_agent,
+            headers: HeaderFacts::from_lookup(view.headers, header_count),
+            subject: identity.and_then(Identity::subject).map(str::to_string),
+            client_id: identity.and_then(Identity::client_id).map(str::to_string),
+            auth_method: identity.map(|i| if i.has_auth_method(AuthMethod::Jwt) { "jwt" } else { "mtls" }),
+            object_ids,
+            decision,
+            reason: verdict.denial_reason.map(Reason::slug),
+            denied_status,
+            request_bytes: 0,
+            sample: if denied_status.is_none() {
+                observer.wants_response_sample(view.method, verdict.route.as_deref())
+            } else {
+                None
+            },
+        };
+        verdict.observed = Some(Observed { guard: self.clone(), context: Box::new(context) });
     }
 
     /// Finishes a decision after its [`PendingCheck`] completed. Never waits again.
     pub fn resume(&self, view: &RequestView<'_>, resume: Resume) -> Verdict {
         let Resume { span, request_id, carried } = resume;
         match self.run(view, span.clone(), request_id.clone(), false, carried) {
-            Check::Ready(verdict) => verdict,
+            Check::Ready(mut verdict) => {
+                self.attach_observation(view, &mut verdict);
+                verdict
+            }
             // `run` without fetching always decides; fail closed regardless.
             Check::Pending(_) => {
                 self.finish(span, request_id, None, Decided::deny(Denial::new(Reason::KeysUnavailable)))
@@ -499,6 +615,12 @@ impl Guard {
             Some(l) => l.client_address(view.peer_addr, view.headers),
             None => view.peer_addr.map(|a| a.ip()),
         };
+        if let Some(observer) = &self.shared.observer
+            && let Some(block) = observer.controls().is_blocked(None, client_ip)
+        {
+            let d = Decided::deny(blocked(&block, &request_id, observer));
+            return Check::Ready(self.finish(span, request_id, template, d));
+        }
         let credential = token::extract(view, &policy.tokens);
         let mut rate: Option<RateDecision> = None;
         if let (Some(limiter), Some(key)) = (limiter, client_key) {
@@ -578,6 +700,23 @@ impl Guard {
         };
         if decided.denial.is_some() {
             return Check::Ready(self.finish(span, request_id, template, decided));
+        }
+        // Runtime controls and detection: blocks, challenges, revoked tokens.
+        if let (Some(observer), Some(identity)) = (&self.shared.observer, &decided.identity) {
+            let hint = observer.verdict_hint(&HintRequest {
+                subject: identity.subject(),
+                client_ip,
+                jti: identity.claim("jti").and_then(serde_json::Value::as_str),
+            });
+            let denial = match hint {
+                Hint::Proceed => None,
+                Hint::Block(block) | Hint::Challenge(block) => Some(blocked(&block, &request_id, observer)),
+                Hint::Revoked => Some(Denial::new(Reason::TokenRevoked)),
+            };
+            if let Some(denial) = denial {
+                let d = Decided { identity: decided.identity, denial: Some(denial) };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
         }
         // Segmentation: the route's trust zone, then ownership bindings.
         let zones = &self.shared.zones;
@@ -846,6 +985,7 @@ impl Guard {
     ) -> Verdict {
         let report = self.shared.policy.mode == Mode::Report;
         let Decided { identity, denial } = decided;
+        let denial_reason = denial.as_ref().map(|d| d.reason);
         if !span.is_disabled() {
             record_identity(&span, identity.as_ref());
         }
@@ -868,6 +1008,8 @@ impl Guard {
             rewritten_path: None,
             response: None,
             response_headers: Vec::new(),
+            observed: None,
+            denial_reason,
         }
     }
 
@@ -899,6 +1041,13 @@ impl Guard {
             "request denied"
         );
     }
+}
+
+/// The denial for a block or challenge from the observer's controls.
+fn blocked(block: &crate::observe::Block, request_id: &RequestId, observer: &Observer) -> Denial {
+    let mut denial = Denial::new(Reason::Blocked);
+    denial.rendered = Some(Box::new(block.response(request_id.as_str(), observer.now())));
+    denial
 }
 
 /// The key of an identity's quota and lockout: issuer and subject (or client id), so two

@@ -50,22 +50,25 @@ pub mod identity;
 pub mod issuer;
 pub mod keys;
 pub mod limit;
+pub mod observe;
+mod observed;
 pub mod policy;
 pub mod request;
 pub mod response;
 mod routes;
 pub mod scopes;
 pub mod telemetry;
-pub mod zones;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod token;
+pub mod zones;
 
 pub use cert::{CertificateIdentity, SpiffeId};
 pub use denial::{Denial, DenialResponse, Reason};
 pub use error::PolicyError;
 pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};
 pub use identity::{AuthMethod, Identity};
+pub use observed::{ObservationContext, Observed};
 pub use policy::{Mode, Policy};
 pub use request::{CheckedRoute, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::RouteTable;

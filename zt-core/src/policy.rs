@@ -74,7 +74,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// The whole policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Enforce (default) or report-only.
@@ -115,6 +115,10 @@ pub struct Policy {
     /// limits.
     #[serde(default)]
     pub limits: Option<crate::limit::LimitConfig>,
+    /// Monitoring, detection and response, runtime controls, API inventory (see
+    /// [`crate::observe`]). None: off.
+    #[serde(default)]
+    pub observe: Option<crate::observe::ObserverConfig>,
 }
 
 /// Contract enforcement settings.
@@ -504,6 +508,7 @@ impl Default for Policy {
             bindings: Vec::new(),
             contract: None,
             limits: None,
+            observe: None,
         }
     }
 }

@@ -35,6 +35,15 @@ fn guard(jwks: &str, audience: &str) -> Guard {
 }
 
 async fn verify(guard: &Guard, token: &str) -> Result<Identity, Reason> {
+    verify_with(guard, token, None).await
+}
+
+/// Verifies over a connection that presented `certificate` (mutual TLS).
+async fn verify_with(
+    guard: &Guard,
+    token: &str,
+    certificate: Option<&zt_core::PeerCertificates>,
+) -> Result<Identity, Reason> {
     let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
     let view = RequestView {
         method: "GET",
@@ -42,7 +51,7 @@ async fn verify(guard: &Guard, token: &str) -> Result<Identity, Reason> {
         query: None,
         headers: &headers,
         peer_addr: None,
-        peer_certificates: None,
+        peer_certificates: certificate,
     };
     match guard.decide(&view).await.outcome {
         Outcome::Allow(Some(identity)) => Ok(identity),
@@ -178,15 +187,27 @@ fn mint_refusals_and_lifetime_cap() {
     assert!(short.scopes().is_empty() && claims(&short).get("scope").is_none());
 }
 
+/// A client certificate (DER) made for this test.
+fn client_certificate() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["client.test".to_string()]).unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
 #[tokio::test]
 async fn certificate_bound_tokens_carry_cnf() {
     let issuer = TokenIssuer::new(config()).unwrap();
-    let thumbprint = issuer.certificate_thumbprint(b"a DER certificate").unwrap();
+    let der = client_certificate();
+    let thumbprint = issuer.certificate_thumbprint(&der).unwrap();
     assert_eq!(thumbprint.len(), 43);
     let token =
         issuer.mint(&TokenRequest::new("a", "service-b").certificate_thumbprint(thumbprint.clone())).unwrap();
     assert_eq!(claims(&token)["cnf"]["x5t#S256"], thumbprint);
-    assert!(verify(&guard(&issuer.jwks_json(), "service-b"), token.access_token()).await.is_ok());
+    let guard = guard(&issuer.jwks_json(), "service-b");
+    let peer = zt_core::PeerCertificates::new(vec![der]);
+    assert!(verify_with(&guard, token.access_token(), Some(&peer)).await.is_ok());
+    // RFC 8705: without the certificate it is bound to, the token is not valid.
+    assert_eq!(verify(&guard, token.access_token()).await.err(), Some(Reason::CertificateBindingMismatch));
 }
 
 /// Rotation, driven by a manual clock. The Guard checks `exp`/`iat` against the real clock,
@@ -427,12 +448,15 @@ async fn exchange_caps_the_lifetime() {
 #[tokio::test]
 async fn exchange_keeps_certificate_binding_and_needs_a_subject() {
     let issuer = TokenIssuer::new(config()).unwrap();
-    let thumbprint = issuer.certificate_thumbprint(b"client certificate").unwrap();
-    let bound = caller(
-        &issuer,
-        TokenRequest::new("alice", "service-a").scope("s").certificate_thumbprint(thumbprint.clone()),
-    )
-    .await;
+    let der = client_certificate();
+    let thumbprint = issuer.certificate_thumbprint(&der).unwrap();
+    let minted = issuer
+        .mint(&TokenRequest::new("alice", "service-a").scope("s").certificate_thumbprint(thumbprint.clone()))
+        .unwrap();
+    let peer = zt_core::PeerCertificates::new(vec![der]);
+    let bound = verify_with(&guard(&issuer.jwks_json(), "service-a"), minted.access_token(), Some(&peer))
+        .await
+        .unwrap();
     let token = issuer.exchange(&bound, &ExchangeRequest::new("service-b", ["s"])).unwrap();
     assert_eq!(claims(&token)["cnf"]["x5t#S256"], thumbprint, "a bound token stays bound");
 

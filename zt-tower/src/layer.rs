@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
+use zt_core::Observed;
 use zt_core::response::ResponseAction;
 use zt_core::{
     BodyError, Check, Denial, Guard, HeaderLookup, Outcome, RequestId, RequestView, Verdict, telemetry,
@@ -112,7 +113,12 @@ pin_project! {
 pin_project! {
     #[project = Projected]
     enum State<F, ResBody, E> {
-        Inner { #[pin] future: F, span: Span, headers: Vec<(&'static str, String)> },
+        Inner {
+            #[pin] future: F,
+            span: Span,
+            headers: Vec<(&'static str, String)>,
+            observed: Option<Observed>,
+        },
         Denied { response: Option<Response<ResBody>> },
         Boxed { future: BoxedResponse<ResBody, E> },
     }
@@ -150,11 +156,14 @@ fn prepare<B>(
 
 fn deny<F, ResBody: From<String>, E>(
     guard: &Guard,
-    verdict: &Verdict,
+    verdict: &mut Verdict,
     denial: &Denial,
 ) -> ResponseFuture<F, ResBody, E> {
     let response = denial_response(guard, denial, &verdict.request_id);
     telemetry::record_status(&verdict.span, response.status().as_u16());
+    if let Some(observed) = verdict.observed.take() {
+        observed.finish(response.status().as_u16(), 0, None);
+    }
     ResponseFuture { state: State::Denied { response: Some(response) } }
 }
 
@@ -177,7 +186,7 @@ where
         let mut request = request;
         prepare(&guard, &mut verdict, identity, &mut request);
         let response = service.call(request).await?;
-        let mut response = checked_response(&guard, &verdict, response).await;
+        let mut response = checked_response(&guard, &mut verdict, response).await;
         add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
         return Ok(response);
     };
@@ -204,6 +213,9 @@ where
     if let Some(denial) = denial {
         let response: Response<ResBody> = denial_response(&guard, &denial, &verdict.request_id);
         telemetry::record_status(&verdict.span, response.status().as_u16());
+        if let Some(observed) = verdict.observed.take() {
+            observed.finish(response.status().as_u16(), 0, None);
+        }
         return Ok(response);
     }
     // Report-only mode forwards even an unreadable body: forward what was read.
@@ -212,49 +224,78 @@ where
     prepare(&guard, &mut verdict, identity, &mut request);
     let span = verdict.span.clone();
     let response = service.call(request).instrument(span.clone()).await?;
-    let mut response = checked_response(&guard, &verdict, response).await;
+    let mut response = checked_response(&guard, &mut verdict, response).await;
     add_headers(&mut response, std::mem::take(&mut verdict.response_headers));
     telemetry::record_status(&span, response.status().as_u16());
     Ok(response)
 }
 
-/// Response validation, when the verdict asks for it (see `zt_core::response`).
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The largest response body buffered for sampling alone.
+const SAMPLE_BUFFER_LIMIT: usize = 1 << 20;
+
+/// Response validation and sampling, when the verdict asks for them (see
+/// `zt_core::response` and `zt_core::observe`); then the observer sees the outcome.
 async fn checked_response<ResBody>(
     guard: &Guard,
-    verdict: &Verdict,
+    verdict: &mut Verdict,
     response: Response<ResBody>,
 ) -> Response<ResBody>
 where
     ResBody: http_body::Body + From<String> + From<Bytes>,
     ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let Some(check) = &verdict.response else { return response };
-    let declared = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > check.limit) {
-        // Too large to check: passed on unread (and logged).
-        let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+    let observed = verdict.observed.take();
+    let sample = observed.as_ref().and_then(Observed::wants_sample);
+    let limit = verdict.response.as_ref().map_or(SAMPLE_BUFFER_LIMIT, |c| c.limit);
+    let declared = content_length(response.headers());
+    if (verdict.response.is_none() && sample.is_none()) || declared > limit as u64 {
+        if let Some(check) = &verdict.response {
+            // Too large to check: passed on unread (and logged).
+            let _ = guard.check_response(verdict, check, response.status().as_u16(), None, None);
+        }
+        if let Some(observed) = observed {
+            observed.finish(response.status().as_u16(), declared, None);
+        }
         return response;
     }
     let (mut parts, body) = response.into_parts();
     let content_type =
         parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let Ok(collected) = Limited::new(body, check.limit).collect().await else {
+    let Ok(collected) = Limited::new(body, limit).collect().await else {
         // Unreadable, or longer than it said: nothing trustworthy to forward.
+        if let Some(observed) = observed {
+            observed.finish(502, 0, None);
+        }
         return rendered_response(guard.blocked_response(verdict));
     };
     let bytes = collected.to_bytes();
-    match guard.check_response(verdict, check, parts.status.as_u16(), content_type.as_deref(), Some(&bytes)) {
-        ResponseAction::Pass => Response::from_parts(parts, ResBody::from(bytes)),
+    let action = match &verdict.response {
+        Some(check) => {
+            guard.check_response(verdict, check, parts.status.as_u16(), content_type.as_deref(), Some(&bytes))
+        }
+        None => ResponseAction::Pass,
+    };
+    let response = match action {
+        ResponseAction::Pass => Response::from_parts(parts, ResBody::from(bytes.clone())),
         ResponseAction::Replace(body) => {
             parts.headers.remove(http::header::CONTENT_LENGTH);
             Response::from_parts(parts, ResBody::from(Bytes::from(body)))
         }
         ResponseAction::Block => rendered_response(guard.blocked_response(verdict)),
+    };
+    if let Some(observed) = observed {
+        let sampled = sample.map(|n| &bytes[..n.min(bytes.len())]);
+        observed.finish(response.status().as_u16(), bytes.len() as u64, sampled);
     }
+    response
 }
 
 /// Adds the verdict's response headers (e.g. RateLimit) unless the service set them.
@@ -313,7 +354,7 @@ where
                 let guard = self.guard.clone();
                 let future = Box::pin(async move {
                     let resume = pending.await;
-                    let verdict = {
+                    let mut verdict = {
                         let headers = Headers(request.headers());
                         guard.resume(&view(&request, &headers), resume)
                     };
@@ -322,6 +363,9 @@ where
                             let response: Response<ResBody> =
                                 denial_response(&guard, &denial, &verdict.request_id);
                             telemetry::record_status(&verdict.span, response.status().as_u16());
+                            if let Some(observed) = verdict.observed.take() {
+                                observed.finish(response.status().as_u16(), 0, None);
+                            }
                             Ok(response)
                         }
                         Outcome::Allow(identity) => {
@@ -334,10 +378,11 @@ where
             }
         };
         let identity = match std::mem::replace(&mut verdict.outcome, Outcome::Allow(None)) {
-            Outcome::Deny(denial) => return deny(&self.guard, &verdict, &denial),
+            Outcome::Deny(denial) => return deny(&self.guard, &mut verdict, &denial),
             Outcome::Allow(identity) => identity,
         };
-        if verdict.body.is_some() || verdict.response.is_some() {
+        let sample = verdict.observed.as_ref().and_then(Observed::wants_sample);
+        if verdict.body.is_some() || verdict.response.is_some() || sample.is_some() {
             let clone = self.inner.clone();
             let service = std::mem::replace(&mut self.inner, clone);
             let span = verdict.span.clone();
@@ -350,9 +395,8 @@ where
             let _entered = verdict.span.enter();
             self.inner.call(request)
         };
-        ResponseFuture {
-            state: State::Inner { future, span: verdict.span, headers: verdict.response_headers },
-        }
+        let (span, headers, observed) = (verdict.span, verdict.response_headers, verdict.observed);
+        ResponseFuture { state: State::Inner { future, span, headers, observed } }
     }
 }
 
@@ -364,12 +408,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            Projected::Inner { future, span, headers } => {
+            Projected::Inner { future, span, headers, observed } => {
                 let _entered = span.enter();
                 let mut result = ready!(future.poll(cx));
                 if let Ok(response) = &mut result {
                     add_headers(response, std::mem::take(headers));
                     telemetry::record_status(span, response.status().as_u16());
+                    if let Some(observed) = observed.take() {
+                        observed.finish(response.status().as_u16(), content_length(response.headers()), None);
+                    }
                 }
                 Poll::Ready(result)
             }

@@ -1,0 +1,671 @@
+//! Runtime controls: temporary blocks and challenges by subject, address or network, and
+//! token revocation by `jti`.
+//!
+//! The Guard asks on every request, so reads are cheap: an atomic "anything at all?" check
+//! first (nothing is the common case), then one read lock of one of 16 shards per key. Writes
+//! (blocking, revoking) are rare and take one shard's write lock.
+//!
+//! Everything expires. Blocks last their duration; revocations last until the token's own
+//! `exp` (after which the token is refused anyway). Both stores are bounded:
+//! - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
+//!   expired entries, then the block that would expire soonest.
+//! - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
+//!   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
+//!   revocation whose token is still valid (the caller then knows to rotate keys instead).
+//!
+//! ```
+//! use std::time::Duration;
+//! use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+//!
+//! let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+//! controls.block_subject("mallory", Duration::from_secs(600), "manual");
+//! assert!(controls.is_blocked(Some("mallory"), None).is_some());
+//! assert!(controls.is_blocked(Some("alice"), None).is_none());
+//! ```
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::denial::{DenialResponse, PROBLEM_TYPE_BASE};
+
+use super::clock::{ObserveClock, duration_micros, from_micros};
+use super::incident::Incident;
+use super::store::{domain, key_of};
+
+const SHARDS: usize = 16;
+
+/// Bounds of the control stores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlsConfig {
+    /// Most blocks and challenges held. Default 100 000.
+    pub max_blocks: usize,
+    /// Most revoked token ids held. Default 100 000.
+    pub max_revocations: usize,
+}
+
+impl Default for ControlsConfig {
+    fn default() -> Self {
+        ControlsConfig { max_blocks: 100_000, max_revocations: 100_000 }
+    }
+}
+
+/// How wide a "network" is: the prefix that groups one subscriber's or one site's
+/// addresses (blocks and credential-stuffing detection work per network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkPrefix {
+    /// IPv4 prefix length. Default 24.
+    pub ipv4: u8,
+    /// IPv6 prefix length. Default 64 (one subscriber usually holds a whole /64).
+    pub ipv6: u8,
+}
+
+impl Default for NetworkPrefix {
+    fn default() -> Self {
+        NetworkPrefix { ipv4: 24, ipv6: 64 }
+    }
+}
+
+impl NetworkPrefix {
+    /// The network containing `ip` (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn network_of(&self, ip: IpAddr) -> IpNet {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let len = match ip {
+            IpAddr::V4(_) => self.ipv4.min(32),
+            IpAddr::V6(_) => self.ipv6.min(128),
+        };
+        // The prefix is clamped to the address width, so this cannot fail; fall back to
+        // the host route regardless.
+        IpNet::new(ip, len).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(ip))
+    }
+}
+
+/// What a block, throttle or challenge applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A verified subject.
+    Subject(String),
+    /// One client address.
+    Address(IpAddr),
+    /// A network ([`NetworkPrefix`] wide when created by the observer).
+    Network(IpNet),
+}
+
+impl Target {
+    /// `subject`, `address`, or `network`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Subject(_) => "subject",
+            Target::Address(_) => "address",
+            Target::Network(_) => "network",
+        }
+    }
+
+    fn key(&self) -> u64 {
+        match self {
+            Target::Subject(s) => key_of(domain::SUBJECT, s.as_str()),
+            Target::Address(ip) => key_of(domain::ADDRESS, ip),
+            Target::Network(net) => key_of(domain::NETWORK, net),
+        }
+    }
+}
+
+impl Serialize for Target {
+    /// As its display text, e.g. `network:203.0.113.0/24`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Subject(s) => write!(f, "subject:{s}"),
+            Target::Address(ip) => write!(f, "address:{ip}"),
+            Target::Network(net) => write!(f, "network:{net}"),
+        }
+    }
+}
+
+/// The response a challenge hook wants sent instead of forwarding (e.g. a 401 with a
+/// CAPTCHA or proof-of-work page, or a redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeResponse {
+    /// The status to answer with.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+/// What a block does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Refuse with `403` and the problem type `urn:zt:problem:blocked`.
+    Deny,
+    /// Answer with the challenge until it is cleared (the application calls
+    /// [`Controls::unblock`] once the caller passed it) or expires.
+    Challenge(ChallengeResponse),
+}
+
+/// A temporary block (or challenge) in force.
+#[derive(Debug)]
+pub struct Block {
+    /// Whom it applies to.
+    pub target: Target,
+    /// Deny or challenge.
+    pub kind: BlockKind,
+    /// Why: the rule slug for automatic blocks, the operator's text for manual ones.
+    pub reason: String,
+    /// Set by the observer (true) or an operator (false).
+    pub automatic: bool,
+    /// When it was put in place.
+    pub created_at: SystemTime,
+    /// When it lapses.
+    pub expires_at: SystemTime,
+    pub(crate) expires_us: u64,
+    pub(crate) incident: Option<Arc<Incident>>,
+    pub(crate) enforced: AtomicBool,
+}
+
+/// The problem `type` of a request refused by a block.
+pub const BLOCKED_PROBLEM_TYPE: &str = "urn:zt:problem:blocked";
+
+impl Block {
+    /// `blocked` or `challenged`: the reason slug the Guard records for a request this
+    /// block refused.
+    pub fn slug(&self) -> &'static str {
+        match self.kind {
+            BlockKind::Deny => "blocked",
+            BlockKind::Challenge(_) => "challenged",
+        }
+    }
+
+    /// Whole seconds until it lapses (at least 1, for `Retry-After`).
+    pub fn retry_after_secs(&self, now: SystemTime) -> u64 {
+        let left = self.expires_at.duration_since(now).unwrap_or_default();
+        (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+    }
+
+    /// The response for a refused request: the challenge as given, or `403` with an
+    /// `application/problem+json` body (RFC 9457, type [`BLOCKED_PROBLEM_TYPE`]), the
+    /// request id and `Retry-After`. Names no rule, subject or address.
+    pub fn response(&self, request_id: &str, now: SystemTime) -> DenialResponse {
+        if let BlockKind::Challenge(challenge) = &self.kind {
+            // DenialResponse header names are static: keep only the ones a challenge
+            // plausibly needs; others are dropped rather than leaked into a static str.
+            let mut headers =
+                vec![("cache-control", "no-store".to_string()), ("x-request-id", request_id.to_string())];
+            for (name, value) in &challenge.headers {
+                if let Some(known) = CHALLENGE_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(name)) {
+                    headers.push((known, value.clone()));
+                }
+            }
+            return DenialResponse { status: challenge.status, headers, body: challenge.body.clone() };
+        }
+        let retry = self.retry_after_secs(now);
+        let body = serde_json::json!({
+            "type": BLOCKED_PROBLEM_TYPE,
+            "title": "Temporarily blocked",
+            "status": 403,
+            "detail": "Requests from this client are temporarily refused; retry after the time given in Retry-After.",
+            "request_id": request_id,
+        })
+        .to_string();
+        DenialResponse {
+            status: 403,
+            headers: vec![
+                ("content-type", "application/problem+json".to_string()),
+                ("cache-control", "no-store".to_string()),
+                ("x-request-id", request_id.to_string()),
+                ("retry-after", retry.to_string()),
+            ],
+            body,
+        }
+    }
+}
+
+/// The event for an operator's block (automatic ones are reported with their anomaly).
+fn manual_block_event(block: &Block, duration: Duration) {
+    use super::event::{EventCategory, EventKind, EventOutcome, EventType, SecurityEvent, severity};
+    if !SecurityEvent::enabled(EventKind::Alert) {
+        return;
+    }
+    let mut event = SecurityEvent::standalone(
+        EventKind::Alert,
+        EventCategory::IntrusionDetection,
+        EventType::Change,
+        "block",
+        "block put in place by an operator",
+    );
+    event.outcome = EventOutcome::Success;
+    event.severity = severity::MEDIUM;
+    event.zt_action = Some(super::response::Action::Block);
+    event.enforced = Some(true);
+    let target = block.target.to_string();
+    event.target = Some(&target);
+    event.duration_secs = Some(duration.as_secs());
+    match &block.target {
+        Target::Subject(s) => event.user_id = Some(s),
+        Target::Address(ip) => event.client_ip = Some(*ip),
+        Target::Network(_) => {}
+    }
+    event.emit();
+}
+
+/// Header names a challenge response may set.
+const CHALLENGE_HEADERS: &[&str] =
+    &["content-type", "location", "www-authenticate", "retry-after", "set-cookie", "content-security-policy"];
+
+/// The response for a revoked token: 401 `invalid_token` (RFC 6750) with the problem type
+/// `urn:zt:problem:token-revoked`.
+pub fn revoked_response(realm: &str, request_id: &str) -> DenialResponse {
+    let detail = "The access token has been revoked.";
+    let realm: String = realm.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
+    let body = serde_json::json!({
+        "type": format!("{PROBLEM_TYPE_BASE}token-revoked"),
+        "title": "Invalid access token",
+        "status": 401,
+        "detail": detail,
+        "request_id": request_id,
+    })
+    .to_string();
+    DenialResponse {
+        status: 401,
+        headers: vec![
+            ("content-type", "application/problem+json".to_string()),
+            ("cache-control", "no-store".to_string()),
+            ("x-request-id", request_id.to_string()),
+            (
+                "www-authenticate",
+                format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{detail}\""),
+            ),
+        ],
+        body,
+    }
+}
+
+/// Why a revocation was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    /// The store is full of revocations of tokens that are still valid.
+    #[error("the revocation list is full of unexpired revocations")]
+    Full,
+}
+
+struct Sharded<V> {
+    shards: Box<[RwLock<HashMap<u64, V>>]>,
+    per_shard: usize,
+    len: AtomicUsize,
+}
+
+impl<V> Sharded<V> {
+    fn new(capacity: usize) -> Self {
+        Sharded {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, key: u64) -> Option<&RwLock<HashMap<u64, V>>> {
+        self.shards.get((key as usize) % SHARDS)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Relaxed) == 0
+    }
+
+    fn read<T>(&self, key: u64, f: impl FnOnce(&V) -> T) -> Option<T> {
+        let shard = self.shard(key)?;
+        let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&key).map(f)
+    }
+
+    fn write<T>(&self, key: u64, f: impl FnOnce(&mut HashMap<u64, V>) -> T) -> Option<T> {
+        let shard = self.shard(key)?;
+        let mut map = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = map.len();
+        let out = f(&mut map);
+        let after = map.len();
+        if after > before {
+            self.len.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.len.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        Some(out)
+    }
+
+    fn retain(&self, mut keep: impl FnMut(&V) -> bool) {
+        for shard in self.shards.iter() {
+            let mut map = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = map.len();
+            map.retain(|_, v| keep(v));
+            self.len.fetch_sub(before - map.len(), Ordering::Relaxed);
+        }
+    }
+
+    fn values(&self) -> Vec<V>
+    where
+        V: Clone,
+    {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            out.extend(map.values().cloned());
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+/// Blocks, challenges and revocations, queried by the Guard on the hot path.
+pub struct Controls {
+    blocks: Sharded<Arc<Block>>,
+    revoked: Sharded<u64>,
+    prefix: NetworkPrefix,
+    clock: ObserveClock,
+}
+
+impl std::fmt::Debug for Controls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controls")
+            .field("blocks", &self.blocks.len())
+            .field("revoked", &self.revoked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controls {
+    /// Empty stores with these bounds.
+    pub fn new(config: &ControlsConfig, prefix: NetworkPrefix, clock: ObserveClock) -> Controls {
+        Controls {
+            blocks: Sharded::new(config.max_blocks),
+            revoked: Sharded::new(config.max_revocations),
+            prefix,
+            clock,
+        }
+    }
+
+    /// The block in force for this subject, this address, or this address's network (in
+    /// that order), if any. Lock-free when nothing is blocked; otherwise up to three
+    /// shard read locks.
+    pub fn is_blocked(&self, subject: Option<&str>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let now = self.clock.now_micros();
+        let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
+        if let Some(subject) = subject
+            && let Some(b) = self.blocks.read(key_of(domain::SUBJECT, subject), live).flatten()
+        {
+            return Some(b);
+        }
+        let ip = ip?;
+        if let Some(b) = self.blocks.read(key_of(domain::ADDRESS, &ip), live).flatten() {
+            return Some(b);
+        }
+        let net = self.prefix.network_of(ip);
+        self.blocks.read(key_of(domain::NETWORK, &net), live).flatten()
+    }
+
+    /// True when the token id was revoked and the token has not expired yet.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        if self.revoked.is_empty() {
+            return false;
+        }
+        let now = self.clock.now_micros();
+        self.revoked.read(key_of(domain::JTI, jti), |&exp| exp > now).unwrap_or(false)
+    }
+
+    /// Revokes a token by `jti` until `exp` (the token's own expiry).
+    pub fn revoke(&self, jti: &str, exp: SystemTime) -> Result<(), RevokeError> {
+        let exp_us = super::clock::to_micros(exp);
+        let now = self.clock.now_micros();
+        if exp_us <= now {
+            return Ok(()); // Already expired: the Guard refuses it anyway.
+        }
+        let key = key_of(domain::JTI, jti);
+        let cap = self.revoked.per_shard;
+        self.revoked
+            .write(key, |map| {
+                if !map.contains_key(&key) && map.len() >= cap {
+                    map.retain(|_, &mut e| e > now);
+                    if map.len() >= cap {
+                        return Err(RevokeError::Full);
+                    }
+                }
+                let e = map.entry(key).or_insert(exp_us);
+                *e = (*e).max(exp_us);
+                Ok(())
+            })
+            .unwrap_or(Err(RevokeError::Full))
+    }
+
+    /// Revoked token ids held now (expired ones until the next [`Controls::sweep`]).
+    pub fn revocations(&self) -> usize {
+        self.revoked.len()
+    }
+
+    /// Blocks a subject for `duration`.
+    pub fn block_subject(&self, subject: &str, duration: Duration, reason: &str) -> Arc<Block> {
+        self.block(Target::Subject(subject.to_string()), BlockKind::Deny, duration, reason, false, None)
+    }
+
+    /// Blocks one address for `duration`.
+    pub fn block_address(&self, ip: IpAddr, duration: Duration, reason: &str) -> Arc<Block> {
+        self.block(Target::Address(ip), BlockKind::Deny, duration, reason, false, None)
+    }
+
+    /// Blocks the network ([`NetworkPrefix`] wide) containing `ip` for `duration`.
+    pub fn block_network(&self, ip: IpAddr, duration: Duration, reason: &str) -> Arc<Block> {
+        let net = self.prefix.network_of(ip);
+        self.block(Target::Network(net), BlockKind::Deny, duration, reason, false, None)
+    }
+
+    /// Puts a block or challenge in place (replacing one for the same target).
+    pub(crate) fn block(
+        &self,
+        target: Target,
+        kind: BlockKind,
+        duration: Duration,
+        reason: &str,
+        automatic: bool,
+        incident: Option<Arc<Incident>>,
+    ) -> Arc<Block> {
+        let target = match target {
+            // A network block is stored under its canonical prefix so lookups find it.
+            Target::Network(net) => Target::Network(self.prefix.network_of(net.addr())),
+            other => other,
+        };
+        let now = self.clock.now_micros();
+        let expires_us = now.saturating_add(duration_micros(duration));
+        let key = target.key();
+        let block = Arc::new(Block {
+            target,
+            kind,
+            reason: reason.to_string(),
+            automatic,
+            created_at: from_micros(now),
+            expires_at: from_micros(expires_us),
+            expires_us,
+            incident,
+            enforced: AtomicBool::new(false),
+        });
+        let cap = self.blocks.per_shard;
+        let stored = block.clone();
+        self.blocks.write(key, move |map| {
+            if !map.contains_key(&key) && map.len() >= cap {
+                map.retain(|_, b| b.expires_us > now);
+                if map.len() >= cap
+                    && let Some(soonest) = map.iter().min_by_key(|(_, b)| b.expires_us).map(|(k, _)| *k)
+                {
+                    map.remove(&soonest);
+                }
+            }
+            map.insert(key, stored);
+        });
+        self.publish_gauge();
+        if !automatic {
+            manual_block_event(&block, duration);
+        }
+        block
+    }
+
+    /// Lifts the block or challenge on a target; true when there was one.
+    pub fn unblock(&self, target: &Target) -> bool {
+        let target = match target {
+            Target::Network(net) => Target::Network(self.prefix.network_of(net.addr())),
+            other => other.clone(),
+        };
+        let key = target.key();
+        let removed = self.blocks.write(key, |map| map.remove(&key).is_some()).unwrap_or(false);
+        self.publish_gauge();
+        removed
+    }
+
+    /// Drops expired blocks and revocations and refreshes `zt_active_blocks`. Reads
+    /// already ignore expired entries; call this periodically (e.g. every 10 s, via
+    /// [`Observer::maintenance`](super::Observer::maintenance)) so memory and the gauge
+    /// follow. Costs a walk over both stores.
+    pub fn sweep(&self) {
+        let now = self.clock.now_micros();
+        self.blocks.retain(|b| b.expires_us > now);
+        self.revoked.retain(|&exp| exp > now);
+        self.publish_gauge();
+    }
+
+    /// Blocks and challenges held now (expired ones until the next sweep).
+    pub fn active_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// A copy of the blocks in force, for an admin view.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        let now = self.clock.now_micros();
+        self.blocks.values().into_iter().filter(|b| b.expires_us > now).collect()
+    }
+
+    fn publish_gauge(&self) {
+        metrics::gauge!(super::kpi::ACTIVE_BLOCKS).set(self.blocks.len() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::ManualClock;
+    use std::time::UNIX_EPOCH;
+
+    fn controls(max: usize) -> (Controls, ManualClock) {
+        let manual = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let config = ControlsConfig { max_blocks: max, max_revocations: max };
+        (Controls::new(&config, NetworkPrefix::default(), manual.clock()), manual)
+    }
+
+    #[test]
+    fn blocks_expire() {
+        crate::observe::tests::quiet(|| {
+            let (c, clock) = controls(100);
+            c.block_subject("mallory", Duration::from_secs(60), "manual");
+            let b = c.is_blocked(Some("mallory"), None).unwrap();
+            assert_eq!(b.retry_after_secs(clock.now()), 60);
+            assert_eq!(b.slug(), "blocked");
+            clock.advance(Duration::from_secs(61));
+            assert!(c.is_blocked(Some("mallory"), None).is_none());
+            assert_eq!(c.active_blocks(), 1);
+            c.sweep();
+            assert_eq!(c.active_blocks(), 0);
+        })
+    }
+
+    #[test]
+    fn address_and_network_blocks() {
+        crate::observe::tests::quiet(|| {
+            let (c, _) = controls(100);
+            c.block_address("198.51.100.7".parse().unwrap(), Duration::from_secs(60), "manual");
+            assert!(c.is_blocked(None, Some("198.51.100.7".parse().unwrap())).is_some());
+            assert!(c.is_blocked(None, Some("198.51.100.8".parse().unwrap())).is_none());
+            c.block_network("203.0.113.77".parse().unwrap(), Duration::from_secs(60), "manual");
+            let b = c.is_blocked(Some("anyone"), Some("203.0.113.1".parse().unwrap())).unwrap();
+            assert_eq!(b.target.to_string(), "network:203.0.113.0/24");
+            assert!(c.is_blocked(None, Some("::ffff:203.0.113.9".parse().unwrap())).is_some(), "mapped v4");
+            c.block_network("2001:db8:1:2::5".parse().unwrap(), Duration::from_secs(60), "manual");
+            assert!(c.is_blocked(None, Some("2001:db8:1:2:ffff::1".parse().unwrap())).is_some());
+            assert!(c.is_blocked(None, Some("2001:db8:1:3::1".parse().unwrap())).is_none());
+            assert!(c.unblock(&Target::Network("203.0.113.200/24".parse().unwrap())));
+            assert!(c.is_blocked(None, Some("203.0.113.1".parse().unwrap())).is_none());
+        })
+    }
+
+    #[test]
+    fn block_store_is_bounded_and_evicts_soonest_expiring() {
+        crate::observe::tests::quiet(|| {
+            let (c, _) = controls(32);
+            c.block_subject("keep", Duration::from_secs(3600), "long");
+            for i in 0..1000 {
+                c.block_subject(&format!("s{i}"), Duration::from_secs(60), "short");
+            }
+            assert!(c.active_blocks() <= 32);
+            assert!(c.is_blocked(Some("keep"), None).is_some(), "the longest block survives");
+        })
+    }
+
+    #[test]
+    fn revocations_expire_with_the_token_and_never_drop_early() {
+        crate::observe::tests::quiet(|| {
+            let (c, clock) = controls(16);
+            let exp = clock.now() + Duration::from_secs(300);
+            c.revoke("jti-1", exp).unwrap();
+            assert!(c.is_revoked("jti-1"));
+            assert!(!c.is_revoked("jti-2"));
+            assert!(c.is_blocked(Some("jti-1"), None).is_none(), "revocations are not subject blocks");
+            // Fill one shard's worth and beyond: refused, not silently forgotten.
+            let mut refused = 0;
+            for i in 0..200 {
+                if c.revoke(&format!("j{i}"), exp).is_err() {
+                    refused += 1;
+                }
+            }
+            assert!(refused > 0);
+            assert!(c.revocations() <= 16);
+            assert!(c.is_revoked("jti-1"));
+            clock.advance(Duration::from_secs(301));
+            assert!(!c.is_revoked("jti-1"));
+            c.revoke("jti-3", clock.now() + Duration::from_secs(10)).unwrap();
+            assert!(c.is_revoked("jti-3"), "expired entries make room");
+        })
+    }
+
+    #[test]
+    fn block_response_is_a_problem_without_details() {
+        crate::observe::tests::quiet(|| {
+            let (c, clock) = controls(10);
+            let b = c.block_subject("mallory", Duration::from_millis(1500), "enumeration");
+            let r = b.response("rid-9", clock.now());
+            assert_eq!(r.status, 403);
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["type"], BLOCKED_PROBLEM_TYPE);
+            assert_eq!(body["request_id"], "rid-9");
+            assert!(!r.body.contains("mallory") && !r.body.contains("enumeration"));
+            assert!(r.headers.contains(&("retry-after", "2".to_string())));
+            let revoked = revoked_response("orders", "rid");
+            assert_eq!(revoked.status, 401);
+            assert!(revoked.body.contains("urn:zt:problem:token-revoked"));
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! Security KPIs through the [`metrics`] facade.
+//!
+//! Names and labels are stable (dashboards and alerts key on them). Labels have bounded
+//! values: `route` is a declared route template or `undeclared`, `reason` a denial slug or
+//! `none`, `rule` an anomaly [`Rule`](super::Rule) slug, `action` an
+//! [`Action`](super::Action) slug.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `zt_requests_total` | counter | `decision`, `reason`, `route` | every observed request |
+//! | `zt_blocked_total` | counter | | requests refused by a temporary block or a challenge |
+//! | `zt_auth_failures_total` | counter | | credentials presented and rejected (and application 401s) |
+//! | `zt_rate_limited_total` | counter | | requests refused by a limiter (`rate-limited`, `locked-out`) |
+//! | `zt_anomalies_total` | counter | `rule` | anomaly rule firings (once per caller, rule and window) |
+//! | `zt_actions_total` | counter | `action`, `enforced` | responses to anomalies (`enforced="false"` in report-only mode) |
+//! | `zt_incidents_total` | counter | | incidents opened (first detection of an episode) |
+//! | `zt_active_blocks` | gauge | | temporary blocks in force |
+//! | `zt_time_to_detect_seconds` | histogram | | first anomalous request of an episode -> detection |
+//! | `zt_time_to_block_seconds` | histogram | | detection -> first request refused by the resulting block |
+//!
+//! Without an installed recorder every call is a no-op. `install_prometheus` (feature
+//! `prometheus`) installs the Prometheus exporter with an HTTP listener.
+
+/// `zt_requests_total{decision,reason,route}`.
+pub const REQUESTS_TOTAL: &str = "zt_requests_total";
+/// `zt_blocked_total`.
+pub const BLOCKED_TOTAL: &str = "zt_blocked_total";
+/// `zt_auth_failures_total`.
+pub const AUTH_FAILURES_TOTAL: &str = "zt_auth_failures_total";
+/// `zt_rate_limited_total`.
+pub const RATE_LIMITED_TOTAL: &str = "zt_rate_limited_total";
+/// `zt_anomalies_total{rule}`.
+pub const ANOMALIES_TOTAL: &str = "zt_anomalies_total";
+/// `zt_actions_total{action,enforced}`.
+pub const ACTIONS_TOTAL: &str = "zt_actions_total";
+/// `zt_incidents_total`.
+pub const INCIDENTS_TOTAL: &str = "zt_incidents_total";
+/// `zt_active_blocks`.
+pub const ACTIVE_BLOCKS: &str = "zt_active_blocks";
+/// `zt_time_to_detect_seconds`.
+pub const TIME_TO_DETECT_SECONDS: &str = "zt_time_to_detect_seconds";
+/// `zt_time_to_block_seconds`.
+pub const TIME_TO_BLOCK_SECONDS: &str = "zt_time_to_block_seconds";
+
+/// Histogram buckets (seconds) for the two time-to metrics: from sub-second detection to
+/// an hour-long manual response.
+pub const TIME_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
+
+/// Registers descriptions and units with the installed recorder (call once after
+/// installing one; `install_prometheus` does).
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS_TOTAL, Unit::Count, "Requests observed, by decision, denial reason and route");
+    describe_counter!(BLOCKED_TOTAL, Unit::Count, "Requests refused by a temporary block or a challenge");
+    describe_counter!(AUTH_FAILURES_TOTAL, Unit::Count, "Credentials presented and rejected");
+    describe_counter!(RATE_LIMITED_TOTAL, Unit::Count, "Requests refused by a rate limit or a lockout");
+    describe_counter!(ANOMALIES_TOTAL, Unit::Count, "Anomaly rule firings, by rule");
+    describe_counter!(ACTIONS_TOTAL, Unit::Count, "Responses to anomalies, by action");
+    describe_counter!(INCIDENTS_TOTAL, Unit::Count, "Incidents opened");
+    describe_gauge!(ACTIVE_BLOCKS, Unit::Count, "Temporary blocks in force");
+    describe_histogram!(
+        TIME_TO_DETECT_SECONDS,
+        Unit::Seconds,
+        "From the first anomalous request of an episode to its detection"
+    );
+    describe_histogram!(
+        TIME_TO_BLOCK_SECONDS,
+        Unit::Seconds,
+        "From detection to the first request refused by the resulting block"
+    );
+}
+
+/// `zt_requests_total` handles per label set, so the hot path does not rebuild and look
+/// up a labelled key on every request (half the observer's cost with a Prometheus
+/// recorder). Bounded (1 024 label sets, approximate LRU); cleared whenever the current
+/// recorder changes (a recorder installed later, or a test's local recorder), because a
+/// handle belongs to the recorder that issued it.
+pub(crate) struct RequestCounters {
+    recorder: std::sync::atomic::AtomicUsize,
+    cache: quick_cache::sync::Cache<u64, metrics::Counter>,
+}
+
+impl RequestCounters {
+    pub(crate) fn new() -> RequestCounters {
+        RequestCounters {
+            recorder: std::sync::atomic::AtomicUsize::new(0),
+            cache: quick_cache::sync::Cache::new(1_024),
+        }
+    }
+
+    pub(crate) fn increment(&self, decision: &'static str, reason: Option<&str>, route: Option<&str>) {
+        use std::sync::atomic::Ordering;
+        let current = metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>().addr());
+        if self.recorder.swap(current, Ordering::Relaxed) != current {
+            self.cache.clear();
+        }
+        let (reason, route) = (reason.unwrap_or("none"), route.unwrap_or("undeclared"));
+        let key = super::store::key_of(super::store::domain::LABELS, &(decision, reason, route));
+        let counter = match self.cache.get(&key) {
+            Some(counter) => counter,
+            None => {
+                let counter = metrics::counter!(
+                    REQUESTS_TOTAL,
+                    "decision" => decision,
+                    "reason" => reason.to_string(),
+                    "route" => route.to_string()
+                );
+                self.cache.insert(key, counter.clone());
+                counter
+            }
+        };
+        counter.increment(1);
+    }
+}
+
+/// Why the Prometheus exporter could not be installed.
+#[cfg(feature = "prometheus")]
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the Prometheus exporter: {0}")]
+pub struct MetricsError(String);
+
+/// Installs the Prometheus recorder as the global `metrics` recorder and serves the text
+/// format at `http://{listen}/metrics` (any path answers). Call once at start-up; a second
+/// call (or another global recorder) is an error.
+///
+/// Inside a Tokio runtime the listener runs on it; otherwise on a thread of its own. The
+/// demos call it with `ZT_METRICS_LISTEN` (default `127.0.0.1:9464`): keep it on loopback
+/// or a private interface, the endpoint has no authentication.
+#[cfg(feature = "prometheus")]
+pub fn install_prometheus(listen: std::net::SocketAddr) -> Result<(), MetricsError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let mut builder = PrometheusBuilder::new().with_http_listener(listen);
+    for name in [TIME_TO_DETECT_SECONDS, TIME_TO_BLOCK_SECONDS] {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_string()), TIME_BUCKETS)
+            .map_err(|e| MetricsError(e.to_string()))?;
+    }
+    builder.install().map_err(|e| MetricsError(e.to_string()))?;
+    describe_metrics();
+    Ok(())
+}
+
+/// A test recorder that keeps every counter, gauge and histogram in memory, keyed by name
+/// and sorted labels (`name{a="1",b="2"}`).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    #[derive(Default)]
+    pub(crate) struct TestRecorder {
+        counters: Mutex<BTreeMap<String, Arc<Cell>>>,
+        gauges: Mutex<BTreeMap<String, Arc<Cell>>>,
+        histograms: Mutex<BTreeMap<String, Arc<Samples>>>,
+    }
+
+    #[derive(Default)]
+    pub(crate) struct Cell(AtomicU64);
+    #[derive(Default)]
+    pub(crate) struct Samples(Mutex<Vec<f64>>);
+
+    impl CounterFn for Cell {
+        fn increment(&self, value: u64) {
+            self.0.fetch_add(value, Ordering::Relaxed);
+        }
+        fn absolute(&self, value: u64) {
+            self.0.fetch_max(value, Ordering::Relaxed);
+        }
+    }
+    impl GaugeFn for Cell {
+        fn increment(&self, value: f64) {
+            let v = f64::from_bits(self.0.load(Ordering::Relaxed)) + value;
+            self.0.store(v.to_bits(), Ordering::Relaxed);
+        }
+        fn decrement(&self, value: f64) {
+            GaugeFn::increment(self, -value);
+        }
+        fn set(&self, value: f64) {
+            self.0.store(value.to_bits(), Ordering::Relaxed);
+        }
+    }
+    impl HistogramFn for Samples {
+        fn record(&self, value: f64) {
+            self.0.lock().unwrap().push(value);
+        }
+    }
+
+    fn render(key: &Key) -> String {
+        let mut labels: Vec<String> =
+            key.labels().map(|l| format!("{}=\"{}\"", l.key(), l.value())).collect();
+        labels.sort();
+        if labels.is_empty() {
+            key.name().to_string()
+        } else {
+            format!("{}{{{}}}", key.name(), labels.join(","))
+        }
+    }
+
+    impl TestRecorder {
+        /// A counter's value (0 when never touched).
+        pub(crate) fn counter(&self, key: &str) -> u64 {
+            self.counters.lock().unwrap().get(key).map(|c| c.0.load(Ordering::Relaxed)).unwrap_or(0)
+        }
+        /// Sum of all counters with this name, whatever their labels.
+        pub(crate) fn counter_sum(&self, name: &str) -> u64 {
+            self.counters
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
+                .map(|(_, c)| c.0.load(Ordering::Relaxed))
+                .sum()
+        }
+        /// A gauge's value.
+        pub(crate) fn gauge(&self, key: &str) -> Option<f64> {
+            self.gauges.lock().unwrap().get(key).map(|c| f64::from_bits(c.0.load(Ordering::Relaxed)))
+        }
+        /// A histogram's samples.
+        pub(crate) fn histogram(&self, key: &str) -> Vec<f64> {
+            self.histograms.lock().unwrap().get(key).map(|s| s.0.lock().unwrap().clone()).unwrap_or_default()
+        }
+        /// Every counter key (for debugging failed assertions).
+        pub(crate) fn counter_keys(&self) -> Vec<String> {
+            self.counters.lock().unwrap().keys().cloned().collect()
+        }
+    }
+
+    impl Recorder for TestRecorder {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let cell = self.counters.lock().unwrap().entry(render(key)).or_default().clone();
+            Counter::from_arc(cell)
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            let cell = self.gauges.lock().unwrap().entry(render(key)).or_default().clone();
+            Gauge::from_arc(cell)
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            let samples = self.histograms.lock().unwrap().entry(render(key)).or_default().clone();
+            Histogram::from_arc(samples)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "prometheus"))]
+mod tests {
+    #[test]
+    fn bucket_config_is_accepted() {
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(super::TIME_TO_DETECT_SECONDS.into()), super::TIME_BUCKETS);
+        assert!(builder.is_ok());
+    }
+}
