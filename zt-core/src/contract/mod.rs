@@ -126,6 +126,7 @@ mod response;
 mod router;
 mod schema;
 mod security;
+mod source;
 #[cfg(test)]
 mod tests;
 
@@ -136,6 +137,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::ContractError;
+pub use source::{SourceDocument, load_document};
 
 use crate::request::HeaderLookup;
 use crate::scopes::Requirement;
