@@ -35,6 +35,16 @@ impl HeaderLookup for Headers<'_> {
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
         self.0.get_all(name).nth(index).map(HeaderValue::as_bytes)
     }
+
+    // One map lookup instead of two (`nth(0)` and `nth(1)`).
+    fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
+        let mut values = self.0.get_all(name);
+        match (values.next(), values.next()) {
+            (None, _) => zt_core::HeaderValue::Absent,
+            (Some(v), None) => zt_core::HeaderValue::One(v.as_bytes()),
+            (Some(_), Some(_)) => zt_core::HeaderValue::Repeated,
+        }
+    }
 }
 
 pub(crate) fn denial_response(guard: &Guard, denial: &Denial, request_id: &RequestId) -> HttpResponse {

@@ -593,7 +593,7 @@ impl Guard {
         };
         if !span.is_disabled() {
             span.record("http.route", &*route.template);
-            span.record("zt.required_scopes", route.requirement.describe());
+            span.record("zt.required_scopes", &*route.described);
         }
         let template = Some(route.template.clone());
         if has_method_override(view) {

@@ -99,7 +99,11 @@ impl RouteTable {
                     paths.len() - 1
                 }
             };
-            paths[index].methods.push((method.clone(), Arc::new(requirement.clone())));
+            paths[index].methods.push((
+                method.clone(),
+                Arc::new(requirement.clone()),
+                Arc::from(requirement.describe()),
+            ));
         }
         for p in &mut paths {
             p.methods.sort_by(|a, b| a.0.cmp(&b.0));
@@ -110,13 +114,15 @@ impl RouteTable {
 
 struct PathRoutes {
     template: Arc<str>,
-    methods: Vec<(String, Arc<Requirement>)>,
+    /// Method, requirement, and its description (computed once: it is a span field).
+    methods: Vec<(String, Arc<Requirement>, Arc<str>)>,
 }
 
 /// The matched route.
 pub(crate) struct RouteMatch {
     pub(crate) template: Arc<str>,
     pub(crate) requirement: Arc<Requirement>,
+    pub(crate) described: Arc<str>,
 }
 
 /// The compiled table.
@@ -140,13 +146,15 @@ impl CompiledRoutes {
             return Err(Denial::new(Reason::RouteNotFound));
         };
         let routes = &self.paths[*found.value];
-        match routes.methods.iter().find(|(m, _)| m == method) {
-            Some((_, requirement)) => {
-                Ok(RouteMatch { template: routes.template.clone(), requirement: requirement.clone() })
-            }
+        match routes.methods.iter().find(|(m, _, _)| m == method) {
+            Some((_, requirement, described)) => Ok(RouteMatch {
+                template: routes.template.clone(),
+                requirement: requirement.clone(),
+                described: described.clone(),
+            }),
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
-                denial.allowed_methods = routes.methods.iter().map(|(m, _)| m.clone()).collect();
+                denial.allowed_methods = routes.methods.iter().map(|(m, _, _)| m.clone()).collect();
                 Err(denial)
             }
         }

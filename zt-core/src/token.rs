@@ -30,12 +30,21 @@ pub(crate) enum Credential<'a> {
     Malformed,
 }
 
+/// RFC 6750 `b64token` characters, as a table: this check runs on every request.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        i += 1;
+    }
+    table
+};
+
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
 }
 
 /// Parses `Authorization: Bearer <token>`. `Ok(None)`: another scheme.

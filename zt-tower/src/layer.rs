@@ -33,6 +33,16 @@ impl HeaderLookup for Headers<'_> {
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
         self.0.get_all(name).iter().nth(index).map(HeaderValue::as_bytes)
     }
+
+    // One map lookup instead of two (`nth(0)` and `nth(1)`).
+    fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
+        let mut values = self.0.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => zt_core::HeaderValue::Absent,
+            (Some(v), None) => zt_core::HeaderValue::One(v.as_bytes()),
+            (Some(_), Some(_)) => zt_core::HeaderValue::Repeated,
+        }
+    }
 }
 
 fn view<'a, B>(request: &'a Request<B>, headers: &'a Headers<'a>) -> RequestView<'a> {
