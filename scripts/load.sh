@@ -56,7 +56,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # The zt demo in dev mode: no ZT_JWKS, so it generates a key and prints tokens.
+# Rate limits stay on (the limiter runs on every request) but generous enough never to
+# throttle the benchmark; ZT_LOAD_RATE=off measures without them.
 env -u ZT_JWKS -u ZT_MODE -u ZT_ISSUER -u ZT_AUDIENCE ZT_LISTEN=$ZT_ADDR \
+    ZT_RATE="${ZT_LOAD_RATE:-1000000/s}" ZT_RATE_ANON="${ZT_LOAD_RATE:-1000000/s}" \
+    ZT_METRICS_LISTEN="${ZT_LOAD_METRICS:-127.0.0.1:19464}" \
     target/release/examples/axum_orders >"$work/zt.out" 2>"$work/zt.err" &
 pids+=($!)
 zt_pid=$!

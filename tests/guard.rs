@@ -381,5 +381,16 @@ fn policy_files_toml_and_yaml() {
         }
         other => panic!("{other:?}"),
     }
+    // Semantic errors name the file, the key path and the line.
+    let semantic = dir.join("semantic.toml");
+    std::fs::write(&semantic, "realm = \"x\"\n\n[[issuers]]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_url = \"http://keys.invalid/jwks\"\n").unwrap();
+    match Guard::from_policy_file(&semantic).err().unwrap() {
+        PolicyError::Invalid { file, line, at, .. } => {
+            assert!(file.unwrap().ends_with("semantic.toml"));
+            assert_eq!(at, "issuers[0].jwks_url");
+            assert_eq!(line, Some(6));
+        }
+        other => panic!("{other:?}"),
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

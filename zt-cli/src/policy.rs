@@ -30,7 +30,7 @@ pub fn check(path: &Path) -> Report {
     report.files.push(file.clone());
     let result = Policy::from_file(path).and_then(|policy| {
         let summary = summary(&policy);
-        Guard::new(policy).map(|_| summary)
+        Guard::new(policy).map(|_| summary).map_err(|e| e.locate_in(path))
     });
     match result {
         Ok(summary) => {
@@ -39,7 +39,7 @@ pub fn check(path: &Path) -> Report {
         Err(error) => {
             let (line, at) = match &error {
                 PolicyError::Parse { line, .. } => (*line, None),
-                PolicyError::Invalid { at, .. } => (None, Some(at.clone())),
+                PolicyError::Invalid { at, line, .. } => (*line, Some(at.clone())),
                 _ => (None, None),
             };
             report.findings.push(Finding {

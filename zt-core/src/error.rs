@@ -25,10 +25,12 @@ pub enum PolicyError {
         message: String,
     },
     /// An entry is invalid.
-    #[error("{}{at}: {message}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    #[error("{}{}{at}: {message}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
     Invalid {
         /// The file, when read from one.
         file: Option<String>,
+        /// The 1-based line of the entry in the file, when it could be located.
+        line: Option<usize>,
         /// The key path of the offending entry, e.g. `issuers[0].jwks_url`.
         at: String,
         /// What is wrong.
@@ -42,7 +44,7 @@ pub enum PolicyError {
 
 impl PolicyError {
     pub(crate) fn invalid(at: impl Into<String>, message: impl Into<String>) -> Self {
-        PolicyError::Invalid { file: None, at: at.into(), message: message.into() }
+        PolicyError::Invalid { file: None, line: None, at: at.into(), message: message.into() }
     }
 
     pub(crate) fn in_file(self, path: &Path) -> Self {
@@ -51,10 +53,82 @@ impl PolicyError {
             PolicyError::Parse { line, message, .. } => {
                 PolicyError::Parse { file: Some(name), line, message }
             }
-            PolicyError::Invalid { at, message, .. } => {
-                PolicyError::Invalid { file: Some(name), at, message }
+            PolicyError::Invalid { at, message, line, .. } => {
+                PolicyError::Invalid { file: Some(name), line, at, message }
             }
             other => other,
         }
+    }
+
+    /// Names the file of an invalid entry and, for TOML files, the line where its key path
+    /// (e.g. `issuers[0].jwks_url`) is written.
+    pub fn locate_in(self, path: &Path) -> Self {
+        let located = match (&self, std::fs::read_to_string(path)) {
+            (PolicyError::Invalid { at, .. }, Ok(text))
+                if !matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) =>
+            {
+                toml_line_of(&text, at)
+            }
+            _ => None,
+        };
+        match self.in_file(path) {
+            PolicyError::Invalid { file, at, message, .. } => {
+                PolicyError::Invalid { file, line: located, at, message }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The line of the longest prefix of `key_path` written in TOML `text`. A line scanner, not a
+/// parser (the text already parsed): `[table]`, `[[array.of.tables]]` (counted per path) and
+/// `key = value` lines.
+fn toml_line_of(text: &str, key_path: &str) -> Option<usize> {
+    use std::collections::HashMap;
+    let mut positions: HashMap<String, usize> = HashMap::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut prefix = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = counts.entry(name.clone()).or_insert(0);
+            prefix = format!("{name}[{n}]");
+            *n += 1;
+            positions.entry(prefix.clone()).or_insert(i + 1);
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            prefix = name.trim().to_string();
+            positions.entry(prefix.clone()).or_insert(i + 1);
+        } else if let Some((key, _)) = line.split_once('=')
+            && !line.starts_with('#')
+        {
+            let key = key.trim().trim_matches('"');
+            let full = if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+            positions.entry(full).or_insert(i + 1);
+        }
+    }
+    // `issuers[0].pem_keys[1].algorithm` -> try it, then shorter prefixes.
+    let mut candidate = key_path.to_string();
+    loop {
+        if let Some(line) = positions.get(&candidate) {
+            return Some(*line);
+        }
+        let cut = candidate.rfind(['.', '['])?;
+        candidate.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toml_line_of;
+
+    #[test]
+    fn key_paths_map_to_lines() {
+        let text = "mode = \"enforce\"\n\n[[issuers]]\nissuer = \"a\"\n\n[[issuers]]\nissuer = \"b\"\njwks_url = \"http://x\"\naudiences = [\"a\"]\n\n[limits]\ntrusted_proxies = [\"bad\"]\n";
+        assert_eq!(toml_line_of(text, "issuers[1].jwks_url"), Some(8));
+        assert_eq!(toml_line_of(text, "issuers[1].audiences[0]"), Some(9));
+        assert_eq!(toml_line_of(text, "issuers[0]"), Some(3));
+        assert_eq!(toml_line_of(text, "limits.trusted_proxies[0]"), Some(12));
+        assert_eq!(toml_line_of(text, "zones[0]"), None);
     }
 }

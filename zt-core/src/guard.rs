@@ -396,7 +396,8 @@ impl Guard {
 
     /// Loads a TOML or YAML policy file and builds the guard.
     pub fn from_policy_file(path: impl AsRef<std::path::Path>) -> Result<Guard, PolicyError> {
-        Self::new(Policy::from_file(path)?)
+        let path = path.as_ref();
+        Self::new(Policy::from_file(path)?).map_err(|e| e.locate_in(path))
     }
 
     /// A guard that also enforces the routes registered in code (merged with the policy's;
