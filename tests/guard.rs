@@ -392,5 +392,18 @@ fn policy_files_toml_and_yaml() {
         }
         other => panic!("{other:?}"),
     }
+    let semantic_yaml = dir.join("semantic.yaml");
+    std::fs::write(
+        &semantic_yaml,
+        "realm: x\nissuers:\n  - issuer: i\n    audiences: [a]\n    jwks_url: http://keys.invalid/jwks\n",
+    )
+    .unwrap();
+    match Guard::from_policy_file(&semantic_yaml).err().unwrap() {
+        PolicyError::Invalid { line, at, .. } => {
+            assert_eq!(at, "issuers[0].jwks_url");
+            assert_eq!(line, Some(5));
+        }
+        other => panic!("{other:?}"),
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

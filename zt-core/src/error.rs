@@ -60,14 +60,16 @@ impl PolicyError {
         }
     }
 
-    /// Names the file of an invalid entry and, for TOML files, the line where its key path
+    /// Names the file of an invalid entry and the line where its key path
     /// (e.g. `issuers[0].jwks_url`) is written.
     pub fn locate_in(self, path: &Path) -> Self {
         let located = match (&self, std::fs::read_to_string(path)) {
-            (PolicyError::Invalid { at, .. }, Ok(text))
-                if !matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) =>
-            {
-                toml_line_of(&text, at)
+            (PolicyError::Invalid { at, .. }, Ok(text)) => {
+                if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                    yaml_line_of(&text, at)
+                } else {
+                    toml_line_of(&text, at)
+                }
             }
             _ => None,
         };
@@ -118,9 +120,74 @@ fn toml_line_of(text: &str, key_path: &str) -> Option<usize> {
     }
 }
 
+/// The line of the longest prefix of `key_path` in YAML `text` (block style, as policy
+/// files are written): an indentation scanner over `key:` and `- ` lines, not a parser.
+fn yaml_line_of(text: &str, key_path: &str) -> Option<usize> {
+    use std::collections::HashMap;
+    let mut positions: HashMap<String, usize> = HashMap::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    // (indent, path) of the open mappings and sequence items.
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let content = raw.split(" #").next().unwrap_or(raw);
+        let trimmed = content.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut indent = content.len() - trimmed.len();
+        let mut rest = trimmed;
+        while let Some(item) = rest.strip_prefix("- ").or_else(|| (rest == "-").then_some("")) {
+            while stack.last().is_some_and(|(d, _)| *d >= indent) {
+                stack.pop();
+            }
+            let parent = stack.last().map(|(_, p)| p.clone()).unwrap_or_default();
+            let n = counts.entry(parent.clone()).or_insert(0);
+            let path = format!("{parent}[{n}]");
+            *n += 1;
+            positions.entry(path.clone()).or_insert(i + 1);
+            stack.push((indent, path));
+            indent += 2;
+            rest = item.trim_start();
+        }
+        let Some((key, _)) = rest.split_once(':') else { continue };
+        let key = key.trim().trim_matches('"').trim_matches('\'');
+        if key.is_empty() || key.contains(' ') {
+            continue;
+        }
+        while stack.last().is_some_and(|(d, _)| *d >= indent) {
+            stack.pop();
+        }
+        let path = match stack.last() {
+            Some((_, parent)) => format!("{parent}.{key}"),
+            None => key.to_string(),
+        };
+        positions.entry(path.clone()).or_insert(i + 1);
+        stack.push((indent, path));
+    }
+    let mut candidate = key_path.to_string();
+    loop {
+        if let Some(line) = positions.get(&candidate) {
+            return Some(*line);
+        }
+        let cut = candidate.rfind(['.', '['])?;
+        candidate.truncate(cut);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::toml_line_of;
+    use super::{toml_line_of, yaml_line_of};
+
+    #[test]
+    fn yaml_key_paths_map_to_lines() {
+        let text = "mode: enforce\nissuers:\n  - issuer: a\n    audiences: [x]\n  - issuer: b\n    jwks_url: http://x\n    pem_keys:\n      - algorithm: RS256\n        pem: abc\nlimits:\n  trusted_proxies:\n    - bad\n";
+        assert_eq!(yaml_line_of(text, "issuers[1].jwks_url"), Some(6));
+        assert_eq!(yaml_line_of(text, "issuers[0].audiences"), Some(4));
+        assert_eq!(yaml_line_of(text, "issuers[1]"), Some(5));
+        assert_eq!(yaml_line_of(text, "issuers[1].pem_keys[0].algorithm"), Some(8));
+        assert_eq!(yaml_line_of(text, "limits.trusted_proxies[0]"), Some(12));
+        assert_eq!(yaml_line_of(text, "zones[0]"), None);
+    }
 
     #[test]
     fn key_paths_map_to_lines() {
