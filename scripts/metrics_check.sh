@@ -3,8 +3,10 @@
 # checks the exposition with `promtool check metrics` (Debian package `prometheus`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PORT="${ZT_METRICS_CHECK_PORT:-18190}"
-METRICS="127.0.0.1:$((PORT+1))"
+# Free loopback ports, so a busy machine never makes this fail for a port clash.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT="${ZT_METRICS_CHECK_PORT:-$(free_port)}"
+METRICS="127.0.0.1:$(free_port)"
 BIN="${ZT_AXUM_DEMO:-target/debug/examples/axum_orders}"
 [ -x "$BIN" ] || cargo build -q --example axum_orders
 command -v promtool >/dev/null || { echo "promtool not installed (apt-get install prometheus)"; exit 1; }
@@ -16,7 +18,8 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
-TOKEN=$(grep '^TOKEN=' "$LOG" | sed -n 1p | cut -d= -f2)
+TOKEN=$(grep '^TOKEN=' "$LOG" | sed -n 1p | cut -d= -f2 || true)
+[ -n "$TOKEN" ] || { echo "the demo did not start (no dev token); its output:"; cat "$LOG"; exit 1; }
 base="http://127.0.0.1:$PORT"
 curl -s -o /dev/null "$base/orders"                                   # 401
 curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" "$base/orders" # 200
