@@ -284,6 +284,23 @@ fn cases() -> Vec<Case> {
         "malformed-token",
         "The access token is not a well-formed JWT.",
     ));
+    // A header with invalid UTF-8 in a member zt does not read (found by fuzzing), validly signed.
+    let bad_utf8 = {
+        let mut header = br#"{"alg":"ES256","kid":"es256","x":"fuz"#.to_vec();
+        header.extend_from_slice(&[0x84, 0xd2]);
+        header.extend_from_slice(br#"0"}"#);
+        let message =
+            format!("{}.{}", b64(&header), b64(claims("alice", "orders:read").to_string().as_bytes()));
+        let sig =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &es.encoding, Algorithm::ES256).expect("sign");
+        format!("{message}.{sig}")
+    };
+    cases.push(denied_token(
+        "non-UTF-8 JOSE header",
+        bad_utf8,
+        "malformed-token",
+        "The access token is not a well-formed JWT.",
+    ));
 
     // Credentials in the wrong shape.
     let malformed = Some(format!(

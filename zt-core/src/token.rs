@@ -385,7 +385,13 @@ impl Verifier {
         let Ok(header_bytes) = URL_SAFE_NO_PAD.decode(h64) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
-        let Ok(header) = serde_json::from_slice::<RawHeader>(&header_bytes) else {
+        // The whole header must be UTF-8 JSON (RFC 7515 s.4, RFC 8259 s.8.1): serde skips
+        // unknown members without checking them, and a stricter component must never read
+        // the same token differently.
+        let Ok(header_text) = std::str::from_utf8(&header_bytes) else {
+            return Step::Done(Err(Reason::MalformedToken));
+        };
+        let Ok(header) = serde_json::from_str::<RawHeader>(header_text) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
         if header.alg.eq_ignore_ascii_case("none") {
