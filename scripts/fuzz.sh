@@ -47,11 +47,20 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# Each sanitizer builds into its own directory, so switching does not rebuild everything.
+target_dir=()
+if [[ $SANITIZER != address ]]; then
+    target_dir=(--target-dir "target/sanitizer-$SANITIZER")
+fi
+
+# fuzz build|run ARGS...: cargo fuzz with the toolchain and target directory chosen above.
 fuzz() {
+    local command=$1
+    shift
     if [[ -n ${FUZZ_TOOLCHAIN:-} ]]; then
-        cargo "+$FUZZ_TOOLCHAIN" fuzz "$@"
+        cargo "+$FUZZ_TOOLCHAIN" fuzz "$command" "${target_dir[@]}" "$@"
     else
-        RUSTC_BOOTSTRAP=1 cargo fuzz "$@"
+        RUSTC_BOOTSTRAP=1 cargo fuzz "$command" "${target_dir[@]}" "$@"
     fi
 }
 

@@ -5,14 +5,20 @@ Python 3 standard library only: asyncio over raw sockets, HTTP/1.1 keep-alive. S
 load to every demo at once, for a fixed duration and at most a fixed number of requests,
 to 127.0.0.1 only:
 
-- valid:   reads, writes, own-order lookups and admin deletes with the dev tokens, each from
-           one of many client addresses (X-Forwarded-For, believed from 127.0.0.1 only
-           because the demos run with ZT_TRUSTED_PROXIES=127.0.0.1/32; the addresses are
-           documentation ranges, only ever written into the header);
+- valid:   alice's reads, writes and lookups of her own orders (both of her dev tokens), and
+           an admin delete at most once a second, each from one of many client addresses
+           (X-Forwarded-For, believed from 127.0.0.1 only because the demos run with
+           ZT_TRUSTED_PROXIES=127.0.0.1/32; the addresses are documentation ranges, only ever
+           written into the header);
 - invalid: contract violations (bodies, parameters, media types, sizes, method override),
-           missing scopes, path confusion, unknown routes and methods;
-- attack:  order id enumeration (BOLA attempts), garbage / unsigned / tampered tokens;
+           missing scopes, path confusion, unknown routes and methods, repeated credentials;
+- attack:  order id enumeration with the admin token (a stolen credential: the observer
+           blocks it, so admin deletes answer 403 from then on); garbage, unsigned (alg
+           none), tampered-scope, bad-signature and oversized tokens from guessing addresses;
 - flood:   bursts of anonymous and garbage-token calls from a few addresses.
+
+The demo prints three tokens only (alice read, alice read+write, admin), so "many identities"
+means three subjects behind many client addresses.
 
 Samples each demo's RSS from /proc/<pid>/status every 10 s. Prints a summary per demo and
 exits non-zero when a demo answered any 5xx, accepted an invalid or attack request (2xx),

@@ -107,7 +107,11 @@ fuzz_target!(|data: &[u8]| {
         panic!("a raw Authorization header was allowed: {:?}", headers.0);
     };
     assert!(built.signed_by_trusted_key, "a token not signed by the trusted key was allowed");
-    let header: Value = serde_json::from_slice(&built.header).expect("allowed token has a JSON header");
+    // Lossy: zt accepts a JOSE header whose ignored members hold invalid UTF-8 (finding
+    // fuzz/artifacts-found/bearer/non-utf8-jose-header, see fuzz/README.md); the signer is
+    // trusted, so the oracle only checks what zt decides on.
+    let header: Value = serde_json::from_str(&String::from_utf8_lossy(&built.header))
+        .expect("allowed token has a JSON header");
     assert_eq!(header.get("alg").and_then(Value::as_str), Some("ES256"), "allowed token's alg");
     let claims: Value = serde_json::from_slice(&built.claims).expect("allowed token has JSON claims");
     assert_eq!(claims.get("iss").and_then(Value::as_str), Some(common::ISSUER), "allowed token's iss");

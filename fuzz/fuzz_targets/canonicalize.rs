@@ -37,9 +37,7 @@ fn guards() -> &'static [Guard; 4] {
 /// Does the demo route `template` match the canonical `path`?
 fn template_matches(template: &str, path: &str) -> bool {
     match template {
-        "/orders/{id}" => path
-            .strip_prefix("/orders/")
-            .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+        "/orders/{id}" => path.strip_prefix("/orders/").is_some_and(|id| !id.is_empty() && !id.contains('/')),
         literal => literal == path,
     }
 }
@@ -82,7 +80,8 @@ fuzz_target!(|data: &[u8]| {
 
     let guard = &guards()[usize::from(flags & 3)];
     let headers = HeaderList::default();
-    let view = RequestView { method, path, query, headers: &headers, peer_addr: None, peer_certificates: None };
+    let view =
+        RequestView { method, path, query, headers: &headers, peer_addr: None, peer_certificates: None };
     let verdict = common::decide(guard, &view);
     match (&canonical, &verdict.outcome) {
         (Err(_), Outcome::Deny(d)) => assert_eq!(d.reason, Reason::InvalidPath, "rejected path {path:?}"),
@@ -92,7 +91,11 @@ fuzz_target!(|data: &[u8]| {
         }
         (Ok(_), Outcome::Allow(identity)) => {
             assert!(identity.is_none(), "an identity without credentials");
-            assert_eq!(verdict.route.as_deref(), Some("/health"), "anonymous request allowed to a scoped route");
+            assert_eq!(
+                verdict.route.as_deref(),
+                Some("/health"),
+                "anonymous request allowed to a scoped route"
+            );
         }
     }
     if let (Ok(c), Some(route)) = (&canonical, verdict.route.as_deref()) {
@@ -104,6 +107,10 @@ fuzz_target!(|data: &[u8]| {
             Cow::Owned(o) => Some(o.as_str()),
             Cow::Borrowed(_) => None,
         };
-        assert_eq!(verdict.rewritten_path.as_deref(), expected, "forwarded path differs from the checked one");
+        assert_eq!(
+            verdict.rewritten_path.as_deref(),
+            expected,
+            "forwarded path differs from the checked one"
+        );
     }
 });

@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
             Lookup::NotFound | Lookup::MethodNotAllowed { .. } => Vec::new(),
         };
         let _ = contract.check_media_type(index, &headers);
-        for (query, body) in [(None, None), (Some("a=1&a=2&limit=x"), Some(&b"{\"a\":[1,{\"b\":null}]}"[..]))] {
+        for (query, body) in [(None, None), (Some("a=1&a=2&limit=x"), Some(&b"{\"a\":[1,{\"b\":null}]}"[..]))]
+        {
             let request = ContractRequest { path_params: &path_params, query, headers: &headers, body };
             let _ = contract.validate_request(index, &request);
         }

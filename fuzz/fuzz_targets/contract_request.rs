@@ -77,7 +77,11 @@ fn check_query(query: Option<&str>) {
             "cursor" => {
                 assert!(!seen_cursor, "duplicate cursor accepted: {query:?}");
                 seen_cursor = true;
-                assert!(value.chars().count() <= 64, "cursor of {} characters accepted", value.chars().count());
+                assert!(
+                    value.chars().count() <= 64,
+                    "cursor of {} characters accepted",
+                    value.chars().count()
+                );
             }
             "" if value.is_empty() => {}
             other => panic!("unknown query parameter {other:?} accepted: {query:?}"),
@@ -128,7 +132,10 @@ fuzz_target!(|data: &[u8]| {
         ("POST", "/orders") => {
             let body = body.expect("POST /orders accepted without a body");
             if let Err(why) = demo_accepts_order(body) {
-                panic!("contract bypass: POST /orders body {:?} accepted, handler says {why}", String::from_utf8_lossy(body));
+                panic!(
+                    "contract bypass: POST /orders body {:?} accepted, handler says {why}",
+                    String::from_utf8_lossy(body)
+                );
             }
         }
         (_, "/orders/{id}") => {

@@ -166,8 +166,13 @@ async fn create_order(
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "store unavailable");
     };
     store.0 += 1;
-    let order =
-        Order { id: store.0, item: new.item, quantity: new.quantity, note: new.note, owner: claims.owner().into() };
+    let order = Order {
+        id: store.0,
+        item: new.item,
+        quantity: new.quantity,
+        note: new.note,
+        owner: claims.owner().into(),
+    };
     if store.1.len() >= MAX_ORDERS {
         store.1.pop_front();
     }
