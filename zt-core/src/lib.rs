@@ -46,6 +46,7 @@ pub mod contract;
 pub mod denial;
 mod error;
 mod guard;
+pub mod graphql;
 pub mod identity;
 pub mod issuer;
 pub mod keys;
