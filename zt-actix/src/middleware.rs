@@ -228,7 +228,7 @@ where
         let read = read_payload(&mut request, check.limit).await;
         let denial = {
             let headers = Headers(request.headers());
-            guard.check_body(&view(&request, &headers), &verdict, &check, read.as_deref().map_err(|e| *e))
+            guard.check_body(&view(&request, &headers), &mut verdict, &check, read.as_deref().map_err(|e| *e))
         };
         if let Some(denial) = denial {
             return Ok(denied(&guard, &mut verdict, &denial, request));

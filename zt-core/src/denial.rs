@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::graphql::GraphqlReason;
+
 /// The base of every problem `type` URI zt emits. Stable: clients may match on it.
 pub const PROBLEM_TYPE_BASE: &str = "urn:zt:problem:";
 
@@ -95,6 +97,9 @@ pub enum Reason {
     Blocked,
     /// The token's `jti` was revoked (401).
     TokenRevoked,
+    /// A GraphQL request was refused by the endpoint's schema, limits or field rules
+    /// (status and problem `type` per [`GraphqlReason`]).
+    Graphql(GraphqlReason),
 }
 
 impl Reason {
@@ -123,6 +128,7 @@ impl Reason {
             Reason::RateLimited | Reason::LockedOut => 429,
             Reason::KeysUnavailable | Reason::LimiterUnavailable => 503,
             Reason::ResponseContractViolation => 502,
+            Reason::Graphql(reason) => reason.status(),
             _ => 401,
         }
     }
@@ -170,6 +176,7 @@ impl Reason {
             Reason::ResponseContractViolation => "response-contract-violation",
             Reason::Blocked => "blocked",
             Reason::TokenRevoked => "token-revoked",
+            Reason::Graphql(reason) => reason.slug(),
         }
     }
 
@@ -203,6 +210,9 @@ impl Reason {
             Reason::InvalidClientCertificate => "Invalid client certificate",
             Reason::ResponseContractViolation => "Bad gateway",
             Reason::Blocked => "Blocked",
+            Reason::Graphql(GraphqlReason::Unauthenticated) => "Authentication required",
+            Reason::Graphql(GraphqlReason::ForbiddenField) => "Insufficient scope",
+            Reason::Graphql(_) => "Invalid GraphQL request",
             _ => "Invalid access token",
         }
     }
@@ -264,14 +274,16 @@ impl Reason {
             }
             Reason::Blocked => "Requests from this caller are blocked for now.",
             Reason::TokenRevoked => "The access token has been revoked.",
+            Reason::Graphql(reason) => reason.message(),
         }
     }
 
     /// The RFC 6750 `error` code carried in `WWW-Authenticate`, if any.
     pub fn bearer_error(self) -> Option<&'static str> {
         match self {
-            Reason::MissingCredentials => None,
+            Reason::MissingCredentials | Reason::Graphql(GraphqlReason::Unauthenticated) => None,
             Reason::MalformedCredentials => Some("invalid_request"),
+            Reason::Graphql(GraphqlReason::ForbiddenField) => Some("insufficient_scope"),
             Reason::InsufficientScope => Some("insufficient_scope"),
             _ if self.status() != 401 => None,
             Reason::AuthenticationTooOld | Reason::AuthenticationContextNotMet => {
@@ -283,7 +295,12 @@ impl Reason {
 
     /// True for reasons that carry a `WWW-Authenticate: Bearer` challenge (RFC 6750).
     pub fn challenges(self) -> bool {
-        self == Reason::MalformedCredentials || self == Reason::InsufficientScope || self.status() == 401
+        matches!(
+            self,
+            Reason::MalformedCredentials
+                | Reason::InsufficientScope
+                | Reason::Graphql(GraphqlReason::ForbiddenField)
+        ) || self.status() == 401
     }
 
     /// True for reasons that mean the credential was presented but failed verification.

@@ -11,6 +11,7 @@ use crate::cert::CertificateIdentity;
 use crate::contract::{Contract, ContractOptions, ContractRequest, Lookup, ViolationKind, Violations};
 use crate::denial::{Denial, DenialResponse, Reason};
 use crate::error::PolicyError;
+use crate::graphql::{GraphqlDenial, GraphqlRequestBody, GraphqlSchema, OperationInfo};
 use crate::identity::AuthMethod;
 use crate::identity::Identity;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
@@ -65,6 +66,8 @@ struct Shared {
     contract_config: ContractConfig,
     limiter: Option<Limiter>,
     observer: Option<Observer>,
+    /// GraphQL endpoints by route template.
+    graphql: std::collections::HashMap<String, Arc<GraphqlSchema>>,
 }
 
 /// Most parsed client certificates kept (a connection's certificate is parsed once).
@@ -76,6 +79,7 @@ pub struct GuardBuilder {
     fetcher: Option<Arc<dyn KeyFetcher>>,
     contract: Option<Contract>,
     challenge_hook: Option<crate::observe::ChallengeHook>,
+    graphql: Vec<(String, GraphqlSchema)>,
 }
 
 impl GuardBuilder {
@@ -90,6 +94,24 @@ impl GuardBuilder {
     /// its defaults.
     pub fn contract(mut self, contract: Contract) -> Self {
         self.contract = Some(contract);
+        self
+    }
+
+    /// Guards the GraphQL endpoint routed at `path` with this compiled schema (e.g. SDL
+    /// embedded with `include_str!`): its requests are checked against the schema, limits
+    /// and field rules instead of the OpenAPI contract. Declare the route itself (methods,
+    /// route-level requirement) as usual.
+    ///
+    /// ```
+    /// use zt_core::graphql::{GraphqlConfig, GraphqlSchema};
+    /// use zt_core::{Guard, Policy};
+    ///
+    /// let schema = GraphqlSchema::from_sdl("type Query { version: String }", GraphqlConfig::default()).unwrap();
+    /// let guard = Guard::builder(Policy::default()).graphql("/graphql", schema).build().unwrap();
+    /// # let _ = guard;
+    /// ```
+    pub fn graphql(mut self, path: impl Into<String>, schema: GraphqlSchema) -> Self {
+        self.graphql.push((path.into(), schema));
         self
     }
 
@@ -114,6 +136,7 @@ impl GuardBuilder {
             ),
         };
         let verifier = Verifier::new(&policy.issuers, &policy.tokens, &policy.remote_keys, &fetcher)?;
+        let graphql = graphql_endpoints(&policy, self.graphql)?;
         let contract_config = policy.contract.clone().unwrap_or_default();
         let contract = match (self.contract, &policy.contract) {
             (Some(contract), _) => Some(Arc::new(contract)),
@@ -199,6 +222,7 @@ impl GuardBuilder {
                 contract_config,
                 limiter,
                 observer,
+                graphql,
             }),
             routes: Arc::new(routes),
         })
@@ -241,6 +265,8 @@ pub struct Verdict {
     pub observed: Option<Observed>,
     /// The reason of a denial, enforced or (report-only mode) not.
     denial_reason: Option<Reason>,
+    /// The GraphQL operation key (`/graphql query Name`) for the observer, once known.
+    operation: Option<String>,
 }
 
 /// The second phase of a request that carries a body.
@@ -250,6 +276,8 @@ pub struct BodyCheck {
     pub limit: usize,
     /// The contract operation and its path parameters, when a contract applies.
     operation: Option<(usize, Vec<(String, String)>)>,
+    /// The GraphQL endpoint's schema and the verified caller, when the route is one.
+    graphql: Option<(Arc<GraphqlSchema>, Option<Identity>)>,
 }
 
 /// Why reading a body failed.
@@ -349,6 +377,56 @@ enum Framing {
     Invalid,
 }
 
+/// True when the body is declared `application/json` (parameters such as `charset` allowed).
+fn is_json(view: &RequestView<'_>) -> bool {
+    let Some(value) = view.headers.nth("content-type", 0) else { return false };
+    let essence = value.split(|b| *b == b';').next().unwrap_or_default();
+    essence.trim_ascii().eq_ignore_ascii_case(b"application/json")
+        && view.headers.nth("content-type", 1).is_none()
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The GraphQL endpoints of a policy (SDL files) and of the builder (compiled in code).
+fn graphql_endpoints(
+    policy: &Policy,
+    in_code: Vec<(String, GraphqlSchema)>,
+) -> Result<std::collections::HashMap<String, Arc<GraphqlSchema>>, PolicyError> {
+    let mut endpoints = std::collections::HashMap::new();
+    for (path, schema) in in_code {
+        if !path.starts_with('/') {
+            return Err(PolicyError::invalid(format!("graphql {path:?}"), "the path must start with `/`"));
+        }
+        if endpoints.insert(path.clone(), Arc::new(schema)).is_some() {
+            return Err(PolicyError::invalid(format!("graphql {path}"), "this endpoint is given twice"));
+        }
+    }
+    for (index, endpoint) in policy.graphql.iter().enumerate() {
+        let at = format!("graphql[{index}]");
+        if !endpoint.path.starts_with('/') {
+            return Err(PolicyError::invalid(format!("{at}.path"), "the path must start with `/`"));
+        }
+        if endpoints.contains_key(&endpoint.path) {
+            return Err(PolicyError::invalid(
+                format!("{at}.path"),
+                "this endpoint is given twice (in the policy and in code, or twice in the policy)",
+            ));
+        }
+        if endpoint.schema_file.is_empty() {
+            return Err(PolicyError::invalid(format!("{at}.schema_file"), "name the SDL schema file"));
+        }
+        let sdl = std::fs::read_to_string(&endpoint.schema_file).map_err(|e| {
+            PolicyError::invalid(format!("{at}.schema_file"), format!("{}: {e}", endpoint.schema_file))
+        })?;
+        let schema = GraphqlSchema::from_sdl(&sdl, endpoint.options.clone())
+            .map_err(|e| PolicyError::invalid(format!("{at}.schema_file"), e.to_string()))?;
+        endpoints.insert(endpoint.path.clone(), Arc::new(schema));
+    }
+    Ok(endpoints)
+}
+
 fn framing(view: &RequestView<'_>) -> Framing {
     let mut declared: Option<u64> = None;
     let mut index = 0;
@@ -391,7 +469,7 @@ impl Guard {
 
     /// Starts a guard with options (e.g. a custom key fetcher).
     pub fn builder(policy: Policy) -> GuardBuilder {
-        GuardBuilder { policy, fetcher: None, contract: None, challenge_hook: None }
+        GuardBuilder { policy, fetcher: None, contract: None, challenge_hook: None, graphql: Vec::new() }
     }
 
     /// Loads a TOML or YAML policy file and builds the guard.
@@ -408,8 +486,9 @@ impl Guard {
             && !self.shared.contract_config.allow_undeclared_routes
         {
             for (method, template, _) in routes.entries() {
-                let declared =
-                    contract.operations().iter().any(|op| op.method == method && op.template == template);
+                // A GraphQL endpoint's contract is its schema.
+                let declared = self.shared.graphql.contains_key(template)
+                    || contract.operations().iter().any(|op| op.method == method && op.template == template);
                 if !declared {
                     return Err(PolicyError::invalid(
                         format!("route {method} {template}"),
@@ -525,6 +604,7 @@ impl Guard {
             method: view.method.to_string(),
             path: view.path.to_string(),
             route: verdict.route.clone(),
+            operation: verdict.operation.clone(),
             client_ip,
             user_agent,
             headers: HeaderFacts::from_lookup(view.headers, header_count),
@@ -785,14 +865,50 @@ impl Guard {
             }
         }
         // Authenticated and authorized: now the cheap checks that need no body.
-        let operation = self.shared.contract.as_ref().and_then(|c| match c.lookup(view.method, &path) {
-            Lookup::Found { op, path_params } => Some((op, path_params)),
-            _ => None,
-        });
-        let limit = match (&operation, &self.shared.contract) {
-            (Some((op, _)), Some(c)) => c.operation(*op).map_or(policy.max_body_bytes, |o| o.body_limit),
+        let graphql = self.shared.graphql.get(&*route.template).cloned();
+        let operation = match &graphql {
+            // A GraphQL endpoint's contract is its schema.
+            Some(_) => None,
+            None => self.shared.contract.as_ref().and_then(|c| match c.lookup(view.method, &path) {
+                Lookup::Found { op, path_params } => Some((op, path_params)),
+                _ => None,
+            }),
+        };
+        let limit = match (&operation, &self.shared.contract, &graphql) {
+            (_, _, Some(schema)) => schema.config().max_request_bytes,
+            (Some((op, _)), Some(c), _) => c.operation(*op).map_or(policy.max_body_bytes, |o| o.body_limit),
             _ => policy.max_body_bytes,
         };
+        let mut graphql_operation = None;
+        if let Some(schema) = &graphql {
+            let refused = match (view.method, framing(view)) {
+                // GET: the whole request is in the query string.
+                ("GET" | "HEAD", _) => {
+                    let request = GraphqlRequestBody::Get { query: view.query.unwrap_or("") };
+                    match schema.check(request, decided.identity.as_ref()) {
+                        Ok(operations) => {
+                            graphql_operation =
+                                self.record_operations(&span, &request_id, &route.template, &operations);
+                            None
+                        }
+                        Err(denial) => Some(self.graphql_denial(&denial, view, &request_id)),
+                    }
+                }
+                (_, Framing::Body { .. }) if !is_json(view) => {
+                    Some(Denial::new(Reason::UnsupportedMediaType))
+                }
+                // A POST without a body carries no GraphQL request (the check says so).
+                (_, Framing::NoBody) => match schema.check(GraphqlRequestBody::Json(b""), None) {
+                    Ok(_) => Some(Denial::new(Reason::MalformedRequest)),
+                    Err(denial) => Some(self.graphql_denial(&denial, view, &request_id)),
+                },
+                _ => None,
+            };
+            if let Some(denial) = refused {
+                let d = Decided { identity: decided.identity, denial: Some(denial) };
+                return Check::Ready(self.finish(span, request_id, template, d));
+            }
+        }
         let response = match (&operation, self.shared.contract_config.responses) {
             (Some((op, _)), mode) if mode != ResponseValidation::Off => {
                 Some(ResponseCheck { operation: *op, limit: RESPONSE_CHECK_LIMIT })
@@ -833,9 +949,17 @@ impl Guard {
                 };
                 return Check::Ready(self.finish(span, request_id, template, d));
             }
-            Framing::Body { .. } => Some(BodyCheck { limit, operation }),
+            Framing::Body { .. } => Some(BodyCheck {
+                limit,
+                operation,
+                // A GET's GraphQL request was checked above; its body is not one.
+                graphql: graphql
+                    .filter(|_| graphql_operation.is_none())
+                    .map(|schema| (schema, decided.identity.clone())),
+            }),
         };
         let mut verdict = self.finish(span, request_id, template, decided);
+        verdict.operation = graphql_operation;
         if matches!(verdict.outcome, Outcome::Allow(_)) {
             verdict.body = body;
             verdict.rewritten_path = rewritten_path;
@@ -853,7 +977,7 @@ impl Guard {
     pub fn check_body(
         &self,
         view: &RequestView<'_>,
-        verdict: &Verdict,
+        verdict: &mut Verdict,
         check: &BodyCheck,
         body: Result<&[u8], BodyError>,
     ) -> Option<Denial> {
@@ -861,6 +985,21 @@ impl Guard {
             Err(BodyError::TooLarge) => Denial::new(Reason::PayloadTooLarge),
             Err(BodyError::Unreadable) => Denial::new(Reason::MalformedRequest),
             Ok(bytes) if bytes.len() > check.limit => Denial::new(Reason::PayloadTooLarge),
+            Ok(bytes) if check.graphql.is_some() => {
+                let (schema, identity) = check.graphql.as_ref()?;
+                match schema.check(GraphqlRequestBody::Json(bytes), identity.as_ref()) {
+                    Ok(operations) => {
+                        let template = verdict.route.as_deref().unwrap_or("");
+                        let key =
+                            self.record_operations(&verdict.span, &verdict.request_id, template, &operations);
+                        if let Some(observed) = &mut verdict.observed {
+                            observed.context.operation = key;
+                        }
+                        return None;
+                    }
+                    Err(denial) => self.graphql_denial(&denial, view, &verdict.request_id),
+                }
+            }
             Ok(bytes) => {
                 let (Some((op, path_params)), Some(contract)) = (&check.operation, &self.shared.contract)
                 else {
@@ -878,8 +1017,90 @@ impl Guard {
                 }
             }
         };
-        self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), None, &denial);
-        (self.shared.policy.mode == Mode::Enforce).then_some(denial)
+        let caller = check.graphql.as_ref().and_then(|(_, identity)| identity.as_ref());
+        self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), caller, &denial);
+        let enforce = self.shared.policy.mode == Mode::Enforce;
+        if let Some(observed) = &mut verdict.observed {
+            // The observer learns of body-phase denials too (baselines, KPIs, detection).
+            let context = &mut observed.context;
+            context.reason = Some(denial.reason.slug());
+            if enforce {
+                context.decision = ObserveDecision::Deny;
+                context.denied_status = Some(denial.reason.status());
+            } else {
+                context.decision = ObserveDecision::WouldDeny;
+            }
+        }
+        enforce.then_some(denial)
+    }
+
+    /// Records accepted GraphQL operations on the span (name, type, document hash), logs a
+    /// report-only safelist miss, and returns the observer's operation key.
+    fn record_operations(
+        &self,
+        span: &Span,
+        request_id: &RequestId,
+        template: &str,
+        operations: &[OperationInfo],
+    ) -> Option<String> {
+        let first = operations.first()?;
+        if !span.is_disabled() {
+            let names: Vec<&str> = operations.iter().map(|o| o.name.as_deref().unwrap_or("")).collect();
+            span.record("graphql.operation.name", names.join(",").as_str());
+            span.record("graphql.operation.type", first.kind.as_str());
+            span.record("zt.graphql.document_hash", first.hash.as_str());
+            span.record("zt.graphql.cost", operations.iter().map(|o| o.cost).sum::<u64>());
+        }
+        for operation in operations.iter().filter(|o| o.safelisted == Some(false)) {
+            let _entered = span.enter();
+            tracing::event!(
+                target: "zt::decision",
+                tracing::Level::WARN,
+                zt.request_id = request_id.as_str(),
+                zt.decision = "would_deny",
+                zt.reason = "graphql-persisted-query-not-allowed",
+                http.route = template,
+                graphql.operation.name = operation.name.as_deref().unwrap_or(""),
+                zt.graphql.document_hash = operation.hash.as_str(),
+                "GraphQL operation outside the safelist (report-only safelisting)"
+            );
+        }
+        // Detection and inventory key on the operation: named operations by name, anonymous
+        // ones by a prefix of their document hash. Bounded by the inventory's limits.
+        let label = match &first.name {
+            Some(name) => name.clone(),
+            None => format!("#{}", &first.hash[..first.hash.len().min(12)]),
+        };
+        Some(format!("{template} {} {label}", first.kind.as_str()))
+    }
+
+    /// A GraphQL denial as a zt denial: GraphQL-shaped body (`application/graphql-response+json`
+    /// when the client accepts it), the standard status, challenge and `Allow` headers.
+    fn graphql_denial(
+        &self,
+        denial: &GraphqlDenial,
+        view: &RequestView<'_>,
+        request_id: &RequestId,
+    ) -> Denial {
+        let mut zt_denial = Denial::new(Reason::Graphql(denial.reason));
+        let mut rendered = zt_denial.render(&self.shared.realm, request_id.as_str());
+        let media = match view.headers.nth("accept", 0) {
+            Some(accept) if contains_ignore_case(accept, b"application/graphql-response+json") => {
+                "application/graphql-response+json"
+            }
+            _ => "application/json",
+        };
+        for (name, value) in &mut rendered.headers {
+            if *name == "content-type" {
+                *value = media.to_string();
+            }
+        }
+        if let Some(allow) = denial.allow() {
+            rendered.headers.push(("allow", allow.to_string()));
+        }
+        rendered.body = denial.body(request_id.as_str());
+        zt_denial.rendered = Some(Box::new(rendered));
+        zt_denial
     }
 
     /// Checks a response body against the contract (see [`crate::response`]). `body` is
@@ -1011,6 +1232,7 @@ impl Guard {
             response_headers: Vec::new(),
             observed: None,
             denial_reason,
+            operation: None,
         }
     }
 

@@ -18,6 +18,9 @@ pub struct ObservationContext {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) route: Option<Arc<str>>,
+    /// The GraphQL operation key (`/graphql query Name`), when the route is a GraphQL
+    /// endpoint and the operation was accepted.
+    pub(crate) operation: Option<String>,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) user_agent: Option<String>,
     pub(crate) headers: HeaderFacts,
@@ -71,6 +74,7 @@ impl Observed {
             c.decision,
         );
         record.route = c.route.as_deref();
+        record.operation = c.operation.as_deref();
         record.reason = c.reason;
         record.subject = c.subject.as_deref();
         record.client_id = c.client_id.as_deref();

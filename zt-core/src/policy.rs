@@ -119,6 +119,39 @@ pub struct Policy {
     /// [`crate::observe`]). None: off.
     #[serde(default)]
     pub observe: Option<crate::observe::ObserverConfig>,
+    /// GraphQL endpoints (`[[graphql]]`): each route path checked against its SDL schema,
+    /// limits and field rules instead of the OpenAPI contract.
+    #[serde(default)]
+    pub graphql: Vec<GraphqlEndpointConfig>,
+}
+
+/// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
+/// limits. The route itself (methods and route-level requirement) is declared like any
+/// other, in `[[routes]]` or in code.
+///
+/// ```
+/// let policy = zt_core::Policy::from_toml_str(r#"
+///     [[graphql]]
+///     path = "/graphql"
+///     schema_file = "examples/orders.graphql"
+///     [graphql.options]
+///     max_depth = 8
+///     max_batch = 5
+/// "#).unwrap();
+/// assert_eq!(policy.graphql[0].options.max_depth, 8);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlEndpointConfig {
+    /// The route path, exactly as routed (e.g. `/graphql`).
+    pub path: String,
+    /// The SDL file (read at start-up). Empty when the schema is given in code
+    /// (`GuardBuilder::graphql`).
+    #[serde(default)]
+    pub schema_file: String,
+    /// Limits, introspection, batching and safelisting (secure defaults).
+    #[serde(default)]
+    pub options: crate::graphql::GraphqlConfig,
 }
 
 /// Contract enforcement settings.
@@ -509,6 +542,7 @@ impl Default for Policy {
             contract: None,
             limits: None,
             observe: None,
+            graphql: Vec::new(),
         }
     }
 }

@@ -83,6 +83,10 @@ pub(crate) fn request_span(view: &RequestView<'_>, request_id: &RequestId, mode:
         zt.client_id = Empty,
         zt.required_scopes = Empty,
         zt.mode = mode,
+        graphql.operation.name = Empty,
+        graphql.operation.type = Empty,
+        zt.graphql.document_hash = Empty,
+        zt.graphql.cost = Empty,
     );
     if let Some(peer) = view.peer_addr
         && !span.is_disabled()

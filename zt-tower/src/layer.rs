@@ -218,7 +218,7 @@ where
             peer_addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
             peer_certificates: parts.extensions.get::<zt_core::PeerCertificates>(),
         };
-        guard.check_body(&view, &verdict, &check, read.as_deref().map_err(|e| *e))
+        guard.check_body(&view, &mut verdict, &check, read.as_deref().map_err(|e| *e))
     };
     if let Some(denial) = denial {
         let response: Response<ResBody> = denial_response(&guard, &denial, &verdict.request_id);

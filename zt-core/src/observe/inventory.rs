@@ -224,7 +224,10 @@ pub(crate) struct Keys {
 
 impl Keys {
     pub(crate) fn of(record: &RequestRecord<'_>) -> Keys {
-        let endpoint = record.route.map(|route| endpoint_key(method_label(record.method), route, true));
+        let endpoint = record
+            .operation
+            .or(record.route)
+            .map(|route| endpoint_key(method_label(record.method), route, true));
         let caller = match (record.subject, record.client_ip) {
             (Some(s), _) => Some(key_of(domain::SUBJECT, s)),
             (None, Some(ip)) => Some(key_of(domain::ADDRESS, &ip)),
@@ -316,7 +319,7 @@ impl Inventory {
         record: &RequestRecord<'_>,
         key: Option<u64>,
     ) -> Arc<Endpoint> {
-        let (route, declared) = match record.route {
+        let (route, declared) = match record.operation.or(record.route) {
             Some(route) => (std::borrow::Cow::Borrowed(route), true),
             None => (std::borrow::Cow::Owned(path_shape(record.path)), false),
         };

@@ -86,6 +86,10 @@ pub struct RequestRecord<'a> {
     /// The matched route template (`/orders/{id}`); `None` when no declared route matched
     /// (a shadow endpoint, or a 404/405).
     pub route: Option<&'a str>,
+    /// For a GraphQL endpoint: the accepted operation (`/graphql query Orders`). The
+    /// inventory and the behaviour baselines key on it instead of the route, so each
+    /// operation is an endpoint of its own; metrics keep the route (bounded labels).
+    pub operation: Option<&'a str>,
     /// The path as received, without the query string.
     pub path: &'a str,
     /// The status sent.
@@ -148,6 +152,7 @@ impl<'a> RequestRecord<'a> {
             request_id,
             method,
             route: None,
+            operation: None,
             path,
             status,
             decision,
