@@ -175,7 +175,7 @@ fn axum_oneshot(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let token = support::token("alice", "orders:read");
     let authorization = format!("Bearer {token}");
-    let protected = orders::axum_app::app(guard(true), None);
+    let protected = orders::axum_app::app(guard(true), None).expect("demo app");
     let unprotected = unprotected_app();
     runtime.block_on(async {
         for app in [&unprotected, &protected] {

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dev.print_banner(&config, "axum");
     }
     tracing::info!(listen = %config.listen, mode = guard.mode().as_str(), tls = tls.is_some(), "axum orders demo listening");
-    let app = orders::axum_app::app(guard, dev.map(|d| d.jwks));
+    let app = orders::axum_app::app(guard, dev.map(|d| d.jwks))?;
     match tls {
         Some(tls) => zt::axum::tls::serve(listener, app, tls).await?,
         None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?,

@@ -302,7 +302,7 @@ fn zone_policy_errors_name_the_entry() {
 async fn serve_axum_tls(guard: Guard, tls: zt::tls::TlsConfig) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = crate::orders::axum_app::app(guard, None);
+    let app = crate::orders::axum_app::app(guard, None).unwrap();
     tokio::spawn(zt::axum::tls::serve(listener, app, tls));
     addr
 }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::graphql::GraphqlService;
 use super::{OrderStore, Reply};
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use zt::actix::{Identity, Router, Routes, delete, get, post};
 use zt::{Guard, PolicyError};
 
@@ -37,6 +38,27 @@ async fn delete_order(store: Data<OrderStore>, id: Path<String>) -> HttpResponse
     reply(store.delete(&id))
 }
 
+fn accept(request: &HttpRequest) -> Option<&str> {
+    request.headers().get("accept").and_then(|v| v.to_str().ok())
+}
+async fn graphql_post(
+    store: Data<OrderStore>,
+    service: Data<GraphqlService>,
+    who: Identity,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    reply(service.post(&store, owner(&who), &body, accept(&request)))
+}
+async fn graphql_get(
+    store: Data<OrderStore>,
+    service: Data<GraphqlService>,
+    who: Identity,
+    request: HttpRequest,
+) -> HttpResponse {
+    reply(service.get(&store, owner(&who), request.query_string(), accept(&request)))
+}
+
 /// The demo routes for a guard (also used by the conformance tests).
 pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
@@ -50,6 +72,11 @@ pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyEr
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
     }
+    router = router.route(super::GRAPHQL_PATH, post(graphql_post), super::graphql_requirement()).route(
+        super::GRAPHQL_PATH,
+        get(graphql_get),
+        super::graphql_requirement(),
+    );
     if let Some(jwks) = dev_jwks {
         let jwks = Arc::new(jwks);
         let serve = move || {
@@ -68,10 +95,12 @@ pub fn server(
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let store = Data::new(OrderStore::default());
+    let graphql = Data::new(GraphqlService::new().map_err(std::io::Error::other)?);
     Ok(HttpServer::new(move || {
         let routes = routes.clone();
         App::new()
             .app_data(store.clone())
+            .app_data(graphql.clone())
             .wrap(routes.middleware())
             .configure(move |cfg| routes.configure(cfg))
     })
@@ -88,10 +117,12 @@ pub fn server_tls(
     tls: zt::tls::TlsConfig,
 ) -> std::io::Result<actix_web::dev::Server> {
     let store = Data::new(OrderStore::default());
+    let graphql = Data::new(GraphqlService::new().map_err(std::io::Error::other)?);
     Ok(HttpServer::new(move || {
         let routes = routes.clone();
         App::new()
             .app_data(store.clone())
+            .app_data(graphql.clone())
             .wrap(routes.middleware())
             .configure(move |cfg| routes.configure(cfg))
     })

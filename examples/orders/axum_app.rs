@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::graphql::GraphqlService;
 use super::{OrderStore, Reply};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use zt::Guard;
 use zt::axum::routing::{delete, get, post};
@@ -14,6 +15,7 @@ use zt::axum::{Identity, Router};
 #[derive(Clone)]
 struct App {
     store: Arc<OrderStore>,
+    graphql: Arc<GraphqlService>,
 }
 
 fn reply(r: Reply) -> Response {
@@ -44,18 +46,38 @@ async fn delete_order(State(app): State<App>, Path(id): Path<String>) -> Respons
     reply(app.store.delete(&id))
 }
 
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get("accept").and_then(|v| v.to_str().ok())
+}
+async fn graphql_post(State(app): State<App>, who: Identity, headers: HeaderMap, body: Bytes) -> Response {
+    reply(app.graphql.post(&app.store, owner(&who), &body, accept(&headers)))
+}
+async fn graphql_get(
+    State(app): State<App>,
+    who: Identity,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    reply(app.graphql.get(&app.store, owner(&who), query.as_deref().unwrap_or(""), accept(&headers)))
+}
+
 /// The demo app for a guard (also used by the conformance tests).
 fn inventory_reply(guard: &Guard) -> Response {
     reply(super::inventory(guard))
 }
 
-pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
+pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<axum::Router, String> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let guard_for_inventory = guard.clone();
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
     }
+    router = router.route(super::GRAPHQL_PATH, post(graphql_post), super::graphql_requirement()).route(
+        super::GRAPHQL_PATH,
+        get(graphql_get),
+        super::graphql_requirement(),
+    );
     if let Some(jwks) = dev_jwks {
         let serve = move || {
             let jwks = jwks.clone();
@@ -70,5 +92,6 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> axum::Router {
         async move { inventory_reply(&guard) }
     };
     router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
-    router.with_state(App { store: Arc::new(OrderStore::default()) }).into_axum()
+    let graphql = Arc::new(GraphqlService::new()?);
+    Ok(router.with_state(App { store: Arc::new(OrderStore::default()), graphql }).into_axum())
 }

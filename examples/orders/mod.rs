@@ -4,6 +4,7 @@
 
 pub mod actix_app;
 pub mod axum_app;
+pub mod graphql;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -44,9 +45,24 @@ pub fn contract() -> Result<zt::contract::Contract, String> {
     zt::contract::Contract::from_text(OPENAPI, None, options).map_err(|e| format!("demo contract: {e}"))
 }
 
-/// A guard for `policy` that enforces the demo contract.
+/// A guard for `policy` that enforces the demo contract, and the demo GraphQL schema on
+/// `/graphql` (unless the policy file declares that endpoint itself, `[[graphql]]`).
 pub fn guard(policy: Policy) -> Result<zt::Guard, String> {
-    zt::Guard::builder(policy).contract(contract()?).build().map_err(|e| e.to_string())
+    let declared = policy.graphql.iter().any(|g| g.path == GRAPHQL_PATH);
+    let mut builder = zt::Guard::builder(policy).contract(contract()?);
+    if !declared {
+        builder = builder.graphql(GRAPHQL_PATH, graphql::guarded_schema()?);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The demo's GraphQL endpoint.
+pub const GRAPHQL_PATH: &str = "/graphql";
+
+/// Who may reach `/graphql` at all (the route's floor): a caller holding any of the demo's
+/// scopes. The schema's `@requiresScopes` narrow it field by field.
+pub fn graphql_requirement() -> Requirement {
+    zt::scopes::any(["orders:read", "orders:write", "zt:admin"])
 }
 
 /// Settings from the environment.
@@ -300,7 +316,7 @@ impl DevKey {
         for (sub, scope) in [
             ("alice", "orders:read"),
             ("alice", "orders:read orders:write"),
-            ("admin", "orders:read orders:write orders:admin"),
+            ("admin", "orders:read orders:write orders:admin zt:admin"),
         ] {
             let token = self.token(&issuer, &audience, sub, scope);
             out.push_str(&format!("\n# {sub} with scope \"{scope}\" (valid 1 h)\nTOKEN={token}\n"));
@@ -420,16 +436,34 @@ impl OrderStore {
         if !valid_item || !valid_note {
             return contract_bypass("POST /orders body");
         }
-        let Ok(mut guard) = self.inner.lock() else {
-            return problem(500, "store unavailable");
-        };
+        match self.insert(owner, new.item, quantity, new.note) {
+            Some(order) => json(201, &order),
+            None => problem(500, "store unavailable"),
+        }
+    }
+
+    /// Stores a new order for `owner` (dropping the oldest beyond [`MAX_ORDERS`]).
+    pub fn insert(&self, owner: &str, item: String, quantity: u32, note: Option<String>) -> Option<Order> {
+        let mut guard = self.inner.lock().ok()?;
         guard.0 += 1;
-        let order = Order { id: guard.0, item: new.item, quantity, note: new.note, owner: owner.to_string() };
+        let order = Order { id: guard.0, item, quantity, note, owner: owner.to_string() };
         if guard.1.len() >= MAX_ORDERS {
             guard.1.pop_front();
         }
         guard.1.push_back(order.clone());
-        json(201, &order)
+        Some(order)
+    }
+
+    /// `owner`'s newest orders, at most `limit`.
+    pub fn orders_of(&self, owner: &str, limit: usize) -> Vec<Order> {
+        let Ok(guard) = self.inner.lock() else { return Vec::new() };
+        guard.1.iter().rev().filter(|o| o.owner == owner).take(limit).cloned().collect()
+    }
+
+    /// `owner`'s order `id`, if there is one.
+    pub fn find(&self, owner: &str, id: u64) -> Option<Order> {
+        let guard = self.inner.lock().ok()?;
+        guard.1.iter().find(|o| o.id == id && o.owner == owner).cloned()
     }
 
     pub fn get(&self, owner: &str, id: &str) -> Reply {

@@ -120,7 +120,7 @@ pub fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
 pub async fn spawn_axum(guard: zt::Guard) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = crate::orders::axum_app::app(guard, None);
+    let app = crate::orders::axum_app::app(guard, None).expect("demo app");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
     });
