@@ -48,8 +48,17 @@ pub fn contract() -> Result<zt::contract::Contract, String> {
 /// A guard for `policy` that enforces the demo contract, and the demo GraphQL schema on
 /// `/graphql` (unless the policy file declares that endpoint itself, `[[graphql]]`).
 pub fn guard(policy: Policy) -> Result<zt::Guard, String> {
+    guard_with(policy, true)
+}
+
+/// [`guard`], with the OpenAPI contract enforced or not (`ZT_CONTRACT=off`, for measuring
+/// the contract stage's cost).
+pub fn guard_with(policy: Policy, enforce_contract: bool) -> Result<zt::Guard, String> {
     let declared = policy.graphql.iter().any(|g| g.path == GRAPHQL_PATH);
-    let mut builder = zt::Guard::builder(policy).contract(contract()?);
+    let mut builder = zt::Guard::builder(policy);
+    if enforce_contract {
+        builder = builder.contract(contract()?);
+    }
     if !declared {
         builder = builder.graphql(GRAPHQL_PATH, graphql::guarded_schema()?);
     }
@@ -87,6 +96,21 @@ pub struct DemoConfig {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub client_ca: Option<String>,
+    /// `ZT_CONTRACT` / `ZT_LIMITS` / `ZT_OBSERVE` (`on`, the default, or `off`): stage
+    /// switches for measuring each stage's cost under load (`scripts/load_stages.sh`).
+    /// Switching a stage off weakens the service; never do it in production.
+    pub contract_on: bool,
+    pub limits_on: bool,
+    pub observe_on: bool,
+}
+
+/// An `on`/`off` switch from the environment (unset: on).
+fn switch(name: &str) -> Result<bool, String> {
+    match std::env::var(name).ok().as_deref() {
+        None | Some("" | "on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("{name}: {other:?} is neither \"on\" nor \"off\"")),
+    }
 }
 
 impl DemoConfig {
@@ -119,6 +143,9 @@ impl DemoConfig {
             tls_cert: var("ZT_TLS_CERT"),
             tls_key: var("ZT_TLS_KEY"),
             client_ca: var("ZT_CLIENT_CA"),
+            contract_on: switch("ZT_CONTRACT")?,
+            limits_on: switch("ZT_LIMITS")?,
+            observe_on: switch("ZT_OBSERVE")?,
         })
     }
 
@@ -139,7 +166,7 @@ impl DemoConfig {
 
     /// The demo guard: the policy plus the demo contract.
     pub fn guard(&self, dev: Option<&DevKey>) -> Result<zt::Guard, String> {
-        guard(self.policy(dev)?)
+        guard_with(self.policy(dev)?, self.contract_on)
     }
 
     fn base_policy(&self) -> Result<Policy, String> {
@@ -200,10 +227,15 @@ impl DemoConfig {
         if let Some(mode) = self.mode {
             policy.mode = mode;
         }
-        policy.limits = Some(self.limits(policy.limits.take())?);
+        policy.limits = match self.limits_on {
+            true => Some(self.limits(policy.limits.take())?),
+            false => None,
+        };
         // Monitoring, detection and the runtime inventory: on (library defaults) unless the
         // policy file configures them.
-        if policy.observe.is_none() {
+        if !self.observe_on {
+            policy.observe = None;
+        } else if policy.observe.is_none() {
             policy.observe = Some(zt::observe::ObserverConfig::default());
         }
         Ok(policy)
