@@ -19,13 +19,16 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
-# The third dev token holds orders:read, orders:write and orders:admin.
+# The third dev token holds orders:read, orders:write, orders:admin and zt:admin.
 TOKEN=$(grep '^TOKEN=' "$LOG" | sed -n 3p | cut -d= -f2)
 [ -n "$TOKEN" ] || { echo "no dev token in the demo's output"; cat "$LOG"; exit 1; }
+# The runtime controls' POSTs are left out: random blocks (a subject, 0.0.0.0/24, ...) would
+# change what the rest of the run is answered. tests/monitoring.rs covers them.
 st run examples/orders.openapi.yaml \
   --url "http://127.0.0.1:$PORT" \
   -H "Authorization: Bearer $TOKEN" \
   --mode all \
+  --exclude-path-regex '^/zt/controls/' \
   --max-examples "$EXAMPLES" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
   --seed 1 \

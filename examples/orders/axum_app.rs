@@ -92,6 +92,25 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<axum::Router, Strin
         async move { inventory_reply(&guard) }
     };
     router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
+    // Runtime controls (block, unblock, revoke): admins only.
+    let admin = || zt::scopes::all(["zt:admin"]);
+    let controls = |f: fn(&Guard, &[u8]) -> Reply| {
+        let guard = guard_for_inventory.clone();
+        move |body: Bytes| {
+            let guard = guard.clone();
+            async move { reply(f(&guard, &body)) }
+        }
+    };
+    let list_guard = guard_for_inventory.clone();
+    let list = move || {
+        let guard = list_guard.clone();
+        async move { reply(super::controls::list(&guard)) }
+    };
+    router = router
+        .route("/zt/controls", get(list), admin())
+        .route("/zt/controls/blocks", post(controls(super::controls::block)), admin())
+        .route("/zt/controls/unblock", post(controls(super::controls::unblock)), admin())
+        .route("/zt/controls/revocations", post(controls(super::controls::revoke)), admin());
     let graphql = Arc::new(GraphqlService::new()?);
     Ok(router.with_state(App { store: Arc::new(OrderStore::default()), graphql }).into_axum())
 }

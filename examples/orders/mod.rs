@@ -426,6 +426,139 @@ pub fn inventory(guard: &zt::Guard) -> Reply {
     }
 }
 
+/// Runtime controls over HTTP (`/zt/controls*`, scope `zt:admin`): the observer's
+/// [`zt::observe::Controls`], for an operator or a SOAR playbook. The contract has checked
+/// every body (closed objects, ranges) before these run.
+pub mod controls {
+    use std::net::IpAddr;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::Deserialize;
+    use zt::observe::{Block, Controls, Target};
+
+    use super::{Reply, json, problem};
+
+    #[derive(Deserialize)]
+    struct TargetBody {
+        kind: String,
+        value: String,
+    }
+
+    #[derive(Deserialize)]
+    struct NewBlock {
+        kind: String,
+        value: String,
+        seconds: u64,
+        #[serde(default)]
+        reason: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Revocation {
+        jti: String,
+        expires_at: u64,
+    }
+
+    fn unix(at: SystemTime) -> u64 {
+        at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    fn view(block: &Block) -> serde_json::Value {
+        serde_json::json!({
+            "target": block.target.to_string(),
+            "kind": block.slug(),
+            "reason": block.reason,
+            "automatic": block.automatic,
+            "expires_at": unix(block.expires_at),
+        })
+    }
+
+    fn with_controls(guard: &zt::Guard, f: impl FnOnce(&Controls) -> Reply) -> Reply {
+        match guard.observer() {
+            Some(observer) => f(observer.controls()),
+            None => problem(404, "monitoring is off"),
+        }
+    }
+
+    fn address(value: &str) -> Result<IpAddr, Reply> {
+        value.parse().map_err(|_| problem(400, "value is not an IP address"))
+    }
+
+    /// `GET /zt/controls`: the active blocks and the number of revocations.
+    pub fn list(guard: &zt::Guard) -> Reply {
+        with_controls(guard, |controls| {
+            let blocks: Vec<serde_json::Value> = controls.blocks().iter().map(|b| view(b)).collect();
+            json(200, &serde_json::json!({"blocks": blocks, "revocations": controls.revocations()}))
+        })
+    }
+
+    /// `POST /zt/controls/blocks`: `{kind, value, seconds, reason?}`.
+    pub fn block(guard: &zt::Guard, body: &[u8]) -> Reply {
+        let Ok(new) = serde_json::from_slice::<NewBlock>(body) else {
+            return super::contract_bypass("POST /zt/controls/blocks body");
+        };
+        let duration = Duration::from_secs(new.seconds.clamp(1, 86_400));
+        let reason = new.reason.unwrap_or_else(|| "operator".to_string());
+        with_controls(guard, |controls| {
+            let block = match new.kind.as_str() {
+                "subject" => controls.block_subject(&new.value, duration, &reason),
+                "address" => match address(&new.value) {
+                    Ok(ip) => controls.block_address(ip, duration, &reason),
+                    Err(reply) => return reply,
+                },
+                "network" => match address(&new.value) {
+                    Ok(ip) => controls.block_network(ip, duration, &reason),
+                    Err(reply) => return reply,
+                },
+                _ => return super::contract_bypass("POST /zt/controls/blocks kind"),
+            };
+            tracing::warn!(target = %block.target, seconds = duration.as_secs(), "operator block");
+            json(201, &view(&block))
+        })
+    }
+
+    /// `POST /zt/controls/unblock`: `{kind, value}`; 404 when nothing was blocked.
+    pub fn unblock(guard: &zt::Guard, body: &[u8]) -> Reply {
+        let Ok(target) = serde_json::from_slice::<TargetBody>(body) else {
+            return super::contract_bypass("POST /zt/controls/unblock body");
+        };
+        with_controls(guard, |controls| {
+            let target = match target.kind.as_str() {
+                "subject" => Target::Subject(target.value),
+                "address" => match address(&target.value) {
+                    Ok(ip) => Target::Address(ip),
+                    Err(reply) => return reply,
+                },
+                "network" => match address(&target.value) {
+                    // Any address in the network: `unblock` canonicalizes to the block's prefix.
+                    Ok(ip) => Target::Network(ip.into()),
+                    Err(reply) => return reply,
+                },
+                _ => return super::contract_bypass("POST /zt/controls/unblock kind"),
+            };
+            if controls.unblock(&target) {
+                Reply { status: 204, body: None, content_type: "application/json" }
+            } else {
+                problem(404, "no such block")
+            }
+        })
+    }
+
+    /// `POST /zt/controls/revocations`: `{jti, expires_at}` (the token's `exp`).
+    pub fn revoke(guard: &zt::Guard, body: &[u8]) -> Reply {
+        let Ok(revocation) = serde_json::from_slice::<Revocation>(body) else {
+            return super::contract_bypass("POST /zt/controls/revocations body");
+        };
+        let Some(exp) = UNIX_EPOCH.checked_add(Duration::from_secs(revocation.expires_at)) else {
+            return super::contract_bypass("POST /zt/controls/revocations expires_at");
+        };
+        with_controls(guard, |controls| match controls.revoke(&revocation.jti, exp) {
+            Ok(()) => Reply { status: 201, body: None, content_type: "application/json" },
+            Err(_) => problem(503, "the revocation list is full"),
+        })
+    }
+}
+
 /// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).
 pub const MAX_ORDERS: usize = 10_000;
 
