@@ -1,6 +1,7 @@
 //! criterion benches for the stages added after the foundation: canonicalization, OpenAPI
-//! route matching and validation, the in-memory rate limiter, certificate identity and
-//! zone evaluation, and the observer. Run with `cargo bench --bench stages`; figures in
+//! route matching and validation, the rate limiter (in memory, and through a real
+//! redis-server next to a bare PING), certificate identity and zone evaluation, and the
+//! observer. Run with `cargo bench --bench stages`; figures in
 //! BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -125,6 +126,72 @@ fn limiter(c: &mut Criterion) {
     });
 }
 
+/// A redis-server on a free loopback port for the Redis benches, stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = RedisServer { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shared store: one quota check through zt's Redis store (a GCRA script, one round
+/// trip) next to a bare `PING` over the same kind of connection, the network floor.
+fn redis_limiter(c: &mut Criterion) {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("limit/redis_* skipped: redis-server is not installed");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let config = LimitConfig::from_toml_str(&format!(
+        "identity = \"1000000/s\"\naddress = \"off\"\n[store.redis]\nurl = \"redis://127.0.0.1:{}/\"\n",
+        server.port
+    ))
+    .unwrap();
+    let limiter = runtime.block_on(async { Limiter::new(&config) }).unwrap();
+    let subjects: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
+    let mut i = 0usize;
+    c.bench_function("limit/redis_check_identity", |b| {
+        b.iter(|| {
+            i = (i + 1) % subjects.len();
+            let check = limiter.check_identity(LimitKey::Identity(&subjects[i]), "GET", "/orders");
+            let decision = runtime.block_on(check.decision());
+            assert!(decision.is_some_and(|d| d.allowed));
+        })
+    });
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut connection = runtime.block_on(client.get_multiplexed_async_connection()).unwrap();
+    c.bench_function("limit/redis_bare_ping", |b| {
+        b.iter(|| {
+            let pong: String = runtime.block_on(redis::cmd("PING").query_async(&mut connection)).unwrap();
+            assert_eq!(pong, "PONG");
+        })
+    });
+}
+
 fn certificates_and_zones(c: &mut Criterion) {
     let pki = support::pki::pki();
     c.bench_function("cert/identity_from_der", |b| {
@@ -187,6 +254,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = canonicalization, contract, limiter, certificates_and_zones, observer
+    targets = canonicalization, contract, limiter, redis_limiter, certificates_and_zones, observer
 }
 criterion_main!(benches);

@@ -156,6 +156,16 @@ def valid_request(demo, rng):
             order["note"] = "n" * rng.randint(0, 256)
         return Req("valid", "create", "POST", "/orders", demo.write, json_body(order),
                    [("content-type", "application/json")], expect="ok")
+    if r < 0.45:
+        # GraphQL over the same orders: a small page (alice's list is large), or a mutation.
+        if rng.random() < 0.7:
+            query = {"query": "query Recent($n: Int) { orders(limit: $n) { id item quantity } }", "variables": {"n": rng.randint(1, 5)}}
+            token = rng.choice([demo.read, demo.write])
+        else:
+            query = {"query": 'mutation { createOrder(item: "gql", quantity: 3) { id owner } }'}
+            token = demo.write
+        return Req("valid", "graphql", "POST", "/graphql", token, json_body(query),
+                   [("content-type", "application/json")], expect="ok")
     if r < 0.8:
         oid = rng.choice(demo.stable_ids("alice"))
         return Req("valid", "get-own", "GET", f"/orders/{oid}", rng.choice([demo.read, demo.write]),
@@ -196,7 +206,8 @@ def invalid_request(demo, rng):
         ("method-override-query", "GET", "/orders?_method=DELETE", demo.admin, None, []),
         ("scope-write", "POST", "/orders", demo.read, json_body({"item": "a", "quantity": 1}), ct),
         ("scope-admin", "DELETE", "/orders/1", w, None, []),
-        ("scope-inventory", "GET", "/zt/inventory", demo.admin, None, []),
+        ("scope-inventory", "GET", "/zt/inventory", w, None, []),
+        ("scope-controls", "POST", "/zt/controls/blocks", w, json_body({"kind": "subject", "value": "alice", "seconds": 60}), ct),
         ("dot-segments", "GET", "/orders/../zt/inventory", w, None, []),
         ("encoded-slash", "GET", "/orders%2f1", w, None, []),
         ("encoded-dots", "GET", "/orders/%2e%2e/health", w, None, []),
@@ -211,6 +222,24 @@ def invalid_request(demo, rng):
         ("two-auth", "GET", "/orders", None, None, [("authorization", f"Bearer {w}"), ("authorization", f"Bearer {w}")]),
         ("basic-auth", "GET", "/orders", None, None, [("authorization", "Basic YWxpY2U6c2VjcmV0")]),
     ]
+    gql = [
+        ("gql-unknown-field", {"query": "{ orders { id creditCard } }"}),
+        ("gql-forbidden-field", {"query": "{ orders { id internalNote } }"}),
+        ("gql-introspection", {"query": "{ __schema { types { name } } }"}),
+        ("gql-deep", {"query": "{ orders { customer { orders { customer { orders { customer { orders { customer { id } } } } } } } } }"}),
+        ("gql-alias-bomb", {"query": "{ orders(limit: 1) { " + " ".join(f"a{i}: id" for i in range(30)) + " } }"}),
+        ("gql-fragment-cycle", {"query": "{ orders { ...A } } fragment A on Order { customer { orders { ...A } } }"}),
+        ("gql-directive-flood", {"query": "{ orders { id" + " @skip(if: false)" * 8 + " } }"}),
+        ("gql-bad-variable", {"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": "ten"}}),
+        ("gql-batch", [{"query": "{ orders { id } }"}] * 6),
+        ("gql-parse-error", {"query": "{ orders { id "}),
+    ]
+    if rng.random() < 0.25:
+        case, request = rng.choice(gql)
+        return Req("invalid", case, "POST", "/graphql", w, json_body(request), ct)
+    if rng.random() < 0.05:
+        mutation = "mutation%20%7B%20createOrder(item%3A%20%22x%22%2C%20quantity%3A%201)%20%7B%20id%20%7D%20%7D"
+        return Req("invalid", "gql-mutation-over-get", "GET", "/graphql?query=" + mutation, w)
     case, method, path, token, body, headers = rng.choice(cases)
     return Req("invalid", case, method, path, token, body, headers)
 
