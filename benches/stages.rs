@@ -96,6 +96,11 @@ paths:
     c.bench_function("contract/validate_1kib_json_body", |b| {
         b.iter(|| batch.validate_request(op, black_box(&request)))
     });
+    // The floor under it: parsing the same body into a `serde_json::Value` (what jsonschema
+    // validates), and dropping it.
+    c.bench_function("contract/serde_json_value_1kib_baseline", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body.as_bytes())).unwrap())
+    });
 
     let demo = orders::contract().unwrap();
     let Lookup::Found { op, path_params } = demo.lookup("GET", "/orders") else { panic!("GET /orders") };

@@ -26,6 +26,16 @@ use super::error::ContractError;
 use super::loader::{Loader, Loc};
 use super::{Collector, push_request_segment};
 
+/// Keywords that make other subschemas evaluate properties of the same instance: where one
+/// is present, only `unevaluatedProperties` closes the object correctly.
+const IN_PLACE_APPLICATORS: [&str; 9] =
+    ["allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "dependentSchemas"];
+
+/// An annotation (unknown keywords assert nothing) on objects zt closed with
+/// `additionalProperties: false`, so their violations read `unevaluatedProperties` like every
+/// other property zt's strict mode refuses.
+const CLOSED_MARK: &str = "x-zt-closed";
+
 /// The keyword that marks a `readOnly` property in a request schema (always fails).
 pub(super) const READ_ONLY_MARK: &str = "x-zt-readOnly";
 /// The keyword that marks a `writeOnly` property in a response schema (always fails).
@@ -560,7 +570,17 @@ impl SchemaCompiler {
             && !map.contains_key("unevaluatedProperties")
             && self.describes_properties(loader, loc, schema, 0)?
         {
-            out.insert("unevaluatedProperties".into(), Value::Bool(false));
+            // Without in-place applicators nothing but this schema's own `properties` and
+            // `patternProperties` can evaluate a property, so `additionalProperties: false`
+            // closes it exactly as `unevaluatedProperties: false` would, and validates several
+            // times faster (no annotation collection). Violations are still reported as
+            // `unevaluatedProperties` (the mark below), whichever keyword closed the object.
+            if IN_PLACE_APPLICATORS.iter().any(|k| map.contains_key(*k)) {
+                out.insert("unevaluatedProperties".into(), Value::Bool(false));
+            } else {
+                out.insert("additionalProperties".into(), Value::Bool(false));
+                out.insert(CLOSED_MARK.into(), Value::Bool(true));
+            }
         }
         Ok(Value::Object(out))
     }
@@ -774,6 +794,11 @@ fn forbidden_factory<'a>(
 /// branch declared. Those reports only echo the real failure (already reported), so names
 /// that the closing schema declares somewhere in its composition are left out.
 pub(super) fn collect(compiled: &Compiled, instance: &Value, prefix: &str, out: &mut Collector) {
+    // Most requests are valid: `is_valid` short-circuits and builds no errors, so the
+    // error walk only runs for the ones that fail.
+    if compiled.validator.is_valid(instance) {
+        return;
+    }
     let view = View::new(&compiled.bundle);
     for error in compiled.validator.iter_errors(instance) {
         let mut base = prefix.to_string();
@@ -801,10 +826,17 @@ pub(super) fn collect(compiled: &Compiled, instance: &Value, prefix: &str, out: 
                 }
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let owner = error
+                    .schema_path()
+                    .as_str()
+                    .strip_suffix("/additionalProperties")
+                    .and_then(|p| if p.is_empty() { Some(view.root()) } else { view.root().pointer(p) });
+                let closed_by_zt = owner.is_some_and(|o| o.get(CLOSED_MARK).is_some());
+                let keyword = if closed_by_zt { "unevaluatedProperties" } else { "additionalProperties" };
                 for name in unexpected {
                     let mut pointer = base.clone();
                     push_request_segment(&mut pointer, name);
-                    out.push(pointer, "additionalProperties");
+                    out.push(pointer, keyword);
                 }
             }
             ValidationErrorKind::Required { property } => {
