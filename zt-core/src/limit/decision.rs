@@ -74,12 +74,12 @@ impl RateDecision {
 
     /// The `RateLimit-Policy` value, e.g. `"default";q=1200;w=120`.
     pub fn policy_header(&self) -> String {
-        format!("\"{}\";q={};w={}", self.policy, self.limit, ceil_secs(self.window).max(1))
+        structured(&self.policy, ("q", u64::from(self.limit)), ("w", ceil_secs(self.window).max(1)))
     }
 
     /// The `RateLimit` value, e.g. `"default";r=1187;t=3`.
     pub fn ratelimit_header(&self) -> String {
-        format!("\"{}\";r={};t={}", self.policy, self.remaining, ceil_secs(self.reset))
+        structured(&self.policy, ("r", u64::from(self.remaining)), ("t", ceil_secs(self.reset)))
     }
 
     /// The response headers for this decision (names lower-case): `retry-after` when
@@ -183,6 +183,26 @@ impl Future for PendingLimit {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RateDecision> {
         self.0.as_mut().poll(cx)
     }
+}
+
+/// `"name";a=1;b=2` (an RFC 9651 item with two integer parameters), without `format!`:
+/// these two headers are built for every admitted request, and the formatting machinery
+/// showed up in profiles of the whole pipeline.
+fn structured(name: &str, a: (&str, u64), b: (&str, u64)) -> String {
+    let mut numbers = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (first, second) = (numbers.0.format(a.1), numbers.1.format(b.1));
+    let mut out = String::with_capacity(name.len() + first.len() + second.len() + 10);
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\";");
+    out.push_str(a.0);
+    out.push('=');
+    out.push_str(first);
+    out.push(';');
+    out.push_str(b.0);
+    out.push('=');
+    out.push_str(second);
+    out
 }
 
 #[cfg(test)]
