@@ -359,8 +359,11 @@ def judge(demo, req, status, body):
     ok = 200 <= status < 300
     if status >= 400 and body[:1] == b"{":
         try:
-            reason = str(json.loads(body).get("type", "?")).removeprefix("urn:zt:problem:")
-        except (ValueError, AttributeError):
+            doc = json.loads(body)
+            # GraphQL denials carry the problem type in errors[0].extensions.type.
+            kind = doc.get("type") or (doc.get("errors") or [{}])[0].get("extensions", {}).get("type", "?")
+            reason = str(kind).removeprefix("urn:zt:problem:")
+        except (ValueError, AttributeError, IndexError, TypeError):
             reason = "?"
         demo.reasons[(req.category, status, reason)] += 1
     if req.expect == "own-or-4xx" and status == 200:
