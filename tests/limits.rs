@@ -34,7 +34,7 @@ async fn get(addr: SocketAddr, token: &str, extra: &[(&str, &str)]) -> RawRespon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_exhaustion_answers_429_with_headers_and_spares_other_identities() {
-    let limits = "identity = { rate = \"3/m\", burst = 3 }\naddress = \"off\"\n";
+    let limits = "identity = { rate = \"3/m\", burst = 3 }\naddress = \"off\"\nheaders_on_success = true\n";
     for (name, addr) in servers(limits).await {
         let alice = token("alice", "orders:read");
         for i in 0..3 {

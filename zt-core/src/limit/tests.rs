@@ -176,8 +176,8 @@ fn tightening_an_address_covers_its_group() {
 
 #[test]
 fn headers_on_success_switch() {
-    let (on, _c) = limiter("identity = \"10/s\"");
-    let (off, _c2) = limiter("identity = \"10/s\"\nheaders_on_success = false");
+    let (on, _c) = limiter("identity = \"10/s\"\nheaders_on_success = true");
+    let (off, _c2) = limiter("identity = \"10/s\"");
     let key = LimitKey::Identity("x");
     let d = ready(on.check_identity(key, "GET", "/"));
     assert_eq!(on.response_headers(&d).len(), 2);
