@@ -131,42 +131,10 @@ fn limiter(c: &mut Criterion) {
     });
 }
 
-/// A redis-server on a free loopback port for the Redis benches, stopped on drop.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let server = RedisServer { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The shared store: one quota check through zt's Redis store (a GCRA script, one round
 /// trip) next to a bare `PING` over the same kind of connection, the network floor.
 fn redis_limiter(c: &mut Criterion) {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = support::RedisServer::start() else {
         eprintln!("limit/redis_* skipped: redis-server is not installed");
         return;
     };

@@ -779,14 +779,8 @@ async fn report_mode_logs_but_forwards_in_both() {
     let reader = token("alice", "orders:read");
     for addr in [axum_addr, actix_addr] {
         // Insufficient scope would be 403: in report mode the handler runs (with the identity).
-        let r = raw_request(
-            addr,
-            "POST",
-            "/orders",
-            &[("authorization", &format!("Bearer {reader}")), ("content-type", "application/json")],
-            Some(br#"{"item":"pen","quantity":3}"#),
-        )
-        .await;
+        let r =
+            post_json(addr, "/orders", &format!("Bearer {reader}"), br#"{"item":"pen","quantity":3}"#).await;
         assert_eq!(r.status, 201, "{r:?}");
         assert!(r.body.contains("\"owner\":\"alice\""));
         // Unknown routes reach the framework's own 404 (not a zt problem).
@@ -805,14 +799,7 @@ async fn orders_belong_to_their_owner_in_both() {
     for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
         let alice = format!("Bearer {}", token("alice", "orders:read orders:write"));
         let bob = format!("Bearer {}", token("bob", "orders:read"));
-        let created = raw_request(
-            addr,
-            "POST",
-            "/orders",
-            &[("authorization", &alice), ("content-type", "application/json")],
-            Some(br#"{"item":"lamp","quantity":1}"#),
-        )
-        .await;
+        let created = post_json(addr, "/orders", &alice, br#"{"item":"lamp","quantity":1}"#).await;
         assert_eq!(created.status, 201);
         let id = serde_json::from_str::<serde_json::Value>(&created.body).expect("json")["id"]
             .as_u64()

@@ -126,27 +126,13 @@ async fn jwks_file_issuer_audience_and_mode_from_the_environment() {
             raw_request(demo.addr, "GET", "/orders", &[("authorization", &reader)], None).await.status,
             200
         );
-        let r = raw_request(
-            demo.addr,
-            "POST",
-            "/orders",
-            &[("authorization", &reader), ("content-type", "application/json")],
-            Some(b"{\"item\":\"x\",\"quantity\":1}"),
-        )
-        .await;
+        let r = post_json(demo.addr, "/orders", &reader, b"{\"item\":\"x\",\"quantity\":1}").await;
         assert_eq!(r.status, 403, "{name}");
         let mut report = env.clone();
         report.push(("ZT_MODE", "report".into()));
         drop(demo);
         let demo = start(name, &report).await;
-        let r = raw_request(
-            demo.addr,
-            "POST",
-            "/orders",
-            &[("authorization", &reader), ("content-type", "application/json")],
-            Some(b"{\"item\":\"x\",\"quantity\":1}"),
-        )
-        .await;
+        let r = post_json(demo.addr, "/orders", &reader, b"{\"item\":\"x\",\"quantity\":1}").await;
         assert_eq!(r.status, 201, "{name}: report mode forwards");
     }
     let _ = std::fs::remove_file(path);

@@ -307,14 +307,7 @@ async fn denials_carry_paths_challenges_and_allow() {
     let reader = format!("Bearer {}", token("alice", "orders:read"));
     for addr in [axum_addr, actix_addr] {
         let body = json!({"query": "{ orders { id internalNote customer { orders { internalNote } } } }"});
-        let r = raw_request(
-            addr,
-            "POST",
-            "/graphql",
-            &[("authorization", &reader), ("content-type", "application/json")],
-            Some(body.to_string().as_bytes()),
-        )
-        .await;
+        let r = post_json(addr, "/graphql", &reader, body.to_string().as_bytes()).await;
         assert_eq!(r.status, 403);
         // Without `application/graphql-response+json` in Accept: `application/json`.
         assert_eq!(r.header("content-type"), Some("application/json"));
@@ -371,16 +364,7 @@ async fn safelisting_refuses_unregistered_operations_in_both() {
         let send = |document: &str| {
             let body = json!({ "query": document }).to_string();
             let reader = reader.clone();
-            async move {
-                raw_request(
-                    addr,
-                    "POST",
-                    "/graphql",
-                    &[("authorization", &reader), ("content-type", "application/json")],
-                    Some(body.as_bytes()),
-                )
-                .await
-            }
+            async move { post_json(addr, "/graphql", &reader, body.as_bytes()).await }
         };
         assert_eq!(send(allowed).await.status, 200);
         let r = send("query Other { orders { id item } }").await;
@@ -440,14 +424,7 @@ async fn the_inventory_keys_on_the_operation_and_report_mode_forwards() {
         let reader = reader.clone();
         async move {
             let body = body.to_string();
-            raw_request(
-                addr,
-                "POST",
-                "/graphql",
-                &[("authorization", &reader), ("content-type", "application/json")],
-                Some(body.as_bytes()),
-            )
-            .await
+            post_json(addr, "/graphql", &reader, body.as_bytes()).await
         }
     };
     assert_eq!(send(json!({"query": "query Mine { orders { id } }"})).await.status, 200);
@@ -464,13 +441,6 @@ async fn the_inventory_keys_on_the_operation_and_report_mode_forwards() {
     policy.mode = zt::Mode::Report;
     let addr = spawn_actix(demo_guard(policy));
     let body = json!({"query": "{ orders { id internalNote } }"}).to_string();
-    let r = raw_request(
-        addr,
-        "POST",
-        "/graphql",
-        &[("authorization", &reader), ("content-type", "application/json")],
-        Some(body.as_bytes()),
-    )
-    .await;
+    let r = post_json(addr, "/graphql", &reader, body.as_bytes()).await;
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"data":{"orders":[]}}"#));
 }

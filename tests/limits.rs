@@ -126,40 +126,9 @@ async fn report_mode_logs_would_be_429s_but_forwards() {
     }
 }
 
-/// A redis-server for this test on a free port, stopped on drop.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Redis { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_guards_sharing_redis_enforce_one_global_quota() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = RedisServer::start() else {
         // CI installs redis-server (.ci/run); a developer machine may not have it.
         eprintln!("SKIPPED: redis-server is not installed");
         return;

@@ -64,14 +64,7 @@ async fn runtime_controls_over_http_block_unblock_and_revoke_in_both_adapters() 
         let alice = format!("Bearer {}", token("alice", "orders:read"));
         let post = |path: &'static str, who: String, body: serde_json::Value| async move {
             let body = body.to_string();
-            raw_request(
-                addr,
-                "POST",
-                path,
-                &[("authorization", &who), ("content-type", "application/json")],
-                Some(body.as_bytes()),
-            )
-            .await
+            post_json(addr, path, &who, body.as_bytes()).await
         };
         let get = |path: &'static str, who: String| async move {
             raw_request(addr, "GET", path, &[("authorization", &who)], None).await

@@ -99,14 +99,7 @@ fn request_spans_export_over_otlp_with_their_fields() {
             let denied = raw_request(addr, "GET", "/orders", &[], None).await;
             assert_eq!(denied.status, 401);
             let body = json!({"query": "query Mine { orders { id } }"}).to_string();
-            let graphql = raw_request(
-                addr,
-                "POST",
-                "/graphql",
-                &[("authorization", &authorization), ("content-type", "application/json")],
-                Some(body.as_bytes()),
-            )
-            .await;
+            let graphql = post_json(addr, "/graphql", &authorization, body.as_bytes()).await;
             assert_eq!(graphql.status, 200);
         });
     });

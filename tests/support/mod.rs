@@ -183,6 +183,53 @@ impl RawResponse {
     }
 }
 
+/// `POST path` with a JSON body and an `Authorization` value (e.g. `Bearer ...`).
+pub async fn post_json(addr: SocketAddr, path: &str, authorization: &str, body: &[u8]) -> RawResponse {
+    raw_request(
+        addr,
+        "POST",
+        path,
+        &[("authorization", authorization), ("content-type", "application/json")],
+        Some(body),
+    )
+    .await
+}
+
+/// A redis-server on a free 127.0.0.1 port (no persistence), stopped on drop; `None` when
+/// `redis-server` is not installed or does not start.
+pub struct RedisServer {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // Dropped (and the process killed) if it never accepts connections.
+        let server = RedisServer { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Sends one HTTP/1.1 request exactly as given (no path normalization) and reads the whole
 /// response. Raw on purpose: HTTP clients normalize the paths these tests must send.
 pub async fn raw_request(
