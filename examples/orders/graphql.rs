@@ -152,14 +152,9 @@ impl GraphqlService {
     }
 }
 
-/// `application/graphql-response+json` when the client accepts it (GraphQL over HTTP).
+/// The media type zt's GraphQL denials use too, so both kinds of answer agree.
 fn media_type(accept: Option<&str>) -> &'static str {
-    match accept {
-        Some(accept) if accept.to_ascii_lowercase().contains("application/graphql-response+json") => {
-            "application/graphql-response+json"
-        }
-        _ => "application/json",
-    }
+    zt::graphql::response_media_type(accept.map(str::as_bytes))
 }
 
 fn bypass(what: &str) -> Reply {

@@ -371,6 +371,7 @@ fn judge(decision: Option<RateDecision>) -> Limited {
 }
 
 /// Framing facts from the headers, decided after authentication.
+#[derive(Debug, Clone, Copy)]
 enum Framing {
     NoBody,
     Body { declared: Option<u64> },
@@ -383,10 +384,6 @@ fn is_json(view: &RequestView<'_>) -> bool {
     let essence = value.split(|b| *b == b';').next().unwrap_or_default();
     essence.trim_ascii().eq_ignore_ascii_case(b"application/json")
         && view.headers.nth("content-type", 1).is_none()
-}
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The GraphQL endpoints of a policy (SDL files) and of the builder (compiled in code).
@@ -865,7 +862,12 @@ impl Guard {
             }
         }
         // Authenticated and authorized: now the cheap checks that need no body.
-        let graphql = self.shared.graphql.get(&*route.template).cloned();
+        let framing = framing(view);
+        // Most guards serve no GraphQL endpoint: no lookup on their requests.
+        let graphql = match self.shared.graphql.is_empty() {
+            true => None,
+            false => self.shared.graphql.get(&*route.template).cloned(),
+        };
         let operation = match &graphql {
             // A GraphQL endpoint's contract is its schema.
             Some(_) => None,
@@ -881,32 +883,16 @@ impl Guard {
         };
         let mut graphql_operation = None;
         if let Some(schema) = &graphql {
-            let refused = match (view.method, framing(view)) {
-                // GET: the whole request is in the query string.
-                ("GET" | "HEAD", _) => {
-                    let request = GraphqlRequestBody::Get { query: view.query.unwrap_or("") };
-                    match schema.check(request, decided.identity.as_ref()) {
-                        Ok(operations) => {
-                            graphql_operation =
-                                self.record_operations(&span, &request_id, &route.template, &operations);
-                            None
-                        }
-                        Err(denial) => Some(self.graphql_denial(&denial, view, &request_id)),
-                    }
+            match self.graphql_without_body(schema, view, framing, decided.identity.as_ref(), &request_id) {
+                Ok(Some(operations)) => {
+                    graphql_operation =
+                        self.record_operations(&span, &request_id, &route.template, &operations);
                 }
-                (_, Framing::Body { .. }) if !is_json(view) => {
-                    Some(Denial::new(Reason::UnsupportedMediaType))
+                Ok(None) => {}
+                Err(denial) => {
+                    let d = Decided { identity: decided.identity, denial: Some(denial) };
+                    return Check::Ready(self.finish(span, request_id, template, d));
                 }
-                // A POST without a body carries no GraphQL request (the check says so).
-                (_, Framing::NoBody) => match schema.check(GraphqlRequestBody::Json(b""), None) {
-                    Ok(_) => Some(Denial::new(Reason::MalformedRequest)),
-                    Err(denial) => Some(self.graphql_denial(&denial, view, &request_id)),
-                },
-                _ => None,
-            };
-            if let Some(denial) = refused {
-                let d = Decided { identity: decided.identity, denial: Some(denial) };
-                return Check::Ready(self.finish(span, request_id, template, d));
             }
         }
         let response = match (&operation, self.shared.contract_config.responses) {
@@ -915,7 +901,6 @@ impl Guard {
             }
             _ => None,
         };
-        let framing = framing(view);
         if let (Some((op, path_params)), Some(contract)) = (&operation, &self.shared.contract) {
             let checked = match framing {
                 // 415 before reading a body that could never be accepted.
@@ -985,37 +970,39 @@ impl Guard {
             Err(BodyError::TooLarge) => Denial::new(Reason::PayloadTooLarge),
             Err(BodyError::Unreadable) => Denial::new(Reason::MalformedRequest),
             Ok(bytes) if bytes.len() > check.limit => Denial::new(Reason::PayloadTooLarge),
-            Ok(bytes) if check.graphql.is_some() => {
-                let (schema, identity) = check.graphql.as_ref()?;
-                match schema.check(GraphqlRequestBody::Json(bytes), identity.as_ref()) {
-                    Ok(operations) => {
-                        let template = verdict.route.as_deref().unwrap_or("");
-                        let key =
-                            self.record_operations(&verdict.span, &verdict.request_id, template, &operations);
-                        if let Some(observed) = &mut verdict.observed {
-                            observed.context.operation = key;
+            Ok(bytes) => match (&check.graphql, &check.operation, &self.shared.contract) {
+                (Some((schema, identity)), _, _) => {
+                    match schema.check(GraphqlRequestBody::Json(bytes), identity.as_ref()) {
+                        Ok(operations) => {
+                            let template = verdict.route.as_deref().unwrap_or("");
+                            let key = self.record_operations(
+                                &verdict.span,
+                                &verdict.request_id,
+                                template,
+                                &operations,
+                            );
+                            if let Some(observed) = &mut verdict.observed {
+                                observed.context.operation = key;
+                            }
+                            return None;
                         }
-                        return None;
+                        Err(denial) => self.graphql_denial(&denial, view, &verdict.request_id),
                     }
-                    Err(denial) => self.graphql_denial(&denial, view, &verdict.request_id),
                 }
-            }
-            Ok(bytes) => {
-                let (Some((op, path_params)), Some(contract)) = (&check.operation, &self.shared.contract)
-                else {
-                    return None;
-                };
-                let request = ContractRequest {
-                    path_params,
-                    query: view.query,
-                    headers: view.headers,
-                    body: Some(bytes),
-                };
-                match contract.validate_request(*op, &request) {
-                    Ok(()) => return None,
-                    Err(violations) => violation_denial(violations),
+                (None, Some((op, path_params)), Some(contract)) => {
+                    let request = ContractRequest {
+                        path_params,
+                        query: view.query,
+                        headers: view.headers,
+                        body: Some(bytes),
+                    };
+                    match contract.validate_request(*op, &request) {
+                        Ok(()) => return None,
+                        Err(violations) => violation_denial(violations),
+                    }
                 }
-            }
+                _ => return None,
+            },
         };
         let caller = check.graphql.as_ref().and_then(|(_, identity)| identity.as_ref());
         self.log_denial(&verdict.span, &verdict.request_id, verdict.route.as_deref(), caller, &denial);
@@ -1032,6 +1019,35 @@ impl Guard {
             }
         }
         enforce.then_some(denial)
+    }
+
+    /// What a GraphQL route can decide before any body is read: a GET's whole request (its
+    /// query string; `Ok(Some)` carries its operations), the media type of a POST (415
+    /// unless JSON), and a POST without a body. Everything else waits for the body phase.
+    fn graphql_without_body(
+        &self,
+        schema: &GraphqlSchema,
+        view: &RequestView<'_>,
+        framing: Framing,
+        caller: Option<&Identity>,
+        request_id: &RequestId,
+    ) -> Result<Option<Vec<OperationInfo>>, Denial> {
+        match (view.method, framing) {
+            ("GET" | "HEAD", _) => {
+                let request = GraphqlRequestBody::Get { query: view.query.unwrap_or("") };
+                match schema.check(request, caller) {
+                    Ok(operations) => Ok(Some(operations)),
+                    Err(denial) => Err(self.graphql_denial(&denial, view, request_id)),
+                }
+            }
+            (_, Framing::Body { .. }) if !is_json(view) => Err(Denial::new(Reason::UnsupportedMediaType)),
+            // A POST without a body carries no GraphQL request (the check says so).
+            (_, Framing::NoBody) => match schema.check(GraphqlRequestBody::Json(b""), None) {
+                Ok(_) => Err(Denial::new(Reason::MalformedRequest)),
+                Err(denial) => Err(self.graphql_denial(&denial, view, request_id)),
+            },
+            _ => Ok(None),
+        }
     }
 
     /// Records accepted GraphQL operations on the span (name, type, document hash), logs a
@@ -1084,12 +1100,7 @@ impl Guard {
     ) -> Denial {
         let mut zt_denial = Denial::new(Reason::Graphql(denial.reason));
         let mut rendered = zt_denial.render(&self.shared.realm, request_id.as_str());
-        let media = match view.headers.nth("accept", 0) {
-            Some(accept) if contains_ignore_case(accept, b"application/graphql-response+json") => {
-                "application/graphql-response+json"
-            }
-            _ => "application/json",
-        };
+        let media = crate::graphql::response_media_type(view.headers.nth("accept", 0));
         for (name, value) in &mut rendered.headers {
             if *name == "content-type" {
                 *value = media.to_string();

@@ -114,6 +114,29 @@ pub use self::denial::{
     GraphqlDenial, GraphqlError, GraphqlReason, Location, MAX_REPORTED_LOCATIONS, MAX_REPORTED_PATHS,
 };
 
+/// The media type of a GraphQL response for a request's `Accept` value (GraphQL over HTTP):
+/// `application/graphql-response+json` when the client names it, else `application/json`.
+/// zt's denials use it, and so can the service for its own answers.
+///
+/// ```
+/// use zt_core::graphql::response_media_type;
+///
+/// assert_eq!(response_media_type(Some(b"Application/GraphQL-Response+JSON, */*")), "application/graphql-response+json");
+/// assert_eq!(response_media_type(Some(b"application/json")), "application/json");
+/// assert_eq!(response_media_type(None), "application/json");
+/// ```
+pub fn response_media_type(accept: Option<&[u8]>) -> &'static str {
+    const GRAPHQL_RESPONSE: &[u8] = b"application/graphql-response+json";
+    match accept {
+        Some(accept)
+            if accept.windows(GRAPHQL_RESPONSE.len()).any(|w| w.eq_ignore_ascii_case(GRAPHQL_RESPONSE)) =>
+        {
+            "application/graphql-response+json"
+        }
+        _ => "application/json",
+    }
+}
+
 /// The name request documents carry in the compiler (never shown to callers).
 const DOCUMENT_PATH: &str = "request.graphql";
 
