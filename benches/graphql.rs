@@ -13,6 +13,8 @@
 
 #[path = "data/graphql_fixtures.rs"]
 mod fixtures;
+#[path = "../examples/orders/mod.rs"]
+mod orders;
 
 use std::hint::black_box;
 
@@ -23,17 +25,7 @@ use fixtures::{LARGE_QUERY, TYPICAL_QUERY, large_sdl};
 use serde_json::json;
 use zt::graphql::{GraphqlConfig, GraphqlRequestBody, GraphqlSchema};
 
-const ORDERS_SDL: &str = include_str!("../examples/orders.graphql");
-
-fn demo_config() -> GraphqlConfig {
-    GraphqlConfig {
-        max_depth: 8,
-        max_aliases: 20,
-        max_root_fields: 10,
-        max_batch: 5,
-        ..GraphqlConfig::default()
-    }
-}
+use orders::graphql::{SDL as ORDERS_SDL, config as demo_config};
 
 fn cold(config: GraphqlConfig) -> GraphqlConfig {
     GraphqlConfig { document_cache_bytes: 0, ..config }

@@ -480,8 +480,18 @@ pub mod controls {
         }
     }
 
-    fn address(value: &str) -> Result<IpAddr, Reply> {
-        value.parse().map_err(|_| problem(400, "value is not an IP address"))
+    /// The target a `{kind, value}` names (a network: any address in it); a 400 problem when
+    /// an address does not parse. The contract has already checked `kind`.
+    fn target(kind: &str, value: String) -> Result<Target, Reply> {
+        let address = |value: &str| -> Result<IpAddr, Reply> {
+            value.parse().map_err(|_| problem(400, "value is not an IP address"))
+        };
+        match kind {
+            "subject" => Ok(Target::Subject(value)),
+            "address" => Ok(Target::Address(address(&value)?)),
+            "network" => Ok(Target::Network(address(&value)?.into())),
+            _ => Err(super::contract_bypass("/zt/controls kind")),
+        }
     }
 
     /// `GET /zt/controls`: the active blocks and the number of revocations.
@@ -500,17 +510,15 @@ pub mod controls {
         let duration = Duration::from_secs(new.seconds.clamp(1, 86_400));
         let reason = new.reason.unwrap_or_else(|| "operator".to_string());
         with_controls(guard, |controls| {
-            let block = match new.kind.as_str() {
-                "subject" => controls.block_subject(&new.value, duration, &reason),
-                "address" => match address(&new.value) {
-                    Ok(ip) => controls.block_address(ip, duration, &reason),
-                    Err(reply) => return reply,
-                },
-                "network" => match address(&new.value) {
-                    Ok(ip) => controls.block_network(ip, duration, &reason),
-                    Err(reply) => return reply,
-                },
-                _ => return super::contract_bypass("POST /zt/controls/blocks kind"),
+            let target = match target(&new.kind, new.value) {
+                Ok(target) => target,
+                Err(reply) => return reply,
+            };
+            let block = match &target {
+                Target::Subject(subject) => controls.block_subject(subject, duration, &reason),
+                Target::Address(ip) => controls.block_address(*ip, duration, &reason),
+                // The block covers the configured prefix around this address.
+                Target::Network(net) => controls.block_network(net.addr(), duration, &reason),
             };
             tracing::warn!(target = %block.target, seconds = duration.as_secs(), "operator block");
             json(201, &view(&block))
@@ -519,22 +527,14 @@ pub mod controls {
 
     /// `POST /zt/controls/unblock`: `{kind, value}`; 404 when nothing was blocked.
     pub fn unblock(guard: &zt::Guard, body: &[u8]) -> Reply {
-        let Ok(target) = serde_json::from_slice::<TargetBody>(body) else {
+        let Ok(body) = serde_json::from_slice::<TargetBody>(body) else {
             return super::contract_bypass("POST /zt/controls/unblock body");
         };
         with_controls(guard, |controls| {
-            let target = match target.kind.as_str() {
-                "subject" => Target::Subject(target.value),
-                "address" => match address(&target.value) {
-                    Ok(ip) => Target::Address(ip),
-                    Err(reply) => return reply,
-                },
-                "network" => match address(&target.value) {
-                    // Any address in the network: `unblock` canonicalizes to the block's prefix.
-                    Ok(ip) => Target::Network(ip.into()),
-                    Err(reply) => return reply,
-                },
-                _ => return super::contract_bypass("POST /zt/controls/unblock kind"),
+            // A network: any address in it (`unblock` canonicalizes to the block's prefix).
+            let target = match target(&body.kind, body.value) {
+                Ok(target) => target,
+                Err(reply) => return reply,
             };
             if controls.unblock(&target) {
                 Reply { status: 204, body: None, content_type: "application/json" }
