@@ -574,39 +574,44 @@ impl Guard {
             (Outcome::Allow(_), Some(_)) => (ObserveDecision::WouldDeny, None),
             (Outcome::Allow(_), None) => (ObserveDecision::Allow, None),
         };
-        let object_ids =
-            match (&verdict.route, crate::canonical::canonicalize(view.path, &self.shared.policy.paths)) {
-                (Some(_), Ok(path)) => self.routes.params(&path),
-                _ => Vec::new(),
-            };
-        let mut header_count = 0;
-        for name in [
-            "accept",
-            "accept-language",
-            "accept-encoding",
-            "user-agent",
-            "authorization",
-            "cookie",
-            "content-type",
-        ] {
-            header_count += usize::from(view.headers.nth(name, 0).is_some());
-        }
-        let user_agent = view
-            .headers
-            .nth("user-agent", 0)
-            .map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned());
+        // Only templated routes have object ids (the enumeration signal).
+        let object_ids = match &verdict.route {
+            Some(route) if route.contains('{') => {
+                match crate::canonical::canonicalize(view.path, &self.shared.policy.paths) {
+                    Ok(path) => self.routes.params(&path),
+                    Err(_) => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        };
+        let present = |name: &str| view.headers.nth(name, 0);
+        let user_agent = present("user-agent");
+        let headers = HeaderFacts {
+            accept: present("accept").is_some(),
+            accept_language: present("accept-language").is_some(),
+            accept_encoding: present("accept-encoding").is_some(),
+            count: 0,
+        };
+        let count = u16::from(headers.accept)
+            + u16::from(headers.accept_language)
+            + u16::from(headers.accept_encoding)
+            + u16::from(user_agent.is_some())
+            + ["authorization", "cookie", "content-type"]
+                .into_iter()
+                .map(|name| u16::from(present(name).is_some()))
+                .sum::<u16>();
         let context = ObservationContext {
             at: observer.now(),
-            request_id: verdict.request_id.as_str().to_string(),
-            method: view.method.to_string(),
+            request_id: verdict.request_id,
+            method: standard_method(view.method)
+                .map_or_else(|| std::borrow::Cow::Owned(view.method.to_string()), std::borrow::Cow::Borrowed),
             path: view.path.to_string(),
             route: verdict.route.clone(),
             operation: verdict.operation.clone(),
             client_ip,
-            user_agent,
-            headers: HeaderFacts::from_lookup(view.headers, header_count),
-            subject: identity.and_then(Identity::subject).map(str::to_string),
-            client_id: identity.and_then(Identity::client_id).map(str::to_string),
+            user_agent: user_agent.map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned()),
+            headers: HeaderFacts { count, ..headers },
+            identity: identity.cloned(),
             auth_method: identity.map(|i| if i.has_auth_method(AuthMethod::Jwt) { "jwt" } else { "mtls" }),
             object_ids,
             decision,
@@ -625,7 +630,7 @@ impl Guard {
     /// Finishes a decision after its [`PendingCheck`] completed. Never waits again.
     pub fn resume(&self, view: &RequestView<'_>, resume: Resume) -> Verdict {
         let Resume { span, request_id, carried } = resume;
-        match self.run(view, span.clone(), request_id.clone(), false, carried) {
+        match self.run(view, span.clone(), request_id, false, carried) {
             Check::Ready(mut verdict) => {
                 self.attach_observation(view, &mut verdict);
                 verdict
@@ -700,6 +705,10 @@ impl Guard {
             return Check::Ready(self.finish(span, request_id, template, d));
         }
         let credential = token::extract(view, &policy.tokens);
+        let cached = match credential {
+            Credential::Bearer(token) => self.shared.verifier.cached(token),
+            _ => None,
+        };
         let mut rate: Option<RateDecision> = None;
         if let (Some(limiter), Some(key)) = (limiter, client_key) {
             if let Some(remaining) = limiter.lockout().locked(LimitKey::Address(key)) {
@@ -708,7 +717,7 @@ impl Guard {
             }
             // A token already in the verified cache costs no signature work: it skips the
             // anonymous ceiling (callers behind one NAT are not throttled as one).
-            let known = matches!(credential, Credential::Bearer(t) if self.shared.verifier.is_cached(t));
+            let known = cached.is_some();
             if !known {
                 let stage = match carried.address.take() {
                     Some(decided) => judge(decided),
@@ -742,7 +751,7 @@ impl Guard {
             }
             Credential::None if route.requirement.is_public() => Decided::allow(None),
             Credential::None => Decided::deny(Denial::new(Reason::MissingCredentials)),
-            Credential::Bearer(token) => match self.shared.verifier.verify(token, allow_fetch) {
+            Credential::Bearer(token) => match self.shared.verifier.verify_with(token, cached, allow_fetch) {
                 Step::Done(result) => {
                     let result = result.and_then(|identity| bind_certificate(identity, certificate.clone()));
                     let result = match (result, limiter) {
@@ -1286,6 +1295,20 @@ fn blocked(block: &crate::observe::Block, request_id: &RequestId, observer: &Obs
 
 /// The key of an identity's quota and lockout: issuer and subject (or client id), so two
 /// issuers' subjects never share a quota.
+/// The standard methods as static text (the observer keeps the method past the request).
+fn standard_method(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => return None,
+    })
+}
+
 fn quota_subject(identity: &Identity) -> String {
     let who = identity.subject().or(identity.client_id()).unwrap_or("");
     // Not `format!`: this runs on every request with a quota.

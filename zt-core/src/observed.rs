@@ -6,16 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use std::borrow::Cow;
+
 use crate::guard::Guard;
+use crate::identity::Identity;
 use crate::limit::{LimitKey, Limiter};
 use crate::observe::{ActionSink, Decision, HeaderFacts, RequestRecord, Target};
+use crate::telemetry::RequestId;
 
 /// The facts of one request for the observer, gathered before the handler runs.
 #[derive(Debug, Clone)]
 pub struct ObservationContext {
     pub(crate) at: SystemTime,
-    pub(crate) request_id: String,
-    pub(crate) method: String,
+    pub(crate) request_id: RequestId,
+    /// The method: one of the standard ones (no allocation), else a copy.
+    pub(crate) method: Cow<'static, str>,
     pub(crate) path: String,
     pub(crate) route: Option<Arc<str>>,
     /// The GraphQL operation key (`/graphql query Name`), when the route is a GraphQL
@@ -24,8 +29,8 @@ pub struct ObservationContext {
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) user_agent: Option<String>,
     pub(crate) headers: HeaderFacts,
-    pub(crate) subject: Option<String>,
-    pub(crate) client_id: Option<String>,
+    /// The verified caller (shared with the token cache: cloning it allocates nothing).
+    pub(crate) identity: Option<Identity>,
     pub(crate) auth_method: Option<&'static str>,
     pub(crate) object_ids: Vec<(String, String)>,
     pub(crate) decision: Decision,
@@ -45,7 +50,9 @@ pub struct Observed {
 
 impl std::fmt::Debug for Observed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Observed").field("request_id", &self.context.request_id).finish_non_exhaustive()
+        f.debug_struct("Observed")
+            .field("request_id", &self.context.request_id.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +74,7 @@ impl Observed {
             c.object_ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut record = RequestRecord::new(
             c.at,
-            &c.request_id,
+            c.request_id.as_str(),
             &c.method,
             &c.path,
             c.denied_status.unwrap_or(status),
@@ -76,8 +83,8 @@ impl Observed {
         record.route = c.route.as_deref();
         record.operation = c.operation.as_deref();
         record.reason = c.reason;
-        record.subject = c.subject.as_deref();
-        record.client_id = c.client_id.as_deref();
+        record.subject = c.identity.as_ref().and_then(Identity::subject);
+        record.client_id = c.identity.as_ref().and_then(Identity::client_id);
         record.auth_method = c.auth_method;
         record.client_ip = c.client_ip;
         record.user_agent = c.user_agent.as_deref();

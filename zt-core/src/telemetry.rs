@@ -32,8 +32,13 @@ use tracing::field::Empty;
 use crate::request::RequestView;
 
 /// A request id: unique per process run, unguessable across runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+///
+/// Twenty lower-case hex digits held inline: cloning one (the observer keeps it until the
+/// response) allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; REQUEST_ID_LEN]);
+
+const REQUEST_ID_LEN: usize = 20;
 
 impl RequestId {
     /// A fresh id: a random per-process prefix and a counter (cheap, no syscall per call).
@@ -44,25 +49,26 @@ impl RequestId {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // Hand-rolled hex: `format!` showed up in profiles of the cached-token path.
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = String::with_capacity(20);
-        for shift in (0..8).rev() {
-            id.push(char::from(HEX[((prefix >> (shift * 4)) & 0xf) as usize]));
+        let mut id = [0u8; REQUEST_ID_LEN];
+        for (i, shift) in (0..8).rev().enumerate() {
+            id[i] = HEX[((prefix >> (shift * 4)) & 0xf) as usize];
         }
-        for shift in (0..12).rev() {
-            id.push(char::from(HEX[((n >> (shift * 4)) & 0xf) as usize]));
+        for (i, shift) in (0..12).rev().enumerate() {
+            id[8 + i] = HEX[((n >> (shift * 4)) & 0xf) as usize];
         }
         RequestId(id)
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always ASCII hex (built above); the fallback is unreachable.
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

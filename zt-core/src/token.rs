@@ -30,21 +30,25 @@ pub(crate) enum Credential<'a> {
     Malformed,
 }
 
-/// RFC 6750 `b64token` characters, as a table: this check runs on every request.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        i += 1;
-    }
-    table
-};
+/// Whether `b` is an RFC 6750 `b64token` character. Comparisons only, no table and no
+/// branch: with [`is_b64token`] folding without an early exit, the compiler checks many
+/// bytes per instruction (tokens are hundreds of bytes, and this runs on every request).
+#[inline]
+fn is_b64token_byte(b: u8) -> bool {
+    let lower = b | 0x20;
+    (lower.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(|b| B64TOKEN[usize::from(b)])
+    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
 }
 
 /// Parses `Authorization: Bearer <token>`. `Ok(None)`: another scheme.
@@ -344,20 +348,27 @@ impl Verifier {
 
     /// Number of verified tokens currently cached.
     /// True when `token` is in the verified-token cache (its signature was checked before).
-    pub(crate) fn is_cached(&self, token: &str) -> bool {
-        self.cache.as_ref().is_some_and(|c| c.contains_key(token))
+    /// The cache entry for `token`, if it was verified before. Looked up once per request:
+    /// the Guard uses the answer both to skip the anonymous ceiling and to verify.
+    pub(crate) fn cached(&self, token: &str) -> Option<Arc<CachedToken>> {
+        self.cache.as_ref().and_then(|c| c.get(token))
     }
 
     pub(crate) fn cached_tokens(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.len())
     }
 
-    /// Verifies `token` without waiting for I/O. With `allow_fetch`, a missing key whose
-    /// issuer may be refetched yields [`Step::Fetch`].
-    pub(crate) fn verify(&self, token: &str, allow_fetch: bool) -> Step {
+    /// Verifies `token` without waiting for I/O, given its cache entry ([`Verifier::cached`]).
+    /// With `allow_fetch`, a missing key whose issuer may be refetched yields [`Step::Fetch`].
+    pub(crate) fn verify_with(
+        &self,
+        token: &str,
+        cached: Option<Arc<CachedToken>>,
+        allow_fetch: bool,
+    ) -> Step {
         let now = unix_now();
         if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(token)
+            && let Some(hit) = cached
         {
             {
                 let issuer = &self.issuers[hit.issuer];
@@ -491,6 +502,18 @@ mod tests {
 
     fn view<'a>(headers: &'a HeaderList, query: Option<&'a str>) -> RequestView<'a> {
         RequestView { method: "GET", path: "/", query, headers, peer_addr: None, peer_certificates: None }
+    }
+
+    #[test]
+    fn b64token_bytes_are_exactly_rfc6750() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_b64token_byte(b), expected, "byte {b:#04x}");
+        }
+        assert!(is_b64token("abc.DEF-_~+/09=="));
+        assert!(!is_b64token("abc def"));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("abc\u{e9}"));
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn prepare<B>(
     if let Some(identity) = identity {
         extensions.insert(crate::Identity(identity));
     }
-    extensions.insert(RequestContext { request_id: verdict.request_id.clone(), guard: guard.clone() });
+    extensions.insert(RequestContext { request_id: verdict.request_id, guard: guard.clone() });
     if let Some(route) = &verdict.route {
         extensions.insert(zt_core::CheckedRoute(route.clone()));
     }

@@ -313,7 +313,7 @@ fn form_object(fields: &[FormField], text: &str, out: &mut Collector) -> Value {
             }
             continue;
         }
-        let repeated = seen.contains(&name.as_str());
+        let repeated = seen.contains(&name.as_ref());
         if !repeated {
             seen.push(name);
         }
@@ -331,21 +331,21 @@ fn form_object(fields: &[FormField], text: &str, out: &mut Collector) -> Value {
                 } else {
                     value.split(*delimiter).map(|v| coerce(v, *types)).collect()
                 };
-                map.insert(name.clone(), Value::Array(items));
+                map.insert(name.to_string(), Value::Array(items));
             }
             Some(FieldKind::Json) => match json::parse(value.as_bytes()) {
                 Ok(parsed) => {
-                    map.insert(name.clone(), parsed);
+                    map.insert(name.to_string(), parsed);
                 }
                 Err(issue) => out.push(format!("{}{}", field_pointer(name), issue.pointer), issue.keyword),
             },
             Some(FieldKind::Value(types)) => {
-                map.insert(name.clone(), coerce(value, *types));
+                map.insert(name.to_string(), coerce(value, *types));
             }
             // A deepObject field sent without brackets, or an undeclared field: kept as text
             // so the (closed) schema judges it.
             Some(FieldKind::Deep(_)) | None => {
-                map.insert(name.clone(), Value::String(value.clone()));
+                map.insert(name.to_string(), Value::String(value.to_string()));
             }
         }
     }

@@ -306,12 +306,16 @@ pub(super) fn compile(
     Ok(Some(Param { name, location, required, style, explode, allow_empty, shape, schema, pointer }))
 }
 
+/// Query names to parameter indexes. Built from the spec once and only read per request (no
+/// caller-chosen insertions, so no flooding concern): the fast hasher, not SipHash.
+type NameMap = HashMap<String, usize, foldhash::fast::RandomState>;
+
 /// How query names map to an operation's parameters.
 #[derive(Default)]
 pub(super) struct QueryPlan {
-    exact: HashMap<String, usize>,
-    deep: HashMap<String, usize>,
-    spread: HashMap<String, usize>,
+    exact: NameMap,
+    deep: NameMap,
+    spread: NameMap,
     free_form: Option<usize>,
 }
 
@@ -319,7 +323,7 @@ impl QueryPlan {
     /// Builds the plan; an error names the conflicting parameter name.
     pub(super) fn new(params: &[Param]) -> Result<QueryPlan, String> {
         let mut plan = QueryPlan::default();
-        let claim = |map: &mut HashMap<String, usize>, name: &str, index: usize| -> Result<(), String> {
+        let claim = |map: &mut NameMap, name: &str, index: usize| -> Result<(), String> {
             if map.insert(name.to_string(), index).is_some() {
                 return Err(format!("query name {name:?} is claimed by two parameters"));
             }
@@ -352,13 +356,13 @@ impl QueryPlan {
 }
 
 /// Decodes one percent-encoded component exactly once; `None` when the result is not UTF-8.
-pub(super) fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
-    let text: Cow<'_, str> = if plus_is_space && raw.contains('+') {
-        Cow::Owned(raw.replace('+', " "))
-    } else {
-        Cow::Borrowed(raw)
-    };
-    percent_decode_str(&text).decode_utf8().ok().map(Cow::into_owned)
+/// Borrows when there is nothing to decode (the common case: no allocation).
+pub(super) fn decode(raw: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
+    if plus_is_space && raw.contains('+') {
+        let spaced = raw.replace('+', " ");
+        return percent_decode_str(&spaced).decode_utf8().ok().map(|text| Cow::Owned(text.into_owned()));
+    }
+    percent_decode_str(raw).decode_utf8().ok()
 }
 
 /// A text that is a JSON number, as a number.
@@ -529,7 +533,11 @@ pub(super) fn validate(
 
 /// Splits a query (or form body) into decoded pairs; pairs that do not decode are reported
 /// and left out. Empty pieces (`a=1&&b=2`) are skipped, as form decoders do.
-pub(super) fn pairs(raw: &str, prefix: &str, out: &mut Collector) -> Vec<(String, String)> {
+pub(super) fn pairs<'a>(
+    raw: &'a str,
+    prefix: &str,
+    out: &mut Collector,
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
     let mut result = Vec::new();
     for piece in raw.split('&').filter(|p| !p.is_empty()) {
         if result.len() >= MAX_QUERY_PAIRS {
@@ -572,18 +580,21 @@ fn validate_query(
     out: &mut Collector,
 ) {
     let pairs = pairs(query.unwrap_or(""), "/query", out);
-    let mut exact: HashMap<usize, Vec<&str>> = HashMap::new();
-    let mut grouped: HashMap<usize, Vec<(&str, &str)>> = HashMap::new();
+    // Values by parameter index, in arrival order. Sorted vectors rather than maps: most
+    // queries have a handful of pairs, and this runs on every request.
+    let mut exact: Vec<(usize, &str)> = Vec::new();
+    let mut grouped: Vec<(usize, (&str, &str))> = Vec::new();
     for (name, value) in &pairs {
+        let (name, value) = (name.as_ref(), value.as_ref());
         if let Some(&i) = plan.exact.get(name) {
-            exact.entry(i).or_default().push(value);
+            exact.push((i, value));
             continue;
         }
         if let Some((base, key)) = deep_key(name)
             && let Some(&i) = plan.deep.get(base)
         {
             match key {
-                Ok(key) => grouped.entry(i).or_default().push((key, value)),
+                Ok(key) => grouped.push((i, (key, value))),
                 Err(()) => {
                     out.push(params.get(i).map_or_else(|| "/query".into(), |p| p.pointer.clone()), "style")
                 }
@@ -591,7 +602,7 @@ fn validate_query(
             continue;
         }
         if let Some(&i) = plan.spread.get(name).or(plan.free_form.as_ref()) {
-            grouped.entry(i).or_default().push((name, value));
+            grouped.push((i, (name, value)));
             continue;
         }
         if strict {
@@ -600,9 +611,22 @@ fn validate_query(
             out.push(pointer, "unknown");
         }
     }
+    // Stable sorts: each parameter's values stay in arrival order.
+    exact.sort_by_key(|(i, _)| *i);
+    grouped.sort_by_key(|(i, _)| *i);
+    let values_of = |i: usize| {
+        let start = exact.partition_point(|(j, _)| *j < i);
+        let end = exact.partition_point(|(j, _)| *j <= i);
+        exact.get(start..end).unwrap_or_default()
+    };
+    let entries_of = |i: usize| {
+        let start = grouped.partition_point(|(j, _)| *j < i);
+        let end = grouped.partition_point(|(j, _)| *j <= i);
+        grouped.get(start..end).unwrap_or_default()
+    };
     for (i, p) in params.iter().enumerate().filter(|(_, p)| p.location == In::Query) {
         if p.style == Style::DeepObject || p.spreads() {
-            let entries = grouped.remove(&i).unwrap_or_default();
+            let entries = entries_of(i);
             if entries.is_empty() {
                 if p.required {
                     out.push(p.pointer.clone(), "missing");
@@ -611,7 +635,7 @@ fn validate_query(
             }
             let mut map = Map::new();
             let deep = p.style == Style::DeepObject;
-            for (key, value) in entries {
+            for &(_, (key, value)) in entries {
                 if map.contains_key(key) {
                     let mut pointer = if deep { p.pointer.clone() } else { "/query".into() };
                     push_request_segment(&mut pointer, key);
@@ -623,15 +647,15 @@ fn validate_query(
             check(p, &Value::Object(map), if deep { &p.pointer } else { "/query" }, out);
             continue;
         }
-        let values = exact.remove(&i).unwrap_or_default();
-        match values.as_slice() {
+        let values = values_of(i);
+        match values {
             [] => {
                 if p.required {
                     out.push(p.pointer.clone(), "missing");
                 }
             }
             _ if p.repeats() => {
-                if values.iter().any(|v| v.is_empty()) && !p.allow_empty {
+                if values.iter().any(|(_, v)| v.is_empty()) && !p.allow_empty {
                     out.push(p.pointer.clone(), "empty");
                     continue;
                 }
@@ -639,10 +663,10 @@ fn validate_query(
                     Shape::Array(t) => t,
                     _ => Types::ALL,
                 };
-                let items = values.iter().map(|v| coerce(v, types)).collect();
+                let items = values.iter().map(|(_, v)| coerce(v, types)).collect();
                 check(p, &Value::Array(items), &p.pointer, out);
             }
-            [value] => {
+            [(_, value)] => {
                 if value.is_empty() {
                     if !p.allow_empty {
                         out.push(p.pointer.clone(), "empty");

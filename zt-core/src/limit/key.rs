@@ -34,8 +34,39 @@ fn digest_key() -> &'static RandomState {
     KEY.get_or_init(RandomState::new)
 }
 
+thread_local! {
+    /// The last identity digested on this thread, and its digest. One request digests its
+    /// caller's identity for the lockout check, the lockout reset, the tightening table
+    /// and the quota: comparing a few dozen bytes is cheaper than hashing them again.
+    static LAST_IDENTITY: std::cell::RefCell<(String, Option<KeyDigest>)> =
+        const { std::cell::RefCell::new((String::new(), None)) };
+}
+
+/// Identities longer than this are digested without the memo (no large copies).
+const MEMO_MAX: usize = 256;
+
 impl KeyDigest {
     pub(crate) fn of(key: LimitKey<'_>) -> KeyDigest {
+        let LimitKey::Identity(id) = key else { return KeyDigest::compute(key) };
+        if id.len() > MEMO_MAX {
+            return KeyDigest::compute(key);
+        }
+        LAST_IDENTITY.with(|memo| {
+            let Ok(mut memo) = memo.try_borrow_mut() else { return KeyDigest::compute(key) };
+            if let (last, Some(digest)) = &*memo
+                && last == id
+            {
+                return *digest;
+            }
+            let digest = KeyDigest::compute(key);
+            memo.0.clear();
+            memo.0.push_str(id);
+            memo.1 = Some(digest);
+            digest
+        })
+    }
+
+    fn compute(key: LimitKey<'_>) -> KeyDigest {
         // One `write` per part keeps SipHash's per-call overhead low. The encodings differ
         // in their last byte (IPv4: 0, IPv6: 6, identity: 0xff), so no two kinds collide.
         let mut first = digest_key().build_hasher();
