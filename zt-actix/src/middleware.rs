@@ -36,6 +36,10 @@ impl HeaderLookup for Headers<'_> {
         self.0.get_all(name).nth(index).map(HeaderValue::as_bytes)
     }
 
+    fn line_count(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+
     // One map lookup instead of two (`nth(0)` and `nth(1)`).
     fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
         let mut values = self.0.get_all(name);

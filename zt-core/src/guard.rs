@@ -592,14 +592,24 @@ impl Guard {
             accept_encoding: present("accept-encoding").is_some(),
             count: 0,
         };
-        let count = u16::from(headers.accept)
-            + u16::from(headers.accept_language)
-            + u16::from(headers.accept_encoding)
-            + u16::from(user_agent.is_some())
-            + ["authorization", "cookie", "content-type"]
-                .into_iter()
-                .map(|name| u16::from(present(name).is_some()))
-                .sum::<u16>();
+        // The adapters know the number of header lines; other lookups count the usual ones.
+        let count = view.headers.line_count().map_or_else(
+            || {
+                u16::from(headers.accept)
+                    + u16::from(headers.accept_language)
+                    + u16::from(headers.accept_encoding)
+                    + u16::from(user_agent.is_some())
+                    + ["authorization", "cookie", "content-type"]
+                        .into_iter()
+                        .map(|name| u16::from(present(name).is_some()))
+                        .sum::<u16>()
+            },
+            |n| u16::try_from(n).unwrap_or(u16::MAX),
+        );
+        let (sample, endpoint) = match denied_status {
+            None => observer.arrival(view.method, verdict.route.as_deref()),
+            Some(_) => (None, None),
+        };
         let context = ObservationContext {
             at: observer.now(),
             request_id: verdict.request_id,
@@ -618,11 +628,8 @@ impl Guard {
             reason: verdict.denial_reason.map(Reason::slug),
             denied_status,
             request_bytes: 0,
-            sample: if denied_status.is_none() {
-                observer.wants_response_sample(view.method, verdict.route.as_deref())
-            } else {
-                None
-            },
+            sample,
+            endpoint,
         };
         verdict.observed = Some(Observed { guard: self.clone(), context: Box::new(context) });
     }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use crate::guard::Guard;
 use crate::identity::Identity;
 use crate::limit::{LimitKey, Limiter};
-use crate::observe::{ActionSink, Decision, HeaderFacts, RequestRecord, Target};
+use crate::observe::{ActionSink, Decision, EndpointHandle, HeaderFacts, RequestRecord, Target};
 use crate::telemetry::RequestId;
 
 /// The facts of one request for the observer, gathered before the handler runs.
@@ -39,6 +39,8 @@ pub struct ObservationContext {
     pub(crate) request_bytes: u64,
     /// Bytes of the response body the observer wants to classify, if any.
     pub sample: Option<usize>,
+    /// The inventory's endpoint for the matched route, found at arrival.
+    pub(crate) endpoint: Option<EndpointHandle>,
 }
 
 /// Hands a request's outcome to the observer once the response is known. Adapters call
@@ -93,7 +95,7 @@ impl Observed {
         record.response_bytes = response_bytes;
         record.response_sample = sample;
         record.object_ids = &object_ids;
-        observer.observe(&record);
+        observer.observe_known(&record, c.endpoint.as_ref());
         static COUNT: AtomicU64 = AtomicU64::new(0);
         if COUNT.fetch_add(1, Ordering::Relaxed).is_multiple_of(MAINTENANCE_EVERY) {
             observer.maintenance();

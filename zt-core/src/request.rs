@@ -24,6 +24,12 @@ pub trait HeaderLookup: Sync {
     /// The `index`-th value (0-based, in the order received) of header `name`.
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]>;
 
+    /// How many header lines the request carried, when the lookup knows it cheaply (the
+    /// adapters' header maps do). Monitoring only; `None` by default.
+    fn line_count(&self) -> Option<usize> {
+        None
+    }
+
     /// Returns the header's value when it was sent once, or says it was absent or repeated.
     fn get_one(&self, name: &str) -> HeaderValue<'_> {
         match (self.nth(name, 0), self.nth(name, 1)) {
@@ -85,6 +91,10 @@ impl HeaderList {
 impl HeaderLookup for HeaderList {
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
         self.0.iter().filter(|(n, _)| n == name).nth(index).map(|(_, v)| v.as_slice())
+    }
+
+    fn line_count(&self) -> Option<usize> {
+        Some(self.0.len())
     }
 }
 

@@ -212,6 +212,25 @@ fn endpoint_key(method: &str, route: &str, declared: bool) -> u64 {
     key_of(domain::ENDPOINT, &(method, route, declared))
 }
 
+/// How stale an endpoint's `last_seen` may be, in microseconds (see `record_keyed`).
+const LAST_SEEN_GRANULARITY_US: u64 = 1_000;
+
+/// A declared endpoint of the inventory and its key, found when the request arrived.
+#[derive(Clone)]
+pub(crate) struct EndpointHandle {
+    key: u64,
+    endpoint: Arc<Endpoint>,
+}
+
+impl std::fmt::Debug for EndpointHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointHandle")
+            .field("method", &self.endpoint.method)
+            .field("route", &self.endpoint.route)
+            .finish()
+    }
+}
+
 /// The hashed keys of a record, computed once per request and shared by the inventory
 /// and the baselines.
 #[derive(Debug, Clone, Copy)]
@@ -223,11 +242,15 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub(crate) fn of(record: &RequestRecord<'_>) -> Keys {
-        let endpoint = record
-            .operation
-            .or(record.route)
-            .map(|route| endpoint_key(method_label(record.method), route, true));
+    /// `known`: the endpoint the Guard found at arrival, whose key is already computed.
+    pub(crate) fn of(record: &RequestRecord<'_>, known: Option<&EndpointHandle>) -> Keys {
+        let endpoint = match known {
+            Some(handle) => Some(handle.key),
+            None => record
+                .operation
+                .or(record.route)
+                .map(|route| endpoint_key(method_label(record.method), route, true)),
+        };
         let caller = match (record.subject, record.client_ip) {
             (Some(s), _) => Some(key_of(domain::SUBJECT, s)),
             (None, Some(ip)) => Some(key_of(domain::ADDRESS, &ip)),
@@ -304,13 +327,24 @@ impl Inventory {
     /// Whether to capture a prefix of this response's body for classification, and how
     /// many bytes at most. Ask before reading the body so unsampled responses cost nothing.
     pub fn wants_sample(&self, method: &str, route: Option<&str>) -> Option<usize> {
-        let route = route?;
+        self.arrival(method, route).0
+    }
+
+    /// [`Inventory::wants_sample`], plus the declared endpoint it found: the Guard keeps it
+    /// until the response, so recording the call needs no second hash and lookup.
+    pub(crate) fn arrival(
+        &self,
+        method: &str,
+        route: Option<&str>,
+    ) -> (Option<usize>, Option<EndpointHandle>) {
+        let Some(route) = route else { return (None, None) };
         let key = endpoint_key(method_label(method), route, true);
-        let e = self.read().get(&key)?.clone();
+        let Some(e) = self.read().get(&key).cloned() else { return (None, None) };
         let n = e.sample_ticket.fetch_add(1, Ordering::Relaxed);
         let every = self.config.sample_every;
-        (n < self.config.sample_first || (every > 0 && n.is_multiple_of(every)))
-            .then_some(self.config.sample_bytes)
+        let sample = (n < self.config.sample_first || (every > 0 && n.is_multiple_of(every)))
+            .then_some(self.config.sample_bytes);
+        (sample, Some(EndpointHandle { key, endpoint: e }))
     }
 
     fn endpoint_for(
@@ -350,15 +384,30 @@ impl Inventory {
 
     /// Records one request.
     pub fn record(&self, record: &RequestRecord<'_>) {
-        self.record_keyed(record, &Keys::of(record));
+        self.record_keyed(record, &Keys::of(record, None), None);
     }
 
-    pub(crate) fn record_keyed(&self, record: &RequestRecord<'_>, keys: &Keys) {
-        let e = self.endpoint_for(method_label(record.method), record, keys.endpoint);
+    pub(crate) fn record_keyed(
+        &self,
+        record: &RequestRecord<'_>,
+        keys: &Keys,
+        known: Option<&EndpointHandle>,
+    ) {
+        let e = match known {
+            Some(handle) => handle.endpoint.clone(),
+            None => self.endpoint_for(method_label(record.method), record, keys.endpoint),
+        };
         let now = to_micros(record.timestamp);
         e.calls.fetch_add(1, Ordering::Relaxed);
-        e.first_seen.fetch_min(now, Ordering::Relaxed);
-        e.last_seen.fetch_max(now, Ordering::Relaxed);
+        // Every worker thread records into the same endpoint: read before writing, so the
+        // common case (nothing to change) does not bounce the cache line between cores.
+        if now < e.first_seen.load(Ordering::Relaxed) {
+            e.first_seen.fetch_min(now, Ordering::Relaxed);
+        }
+        // Last seen to the millisecond: most calls of a busy endpoint then write nothing.
+        if now >= e.last_seen.load(Ordering::Relaxed).saturating_add(LAST_SEEN_GRANULARITY_US) {
+            e.last_seen.fetch_max(now, Ordering::Relaxed);
+        }
         let class = usize::from((record.status / 100).clamp(1, 5) - 1);
         if let Some(c) = e.status.get(class) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -371,7 +420,10 @@ impl Inventory {
         if let Some(d) = e.decisions.get(decision) {
             d.fetch_add(1, Ordering::Relaxed);
         }
-        e.auth.fetch_or(auth_bit(record.auth_method), Ordering::Relaxed);
+        let bit = auth_bit(record.auth_method);
+        if e.auth.load(Ordering::Relaxed) & bit == 0 {
+            e.auth.fetch_or(bit, Ordering::Relaxed);
+        }
         if let Some(c) = keys.caller {
             e.callers.add(c);
         }

@@ -181,6 +181,7 @@ use clock::to_micros;
 use detect::{Detector, Finding};
 use event::{denial_event, severity as sev};
 use incident::IncidentLog;
+pub(crate) use inventory::EndpointHandle;
 
 /// Everything the observer can be configured with (serde: the lead's `[observe]` policy
 /// table). Every field has a documented default.
@@ -517,6 +518,27 @@ impl Observer {
     /// After the response: KPIs, the denial event, inventory, baselines, detection and the
     /// configured responses. Synchronous and bounded; never fails.
     pub fn observe(&self, record: &RequestRecord<'_>) -> Observation {
+        self.observe_known(record, None)
+    }
+
+    /// [`Inventory::wants_sample`] for the Guard: also the endpoint, to hand back to
+    /// [`Observer::observe_known`].
+    pub(crate) fn arrival(
+        &self,
+        method: &str,
+        route: Option<&str>,
+    ) -> (Option<usize>, Option<EndpointHandle>) {
+        self.inner.inventory.arrival(method, route)
+    }
+
+    /// [`Observer::observe`] with the endpoint found at arrival. It is used only while the
+    /// record still keys on that route (a GraphQL operation is an endpoint of its own).
+    pub(crate) fn observe_known(
+        &self,
+        record: &RequestRecord<'_>,
+        known: Option<&EndpointHandle>,
+    ) -> Observation {
+        let known = known.filter(|_| record.operation.is_none());
         let inner = &*self.inner;
         inner.requests.increment(record.decision.as_str(), record.reason, record.route);
         if record.is_auth_failure() {
@@ -532,8 +554,8 @@ impl Observer {
         if record.decision.is_denial() {
             denial_event(record, inner.config.mode.as_str()).emit();
         }
-        let keys = inventory::Keys::of(record);
-        inner.inventory.record_keyed(record, &keys);
+        let keys = inventory::Keys::of(record, known);
+        inner.inventory.record_keyed(record, &keys, known);
         if refused_by_observer {
             // Already handled: refused traffic teaches the baselines nothing.
             return Observation::default();

@@ -134,7 +134,11 @@ impl Hll {
         let rest = hash << HLL_BITS;
         // Position of the first 1-bit in the remaining bits, capped so it fits a byte.
         let rank = (rest.leading_zeros() + 1).min(64 - HLL_BITS + 1) as u8;
-        if let Some(r) = self.registers.get(index) {
+        // Read first: a register rarely grows, and a plain load does not take the cache line
+        // from the other cores that count the same endpoint's callers.
+        if let Some(r) = self.registers.get(index)
+            && rank > r.load(std::sync::atomic::Ordering::Relaxed)
+        {
             r.fetch_max(rank, std::sync::atomic::Ordering::Relaxed);
         }
     }
