@@ -506,6 +506,10 @@ fn method_override(request: &ContractRequest<'_>) -> Option<String> {
         }
     }
     let query = request.query?;
+    // Only a name spelling `_method`, literally or percent-encoded, can decode to it.
+    if !query.contains("_method") && !query.contains('%') {
+        return None;
+    }
     query
         .split('&')
         .map(|piece| piece.split_once('=').map_or(piece, |(name, _)| name))

@@ -358,7 +358,11 @@ impl QueryPlan {
 /// Decodes one percent-encoded component exactly once; `None` when the result is not UTF-8.
 /// Borrows when there is nothing to decode (the common case: no allocation).
 pub(super) fn decode(raw: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
-    if plus_is_space && raw.contains('+') {
+    let plus = plus_is_space && raw.contains('+');
+    if !plus && !raw.contains('%') {
+        return Some(Cow::Borrowed(raw));
+    }
+    if plus {
         let spaced = raw.replace('+', " ");
         return percent_decode_str(&spaced).decode_utf8().ok().map(|text| Cow::Owned(text.into_owned()));
     }

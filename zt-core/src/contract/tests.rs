@@ -153,6 +153,9 @@ fn coercion_and_decoding() {
     assert_eq!(decode("%zz", true).as_deref(), Some("%zz"));
     assert_eq!(decode("%C3%A9", true).as_deref(), Some("\u{e9}"));
     assert_eq!(decode("%C3", true), None);
+    // Nothing to decode: the text is borrowed, not copied.
+    assert!(matches!(decode("limit", true), Some(std::borrow::Cow::Borrowed("limit"))));
+    assert!(matches!(decode("a+b", false), Some(std::borrow::Cow::Borrowed("a+b"))));
     assert_eq!(decode("%C0%AF", true), None);
 }
 

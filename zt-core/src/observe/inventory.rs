@@ -33,7 +33,6 @@
 //! # let _ = json; Ok::<(), serde_json::Error>(())
 //! ```
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -42,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::classify::{DataClasses, classify};
 use super::clock::{ObserveClock, rfc3339_millis, to_micros};
 use super::record::{Decision, RequestRecord};
-use super::store::{Hll, domain, key_of};
+use super::store::{Hll, KeyedMap, domain, key_of};
 
 /// Inventory settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,7 +195,7 @@ impl Endpoint {
 pub struct Inventory {
     config: InventoryConfig,
     clock: ObserveClock,
-    endpoints: RwLock<HashMap<u64, Arc<Endpoint>>>,
+    endpoints: RwLock<KeyedMap<Arc<Endpoint>>>,
     shadow_count: AtomicU64,
     declared_count: AtomicU64,
     overflow: Arc<Endpoint>,
@@ -271,7 +270,7 @@ impl Inventory {
             overflow: Arc::new(Endpoint::new("OTHER", "{other}".to_string(), false)),
             config,
             clock,
-            endpoints: RwLock::new(HashMap::new()),
+            endpoints: RwLock::new(KeyedMap::default()),
             shadow_count: AtomicU64::new(0),
             declared_count: AtomicU64::new(0),
         };
@@ -282,11 +281,11 @@ impl Inventory {
         inventory
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Arc<Endpoint>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyedMap<Arc<Endpoint>>> {
         self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Arc<Endpoint>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KeyedMap<Arc<Endpoint>>> {
         self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

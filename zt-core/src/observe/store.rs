@@ -28,6 +28,31 @@ pub(crate) fn key_of<T: Hash + ?Sized>(domain: u8, value: &T) -> u64 {
     h.finish()
 }
 
+/// A map keyed by [`key_of`] values. They are keyed SipHash outputs already, uniformly
+/// spread and unguessable: hashing them a second time would buy nothing.
+pub(crate) type KeyedMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
+
+/// The [`Hasher`] of [`KeyedMap`]: passes a `u64` key through.
+#[derive(Default)]
+pub(crate) struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; anything else is still mixed in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Domain tags for [`key_of`].
 pub(crate) mod domain {
     pub const SUBJECT: u8 = 1;
