@@ -682,8 +682,8 @@ impl Guard {
             std::borrow::Cow::Borrowed(_) => None,
         };
         if !span.is_disabled() {
-            span.record("http.route", &*route.template);
-            span.record("zt.required_scopes", &*route.described);
+            span.record("http.route", &**route.template);
+            span.record("zt.required_scopes", route.described);
         }
         let template = Some(route.template.clone());
         if has_method_override(view) {
@@ -728,7 +728,7 @@ impl Guard {
             if !known {
                 let stage = match carried.address.take() {
                     Some(decided) => judge(decided),
-                    None => limit_stage(limiter.check_address(key, view.method, &route.template)),
+                    None => limit_stage(limiter.check_address(key, view.method, route.template)),
                 };
                 match stage {
                     Limited::Pass(decision) => {
@@ -754,7 +754,7 @@ impl Guard {
             // Mutual TLS alone (service to service): the certificate is the identity.
             Credential::None if certificate.is_some() => {
                 let identity = certificate.clone().map(Identity::from_certificate);
-                self.authorize(identity.ok_or(Reason::MissingCredentials), &route.requirement)
+                self.authorize(identity.ok_or(Reason::MissingCredentials), route.requirement)
             }
             Credential::None if route.requirement.is_public() => Decided::allow(None),
             Credential::None => Decided::deny(Denial::new(Reason::MissingCredentials)),
@@ -769,7 +769,7 @@ impl Guard {
                         }
                         (result, None) => result,
                     };
-                    self.authorize(result, &route.requirement)
+                    self.authorize(result, route.requirement)
                 }
                 Step::Rejected(reason, subject) => {
                     if let Some(limiter) = limiter {
@@ -800,7 +800,11 @@ impl Guard {
             let hint = observer.verdict_hint(&HintRequest {
                 subject: identity.subject(),
                 client_ip,
-                jti: identity.claim("jti").and_then(serde_json::Value::as_str),
+                // Reading a claim is a map lookup: only when some token is revoked.
+                jti: match observer.controls().has_revocations() {
+                    true => identity.claim("jti").and_then(serde_json::Value::as_str),
+                    false => None,
+                },
             });
             let denial = match hint {
                 Hint::Proceed => None,
@@ -815,7 +819,7 @@ impl Guard {
         // Segmentation: the route's trust zone, then ownership bindings.
         let zones = &self.shared.zones;
         if !zones.is_empty() || !zones.bindings.is_empty() {
-            let zone = zones.zone_of(view.method, &route.template).and_then(|zone| match zone {
+            let zone = zones.zone_of(view.method, route.template).and_then(|zone| match zone {
                 Some(zone) => zone.admit(decided.identity.as_ref(), client_ip, token::unix_now()),
                 None => Ok(()),
             });
@@ -831,7 +835,7 @@ impl Guard {
                         tracing::Level::WARN,
                         event.action = "zt.bola_attempt",
                         zt.request_id = request_id.as_str(),
-                        http.route = &*route.template,
+                        http.route = &**route.template,
                         user.id = decided.identity.as_ref().and_then(Identity::subject).unwrap_or(""),
                         "object access outside the caller's ownership"
                     );
@@ -844,8 +848,8 @@ impl Guard {
         }
         // The caller's own quota: per identity, else per client address.
         if let Some(limiter) = limiter {
-            let subject = decided.identity.as_ref().map(quota_subject);
-            let key = match (&subject, client_key) {
+            let subject = decided.identity.as_ref().map(Identity::quota_key);
+            let key = match (subject, client_key) {
                 (Some(subject), _) => Some(LimitKey::Identity(subject)),
                 (None, Some(addr)) => Some(LimitKey::Address(addr)),
                 (None, None) => None,
@@ -853,7 +857,7 @@ impl Guard {
             if let Some(key) = key {
                 let stage = match carried.identity.take() {
                     Some(decided) => judge(decided),
-                    None => limit_stage(limiter.check_identity(key, view.method, &route.template)),
+                    None => limit_stage(limiter.check_identity(key, view.method, route.template)),
                 };
                 match stage {
                     Limited::Pass(decision) => {
@@ -882,7 +886,7 @@ impl Guard {
         // Most guards serve no GraphQL endpoint: no lookup on their requests.
         let graphql = match self.shared.graphql.is_empty() {
             true => None,
-            false => self.shared.graphql.get(&*route.template).cloned(),
+            false => self.shared.graphql.get(&**route.template).cloned(),
         };
         let operation = match &graphql {
             // A GraphQL endpoint's contract is its schema.
@@ -902,7 +906,7 @@ impl Guard {
             match self.graphql_without_body(schema, view, framing, decided.identity.as_ref(), &request_id) {
                 Ok(Some(operations)) => {
                     graphql_operation =
-                        self.record_operations(&span, &request_id, &route.template, &operations);
+                        self.record_operations(&span, &request_id, route.template, &operations);
                 }
                 Ok(None) => {}
                 Err(denial) => {
@@ -1191,11 +1195,11 @@ impl Guard {
 
     /// Refuses a locked-out subject; a verified token resets the subject's failure count.
     fn subject_lockout(&self, limiter: &Limiter, identity: Identity) -> Result<Identity, Reason> {
-        let subject = quota_subject(&identity);
-        if limiter.lockout().locked(LimitKey::Identity(&subject)).is_some() {
+        let subject = identity.quota_key();
+        if limiter.lockout().locked(LimitKey::Identity(subject)).is_some() {
             return Err(Reason::LockedOut);
         }
-        limiter.lockout().record_success(LimitKey::Identity(&subject));
+        limiter.lockout().record_success(LimitKey::Identity(subject));
         Ok(identity)
     }
 
@@ -1300,8 +1304,6 @@ fn blocked(block: &crate::observe::Block, request_id: &RequestId, observer: &Obs
     denial
 }
 
-/// The key of an identity's quota and lockout: issuer and subject (or client id), so two
-/// issuers' subjects never share a quota.
 /// The standard methods as static text (the observer keeps the method past the request).
 fn standard_method(method: &str) -> Option<&'static str> {
     Some(match method {
@@ -1314,16 +1316,6 @@ fn standard_method(method: &str) -> Option<&'static str> {
         "OPTIONS" => "OPTIONS",
         _ => return None,
     })
-}
-
-fn quota_subject(identity: &Identity) -> String {
-    let who = identity.subject().or(identity.client_id()).unwrap_or("");
-    // Not `format!`: this runs on every request with a quota.
-    let mut key = String::with_capacity(identity.issuer().len() + who.len() + 1);
-    key.push_str(identity.issuer());
-    key.push('|');
-    key.push_str(who);
-    key
 }
 
 /// Counts a failed authentication against the client address and, when the signature

@@ -46,6 +46,9 @@ pub struct Identity {
 }
 
 struct IdentityInner {
+    /// `issuer|subject` (or client id): the key of this caller's quota and lockout, built
+    /// once per verified token rather than per request.
+    quota_key: String,
     subject: Option<String>,
     issuer: String,
     client_id: Option<String>,
@@ -66,6 +69,16 @@ impl std::fmt::Debug for Identity {
             .field("certificate", &self.certificate.as_ref().map(|c| c.subject()))
             .finish_non_exhaustive()
     }
+}
+
+/// `issuer|who`: see [`Identity::quota_key`].
+fn quota_key(issuer: &str, who: Option<&str>) -> String {
+    let who = who.unwrap_or("");
+    let mut key = String::with_capacity(issuer.len() + who.len() + 1);
+    key.push_str(issuer);
+    key.push('|');
+    key.push_str(who);
+    key
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
@@ -90,11 +103,14 @@ impl Identity {
         }
         scopes.sort();
         scopes.dedup();
+        let subject = string_claim(&claims, "sub");
+        let client_id = string_claim(&claims, "azp").or_else(|| string_claim(&claims, "client_id"));
         Identity {
             inner: Arc::new(IdentityInner {
-                subject: string_claim(&claims, "sub"),
+                quota_key: quota_key(issuer, subject.as_deref().or(client_id.as_deref())),
+                subject,
                 issuer: issuer.to_string(),
-                client_id: string_claim(&claims, "azp").or_else(|| string_claim(&claims, "client_id")),
+                client_id,
                 scopes,
                 auth_methods: vec![AuthMethod::Jwt],
                 claims,
@@ -112,6 +128,7 @@ impl Identity {
             .unwrap_or_else(|| certificate.subject().to_string());
         Identity {
             inner: Arc::new(IdentityInner {
+                quota_key: quota_key(certificate.issuer(), Some(&subject)),
                 subject: Some(subject),
                 issuer: certificate.issuer().to_string(),
                 client_id: None,
@@ -127,6 +144,12 @@ impl Identity {
     pub(crate) fn with_certificate(mut self, certificate: Arc<CertificateIdentity>) -> Identity {
         self.certificate = Some(certificate);
         self
+    }
+
+    /// The key of this caller's quota and lockout: the issuer and the subject (else the
+    /// client id), so equal subjects of two issuers never share a quota.
+    pub(crate) fn quota_key(&self) -> &str {
+        &self.inner.quota_key
     }
 
     /// The verified client certificate of the connection (mutual TLS), if any.

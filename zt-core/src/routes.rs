@@ -119,10 +119,12 @@ struct PathRoutes {
 }
 
 /// The matched route.
-pub(crate) struct RouteMatch {
-    pub(crate) template: Arc<str>,
-    pub(crate) requirement: Arc<Requirement>,
-    pub(crate) described: Arc<str>,
+/// Borrowed from the table: every request matches one, and cloning the shared `Arc`s
+/// would make the worker threads write to the same cache lines.
+pub(crate) struct RouteMatch<'a> {
+    pub(crate) template: &'a Arc<str>,
+    pub(crate) requirement: &'a Requirement,
+    pub(crate) described: &'a str,
 }
 
 /// The compiled table.
@@ -141,17 +143,15 @@ impl CompiledRoutes {
     }
 
     /// Matches a canonical path (see [`crate::canonical`]).
-    pub(crate) fn find(&self, method: &str, path: &str) -> Result<RouteMatch, Denial> {
+    pub(crate) fn find(&self, method: &str, path: &str) -> Result<RouteMatch<'_>, Denial> {
         let Ok(found) = self.router.at(path) else {
             return Err(Denial::new(Reason::RouteNotFound));
         };
         let routes = &self.paths[*found.value];
         match routes.methods.iter().find(|(m, _, _)| m == method) {
-            Some((_, requirement, described)) => Ok(RouteMatch {
-                template: routes.template.clone(),
-                requirement: requirement.clone(),
-                described: described.clone(),
-            }),
+            Some((_, requirement, described)) => {
+                Ok(RouteMatch { template: &routes.template, requirement, described })
+            }
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
                 denial.allowed_methods = routes.methods.iter().map(|(m, _, _)| m.clone()).collect();
@@ -172,7 +172,7 @@ mod tests {
         t.add("GET", "/orders/{id}", scopes::all(["r"])).unwrap();
         t.add("DELETE", "/orders/{id}", scopes::all(["a"])).unwrap();
         let c = t.compile().unwrap();
-        assert_eq!(&*c.find("GET", "/orders/7").ok().unwrap().template, "/orders/{id}");
+        assert_eq!(&**c.find("GET", "/orders/7").ok().unwrap().template, "/orders/{id}");
         let denial = c.find("PUT", "/orders/7").err().unwrap();
         assert_eq!(denial.reason, Reason::MethodNotAllowed);
         assert_eq!(denial.allowed_methods, ["DELETE", "GET"]);

@@ -423,6 +423,12 @@ impl Controls {
         self.blocks.read(key_of(domain::NETWORK, &net), live).flatten()
     }
 
+    /// Whether any token is revoked now (expired revocations may still count until the
+    /// next maintenance). Lets the Guard skip reading the `jti` claim when none is.
+    pub fn has_revocations(&self) -> bool {
+        !self.revoked.is_empty()
+    }
+
     /// True when the token id was revoked and the token has not expired yet.
     pub fn is_revoked(&self, jti: &str) -> bool {
         if self.revoked.is_empty() {

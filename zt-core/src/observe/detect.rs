@@ -506,6 +506,9 @@ pub(crate) struct CallerState {
     errors: Ewma,
     distinct: Ewma,
     networks: Recent<u64, KNOWN_NETWORKS>,
+    /// The address of the caller's previous request: its network is among `networks`
+    /// already, so a repeat needs no hashing.
+    last_ip: Option<std::net::IpAddr>,
     countries: Recent<CountryCode, KNOWN_COUNTRIES>,
     hours: [u32; 24],
     timing: Option<Box<Timing>>,
@@ -524,6 +527,7 @@ impl CallerState {
             errors: Ewma::default(),
             distinct: Ewma::default(),
             networks: Recent::default(),
+            last_ip: None,
             countries: Recent::default(),
             hours: [0; 24],
             timing: None,
@@ -873,7 +877,9 @@ impl Detector {
             }
         }
         // New network / country: learned always, reported after warm-up.
-        if let Some(ip) = r.client_ip {
+        if let Some(ip) = r.client_ip
+            && s.last_ip.replace(ip) != Some(ip)
+        {
             let known = s.networks.len() as f64;
             let net = key_of(domain::NETWORK, &self.prefix.network_of(ip));
             if s.networks.note(net) && warmed && cfg.new_network {
