@@ -115,6 +115,29 @@ async fn repeated_bad_tokens_lock_the_address_out_until_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_bad_tokens_of_one_subject_lock_that_subject_out_from_any_address() {
+    // Each failure comes from its own address (through a trusted proxy), so no address
+    // reaches the threshold: only the subject does.
+    let limits = "identity = \"off\"\naddress = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[lockout]\nthreshold = 3\nwindow = \"1m\"\nbase = \"30s\"\nmax = \"1m\"\n";
+    for (name, addr) in servers(limits).await {
+        let mut expired = claims("mallory", "orders:read");
+        expired["exp"] = serde_json::json!(now() - 3600);
+        let bad = sign(key(jsonwebtoken::Algorithm::ES256), &expired);
+        for i in 1..=3 {
+            let from = format!("198.51.100.{i}");
+            assert_eq!(get(addr, &bad, &[("x-forwarded-for", &from)]).await.status, 401, "{name}");
+        }
+        // Mallory's valid token, from an address that never failed: the subject is locked out.
+        let r = get(addr, &token("mallory", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
+        assert_eq!(r.status, 429, "{name}: the subject is locked out");
+        assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:locked-out"), "{name}");
+        // Another subject from the same new address is not.
+        let r = get(addr, &token("alice", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
+        assert_eq!(r.status, 200, "{name}: other subjects pass");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_mode_logs_would_be_429s_but_forwards() {
     let mut policy = policy_with_jwks(trusted_jwks());
     policy.mode = zt::Mode::Report;

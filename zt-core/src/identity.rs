@@ -81,6 +81,19 @@ fn quota_key(issuer: &str, who: Option<&str>) -> String {
     key
 }
 
+/// Who a token names: its subject, else its client id (`azp`, then `client_id`).
+fn caller_name(claims: &Map<String, Value>) -> Option<&str> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    text("sub").or_else(|| text("azp")).or_else(|| text("client_id"))
+}
+
+/// The [`Identity::quota_key`] of the identity these claims would make, when they name a
+/// caller: the key a rejected (signature-verified) token's failures count against, so they
+/// lock out the same key the Guard checks for the caller's later tokens.
+pub(crate) fn claims_lockout_key(issuer: &str, claims: &Map<String, Value>) -> Option<String> {
+    caller_name(claims).map(|who| quota_key(issuer, Some(who)))
+}
+
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
     claims.get(name).and_then(Value::as_str).map(str::to_string)
 }
@@ -107,7 +120,7 @@ impl Identity {
         let client_id = string_claim(&claims, "azp").or_else(|| string_claim(&claims, "client_id"));
         Identity {
             inner: Arc::new(IdentityInner {
-                quota_key: quota_key(issuer, subject.as_deref().or(client_id.as_deref())),
+                quota_key: quota_key(issuer, caller_name(&claims)),
                 subject,
                 issuer: issuer.to_string(),
                 client_id,
@@ -150,6 +163,12 @@ impl Identity {
     /// client id), so equal subjects of two issuers never share a quota.
     pub(crate) fn quota_key(&self) -> &str {
         &self.inner.quota_key
+    }
+
+    /// [`Identity::quota_key`] when the identity names a caller (a subject or a client id):
+    /// what a rejected token's failures count against.
+    pub(crate) fn lockout_key(&self) -> Option<&str> {
+        (self.subject().is_some() || self.client_id().is_some()).then_some(self.quota_key())
     }
 
     /// The verified client certificate of the connection (mutual TLS), if any.

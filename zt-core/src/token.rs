@@ -182,8 +182,9 @@ pub(crate) struct Verifier {
 /// The result of a synchronous verification attempt.
 pub(crate) enum Step {
     Done(Result<Identity, Reason>),
-    /// The signature verified but a claim check failed: the subject is trustworthy and is
-    /// reported for per-subject lockout counting.
+    /// The signature verified but a claim check failed: the subject is trustworthy and its
+    /// lockout key (`issuer|subject`, as the Guard checks it) is reported for per-subject
+    /// lockout counting.
     Rejected(Reason, Option<String>),
     /// The issuer's keys must be fetched first; then call again with `allow_fetch = false`.
     Fetch(usize),
@@ -378,7 +379,7 @@ impl Verifier {
                 }
                 cache.remove(token);
                 if let Err(reason) = valid {
-                    return Step::Rejected(reason, hit.identity.subject().map(str::to_string));
+                    return Step::Rejected(reason, hit.identity.lockout_key().map(str::to_string));
                 }
                 // The key was removed: verify from scratch, which now fails as it should.
             }
@@ -472,8 +473,7 @@ impl Verifier {
         let (exp, nbf, iat) = match result {
             Ok(t) => t,
             Err(reason) => {
-                let subject = claims.get("sub").and_then(Value::as_str).map(str::to_string);
-                return Step::Rejected(reason, subject);
+                return Step::Rejected(reason, crate::identity::claims_lockout_key(&issuer.issuer, &claims));
             }
         };
         let identity = Identity::from_jwt_claims(&issuer.issuer, claims);
