@@ -9,8 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
-cargo bench --bench pipeline --no-run >&2
-bin=$(cargo bench --bench pipeline --no-run --message-format=json 2>/dev/null |
+bin=$(cargo bench --bench pipeline --no-run --message-format=json |
     python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

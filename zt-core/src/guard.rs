@@ -584,28 +584,7 @@ impl Guard {
             }
             _ => Vec::new(),
         };
-        let present = |name: &str| view.headers.nth(name, 0);
-        let user_agent = present("user-agent");
-        let headers = HeaderFacts {
-            accept: present("accept").is_some(),
-            accept_language: present("accept-language").is_some(),
-            accept_encoding: present("accept-encoding").is_some(),
-            count: 0,
-        };
-        // The adapters know the number of header lines; other lookups count the usual ones.
-        let count = view.headers.line_count().map_or_else(
-            || {
-                u16::from(headers.accept)
-                    + u16::from(headers.accept_language)
-                    + u16::from(headers.accept_encoding)
-                    + u16::from(user_agent.is_some())
-                    + ["authorization", "cookie", "content-type"]
-                        .into_iter()
-                        .map(|name| u16::from(present(name).is_some()))
-                        .sum::<u16>()
-            },
-            |n| u16::try_from(n).unwrap_or(u16::MAX),
-        );
+        let user_agent = view.headers.nth("user-agent", 0);
         let (sample, endpoint) = match denied_status {
             None => observer.arrival(view.method, verdict.route.as_deref()),
             Some(_) => (None, None),
@@ -613,14 +592,15 @@ impl Guard {
         let context = ObservationContext {
             at: observer.now(),
             request_id: verdict.request_id,
-            method: standard_method(view.method)
+            // The observer keeps the method past the request: static text when standard.
+            method: crate::observe::inventory::standard_method(view.method)
                 .map_or_else(|| std::borrow::Cow::Owned(view.method.to_string()), std::borrow::Cow::Borrowed),
             path: view.path.to_string(),
             route: verdict.route.clone(),
             operation: verdict.operation.clone(),
             client_ip,
             user_agent: user_agent.map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned()),
-            headers: HeaderFacts { count, ..headers },
+            headers: HeaderFacts::of(view.headers),
             identity: identity.cloned(),
             auth_method: identity.map(|i| if i.has_auth_method(AuthMethod::Jwt) { "jwt" } else { "mtls" }),
             object_ids,
@@ -1302,20 +1282,6 @@ fn blocked(block: &crate::observe::Block, request_id: &RequestId, observer: &Obs
     let mut denial = Denial::new(Reason::Blocked);
     denial.rendered = Some(Box::new(block.response(request_id.as_str(), observer.now())));
     denial
-}
-
-/// The standard methods as static text (the observer keeps the method past the request).
-fn standard_method(method: &str) -> Option<&'static str> {
-    Some(match method {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        _ => return None,
-    })
 }
 
 /// Counts a failed authentication against the client address and, when the signature

@@ -576,6 +576,13 @@ fn deep_key(name: &str) -> Option<(&str, Result<&str, ()>)> {
     Some((base, Ok(inner)))
 }
 
+/// The entries of parameter `i` in a list sorted by parameter index.
+fn run_of<T>(sorted: &[(usize, T)], i: usize) -> &[(usize, T)] {
+    let start = sorted.partition_point(|(j, _)| *j < i);
+    let end = sorted.partition_point(|(j, _)| *j <= i);
+    sorted.get(start..end).unwrap_or_default()
+}
+
 fn validate_query(
     params: &[Param],
     plan: &QueryPlan,
@@ -618,19 +625,9 @@ fn validate_query(
     // Stable sorts: each parameter's values stay in arrival order.
     exact.sort_by_key(|(i, _)| *i);
     grouped.sort_by_key(|(i, _)| *i);
-    let values_of = |i: usize| {
-        let start = exact.partition_point(|(j, _)| *j < i);
-        let end = exact.partition_point(|(j, _)| *j <= i);
-        exact.get(start..end).unwrap_or_default()
-    };
-    let entries_of = |i: usize| {
-        let start = grouped.partition_point(|(j, _)| *j < i);
-        let end = grouped.partition_point(|(j, _)| *j <= i);
-        grouped.get(start..end).unwrap_or_default()
-    };
     for (i, p) in params.iter().enumerate().filter(|(_, p)| p.location == In::Query) {
         if p.style == Style::DeepObject || p.spreads() {
-            let entries = entries_of(i);
+            let entries = run_of(&grouped, i);
             if entries.is_empty() {
                 if p.required {
                     out.push(p.pointer.clone(), "missing");
@@ -651,7 +648,7 @@ fn validate_query(
             check(p, &Value::Object(map), if deep { &p.pointer } else { "/query" }, out);
             continue;
         }
-        let values = values_of(i);
+        let values = run_of(&exact, i);
         match values {
             [] => {
                 if p.required {

@@ -93,6 +93,11 @@ impl RouteRef {
 /// Methods kept as sent; anything else counts as `OTHER` (bounded label set).
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
 
+/// The method as static text when it is one of the standard ones, spelled as sent.
+pub(crate) fn standard_method(method: &str) -> Option<&'static str> {
+    METHODS.iter().find(|m| **m == method).copied()
+}
+
 fn method_label(method: &str) -> &'static str {
     METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)).copied().unwrap_or("OTHER")
 }

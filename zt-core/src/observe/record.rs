@@ -65,6 +65,22 @@ impl HeaderFacts {
         }
     }
 
+    /// Reads the facts. The count is the adapter's number of header lines when the lookup
+    /// knows it ([`HeaderLookup::line_count`]), else how many of the usual request headers
+    /// were sent.
+    pub(crate) fn of(headers: &dyn HeaderLookup) -> HeaderFacts {
+        let facts = HeaderFacts::from_lookup(headers, 0);
+        let count = headers.line_count().unwrap_or_else(|| {
+            let others = ["user-agent", "authorization", "cookie", "content-type"];
+            [facts.accept, facts.accept_language, facts.accept_encoding]
+                .into_iter()
+                .filter(|&sent| sent)
+                .count()
+                + others.into_iter().filter(|name| headers.nth(name, 0).is_some()).count()
+        });
+        HeaderFacts { count: u16::try_from(count).unwrap_or(u16::MAX), ..facts }
+    }
+
     /// What a mainstream browser sends: accept, language, encoding, and a handful more.
     pub fn browser_like() -> HeaderFacts {
         HeaderFacts { accept: true, accept_language: true, accept_encoding: true, count: 8 }
