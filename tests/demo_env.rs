@@ -41,6 +41,23 @@ impl Drop for Demo {
 
 /// Starts a demo and waits (bounded) until `/health` answers.
 async fn start(name: &str, env: &[(&str, String)]) -> Demo {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        match launch(name, env).await {
+            Ok(demo) => return demo,
+            // `free_addr` probes a port and releases it; a parallel test may bind it before
+            // the demo does. Only that failure is retried, with fresh ports.
+            Err(demo)
+                if attempt < ATTEMPTS && demo.stderr.iter().any(|l| l.contains("Address already in use")) => {
+            }
+            Err(demo) => panic!("{name} did not come up; stderr: {:?}", demo.stderr),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// One start of a demo: `Err` with its stderr when it exits or does not answer in time.
+async fn launch(name: &str, env: &[(&str, String)]) -> Result<Demo, Demo> {
     let addr = free_addr();
     let mut cmd = Command::new(example(name));
     cmd.env_clear()
@@ -73,12 +90,19 @@ async fn start(name: &str, env: &[(&str, String)]) -> Demo {
                 while let Ok(line) = rx.try_recv() {
                     demo.stderr.push(line);
                 }
-                return demo;
+                return Ok(demo);
             }
+        }
+        if let Ok(Some(_)) = demo.child.try_wait() {
+            // Exited: collect its last words (the reader thread ends with the pipe).
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+                demo.stderr.push(line);
+            }
+            return Err(demo);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{name} did not come up; stderr: {:?}", demo.stderr);
+    Err(demo)
 }
 
 fn bearer(token: &str) -> String {
