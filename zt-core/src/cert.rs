@@ -52,6 +52,8 @@ pub struct CertificateIdentity {
     uris: Vec<String>,
     spiffe_id: Option<SpiffeId>,
     thumbprint: String,
+    /// The SPIFFE ID, else `x5t#S256:{thumbprint}`: see `Identity::principal`.
+    principal: String,
     not_before: i64,
     not_after: i64,
 }
@@ -93,13 +95,19 @@ impl CertificateIdentity {
         }
 
         let spiffe_id = spiffe_of(&cert, &uris, uri_entries)?;
+        let thumbprint = thumbprint_sha256(der);
+        let principal = match &spiffe_id {
+            Some(id) => id.to_string(),
+            None => format!("x5t#S256:{thumbprint}"),
+        };
         Ok(CertificateIdentity {
             subject,
             issuer,
             dns_names,
             uris,
             spiffe_id,
-            thumbprint: thumbprint_sha256(der),
+            thumbprint,
+            principal,
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
         })
@@ -136,6 +144,12 @@ impl CertificateIdentity {
     /// The certificate's SPIFFE ID, if it is an X.509-SVID.
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         self.spiffe_id.as_ref()
+    }
+
+    /// The caller key of a certificate-only caller: its SPIFFE ID, else
+    /// `x5t#S256:{thumbprint}` (see [`Identity::principal`](crate::Identity::principal)).
+    pub fn principal(&self) -> &str {
+        &self.principal
     }
 
     /// The SHA-256 thumbprint of the DER certificate, base64url without padding: the value

@@ -828,7 +828,7 @@ impl Guard {
         }
         // The caller's own quota: per identity, else per client address.
         if let Some(limiter) = limiter {
-            let subject = decided.identity.as_ref().map(Identity::quota_key);
+            let subject = decided.identity.as_ref().map(Identity::principal);
             let key = match (subject, client_key) {
                 (Some(subject), _) => Some(LimitKey::Identity(subject)),
                 (None, Some(addr)) => Some(LimitKey::Address(addr)),
@@ -1175,7 +1175,7 @@ impl Guard {
 
     /// Refuses a locked-out subject; a verified token resets the subject's failure count.
     fn subject_lockout(&self, limiter: &Limiter, identity: Identity) -> Result<Identity, Reason> {
-        let subject = identity.quota_key();
+        let subject = identity.principal();
         if limiter.lockout().locked(LimitKey::Identity(subject)).is_some() {
             return Err(Reason::LockedOut);
         }

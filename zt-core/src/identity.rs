@@ -46,9 +46,11 @@ pub struct Identity {
 }
 
 struct IdentityInner {
-    /// `issuer|subject` (or client id): the key of this caller's quota and lockout, built
-    /// once per verified token rather than per request.
-    quota_key: String,
+    /// The canonical caller key (see [`Identity::principal`]), built once per verified token
+    /// rather than per request; `None` when the claims name no caller (a certificate may).
+    principal: Option<String>,
+    /// The `jti` claim as text (a string as it is, a number as its JSON text).
+    token_id: Option<String>,
     subject: Option<String>,
     issuer: String,
     client_id: Option<String>,
@@ -71,27 +73,33 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-/// `issuer|who`: see [`Identity::quota_key`].
-fn quota_key(issuer: &str, who: Option<&str>) -> String {
-    let who = who.unwrap_or("");
-    let mut key = String::with_capacity(issuer.len() + who.len() + 1);
+/// The principal a token's claims name: `{iss}|sub:{sub}`, else `{iss}|client:{id}` (from
+/// `azp`, then `client_id`). The two forms never collide, so a client-credentials token of
+/// client `x` and a user whose subject is `x` are different callers.
+pub(crate) fn claims_principal(issuer: &str, claims: &Map<String, Value>) -> Option<String> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let (kind, who) = match text("sub") {
+        Some(sub) => ("sub:", sub),
+        None => ("client:", text("azp").or_else(|| text("client_id"))?),
+    };
+    let mut key = String::with_capacity(issuer.len() + kind.len() + who.len() + 1);
     key.push_str(issuer);
     key.push('|');
+    key.push_str(kind);
     key.push_str(who);
-    key
+    Some(key)
 }
 
-/// Who a token names: its subject, else its client id (`azp`, then `client_id`).
-fn caller_name(claims: &Map<String, Value>) -> Option<&str> {
-    let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    text("sub").or_else(|| text("azp")).or_else(|| text("client_id"))
-}
-
-/// The [`Identity::quota_key`] of the identity these claims would make, when they name a
-/// caller: the key a rejected (signature-verified) token's failures count against, so they
-/// lock out the same key the Guard checks for the caller's later tokens.
-pub(crate) fn claims_lockout_key(issuer: &str, claims: &Map<String, Value>) -> Option<String> {
-    caller_name(claims).map(|who| quota_key(issuer, Some(who)))
+/// The `jti` claim as text: a string as it is, an integer as its decimal text; `Err` for
+/// any other JSON type (an object, an array, a boolean, a fraction), which no revocation
+/// could ever name reliably, so the token is refused rather than made unrevocable.
+pub(crate) fn token_id(claims: &Map<String, Value>) -> Result<Option<String>, ()> {
+    match claims.get("jti") {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(_) => Err(()),
+    }
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
@@ -120,7 +128,9 @@ impl Identity {
         let client_id = string_claim(&claims, "azp").or_else(|| string_claim(&claims, "client_id"));
         Identity {
             inner: Arc::new(IdentityInner {
-                quota_key: quota_key(issuer, caller_name(&claims)),
+                principal: claims_principal(issuer, &claims),
+                // Verification refuses a `jti` of another type before an identity is built.
+                token_id: token_id(&claims).ok().flatten(),
                 subject,
                 issuer: issuer.to_string(),
                 client_id,
@@ -141,7 +151,9 @@ impl Identity {
             .unwrap_or_else(|| certificate.subject().to_string());
         Identity {
             inner: Arc::new(IdentityInner {
-                quota_key: quota_key(certificate.issuer(), Some(&subject)),
+                // The certificate names the caller (see `Identity::principal`).
+                principal: None,
+                token_id: None,
                 subject: Some(subject),
                 issuer: certificate.issuer().to_string(),
                 client_id: None,
@@ -159,16 +171,41 @@ impl Identity {
         self
     }
 
-    /// The key of this caller's quota and lockout: the issuer and the subject (else the
-    /// client id), so equal subjects of two issuers never share a quota.
-    pub(crate) fn quota_key(&self) -> &str {
-        &self.inner.quota_key
+    /// The canonical caller key, the one name of this caller everywhere: quotas, lockout,
+    /// blocks, throttles, revocation, detection, the inventory, the span's `enduser.id`,
+    /// and ownership in your handlers.
+    ///
+    /// - `{iss}|sub:{sub}` for a token with a subject;
+    /// - else `{iss}|client:{client}` for a token naming only its client (`azp`, then
+    ///   `client_id`; e.g. the client-credentials grant);
+    /// - else the client certificate's SPIFFE ID (`spiffe://...`), or `x5t#S256:{thumbprint}`.
+    ///
+    /// The Guard never admits a caller that none of these names, so this is never empty
+    /// on an identity your handler receives.
+    ///
+    /// ```
+    /// # fn f(who: &zt_core::Identity) {
+    /// // Ownership: store and compare the principal, never the bare `sub`.
+    /// let owner: &str = who.principal();
+    /// # let _ = owner; }
+    /// ```
+    pub fn principal(&self) -> &str {
+        match (&self.inner.principal, &self.certificate) {
+            (Some(principal), _) => principal,
+            (None, Some(certificate)) => certificate.principal(),
+            (None, None) => "",
+        }
     }
 
-    /// [`Identity::quota_key`] when the identity names a caller (a subject or a client id):
-    /// what a rejected token's failures count against.
-    pub(crate) fn lockout_key(&self) -> Option<&str> {
-        (self.subject().is_some() || self.client_id().is_some()).then_some(self.quota_key())
+    /// True when something names this caller (see [`Identity::principal`]).
+    pub(crate) fn has_principal(&self) -> bool {
+        self.inner.principal.is_some() || self.certificate.is_some()
+    }
+
+    /// The token's `jti` as text (a numeric `jti` as its decimal text), if it has one: what
+    /// a revocation names.
+    pub fn token_id(&self) -> Option<&str> {
+        self.inner.token_id.as_deref()
     }
 
     /// The verified client certificate of the connection (mutual TLS), if any.

@@ -379,7 +379,8 @@ impl Verifier {
                 }
                 cache.remove(token);
                 if let Err(reason) = valid {
-                    return Step::Rejected(reason, hit.identity.lockout_key().map(str::to_string));
+                    let principal = hit.identity.has_principal().then(|| hit.identity.principal().to_string());
+                    return Step::Rejected(reason, principal);
                 }
                 // The key was removed: verify from scratch, which now fails as it should.
             }
@@ -458,6 +459,8 @@ impl Verifier {
             let iat = numeric_date(&claims, "iat")?;
             issuer.check_times(exp, nbf, iat, now)?;
             issuer.check_audience(&claims)?;
+            // A `jti` no revocation could name (not a string or an integer) is refused.
+            crate::identity::token_id(&claims).map_err(|()| Reason::InvalidClaims)?;
             for name in &issuer.required_claims {
                 if claims.get(name).is_none_or(Value::is_null) {
                     return Err(Reason::InvalidClaims);
@@ -473,7 +476,7 @@ impl Verifier {
         let (exp, nbf, iat) = match result {
             Ok(t) => t,
             Err(reason) => {
-                return Step::Rejected(reason, crate::identity::claims_lockout_key(&issuer.issuer, &claims));
+                return Step::Rejected(reason, crate::identity::claims_principal(&issuer.issuer, &claims));
             }
         };
         let identity = Identity::from_jwt_claims(&issuer.issuer, claims);
