@@ -33,7 +33,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tower::ServiceExt;
 use zt::request::HeaderList;
-use zt::{Check, Guard, Outcome, RequestView, RouteTable};
+use zt::{Check, Decision, Guard, RequestView, RouteTable};
 
 /// The demo's route table, as `orders::axum_app` registers it.
 fn orders_routes() -> RouteTable {
@@ -72,10 +72,8 @@ fn get_orders(headers: &HeaderList) -> RequestView<'_> {
 /// Panics unless the guard allows the request at once with an identity.
 fn assert_allowed(guard: &Guard, view: &RequestView<'_>) {
     match guard.check(view) {
-        Check::Ready(verdict) => match verdict.outcome {
-            Outcome::Allow(Some(_)) => {}
-            other => panic!("expected Allow with an identity, got {other:?}"),
-        },
+        Check::Ready(Decision::Admitted(admitted)) if admitted.identity().is_some() => {}
+        Check::Ready(other) => panic!("expected an admission with an identity, got {other:?}"),
         Check::Pending(_) => panic!("static keys never need a fetch"),
     }
 }
@@ -83,7 +81,8 @@ fn assert_allowed(guard: &Guard, view: &RequestView<'_>) {
 /// The headline (issue 8): every stage on, as the demo runs. A cached token on
 /// `GET /orders?limit=10` through canonicalization, routing, the verified-token cache,
 /// scopes, the per-identity quota (GCRA, in memory), the OpenAPI contract (query
-/// parameters) and the observer (`Observed::finish`: baselines, detection, inventory, KPIs).
+/// parameters), the admission handed to the handler, and the response phase with the
+/// observer (`Responding::head`: baselines, detection, inventory, KPIs).
 fn whole_pipeline(c: &mut Criterion) {
     let mut policy = support::policy_with_jwks(support::trusted_jwks());
     policy.limits = Some(
@@ -96,12 +95,13 @@ fn whole_pipeline(c: &mut Criterion) {
     let headers = bearer(&token);
     let view = RequestView { query: Some("limit=10"), ..get_orders(&headers) };
     let run = |view: &RequestView<'_>| match guard.check(view) {
-        Check::Ready(mut verdict) => {
-            assert!(matches!(verdict.outcome, Outcome::Allow(Some(_))), "{:?}", verdict.outcome);
-            if let Some(observed) = verdict.observed.take() {
-                observed.finish(200, 2, None);
-            }
+        Check::Ready(Decision::Admitted(admitted)) => {
+            assert!(admitted.identity().is_some());
+            let (admission, responding) = admitted.forward();
+            black_box(admission);
+            black_box(responding.head(200, Some(b"application/json"), Some(2)));
         }
+        Check::Ready(Decision::Rejected(rejected)) => panic!("{rejected:?}"),
         Check::Pending(_) => panic!("static keys and in-memory quotas never wait"),
     };
     run(&view);

@@ -20,7 +20,7 @@ use zt::contract::{Contract, ContractOptions, ContractRequest, Lookup};
 use zt::limit::{LimitCheck, LimitConfig, LimitKey, Limiter};
 use zt::request::HeaderList;
 use zt::zones::ZoneConfig;
-use zt::{Guard, Outcome, RequestView, scopes};
+use zt::{Decision, Guard, RequestView, scopes};
 
 fn canonicalization(c: &mut Criterion) {
     let strict = PathPolicy::default();
@@ -207,7 +207,7 @@ fn certificates_and_zones(c: &mut Criterion) {
     };
     for guard in [&zoned, &plain] {
         let zt::Check::Ready(v) = guard.check(&view) else { panic!("static keys") };
-        assert!(matches!(v.outcome, Outcome::Allow(_)), "{:?}", v.outcome);
+        assert!(matches!(v, Decision::Admitted(_)), "{v:?}");
     }
     c.bench_function("zones/check_mtls_bound_token_without_zones", |b| {
         b.iter(|| plain.check(black_box(&view)))

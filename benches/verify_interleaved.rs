@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use zt::request::HeaderList;
-use zt::{Check, Guard, Outcome, RequestView, RouteTable};
+use zt::{Check, Decision, Guard, RequestView, RouteTable};
 
 const BLOCK: u32 = 50;
 
@@ -33,7 +33,7 @@ fn guard_without_cache() -> Guard {
 }
 
 fn allowed(check: Check) -> bool {
-    matches!(check, Check::Ready(verdict) if matches!(verdict.outcome, Outcome::Allow(Some(_))))
+    matches!(check, Check::Ready(Decision::Admitted(admitted)) if admitted.identity().is_some())
 }
 
 fn main() {

@@ -10,7 +10,18 @@ use std::net::SocketAddr;
 use orders::{DemoConfig, DevKey};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Start-up errors are printed with `Display` (file, line, key path), not `Debug`.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axum_orders: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -19,6 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = DemoConfig::from_env()?;
     let dev = if config.needs_dev_key()? { Some(DevKey::generate()?) } else { None };
     let guard = config.guard(dev.as_ref())?;
+    // Fail at start-up, naming the issuer, when its remote keys cannot be fetched.
+    guard.fetch_keys().await?;
     // KPIs in the Prometheus text format (ZT_METRICS_LISTEN, default 127.0.0.1:9464).
     zt::observe::install_prometheus(config.metrics_listen)?;
     let tls = config.tls()?;

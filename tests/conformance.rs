@@ -782,7 +782,8 @@ async fn report_mode_logs_but_forwards_in_both() {
         let r =
             post_json(addr, "/orders", &format!("Bearer {reader}"), br#"{"item":"pen","quantity":3}"#).await;
         assert_eq!(r.status, 201, "{r:?}");
-        assert!(r.body.contains("\"owner\":\"alice\""));
+        // Orders belong to the principal (issuer and subject), never the bare `sub`.
+        assert!(r.body.contains(&format!("\"owner\":\"{ISSUER}|sub:alice\"")), "{r:?}");
         // Unknown routes reach the framework's own 404 (not a zt problem).
         let r = raw_request(addr, "GET", "/admin", &[], None).await;
         assert_eq!(r.status, 404);

@@ -13,7 +13,7 @@ use serde_json::json;
 use support::*;
 use zt::policy::{IssuerConfig, Policy, TokenConfig};
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, PolicyError, Reason, RequestView, scopes};
+use zt::{Guard, Decision, PolicyError, Reason, RequestView, scopes};
 
 fn with_route(issuer: IssuerConfig) -> Policy {
     Policy::builder().issuer(issuer).route("GET", "/orders", scopes::all(["orders:read"])).build()
@@ -32,9 +32,9 @@ async fn decide(guard: &Guard, headers: &HeaderList, query: Option<&str>) -> Res
         peer_addr: None,
         peer_certificates: None,
     };
-    match guard.decide(&view).await.outcome {
-        Outcome::Allow(id) => Ok(id.and_then(|i| i.subject().map(str::to_string))),
-        Outcome::Deny(d) => Err(d.reason),
+    match guard.decide(&view).await {
+        Decision::Admitted(a) => Ok(a.identity().and_then(|i| i.subject().map(str::to_string))),
+        Decision::Rejected(r) => Err(r.reason()),
     }
 }
 
@@ -130,10 +130,10 @@ async fn scopes_are_evaluated_on_every_call_not_cached() {
         peer_addr: None,
         peer_certificates: None,
     };
-    match g.decide(&view).await.outcome {
-        Outcome::Deny(d) => {
-            assert_eq!(d.reason, Reason::InsufficientScope);
-            assert_eq!(d.required_scopes, ["orders:admin"]);
+    match g.decide(&view).await {
+        Decision::Rejected(r) => {
+            assert_eq!(r.reason(), Reason::InsufficientScope);
+            assert_eq!(r.denial().required_scopes, ["orders:admin"]);
         }
         other => panic!("{other:?}"),
     }

@@ -14,7 +14,7 @@ use support::*;
 use zt::issuer::{TokenIssuer, TokenIssuerConfig, TokenRequest};
 use zt::policy::{IssuerConfig, Policy};
 use zt::request::HeaderList;
-use zt::{Guard, Identity, Outcome, Reason, RequestView, RouteTable, scopes};
+use zt::{Guard, Identity, Decision, Reason, RequestView, RouteTable, scopes};
 
 const A_ISSUER: &str = "https://service-a.test";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -104,10 +104,12 @@ async fn at_b(guard: &Guard, method: &str, token: &str) -> Result<Identity, Reas
         peer_addr: None,
         peer_certificates: None,
     };
-    match guard.decide(&view).await.outcome {
-        Outcome::Allow(Some(identity)) => Ok(identity),
-        Outcome::Allow(None) => Err(Reason::MissingCredentials),
-        Outcome::Deny(denial) => Err(denial.reason),
+    match guard.decide(&view).await {
+        Decision::Admitted(a) => match a.identity().cloned() {
+            Some(identity) => Ok(identity),
+            None => Err(Reason::MissingCredentials),
+        },
+        Decision::Rejected(r) => Err(r.reason()),
     }
 }
 

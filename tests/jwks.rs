@@ -20,7 +20,7 @@ use support::*;
 use zt::keys::{FetchError, FetchedDocument, KeyFetcher};
 use zt::policy::{IssuerConfig, Policy, RemoteKeysConfig};
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, Reason, RequestView, RouteTable};
+use zt::{Guard, Decision, Reason, RequestView, RouteTable};
 
 #[derive(Default)]
 struct Jwks {
@@ -94,10 +94,12 @@ async fn check(guard: &Guard, token: &str) -> Result<String, Reason> {
         peer_addr: None,
         peer_certificates: None,
     };
-    match guard.decide(&view).await.outcome {
-        Outcome::Allow(Some(id)) => Ok(id.subject().unwrap_or_default().to_string()),
-        Outcome::Allow(None) => Err(Reason::MissingCredentials),
-        Outcome::Deny(d) => Err(d.reason),
+    match guard.decide(&view).await {
+        Decision::Admitted(a) => match a.identity().cloned() {
+            Some(id) => Ok(id.subject().unwrap_or_default().to_string()),
+            None => Err(Reason::MissingCredentials),
+        },
+        Decision::Rejected(r) => Err(r.reason()),
     }
 }
 

@@ -115,25 +115,51 @@ async fn repeated_bad_tokens_lock_the_address_out_until_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_bad_tokens_of_one_subject_lock_that_subject_out_from_any_address() {
-    // Each failure comes from its own address (through a trusted proxy), so no address
-    // reaches the threshold: only the subject does.
+async fn replayed_bad_tokens_never_lock_out_the_subject_they_name() {
+    // An attacker holding validly signed tokens that name a victim (expired ones, ID tokens
+    // for another audience) replays them from many addresses: the victim's own valid token
+    // keeps working. The failures count against the presenting addresses.
     let limits = "identity = \"off\"\naddress = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[lockout]\nthreshold = 3\nwindow = \"1m\"\nbase = \"30s\"\nmax = \"1m\"\n";
     for (name, addr) in servers(limits).await {
-        let mut expired = claims("mallory", "orders:read");
+        let mut expired = claims("victim", "orders:read");
+        expired["exp"] = serde_json::json!(now() - 3600);
+        let mut foreign = claims("victim", "orders:read");
+        foreign["aud"] = serde_json::json!("another-relying-party");
+        for (i, bad) in [expired, foreign].iter().map(|c| sign(key(jsonwebtoken::Algorithm::ES256), c)).enumerate() {
+            for j in 1..=5 {
+                let from = format!("198.51.{i}.{j}");
+                assert_eq!(get(addr, &bad, &[("x-forwarded-for", &from)]).await.status, 401, "{name}");
+            }
+        }
+        let r = get(addr, &token("victim", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
+        assert_eq!(r.status, 200, "{name}: the victim is not locked out: {r:?}");
+        // The attacker's own address is: three failures from one address.
+        let mut expired = claims("victim", "orders:read");
         expired["exp"] = serde_json::json!(now() - 3600);
         let bad = sign(key(jsonwebtoken::Algorithm::ES256), &expired);
-        for i in 1..=3 {
-            let from = format!("198.51.100.{i}");
-            assert_eq!(get(addr, &bad, &[("x-forwarded-for", &from)]).await.status, 401, "{name}");
+        for _ in 0..3 {
+            get(addr, &bad, &[("x-forwarded-for", "203.0.113.66")]).await;
         }
-        // Mallory's valid token, from an address that never failed: the subject is locked out.
-        let r = get(addr, &token("mallory", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
-        assert_eq!(r.status, 429, "{name}: the subject is locked out");
+        let r = get(addr, &token("alice", "orders:read"), &[("x-forwarded-for", "203.0.113.66")]).await;
+        assert_eq!(r.status, 429, "{name}: the guessing address is locked out");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_the_application_reports_lock_out_that_principal_in_both() {
+    let limits = "identity = \"off\"\naddress = \"off\"\n[lockout]\nthreshold = 3\nwindow = \"1m\"\nbase = \"30s\"\nmax = \"1m\"\n";
+    let (a, b) = (guard(limits), guard(limits));
+    let servers = [("axum", a.clone(), spawn_axum(a).await), ("actix", b.clone(), spawn_actix(b))];
+    for (name, guard, addr) in servers {
+        let principal = format!("{ISSUER}|sub:mallory");
+        assert_eq!(guard.report_authentication_failure(&principal), None, "{name}");
+        assert_eq!(guard.report_authentication_failure(&principal), None, "{name}");
+        assert!(guard.report_authentication_failure(&principal).is_some(), "{name}: third failure locks");
+        let r = get(addr, &token("mallory", "orders:read"), &[]).await;
+        assert_eq!(r.status, 429, "{name}: the principal is locked out");
         assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:locked-out"), "{name}");
-        // Another subject from the same new address is not.
-        let r = get(addr, &token("alice", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
-        assert_eq!(r.status, 200, "{name}: other subjects pass");
+        // Another caller from the same address is not.
+        assert_eq!(get(addr, &token("alice", "orders:read"), &[]).await.status, 200, "{name}");
     }
 }
 

@@ -114,8 +114,8 @@ fn echo_app() -> SocketAddr {
     *ADDR.get_or_init(|| {
         use axum::extract::MatchedPath;
         use zt::axum::routing::{delete, get};
-        async fn echo(matched: MatchedPath, checked: axum::Extension<zt::CheckedRoute>) -> String {
-            format!("{}|{}", matched.as_str(), checked.0.0)
+        async fn echo(matched: MatchedPath, checked: axum::Extension<zt::Admission>) -> String {
+            format!("{}|{}", matched.as_str(), checked.0.route().unwrap_or(""))
         }
         let guard = zt::Guard::new(policy_with_jwks(trusted_jwks())).unwrap();
         let mut router = zt::axum::Router::new(guard);

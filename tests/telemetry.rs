@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use support::*;
 use tracing_subscriber::fmt::format::FmtSpan;
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, RequestView};
+use zt::{Decision, Guard, RequestView};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -52,7 +52,8 @@ fn guard() -> Guard {
     .unwrap()
 }
 
-fn run(guard: &Guard, token: &str, query: &str) -> Outcome {
+/// `Err(())` when denied, else whether the admitted request carries an identity.
+fn run(guard: &Guard, token: &str, query: &str) -> Result<bool, ()> {
     let headers = HeaderList::default().with("authorization", format!("Bearer {token}"));
     let view = RequestView {
         method: "GET",
@@ -62,12 +63,18 @@ fn run(guard: &Guard, token: &str, query: &str) -> Outcome {
         peer_addr: Some("127.0.0.1:5555".parse().unwrap()),
         peer_certificates: None,
     };
-    let zt::Check::Ready(verdict) = guard.check(&view) else { panic!("static keys never wait") };
-    zt::telemetry::record_status(
-        &verdict.span,
-        if matches!(verdict.outcome, Outcome::Allow(_)) { 200 } else { 403 },
-    );
-    verdict.outcome
+    let zt::Check::Ready(decision) = guard.check(&view) else { panic!("static keys never wait") };
+    match decision {
+        Decision::Admitted(admitted) => {
+            let (admission, responding) = admitted.forward();
+            let _ = responding.head(200, None, Some(0));
+            Ok(admission.identity().is_some())
+        }
+        Decision::Rejected(rejected) => {
+            let _ = rejected.into_response();
+            Err(())
+        }
+    }
 }
 
 #[test]
@@ -75,14 +82,15 @@ fn denials_are_one_warn_event_with_stable_fields_and_no_secrets() {
     let g = guard();
     let t = token("alice", "profile");
     let log = capture(|| {
-        assert!(matches!(run(&g, &t, "secret=hunter2"), Outcome::Deny(_)));
+        assert!(run(&g, &t, "secret=hunter2").is_err());
     });
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let event = lines.iter().find(|l| l["target"] == "zt::decision").expect("decision event");
     assert_eq!(event["level"], "WARN");
     assert_eq!(event["fields"]["zt.decision"], "deny");
     assert_eq!(event["fields"]["zt.reason"], "insufficient-scope");
-    assert_eq!(event["fields"]["enduser.id"], "alice");
+    // The principal: issuer and subject.
+    assert_eq!(event["fields"]["enduser.id"], format!("{ISSUER}|sub:alice"));
     assert_eq!(event["fields"]["zt.client_id"], "test-client");
     let span = lines.iter().find(|l| l["fields"]["message"] == "close").expect("span close");
     let fields = &span["span"];
@@ -97,10 +105,10 @@ fn denials_are_one_warn_event_with_stable_fields_and_no_secrets() {
         ("zt.auth_method", "jwt"),
         ("zt.required_scopes", "orders:read"),
         ("zt.mode", "enforce"),
-        ("enduser.id", "alice"),
     ] {
         assert_eq!(fields[name], value, "{name} in {fields}");
     }
+    assert_eq!(fields["enduser.id"], format!("{ISSUER}|sub:alice"));
     assert_eq!(fields["http.response.status_code"], 403);
     assert!(fields["zt.request_id"].as_str().is_some_and(|s| s.len() >= 16));
     assert!(!log.contains(&t), "the token never reaches the log");
@@ -113,7 +121,7 @@ fn allowed_requests_record_allow_and_emit_no_warning() {
     let g = guard();
     let t = token("bob", "orders:read");
     let log = capture(|| {
-        assert!(matches!(run(&g, &t, ""), Outcome::Allow(Some(_))));
+        assert_eq!(run(&g, &t, ""), Ok(true));
     });
     assert!(!log.contains("zt::decision"));
     assert!(log.contains("\"zt.decision\":\"allow\""));

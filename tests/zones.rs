@@ -18,7 +18,7 @@ use support::*;
 use zt::policy::{IssuerConfig, Policy};
 use zt::request::HeaderList;
 use zt::zones::ZoneConfig;
-use zt::{Guard, Outcome, PeerCertificates, Reason, RequestView, scopes};
+use zt::{Guard, Decision, PeerCertificates, Reason, RequestView, scopes};
 
 fn admin_zone() -> ZoneConfig {
     ZoneConfig {
@@ -68,9 +68,9 @@ async fn decide(guard: &Guard, call: Call<'_>) -> Result<Option<String>, Reason>
         peer_addr: Some(call.peer.parse().unwrap()),
         peer_certificates: peer.as_ref(),
     };
-    match guard.decide(&view).await.outcome {
-        Outcome::Allow(id) => Ok(id.and_then(|i| i.subject().map(str::to_string))),
-        Outcome::Deny(d) => Err(d.reason),
+    match guard.decide(&view).await {
+        Decision::Admitted(a) => Ok(a.identity().and_then(|i| i.subject().map(str::to_string))),
+        Decision::Rejected(r) => Err(r.reason()),
     }
 }
 

@@ -27,7 +27,9 @@ fn reply(r: Reply) -> Response {
 }
 
 fn owner(who: &Identity) -> &str {
-    who.subject().unwrap_or("anonymous")
+    // The principal (issuer and subject, else client id, else certificate), never the bare
+    // `sub`: two clients without a subject must not share their orders.
+    who.principal()
 }
 
 async fn health(State(app): State<App>) -> Response {

@@ -25,7 +25,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, RequestView};
+use common::Outcome;
+use zt::{Guard, RequestView};
 
 fn guard() -> &'static Guard {
     static GUARD: OnceLock<Guard> = OnceLock::new();

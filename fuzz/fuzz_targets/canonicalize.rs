@@ -21,7 +21,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use zt::canonical::{PathPolicy, canonicalize};
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, Reason, RequestView};
+use common::Outcome;
+use zt::{Guard, Reason, RequestView};
 
 const METHODS: [&str; 8] = ["GET", "POST", "DELETE", "PUT", "HEAD", "get", "OPTIONS", "GET "];
 

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use zt::keys::{FetchError, FetchedDocument, KeyFetcher};
 use zt::request::HeaderList;
-use zt::{Guard, Outcome, Policy, RequestView};
+use common::Outcome;
+use zt::{Guard, Policy, RequestView};
 
 struct NoNetwork;
 

@@ -6,9 +6,9 @@ use std::ops::Deref;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use zt_core::{Denial, Reason};
+use zt_core::{Admission, Reason};
 
-use crate::middleware::{RequestContext, denial_response};
+use crate::middleware::rendered;
 
 /// The verified caller. Rejects with 401 when the request carries no verified identity
 /// (use `Option<Identity>` on public routes).
@@ -42,13 +42,7 @@ pub struct Claims<T>(pub T);
 #[derive(Debug)]
 pub struct ZtRejection {
     reason: Option<Reason>,
-    context: Option<RequestContext>,
-}
-
-impl std::fmt::Debug for RequestContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestContext").field("request_id", &self.request_id).finish_non_exhaustive()
-    }
+    admission: Option<Admission>,
 }
 
 impl std::fmt::Display for ZtRejection {
@@ -68,8 +62,8 @@ impl ResponseError for ZtRejection {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match (&self.context, self.reason) {
-            (Some(ctx), Some(reason)) => denial_response(&ctx.guard, &Denial::new(reason), &ctx.request_id),
+        match (&self.admission, self.reason) {
+            (Some(admission), Some(reason)) => rendered(admission.reject(reason)),
             // No middleware in front of this handler: a wiring bug, never a reason to let
             // the request through.
             _ => HttpResponse::InternalServerError().body(self.to_string()),
@@ -77,16 +71,17 @@ impl ResponseError for ZtRejection {
     }
 }
 
-fn lookup(req: &HttpRequest) -> Result<Option<Identity>, ZtRejection> {
+/// The caller, or why not: no identity (401), or no zt in front of the route (a wiring bug).
+fn lookup(req: &HttpRequest) -> Result<Identity, ZtRejection> {
     let extensions = req.extensions();
-    if extensions.get::<RequestContext>().is_none() {
-        return Err(ZtRejection { reason: None, context: None });
-    }
-    Ok(extensions.get::<Identity>().cloned())
+    let Some(admission) = extensions.get::<Admission>() else {
+        return Err(ZtRejection { reason: None, admission: None });
+    };
+    admission.identity().cloned().map(Identity).ok_or_else(|| rejection(admission, Reason::MissingCredentials))
 }
 
-fn rejection(req: &HttpRequest, reason: Reason) -> ZtRejection {
-    ZtRejection { reason: Some(reason), context: req.extensions().get::<RequestContext>().cloned() }
+fn rejection(admission: &Admission, reason: Reason) -> ZtRejection {
+    ZtRejection { reason: Some(reason), admission: Some(admission.clone()) }
 }
 
 impl FromRequest for Identity {
@@ -94,7 +89,7 @@ impl FromRequest for Identity {
     type Future = Ready<Result<Self, ZtRejection>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(lookup(req).and_then(|found| found.ok_or_else(|| rejection(req, Reason::MissingCredentials))))
+        ready(lookup(req))
     }
 }
 
@@ -103,12 +98,11 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
     type Future = Ready<Result<Self, ZtRejection>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            lookup(req)
-                .and_then(|found| found.ok_or_else(|| rejection(req, Reason::MissingCredentials)))
-                .and_then(|identity| {
-                    identity.claims::<T>().map(Claims).map_err(|_| rejection(req, Reason::InvalidClaims))
-                }),
-        )
+        ready(lookup(req).and_then(|identity| {
+            identity.claims::<T>().map(Claims).map_err(|_| {
+                let extensions = req.extensions();
+                ZtRejection { reason: Some(Reason::InvalidClaims), admission: extensions.get::<Admission>().cloned() }
+            })
+        }))
     }
 }

@@ -42,6 +42,6 @@ mod router;
 pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
-pub use middleware::{ZeroTrust, ZeroTrustMiddleware, ZtFuture};
+pub use middleware::{ZeroTrust, ZeroTrustMiddleware};
 pub use router::{MethodRoute, Router, Routes, delete, get, head, options, patch, post, put};
 pub use zt_core;

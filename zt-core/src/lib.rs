@@ -3,19 +3,26 @@
 //! The framework-neutral decision engine of zt: every security decision is made here, on a
 //! borrowed [`RequestView`]; the `zt-tower` and `zt-actix` adapters only translate.
 //!
-//! A request passes these stages, each its own module:
-//! 1. route: the canonical path is matched against the [`RouteTable`]; unknown routes and
-//!    methods are denied (default deny).
-//! 2. authenticate: a bearer JWT is read from its configured source and verified against
-//!    the issuer's pinned keys ([`keys`], [`token`](crate::Guard)); verified tokens are cached.
-//! 3. authorize: the route's [`scopes::Requirement`] is evaluated on every call.
+//! A request passes these stages, in one fixed order, over facts computed once:
+//! route (canonical path, [`RouteTable`] match: unknown routes and methods are denied),
+//! credential (certificate, client address, the presented token), address abuse (blocks,
+//! lockout, the per-address ceiling), authenticate (the token verified against the
+//! issuer's pinned keys, [`keys`]; verified tokens are cached), controls (revocations and
+//! blocks), authorize (the route's [`scopes::Requirement`], on every call), zones, quota,
+//! and contract (parameters and media type before the body). A stage that waits for I/O
+//! (keys, a shared store) resumes where it waited.
+//!
+//! The request's lifecycle is core's too: [`Guard::check`] gives a [`Decision`];
+//! [`Admitted::body`] checks a body, [`Admitted::forward`] hands the [`Admission`] to the
+//! handler, and [`Responding::head`] finishes the response (status recorded, headers
+//! added, observer told, exactly once). The adapters only convert types.
 //!
 //! Denials carry a typed [`Reason`] that renders as RFC 6750 challenges and RFC 9457
 //! problem bodies ([`denial`]); each request is one `tracing` span ([`telemetry`]).
 //!
 //! ```
-//! use zt_core::{policy::{IssuerConfig, Policy}, request::HeaderList, scopes, Check, Guard,
-//!               Outcome, Reason, RequestView, RouteTable};
+//! use zt_core::{policy::{IssuerConfig, Policy}, request::HeaderList, scopes, Check, Decision,
+//!               Guard, Reason, RequestView, RouteTable};
 //!
 //! let policy = Policy::builder()
 //!     .issuer(IssuerConfig::new("https://issuer.example").audience("orders-api")
@@ -27,10 +34,14 @@
 //!
 //! let headers = HeaderList::default();
 //! let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None, peer_certificates: None };
-//! let Check::Ready(verdict) = guard.check(&view) else { unreachable!() };
-//! match verdict.outcome {
-//!     Outcome::Deny(denial) => assert_eq!(denial.reason, Reason::MissingCredentials),
-//!     Outcome::Allow(_) => unreachable!("no token, no access"),
+//! let Check::Ready(decision) = guard.check(&view) else { unreachable!() };
+//! match decision {
+//!     Decision::Rejected(rejected) => {
+//!         assert_eq!(rejected.reason(), Reason::MissingCredentials);
+//!         let response = rejected.into_response(); // status, headers, problem+json body
+//!         assert_eq!(response.status, 401);
+//!     }
+//!     Decision::Admitted(_) => unreachable!("no token, no access"),
 //! }
 //! ```
 #![deny(missing_docs)]
@@ -52,7 +63,6 @@ pub mod issuer;
 pub mod keys;
 pub mod limit;
 pub mod observe;
-mod observed;
 pub mod policy;
 pub mod request;
 pub mod response;
@@ -67,11 +77,13 @@ pub mod zones;
 pub use cert::{CertificateIdentity, SpiffeId};
 pub use denial::{Denial, DenialResponse, Reason};
 pub use error::PolicyError;
-pub use guard::{BodyCheck, BodyError, Check, Guard, GuardBuilder, Outcome, PendingCheck, Resume, Verdict};
+pub use guard::{
+    Admission, Admitted, BodyError, Check, Decision, Guard, GuardBuilder, Pending, ReadResponse, Rejected, Responding,
+    ResponseBody, ResponseHeaders, ResponsePlan, Resume,
+};
 pub use identity::{AuthMethod, Identity};
-pub use observed::{ObservationContext, Observed};
 pub use policy::{Mode, Policy};
-pub use request::{CheckedRoute, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
+pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::RouteTable;
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

@@ -108,7 +108,17 @@ impl RouteTable {
         for p in &mut paths {
             p.methods.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        Ok(CompiledRoutes { router, paths })
+        // Each (path, method) gets a dense index, so the Guard can resolve per-route facts
+        // (contract operation, zone, body limit) once at start-up and index them per request.
+        let mut index = Vec::new();
+        let mut offsets = Vec::with_capacity(paths.len());
+        for (path, routes) in paths.iter().enumerate() {
+            offsets.push(index.len());
+            for method in 0..routes.methods.len() {
+                index.push((path, method));
+            }
+        }
+        Ok(CompiledRoutes { router, paths, index, offsets })
     }
 }
 
@@ -122,7 +132,12 @@ struct PathRoutes {
 /// Borrowed from the table: every request matches one, and cloning the shared `Arc`s
 /// would make the worker threads write to the same cache lines.
 pub(crate) struct RouteMatch<'a> {
+    /// Dense index of this (method, template), `0..CompiledRoutes::len()`.
+    pub(crate) index: usize,
+    pub(crate) method: &'a str,
     pub(crate) template: &'a Arc<str>,
+    /// Enforced in report-only mode too (zt's own control plane).
+    pub(crate) always_enforce: bool,
     pub(crate) requirement: &'a Requirement,
     pub(crate) described: &'a str,
 }
@@ -131,26 +146,48 @@ pub(crate) struct RouteMatch<'a> {
 pub(crate) struct CompiledRoutes {
     router: matchit::Router<usize>,
     paths: Vec<PathRoutes>,
+    /// `(path, method)` positions by dense route index.
+    index: Vec<(usize, usize)>,
+    /// The dense index of each path's first method.
+    offsets: Vec<usize>,
 }
 
 impl CompiledRoutes {
-    /// The path parameters of a canonical path, as sent (still percent-encoded).
-    pub(crate) fn params(&self, path: &str) -> Vec<(String, String)> {
-        match self.router.at(path) {
-            Ok(found) => found.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            Err(_) => Vec::new(),
-        }
+    /// How many (method, template) routes there are.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
     }
 
-    /// Matches a canonical path (see [`crate::canonical`]).
-    pub(crate) fn find(&self, method: &str, path: &str) -> Result<RouteMatch<'_>, Denial> {
+    /// The route with dense index `index` (`0..len()`).
+    pub(crate) fn get(&self, index: usize) -> Option<RouteMatch<'_>> {
+        let &(path, method) = self.index.get(index)?;
+        let routes = &self.paths[path];
+        let (name, requirement, described) = &routes.methods[method];
+        Some(RouteMatch { index, method: name, template: &routes.template, always_enforce: false, requirement, described })
+    }
+
+    /// Matches a canonical path (see [`crate::canonical`]). With `params`, the path
+    /// parameters (as sent, still percent-encoded) are returned too: only templated routes
+    /// have any, so only their requests allocate.
+    pub(crate) fn find(
+        &self,
+        method: &str,
+        path: &str,
+        params: Option<&mut Vec<(String, String)>>,
+    ) -> Result<RouteMatch<'_>, Denial> {
         let Ok(found) = self.router.at(path) else {
             return Err(Denial::new(Reason::RouteNotFound));
         };
-        let routes = &self.paths[*found.value];
-        match routes.methods.iter().find(|(m, _, _)| m == method) {
-            Some((_, requirement, described)) => {
-                Ok(RouteMatch { template: &routes.template, requirement, described })
+        let path_index = *found.value;
+        let routes = &self.paths[path_index];
+        match routes.methods.iter().position(|(m, _, _)| m == method) {
+            Some(position) => {
+                if let Some(params) = params {
+                    params.extend(found.params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                }
+                let (name, requirement, described) = &routes.methods[position];
+                let index = self.offsets[path_index] + position;
+                Ok(RouteMatch { index, method: name, template: &routes.template, always_enforce: false, requirement, described })
             }
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
@@ -172,12 +209,19 @@ mod tests {
         t.add("GET", "/orders/{id}", scopes::all(["r"])).unwrap();
         t.add("DELETE", "/orders/{id}", scopes::all(["a"])).unwrap();
         let c = t.compile().unwrap();
-        assert_eq!(&**c.find("GET", "/orders/7").ok().unwrap().template, "/orders/{id}");
-        let denial = c.find("PUT", "/orders/7").err().unwrap();
+        let mut params = Vec::new();
+        let found = c.find("GET", "/orders/7", Some(&mut params)).ok().unwrap();
+        assert_eq!(&**found.template, "/orders/{id}");
+        assert_eq!(params, [("id".to_string(), "7".to_string())]);
+        let again = c.get(found.index).unwrap();
+        assert_eq!((again.method, &**again.template), ("GET", "/orders/{id}"));
+        assert_eq!(c.find("DELETE", "/orders/7", None).ok().unwrap().method, "DELETE");
+        assert_eq!(c.len(), 2);
+        let denial = c.find("PUT", "/orders/7", None).err().unwrap();
         assert_eq!(denial.reason, Reason::MethodNotAllowed);
         assert_eq!(denial.allowed_methods, ["DELETE", "GET"]);
-        assert_eq!(c.find("GET", "/nope").err().unwrap().reason, Reason::RouteNotFound);
-        assert_eq!(c.find("GET", "/orders/7/").err().unwrap().reason, Reason::RouteNotFound);
+        assert_eq!(c.find("GET", "/nope", None).err().unwrap().reason, Reason::RouteNotFound);
+        assert_eq!(c.find("GET", "/orders/7/", None).err().unwrap().reason, Reason::RouteNotFound);
     }
 
     #[test]

@@ -182,10 +182,6 @@ pub(crate) struct Verifier {
 /// The result of a synchronous verification attempt.
 pub(crate) enum Step {
     Done(Result<Identity, Reason>),
-    /// The signature verified but a claim check failed: the subject is trustworthy and its
-    /// lockout key (`issuer|subject`, as the Guard checks it) is reported for per-subject
-    /// lockout counting.
-    Rejected(Reason, Option<String>),
     /// The issuer's keys must be fetched first; then call again with `allow_fetch = false`.
     Fetch(usize),
 }
@@ -379,8 +375,7 @@ impl Verifier {
                 }
                 cache.remove(token);
                 if let Err(reason) = valid {
-                    let principal = hit.identity.has_principal().then(|| hit.identity.principal().to_string());
-                    return Step::Rejected(reason, principal);
+                    return Step::Done(Err(reason));
                 }
                 // The key was removed: verify from scratch, which now fails as it should.
             }
@@ -476,7 +471,7 @@ impl Verifier {
         let (exp, nbf, iat) = match result {
             Ok(t) => t,
             Err(reason) => {
-                return Step::Rejected(reason, crate::identity::claims_principal(&issuer.issuer, &claims));
+                return Step::Done(Err(reason));
             }
         };
         let identity = Identity::from_jwt_claims(&issuer.issuer, claims);

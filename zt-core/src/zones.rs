@@ -229,16 +229,28 @@ impl Zones {
         self.zones.is_empty()
     }
 
-    /// The zone of a route: its own, else `default`; `Err` when zones exist but neither does.
-    pub(crate) fn zone_of(&self, method: &str, template: &str) -> Result<Option<&Zone>, Reason> {
+    /// The zone of a route (an index for [`Zones::zone`]): its own, else `default`; `Err`
+    /// when zones exist but neither does. Resolved once per route when the routes are known.
+    pub(crate) fn zone_of(&self, method: &str, template: &str) -> Result<Option<usize>, Reason> {
         if self.zones.is_empty() {
             return Ok(None);
         }
         let key = (method.to_string(), template.to_string());
         match self.by_route.get(&key).copied().or(self.default) {
-            Some(i) => Ok(Some(&self.zones[i])),
+            Some(i) => Ok(Some(i)),
             None => Err(Reason::ZoneDenied),
         }
+    }
+
+    /// The zone at `index` (from [`Zones::zone_of`]).
+    pub(crate) fn zone(&self, index: usize) -> Option<&Zone> {
+        self.zones.get(index)
+    }
+
+    /// The routes the zones name (`zones[].routes`, `x-zt-zone`, `routes[].zone`), as
+    /// `(method, template)`: each must exist, or the policy names a route that is not served.
+    pub(crate) fn named_routes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_route.keys().map(|(m, t)| (m.as_str(), t.as_str()))
     }
 
     /// Checks ownership bindings against the identity's claims. `params` are the raw

@@ -16,7 +16,7 @@ use zt_core::issuer::{
 };
 use zt_core::policy::{IssuerConfig, Policy};
 use zt_core::request::HeaderList;
-use zt_core::{Guard, Identity, Outcome, Reason, RequestView, RouteTable, scopes};
+use zt_core::{Guard, Identity, Decision, Reason, RequestView, RouteTable, scopes};
 
 const ISS: &str = "https://service-a.test";
 
@@ -53,10 +53,12 @@ async fn verify_with(
         peer_addr: None,
         peer_certificates: certificate,
     };
-    match guard.decide(&view).await.outcome {
-        Outcome::Allow(Some(identity)) => Ok(identity),
-        Outcome::Allow(None) => Err(Reason::MissingCredentials),
-        Outcome::Deny(denial) => Err(denial.reason),
+    match guard.decide(&view).await {
+        Decision::Admitted(a) => match a.identity().cloned() {
+            Some(identity) => Ok(identity),
+            None => Err(Reason::MissingCredentials),
+        },
+        Decision::Rejected(r) => Err(r.reason()),
     }
 }
 

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
-use zt_core::{Denial, Reason};
+use zt_core::{Admission, Reason};
 
-use crate::layer::{RequestContext, denial_response};
+use crate::layer::rendered;
 
 /// The verified caller. Rejects with 401 when the request carries no verified identity
 /// (use `Option<Identity>` on public routes).
@@ -45,13 +45,13 @@ pub struct Claims<T>(pub T);
 #[derive(Debug)]
 pub struct ZtRejection {
     reason: Option<Reason>,
-    context: Option<RequestContext>,
+    admission: Option<Admission>,
 }
 
 impl IntoResponse for ZtRejection {
     fn into_response(self) -> Response {
-        match (self.context, self.reason) {
-            (Some(ctx), Some(reason)) => denial_response(&ctx.guard, &Denial::new(reason), &ctx.request_id),
+        match (self.admission, self.reason) {
+            (Some(admission), Some(reason)) => rendered(admission.reject(reason)),
             // No zt layer in front of this handler: a wiring bug, never a reason to let the
             // request through.
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "zt: the ZeroTrustLayer is not installed on this route")
@@ -60,50 +60,39 @@ impl IntoResponse for ZtRejection {
     }
 }
 
-impl std::fmt::Debug for RequestContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestContext").field("request_id", &self.request_id).finish_non_exhaustive()
-    }
+fn rejection(admission: &Admission, reason: Reason) -> ZtRejection {
+    ZtRejection { reason: Some(reason), admission: Some(admission.clone()) }
 }
 
-fn rejection(parts: &Parts, reason: Reason) -> ZtRejection {
-    ZtRejection { reason: Some(reason), context: parts.extensions.get::<RequestContext>().cloned() }
+/// The Guard's admission of this request; its absence is a wiring bug (no zt in front).
+fn admission(parts: &Parts) -> Result<&Admission, ZtRejection> {
+    parts.extensions.get::<Admission>().ok_or(ZtRejection { reason: None, admission: None })
 }
 
-fn require_layer(parts: &Parts) -> Result<(), ZtRejection> {
-    if parts.extensions.get::<RequestContext>().is_some() {
-        Ok(())
-    } else {
-        Err(ZtRejection { reason: None, context: None })
-    }
+fn identity(parts: &Parts) -> Result<Option<Identity>, ZtRejection> {
+    Ok(admission(parts)?.identity().cloned().map(Identity))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
-        require_layer(parts)?;
-        parts
-            .extensions
-            .get::<Identity>()
-            .cloned()
-            .ok_or_else(|| rejection(parts, Reason::MissingCredentials))
+        let admission = admission(parts)?;
+        admission.identity().cloned().map(Identity).ok_or_else(|| rejection(admission, Reason::MissingCredentials))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, ZtRejection> {
-        require_layer(parts)?;
-        Ok(parts.extensions.get::<Identity>().cloned())
+        identity(parts)
     }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
-        require_layer(parts)?;
-        let identity =
-            parts.extensions.get::<Identity>().ok_or_else(|| rejection(parts, Reason::MissingCredentials))?;
-        identity.claims::<T>().map(Claims).map_err(|_| rejection(parts, Reason::InvalidClaims))
+        let admission = admission(parts)?;
+        let identity = admission.identity().ok_or_else(|| rejection(admission, Reason::MissingCredentials))?;
+        identity.claims::<T>().map(Claims).map_err(|_| rejection(admission, Reason::InvalidClaims))
     }
 }

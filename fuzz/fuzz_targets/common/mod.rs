@@ -9,7 +9,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zt::policy::{IssuerConfig, Policy};
-use zt::{Check, Guard, RequestView, RouteTable, Verdict};
+use zt::{Decision, Denial, Guard, Identity, RequestView, RouteTable};
 
 pub const ISSUER: &str = "https://issuer.example";
 pub const AUDIENCE: &str = "orders-api";
@@ -97,13 +97,25 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// `Guard::check`, finishing a pending decision (key fetch) on a private runtime.
+/// What the Guard decided, in the shape the oracles compare.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Admitted, with the verified caller if any.
+    Allow(Option<Identity>),
+    /// Rejected.
+    Deny(Denial),
+}
+
+/// A decision for the oracles.
+pub struct Verdict {
+    pub outcome: Outcome,
+}
+
+/// `Guard::decide` (any waits finished on a private runtime).
 pub fn decide(guard: &Guard, view: &RequestView<'_>) -> Verdict {
-    match guard.check(view) {
-        Check::Ready(verdict) => verdict,
-        Check::Pending(pending) => {
-            let resume = runtime().block_on(pending);
-            guard.resume(view, resume)
-        }
-    }
+    let outcome = match runtime().block_on(guard.decide(view)) {
+        Decision::Admitted(admitted) => Outcome::Allow(admitted.identity().cloned()),
+        Decision::Rejected(rejected) => Outcome::Deny(rejected.denial().clone()),
+    };
+    Verdict { outcome }
 }

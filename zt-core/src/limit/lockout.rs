@@ -30,7 +30,6 @@ use std::time::Duration;
 use quick_cache::sync::{EntryAction, EntryResult};
 use tracing::Level;
 
-use crate::denial::Reason;
 use crate::limit::clock::{LimitClock, nanos};
 use crate::limit::config::LockoutConfig;
 use crate::limit::key::{BoundedMap, KeyDigest, LimitKey, OwnedKey, bounded_map, key_event};
@@ -134,15 +133,6 @@ impl Lockout {
             ends: Mutex::new(BinaryHeap::new()),
             next_end: AtomicU64::new(u64::MAX),
         })
-    }
-
-    /// True for the denial reasons zt's verifier reports only after a token's signature
-    /// verified: the failures that may count against the token's subject.
-    pub fn counts_subject(reason: Reason) -> bool {
-        matches!(
-            reason,
-            Reason::TokenExpired | Reason::TokenNotYetValid | Reason::WrongAudience | Reason::InvalidClaims
-        )
     }
 
     /// Whether lockout is enabled.
@@ -397,15 +387,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_post_signature_failures_count_subjects() {
-        assert!(Lockout::counts_subject(Reason::TokenExpired));
-        assert!(Lockout::counts_subject(Reason::WrongAudience));
-        assert!(!Lockout::counts_subject(Reason::InvalidSignature));
-        assert!(!Lockout::counts_subject(Reason::UnknownKey));
-        assert!(!Lockout::counts_subject(Reason::MalformedToken));
-        assert!(!Lockout::counts_subject(Reason::UntrustedIssuer));
-    }
 
     #[test]
     fn start_and_end_are_events_without_addresses_in_text() {

@@ -13,10 +13,11 @@
 //!    quota), before token verification, so floods of anonymous calls and garbage tokens
 //!    are shed without signature work. A request whose token is already in the verified-
 //!    token cache costs no signature work and may skip this step (useful behind NATs);
-//! 4. verify the token. On failure, [`Lockout::record_failure`] for the address, and for
-//!    the token's subject only when [`Lockout::counts_subject`] says the signature had
-//!    verified. On success, [`Lockout::locked`] for the subject, then
-//!    [`Lockout::record_success`] for the subject;
+//! 4. verify the token. On failure, [`Lockout::record_failure`] for the address (never for
+//!    the subject a token names: a replayed expired or foreign-audience token must not lock
+//!    its subject out). On success, [`Lockout::locked`] for the caller's principal, then
+//!    [`Lockout::record_success`]; the application reports its own failed logins for a
+//!    principal with `Guard::report_authentication_failure`;
 //! 5. [`Limiter::check_identity`] with the verified identity (or the address when the call
 //!    is anonymous): the default identity quota or the route's `per = "identity"` quota;
 //! 6. authorize scopes, then the handler. Responses carry

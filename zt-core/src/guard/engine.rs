@@ -1,0 +1,147 @@
+//! The Guard's compiled state, shared by the stages, the lifecycle types and the builder.
+//!
+//! This is a leaf of the `guard` module: it imports no sibling, so the stages (which read
+//! it), the lifecycle types (which finish a request with it) and `guard/mod.rs` (which
+//! runs the stages) never import each other in a circle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tracing::Span;
+
+use crate::cert::CertificateIdentity;
+use crate::contract::Contract;
+use crate::denial::{Denial, DenialResponse};
+use crate::graphql::GraphqlSchema;
+use crate::identity::Identity;
+use crate::limit::Limiter;
+use crate::observe::Observer;
+use crate::policy::{ContractConfig, Mode, Policy};
+use crate::routes::{CompiledRoutes, RouteTable};
+use crate::telemetry::RequestId;
+use crate::token::Verifier;
+
+/// The zero-trust decision engine. Cheap to clone; one `Guard` serves any number of routers
+/// in any framework.
+///
+/// ```
+/// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard, RouteTable};
+///
+/// let policy = Policy::builder()
+///     .issuer(IssuerConfig::new("https://issuer.example")
+///         .audience("orders-api")
+///         .jwks(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1",
+///             "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+///             "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#))
+///     .build();
+/// let mut routes = RouteTable::new();
+/// routes.add("GET", "/orders", scopes::all(["orders:read"])).unwrap();
+/// let guard = Guard::new(policy).unwrap().with_routes(&routes).unwrap();
+/// assert_eq!(guard.mode(), zt_core::Mode::Enforce);
+/// ```
+#[derive(Clone)]
+pub struct Guard {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) routing: Arc<Routing>,
+}
+
+/// Everything compiled from the policy that does not depend on the routes.
+pub(crate) struct Shared {
+    pub(crate) verifier: Verifier,
+    pub(crate) policy: Policy,
+    pub(crate) realm: String,
+    pub(crate) policy_routes: RouteTable,
+    pub(crate) zones: crate::zones::Zones,
+    /// Parsed client certificates by DER: one parse per certificate, not per request.
+    pub(crate) certificates: quick_cache::sync::Cache<Vec<u8>, Arc<CertificateIdentity>>,
+    pub(crate) contract: Option<Arc<Contract>>,
+    pub(crate) contract_config: ContractConfig,
+    pub(crate) limiter: Option<Limiter>,
+    pub(crate) observer: Option<Observer>,
+    /// GraphQL endpoints by route template.
+    pub(crate) graphql: HashMap<String, Arc<GraphqlSchema>>,
+}
+
+/// The route table and what each route's stages need, resolved once when the routes are
+/// known (not per request): its contract operation, trust zone, GraphQL schema, body limit.
+pub(crate) struct Routing {
+    pub(crate) table: CompiledRoutes,
+    /// Indexed by [`crate::routes::RouteMatch::index`].
+    pub(crate) info: Vec<RouteInfo>,
+}
+
+/// Per-route facts of the compiled policy.
+pub(crate) struct RouteInfo {
+    /// The contract operation declared for exactly this method and template, if any.
+    pub(crate) operation: Option<usize>,
+    /// The route's trust zone (index into the zones), or the denial when zones are
+    /// configured and the route has none and there is no default zone.
+    pub(crate) zone: Result<Option<usize>, crate::denial::Reason>,
+    /// The GraphQL schema when the route is a GraphQL endpoint.
+    pub(crate) graphql: Option<Arc<GraphqlSchema>>,
+    /// The most body bytes a request to this route may carry.
+    pub(crate) body_limit: usize,
+}
+
+impl Shared {
+    /// Whether a denial on this route is enforced: always in enforce mode, and on
+    /// control-plane routes in report-only mode too.
+    pub(crate) fn enforces(&self, always: bool) -> bool {
+        always || self.policy.mode == Mode::Enforce
+    }
+
+    /// Renders a denial as status, headers and problem+json body.
+    pub(crate) fn render(&self, denial: &Denial, request_id: &RequestId) -> DenialResponse {
+        denial.render(&self.realm, request_id.as_str())
+    }
+
+    /// Records a denial on the span and emits the `zt::decision` WARN event.
+    pub(crate) fn log_denial(
+        &self,
+        span: &Span,
+        request_id: &RequestId,
+        route: Option<&str>,
+        identity: Option<&Identity>,
+        denial: &Denial,
+        enforced: bool,
+    ) {
+        let decision = if enforced { "deny" } else { "would_deny" };
+        let reason = denial.reason.slug();
+        span.record("zt.decision", decision);
+        span.record("zt.reason", reason);
+        let _entered = span.enter();
+        tracing::event!(
+            target: "zt::decision",
+            tracing::Level::WARN,
+            zt.request_id = request_id.as_str(),
+            zt.decision = decision,
+            zt.reason = reason,
+            zt.mode = self.policy.mode.as_str(),
+            http.route = route.unwrap_or(""),
+            http.response.status_code = denial.reason.status(),
+            enduser.id = identity.map_or("", Identity::principal),
+            zt.client_id = identity.and_then(Identity::client_id).unwrap_or(""),
+            "request denied"
+        );
+    }
+}
+
+/// Records who the caller is on the request span, once, when authentication decided it.
+pub(crate) fn record_identity(span: &Span, identity: Option<&Identity>) {
+    if span.is_disabled() {
+        return;
+    }
+    match identity {
+        Some(id) => {
+            let method = if id.has_auth_method(crate::identity::AuthMethod::Jwt) { "jwt" } else { "mtls" };
+            span.record("zt.auth_method", method);
+            span.record("enduser.id", id.principal());
+            if let Some(client) = id.client_id() {
+                span.record("zt.client_id", client);
+            }
+        }
+        None => {
+            span.record("zt.auth_method", "none");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The bridge from the Guard to the observer (`crate::observe`): what a request looked like
+//! when it was decided, kept until its response is known, then recorded once.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::facts::Facts;
+use crate::identity::{AuthMethod, Identity};
+use crate::limit::{LimitKey, Limiter};
+use crate::observe::{ActionSink, Decision, EndpointHandle, HeaderFacts, Observer, RequestRecord, Target};
+use crate::request::RequestView;
+use crate::telemetry::RequestId;
+
+/// The facts of one request for the observer, gathered when it was decided.
+#[derive(Debug)]
+pub(crate) struct Observation {
+    at: SystemTime,
+    request_id: RequestId,
+    /// The method: one of the standard ones (no allocation), else a copy.
+    method: Cow<'static, str>,
+    path: String,
+    route: Option<Arc<str>>,
+    /// The GraphQL operation key (`/graphql query Name`), once the operation was accepted.
+    pub(crate) operation: Option<String>,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<String>,
+    headers: HeaderFacts,
+    /// The verified caller (shared with the token cache: cloning it allocates nothing).
+    identity: Option<Identity>,
+    object_ids: Vec<(String, String)>,
+    pub(crate) decision: Decision,
+    pub(crate) reason: Option<&'static str>,
+    pub(crate) denied_status: Option<u16>,
+    /// The request body's size, once read.
+    pub(crate) request_bytes: u64,
+    /// Bytes of the response body the observer wants to classify, if any.
+    pub(crate) sample: Option<usize>,
+    /// The inventory's endpoint for the matched route, found at arrival.
+    endpoint: Option<EndpointHandle>,
+}
+
+/// How often `maintenance` runs: every this many observed requests.
+const MAINTENANCE_EVERY: u64 = 4096;
+
+impl Observation {
+    /// What the observer needs of a decided request.
+    pub(crate) fn of(
+        observer: &Observer,
+        view: &RequestView<'_>,
+        facts: &Facts<'_>,
+        route: Option<&Arc<str>>,
+        decision: Decision,
+        reason: Option<&'static str>,
+        denied_status: Option<u16>,
+    ) -> Box<Observation> {
+        let (sample, endpoint) = match denied_status {
+            None => observer.arrival(view.method, route.map(|r| &**r)),
+            Some(_) => (None, None),
+        };
+        let user_agent = view.headers.nth("user-agent", 0);
+        Box::new(Observation {
+            at: observer.now(),
+            request_id: facts.request_id,
+            // The observer keeps the method past the request: static text when standard.
+            method: crate::observe::inventory::standard_method(view.method)
+                .map_or_else(|| Cow::Owned(view.method.to_string()), Cow::Borrowed),
+            path: view.path.to_string(),
+            route: route.cloned(),
+            operation: facts.graphql_operation.clone(),
+            client_ip: facts.client_ip,
+            user_agent: user_agent.map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned()),
+            headers: HeaderFacts::of(view.headers),
+            identity: facts.identity.clone(),
+            // Only templated routes have object ids (the enumeration signal).
+            object_ids: facts.params.clone(),
+            decision,
+            reason,
+            denied_status,
+            request_bytes: 0,
+            sample,
+            endpoint,
+        })
+    }
+
+    /// Marks a denial decided in the body phase (enforced, or logged in report-only mode).
+    pub(crate) fn deny(&mut self, reason: &'static str, status: u16, enforced: bool) {
+        self.reason = Some(reason);
+        if enforced {
+            self.decision = Decision::Deny;
+            self.denied_status = Some(status);
+        } else {
+            self.decision = Decision::WouldDeny;
+        }
+    }
+
+    /// Records the response: its status, body size, and the sampled body prefix.
+    pub(crate) fn finish(self: Box<Self>, observer: &Observer, status: u16, response_bytes: u64, sample: Option<&[u8]>) {
+        let c = &*self;
+        let object_ids: Vec<(&str, &str)> = c.object_ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut record =
+            RequestRecord::new(c.at, c.request_id.as_str(), &c.method, &c.path, c.denied_status.unwrap_or(status), c.decision);
+        record.route = c.route.as_deref();
+        record.operation = c.operation.as_deref();
+        record.reason = c.reason;
+        // Baselines, detection, blocks and throttles key on the one principal.
+        record.subject = c.identity.as_ref().map(Identity::principal);
+        record.client_id = c.identity.as_ref().and_then(Identity::client_id);
+        record.auth_method =
+            c.identity.as_ref().map(|i| if i.has_auth_method(AuthMethod::Jwt) { "jwt" } else { "mtls" });
+        record.client_ip = c.client_ip;
+        record.user_agent = c.user_agent.as_deref();
+        record.headers = c.headers;
+        record.request_bytes = c.request_bytes;
+        record.response_bytes = response_bytes;
+        record.response_sample = sample;
+        record.object_ids = &object_ids;
+        observer.observe_known(&record, c.endpoint.as_ref());
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        if COUNT.fetch_add(1, Ordering::Relaxed).is_multiple_of(MAINTENANCE_EVERY) {
+            observer.maintenance();
+        }
+    }
+}
+
+/// Forwards the observer's throttle actions to the limiter.
+pub(crate) struct LimiterSink(pub(crate) Limiter);
+
+impl ActionSink for LimiterSink {
+    fn throttle(&self, target: &Target, factor: f64, duration: Duration) {
+        // The observer speaks of a fraction of the normal rate; the limiter of a cost per
+        // request: a tenth of the rate costs ten.
+        let cost = if factor > 0.0 { (1.0 / factor).round().clamp(1.0, 1000.0) as u32 } else { 1000 };
+        match target {
+            // The observer names callers by principal, the key of their quota.
+            Target::Subject(principal) => self.0.tighten(LimitKey::Identity(principal), cost, duration),
+            Target::Address(ip) => self.0.tighten(LimitKey::Address(*ip), cost, duration),
+            // A whole network cannot be tightened key by key; the observer still records and
+            // blocks networks itself.
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Stage 2: what the request presents — its connection's client certificate, its client
+//! address, and its credential (with the verified-token cache consulted once).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::cert::CertificateIdentity;
+use crate::denial::Reason;
+use crate::guard::engine::Guard;
+use crate::guard::facts::{Facts, Flow, Presented};
+use crate::request::{PeerCertificates, RequestView};
+use crate::token::{self, Credential};
+
+/// Most parsed client certificates kept (a connection's certificate is parsed once).
+pub(crate) const CERTIFICATE_CACHE: usize = 1024;
+
+pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'a>) -> Flow {
+    let shared = &*guard.shared;
+    if let Some(chain) = view.peer_certificates {
+        match certificate(guard, chain) {
+            Some(certificate) => facts.certificate = Some(certificate),
+            None => return Flow::deny(Reason::InvalidClientCertificate),
+        }
+    }
+    match &shared.limiter {
+        Some(_) if view.peer_addr.is_none() => warn_no_peer_address(),
+        _ => {}
+    }
+    match &shared.limiter {
+        Some(limiter) => {
+            facts.client_ip = limiter.client_address(view.peer_addr, view.headers);
+            facts.client_key = limiter.client_key(view.peer_addr, view.headers);
+        }
+        None => facts.client_ip = view.peer_addr.map(|a| a.ip()),
+    }
+    facts.credential = match token::extract(view, &shared.policy.tokens) {
+        Credential::None => Presented::None,
+        Credential::Malformed => Presented::Malformed,
+        Credential::Bearer(token) => {
+            facts.cached = shared.verifier.cached(token);
+            Presented::Bearer(Cow::Borrowed(token))
+        }
+    };
+    Flow::Continue
+}
+
+/// The parsed identity of a verified client certificate (cached by DER); `None` when the
+/// leaf does not parse.
+fn certificate(guard: &Guard, chain: &PeerCertificates) -> Option<Arc<CertificateIdentity>> {
+    let leaf = chain.leaf()?;
+    let cache = &guard.shared.certificates;
+    if let Some(found) = cache.get(leaf) {
+        return Some(found);
+    }
+    let parsed = Arc::new(CertificateIdentity::from_der(leaf).ok()?);
+    cache.insert(leaf.to_vec(), parsed.clone());
+    Some(parsed)
+}
+
+/// Logged once per process: limits are configured but the adapter passes no peer address,
+/// so per-address ceilings, lockouts and anonymous quotas cannot key on the caller (they
+/// see every request as coming from nowhere).
+fn warn_no_peer_address() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::error!(
+            target: "zt::config",
+            "zt: rate limits and lockout are configured but the server passes no peer address; \
+             per-address limits cannot apply (axum: serve with \
+             `into_make_service_with_connect_info::<std::net::SocketAddr>()`)"
+        );
+    });
+}
