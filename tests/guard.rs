@@ -13,7 +13,7 @@ use serde_json::json;
 use support::*;
 use zt::policy::{IssuerConfig, Policy, TokenConfig};
 use zt::request::HeaderList;
-use zt::{Guard, Decision, PolicyError, Reason, RequestView, scopes};
+use zt::{Decision, Guard, PolicyError, Reason, RequestView, scopes};
 
 fn with_route(issuer: IssuerConfig) -> Policy {
     Policy::builder().issuer(issuer).route("GET", "/orders", scopes::all(["orders:read"])).build()

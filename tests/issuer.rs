@@ -14,7 +14,7 @@ use support::*;
 use zt::issuer::{TokenIssuer, TokenIssuerConfig, TokenRequest};
 use zt::policy::{IssuerConfig, Policy};
 use zt::request::HeaderList;
-use zt::{Guard, Identity, Decision, Reason, RequestView, RouteTable, scopes};
+use zt::{Decision, Guard, Identity, Reason, RequestView, RouteTable, scopes};
 
 const A_ISSUER: &str = "https://service-a.test";
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -20,7 +20,7 @@ use support::*;
 use zt::keys::{FetchError, FetchedDocument, KeyFetcher};
 use zt::policy::{IssuerConfig, Policy, RemoteKeysConfig};
 use zt::request::HeaderList;
-use zt::{Guard, Decision, Reason, RequestView, RouteTable};
+use zt::{Decision, Guard, Reason, RequestView, RouteTable};
 
 #[derive(Default)]
 struct Jwks {

@@ -125,7 +125,9 @@ async fn replayed_bad_tokens_never_lock_out_the_subject_they_name() {
         expired["exp"] = serde_json::json!(now() - 3600);
         let mut foreign = claims("victim", "orders:read");
         foreign["aud"] = serde_json::json!("another-relying-party");
-        for (i, bad) in [expired, foreign].iter().map(|c| sign(key(jsonwebtoken::Algorithm::ES256), c)).enumerate() {
+        for (i, bad) in
+            [expired, foreign].iter().map(|c| sign(key(jsonwebtoken::Algorithm::ES256), c)).enumerate()
+        {
             for j in 1..=5 {
                 let from = format!("198.51.{i}.{j}");
                 assert_eq!(get(addr, &bad, &[("x-forwarded-for", &from)]).await.status, 401, "{name}");

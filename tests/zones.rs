@@ -18,7 +18,7 @@ use support::*;
 use zt::policy::{IssuerConfig, Policy};
 use zt::request::HeaderList;
 use zt::zones::ZoneConfig;
-use zt::{Guard, Decision, PeerCertificates, Reason, RequestView, scopes};
+use zt::{Decision, Guard, PeerCertificates, Reason, RequestView, scopes};
 
 fn admin_zone() -> ZoneConfig {
     ZoneConfig {

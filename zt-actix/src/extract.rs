@@ -77,7 +77,11 @@ fn lookup(req: &HttpRequest) -> Result<Identity, ZtRejection> {
     let Some(admission) = extensions.get::<Admission>() else {
         return Err(ZtRejection { reason: None, admission: None });
     };
-    admission.identity().cloned().map(Identity).ok_or_else(|| rejection(admission, Reason::MissingCredentials))
+    admission
+        .identity()
+        .cloned()
+        .map(Identity)
+        .ok_or_else(|| rejection(admission, Reason::MissingCredentials))
 }
 
 fn rejection(admission: &Admission, reason: Reason) -> ZtRejection {
@@ -101,7 +105,10 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
         ready(lookup(req).and_then(|identity| {
             identity.claims::<T>().map(Claims).map_err(|_| {
                 let extensions = req.extensions();
-                ZtRejection { reason: Some(Reason::InvalidClaims), admission: extensions.get::<Admission>().cloned() }
+                ZtRejection {
+                    reason: Some(Reason::InvalidClaims),
+                    admission: extensions.get::<Admission>().cloned(),
+                }
             })
         }))
     }

@@ -16,8 +16,8 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 use zt_core::{
-    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, Rejected, Responding, ResponseBody,
-    ResponseHeaders, ResponsePlan, RequestView,
+    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, Rejected, RequestView,
+    Responding, ResponseBody, ResponseHeaders, ResponsePlan,
 };
 
 struct Headers<'a>(&'a HeaderMap);
@@ -182,13 +182,17 @@ async fn read_payload(request: &mut ServiceRequest, limit: usize) -> Result<Byte
 }
 
 /// The response phase: sent as it is (streams stay streams), or read, checked and rebuilt.
-async fn respond<B: MessageBody>(responding: Responding, response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+async fn respond<B: MessageBody>(
+    responding: Responding,
+    response: ServiceResponse<B>,
+) -> ServiceResponse<EitherBody<B>> {
     let length = match response.response().body().size() {
         BodySize::Sized(n) => Some(n),
         BodySize::None => Some(0),
         BodySize::Stream => None,
     };
-    let content_type = response.headers().get(actix_web::http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    let content_type =
+        response.headers().get(actix_web::http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
     let read = match responding.head(response.status().as_u16(), content_type, length) {
         ResponsePlan::Send(headers) => {
             let mut response = response;
@@ -206,7 +210,9 @@ async fn respond<B: MessageBody>(responding: Responding, response: ServiceRespon
     let (body, headers) = match read.finish(bytes.as_deref().map_err(|e| *e)) {
         ResponseBody::Keep(headers) => (bytes.unwrap_or_default(), headers),
         ResponseBody::Replace(body, headers) => (Bytes::from(body), headers),
-        ResponseBody::Block(blocked) => return ServiceResponse::new(request, rendered(blocked)).map_into_right_body(),
+        ResponseBody::Block(blocked) => {
+            return ServiceResponse::new(request, rendered(blocked)).map_into_right_body();
+        }
     };
     let mut response = ServiceResponse::new(request, head.set_body(BoxBody::new(body))).map_into_right_body();
     add_headers(&mut response, &headers);
@@ -242,7 +248,7 @@ where
         request.set_payload(Payload::from(read.unwrap_or_default()));
     }
     let (span, responding) = forward(admitted, &mut request);
-    let response = service.call(request).instrument(span.clone()).await?;
+    let response = span.in_scope(|| service.call(request)).instrument(span.clone()).await?;
     Ok(respond(responding, response).instrument(span).await)
 }
 

@@ -78,8 +78,8 @@ pub use cert::{CertificateIdentity, SpiffeId};
 pub use denial::{Denial, DenialResponse, Reason};
 pub use error::PolicyError;
 pub use guard::{
-    Admission, Admitted, BodyError, Check, Decision, Guard, GuardBuilder, Pending, ReadResponse, Rejected, Responding,
-    ResponseBody, ResponseHeaders, ResponsePlan, Resume,
+    Admission, Admitted, BodyError, Check, Decision, Guard, GuardBuilder, Pending, ReadResponse, Rejected,
+    Responding, ResponseBody, ResponseHeaders, ResponsePlan, Resume,
 };
 pub use identity::{AuthMethod, Identity};
 pub use policy::{Mode, Policy};

@@ -163,7 +163,14 @@ impl CompiledRoutes {
         let &(path, method) = self.index.get(index)?;
         let routes = &self.paths[path];
         let (name, requirement, described) = &routes.methods[method];
-        Some(RouteMatch { index, method: name, template: &routes.template, always_enforce: false, requirement, described })
+        Some(RouteMatch {
+            index,
+            method: name,
+            template: &routes.template,
+            always_enforce: false,
+            requirement,
+            described,
+        })
     }
 
     /// Matches a canonical path (see [`crate::canonical`]). With `params`, the path
@@ -187,7 +194,14 @@ impl CompiledRoutes {
                 }
                 let (name, requirement, described) = &routes.methods[position];
                 let index = self.offsets[path_index] + position;
-                Ok(RouteMatch { index, method: name, template: &routes.template, always_enforce: false, requirement, described })
+                Ok(RouteMatch {
+                    index,
+                    method: name,
+                    template: &routes.template,
+                    always_enforce: false,
+                    requirement,
+                    described,
+                })
             }
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);

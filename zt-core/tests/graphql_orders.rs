@@ -656,7 +656,7 @@ fn denials_never_echo_values() {
 async fn a_verified_identity_from_the_guard_is_authorized_by_its_scopes() {
     use zt_core::policy::{IssuerConfig, Policy};
     use zt_core::request::HeaderList;
-    use zt_core::{Guard, Decision, RequestView, RouteTable, scopes as route_scopes};
+    use zt_core::{Decision, Guard, RequestView, RouteTable, scopes as route_scopes};
 
     const SECRET: &str = "a-graphql-test-secret-that-is-long-enough";
     let mut routes = RouteTable::new();
@@ -690,7 +690,10 @@ async fn a_verified_identity_from_the_guard_is_authorized_by_its_scopes() {
         peer_addr: None,
         peer_certificates: None,
     };
-    let Some(identity) = (match guard.decide(&view).await { Decision::Admitted(a) => a.identity().cloned(), Decision::Rejected(_) => None }) else {
+    let Some(identity) = (match guard.decide(&view).await {
+        Decision::Admitted(a) => a.identity().cloned(),
+        Decision::Rejected(_) => None,
+    }) else {
         panic!("token not accepted")
     };
 

@@ -16,7 +16,7 @@ use zt_core::issuer::{
 };
 use zt_core::policy::{IssuerConfig, Policy};
 use zt_core::request::HeaderList;
-use zt_core::{Guard, Identity, Decision, Reason, RequestView, RouteTable, scopes};
+use zt_core::{Decision, Guard, Identity, Reason, RequestView, RouteTable, scopes};
 
 const ISS: &str = "https://service-a.test";
 

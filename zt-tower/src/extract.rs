@@ -77,7 +77,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
         let admission = admission(parts)?;
-        admission.identity().cloned().map(Identity).ok_or_else(|| rejection(admission, Reason::MissingCredentials))
+        admission
+            .identity()
+            .cloned()
+            .map(Identity)
+            .ok_or_else(|| rejection(admission, Reason::MissingCredentials))
     }
 }
 
@@ -92,7 +96,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = ZtRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ZtRejection> {
         let admission = admission(parts)?;
-        let identity = admission.identity().ok_or_else(|| rejection(admission, Reason::MissingCredentials))?;
+        let identity =
+            admission.identity().ok_or_else(|| rejection(admission, Reason::MissingCredentials))?;
         identity.claims::<T>().map(Claims).map_err(|_| rejection(admission, Reason::InvalidClaims))
     }
 }

@@ -6,20 +6,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
 use zt_core::{
-    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, ReadResponse, Rejected, Responding,
-    ResponseBody, ResponseHeaders, ResponsePlan, RequestView,
+    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, ReadResponse, Rejected,
+    RequestView, Responding, ResponseBody, ResponseHeaders, ResponsePlan,
 };
 
 struct Headers<'a>(&'a HeaderMap);
@@ -44,7 +43,10 @@ impl HeaderLookup for Headers<'_> {
     }
 }
 
-fn view<'a>(parts: (&'a http::Method, &'a Uri, &'a http::Extensions), headers: &'a Headers<'a>) -> RequestView<'a> {
+fn view<'a>(
+    parts: (&'a http::Method, &'a Uri, &'a http::Extensions),
+    headers: &'a Headers<'a>,
+) -> RequestView<'a> {
     let (method, uri, extensions) = parts;
     RequestView {
         method: method.as_str(),
@@ -114,7 +116,8 @@ pub struct ZeroTrustService<S> {
 /// A rendered zt response (denial or blocked response) as an `http` response.
 pub(crate) fn rendered<B: From<String>>(rendered: DenialResponse) -> Response<B> {
     let mut response = Response::new(B::from(rendered.body));
-    *response.status_mut() = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in rendered.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(HeaderName::from_static(name), value);
@@ -159,30 +162,17 @@ fn add_headers<B>(response: &mut Response<B>, headers: &ResponseHeaders) {
     }
 }
 
-/// The response phase: sent as it is (streams stay streams), or read, checked and rebuilt.
-enum Finished<B> {
-    Done(Response<B>),
-    Read(ReadResponse, Response<B>),
-}
-
-fn respond<B: Body>(responding: Responding, mut response: Response<B>) -> Finished<B> {
-    let content_type = response.headers().get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
-    match responding.head(response.status().as_u16(), content_type, response.body().size_hint().exact()) {
-        ResponsePlan::Send(headers) => {
-            add_headers(&mut response, &headers);
-            Finished::Done(response)
-        }
-        ResponsePlan::Read(read) => Finished::Read(read, response),
-    }
-}
-
 async fn read_response<B>(read: ReadResponse, response: Response<B>) -> Response<B>
 where
     B: Body + From<String> + From<Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = response.into_parts();
-    let bytes = Limited::new(body, read.limit()).collect().await.map(|c| c.to_bytes()).map_err(|_| BodyError::Unreadable);
+    let bytes = Limited::new(body, read.limit())
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|_| BodyError::Unreadable);
     match read.finish(bytes.as_deref().map_err(|e| *e)) {
         ResponseBody::Keep(headers) => {
             let mut response = Response::from_parts(parts, B::from(bytes.unwrap_or_default()));
@@ -199,9 +189,13 @@ where
     }
 }
 
-/// Everything after a decision that waits: the decision's own waits, the body phase, the
-/// service, and a response that must be read.
-async fn slow_path<S, ReqBody, ResBody>(mut service: S, guard: Guard, mut check: Check, request: Request<ReqBody>) -> Result<Response<ResBody>, S::Error>
+/// Everything after the decision: its waits, the body phase, the service, the response.
+async fn dispatch<S, ReqBody, ResBody>(
+    mut service: S,
+    guard: Guard,
+    mut check: Check,
+    request: Request<ReqBody>,
+) -> Result<Response<ResBody>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: Body + From<Bytes>,
@@ -219,62 +213,62 @@ where
             Check::Ready(Decision::Admitted(admitted)) => break admitted,
         }
     };
-    let mut request = match admitted.body_limit() {
-        None => request,
-        Some(limit) => {
-            let (parts, body) = request.into_parts();
-            let read = Limited::new(body, limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() { BodyError::TooLarge } else { BodyError::Unreadable }
-            });
-            let headers = Headers(&parts.headers);
-            let view = view((&parts.method, &parts.uri, &parts.extensions), &headers);
-            let admitted = match admitted.body(&view, read.as_deref().map_err(|e| *e)) {
-                Ok(admitted) => admitted,
-                Err(r) => return Ok(rejected(r)),
-            };
-            // Report-only mode forwards even an unreadable body: forward what was read.
-            let mut request = Request::from_parts(parts, ReqBody::from(read.unwrap_or_default()));
-            let (span, responding) = forward(admitted, &mut request);
-            let response = service.call(request).instrument(span).await?;
-            return Ok(finish(responding, response).await);
-        }
+    let (admitted, mut request) = match admitted.body_limit() {
+        None => (admitted, request),
+        Some(limit) => match read_body(admitted, request, limit).await {
+            Ok(admitted) => admitted,
+            Err(r) => return Ok(rejected(r)),
+        },
     };
     let (span, responding) = forward(admitted, &mut request);
-    let response = service.call(request).instrument(span).await?;
+    let response = span.in_scope(|| service.call(request)).instrument(span).await?;
     Ok(finish(responding, response).await)
 }
 
-async fn finish<B>(responding: Responding, response: Response<B>) -> Response<B>
+/// The body phase: the body read (bounded), checked, and put back for the service.
+async fn read_body<B>(
+    admitted: Admitted,
+    request: Request<B>,
+    limit: usize,
+) -> Result<(Admitted, Request<B>), Rejected>
+where
+    B: Body + From<Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    let read = Limited::new(body, limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        match e.downcast_ref::<http_body_util::LengthLimitError>() {
+            Some(_) => BodyError::TooLarge,
+            None => BodyError::Unreadable,
+        }
+    });
+    let headers = Headers(&parts.headers);
+    let admitted = admitted.body(
+        &view((&parts.method, &parts.uri, &parts.extensions), &headers),
+        read.as_deref().map_err(|e| *e),
+    )?;
+    // Report-only mode forwards even an unreadable body: forward what was read.
+    Ok((admitted, Request::from_parts(parts, B::from(read.unwrap_or_default()))))
+}
+
+/// The response phase: sent as it is (streams stay streams), or read, checked and rebuilt.
+async fn finish<B>(responding: Responding, mut response: Response<B>) -> Response<B>
 where
     B: Body + From<String> + From<Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match respond(responding, response) {
-        Finished::Done(response) => response,
-        Finished::Read(read, response) => read_response(read, response).await,
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    match responding.head(response.status().as_u16(), content_type, response.body().size_hint().exact()) {
+        ResponsePlan::Send(headers) => {
+            add_headers(&mut response, &headers);
+            response
+        }
+        ResponsePlan::Read(read) => read_response(read, response).await,
     }
 }
 
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
-
-pin_project! {
-    /// The response future of [`ZeroTrustService`]: the inner future (in the request span)
-    /// on the fast path, a denial, or a boxed future when something must be awaited first
-    /// (keys, a shared store, the body) or a response must be read.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        state: State<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = Projected]
-    enum State<F, B, E> {
-        Inner { #[pin] future: F, span: Span, responding: Option<Responding> },
-        Ready { response: Option<Response<B>> },
-        Boxed { future: Boxed<B, E> },
-    }
-}
+/// The response future of [`ZeroTrustService`].
+pub type ResponseFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ZeroTrustService<S>
 where
@@ -290,63 +284,17 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let state = match decide(&self.guard, &request, None) {
-            Check::Ready(Decision::Rejected(r)) => State::Ready { response: Some(rejected(r)) },
-            // The common case: decided at once, no body to read first.
-            Check::Ready(Decision::Admitted(admitted)) if admitted.body_limit().is_none() => {
-                let (span, responding) = forward(admitted, &mut request);
-                let future = span.in_scope(|| self.inner.call(request));
-                State::Inner { future, span, responding: Some(responding) }
-            }
-            check => {
-                // The service that was polled ready goes along; a clone stays behind.
-                let clone = self.inner.clone();
-                let service = std::mem::replace(&mut self.inner, clone);
-                State::Boxed { future: Box::pin(slow_path(service, self.guard.clone(), check, request)) }
-            }
-        };
-        ResponseFuture { state }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body + From<String> + From<Bytes> + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: 'static,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.as_mut().project();
-        let read = match this.state.as_mut().project() {
-            Projected::Inner { future, span, responding } => {
-                let result = ready!(span.in_scope(|| future.poll(cx)));
-                let (response, responding) = match (result, responding.take()) {
-                    (Ok(response), Some(responding)) => (response, responding),
-                    (result, _) => return Poll::Ready(result),
-                };
-                match respond(responding, response) {
-                    Finished::Done(response) => return Poll::Ready(Ok(response)),
-                    Finished::Read(read, response) => Box::pin(read_response(read, response)),
-                }
-            }
-            // Polled after completion: a contract violation by the caller.
-            Projected::Ready { response } => return response.take().map_or(Poll::Pending, |r| Poll::Ready(Ok(r))),
-            Projected::Boxed { future } => return future.as_mut().poll(cx),
-        };
-        let mut future: Boxed<B, E> = Box::pin(async move { Ok(read.await) });
-        let poll = future.as_mut().poll(cx);
-        this.state.set(State::Boxed { future });
-        poll
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let check = decide(&self.guard, &request, None);
+        // The service that was polled ready goes along; a clone stays behind.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        Box::pin(dispatch(service, self.guard.clone(), check, request))
     }
 }

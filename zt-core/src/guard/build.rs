@@ -159,23 +159,22 @@ impl GuardBuilder {
             None => None,
         };
         let shared = Arc::new(Shared {
-                verifier,
-                policy,
-                realm,
-                policy_routes,
-                zones,
-                certificates,
-                contract,
-                contract_config,
-                limiter,
-                observer,
-                graphql,
-            });
+            verifier,
+            policy,
+            realm,
+            policy_routes,
+            zones,
+            certificates,
+            contract,
+            contract_config,
+            limiter,
+            observer,
+            graphql,
+        });
         let routing = Arc::new(resolve(&shared, table));
         Ok(Guard { shared, routing })
     }
 }
-
 
 /// The GraphQL endpoints of a policy (SDL files) and of the builder (compiled in code).
 fn graphql_endpoints(
@@ -215,7 +214,6 @@ fn graphql_endpoints(
     Ok(endpoints)
 }
 
-
 /// [`Guard::with_routes`].
 pub(super) fn with_routes(guard: &Guard, routes: &RouteTable) -> Result<Guard, PolicyError> {
     let shared = &guard.shared;
@@ -236,7 +234,8 @@ pub(super) fn with_routes(guard: &Guard, routes: &RouteTable) -> Result<Guard, P
         }
     }
     merged.merge(routes)?;
-    let served = |method: &str, template: &str| merged.entries().any(|(m, t, _)| m == method && t == template);
+    let served =
+        |method: &str, template: &str| merged.entries().any(|(m, t, _)| m == method && t == template);
     // Fail loud: a quota or a zone for a route that is not served is a typo that would
     // leave the real route on the defaults.
     if let Some(limits) = &shared.policy.limits {
@@ -292,7 +291,12 @@ fn resolve(shared: &Shared, table: crate::routes::CompiledRoutes) -> Routing {
                 }
                 _ => shared.policy.max_body_bytes,
             };
-            RouteInfo { operation, zone: shared.zones.zone_of(route.method, route.template), graphql, body_limit }
+            RouteInfo {
+                operation,
+                zone: shared.zones.zone_of(route.method, route.template),
+                graphql,
+                body_limit,
+            }
         })
         .collect();
     Routing { table, info }

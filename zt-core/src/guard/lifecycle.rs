@@ -181,7 +181,11 @@ impl Admitted {
 
     /// The body phase: `read` is what was read (or why it could not be). In report-only
     /// mode a denial is logged and the request stays admitted.
-    pub fn body(mut self, view: &RequestView<'_>, read: Result<&[u8], BodyError>) -> Result<Admitted, Rejected> {
+    pub fn body(
+        mut self,
+        view: &RequestView<'_>,
+        read: Result<&[u8], BodyError>,
+    ) -> Result<Admitted, Rejected> {
         let Some(phase) = self.body.take() else { return Ok(self) };
         if let (Some(observation), Ok(bytes)) = (&mut self.observation, read) {
             observation.request_bytes = bytes.len() as u64;
@@ -241,7 +245,8 @@ impl Admitted {
         let ((op, path_params), Some(contract)) = (phase.operation.as_ref()?, &self.shared.contract) else {
             return None;
         };
-        let request = ContractRequest { path_params, query: view.query, headers: view.headers, body: Some(bytes) };
+        let request =
+            ContractRequest { path_params, query: view.query, headers: view.headers, body: Some(bytes) };
         contract.validate_request(*op, &request).err().map(violation_denial)
     }
 
@@ -352,7 +357,8 @@ impl Rejected {
 
     /// The response to send: status, headers and problem body.
     pub fn into_response(mut self) -> DenialResponse {
-        let response = self.response.take().unwrap_or_else(|| self.shared.render(&self.denial, &self.request_id));
+        let response =
+            self.response.take().unwrap_or_else(|| self.shared.render(&self.denial, &self.request_id));
         self.record(response.status);
         response
     }
@@ -440,14 +446,21 @@ const SAMPLE_BUFFER_LIMIT: usize = 1 << 20;
 impl Responding {
     /// The response head is known: its status, `Content-Type`, and body length when the
     /// body is bounded and its length declared (`None` for streams and unknown lengths).
-    pub fn head(mut self, status: u16, content_type: Option<&[u8]>, body_length: Option<u64>) -> ResponsePlan {
+    pub fn head(
+        mut self,
+        status: u16,
+        content_type: Option<&[u8]>,
+        body_length: Option<u64>,
+    ) -> ResponsePlan {
         crate::telemetry::record_status(&self.span, status);
         let sample = self.observation.as_ref().and_then(|o| o.sample);
         let wanted = self.response_check.is_some() || sample.is_some();
         let limit = self.response_check.as_ref().map_or(SAMPLE_BUFFER_LIMIT, |c| c.limit);
         let stream = status == 101
             || content_type.is_some_and(|t| {
-                t.split(|b| *b == b';').next().is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
+                t.split(|b| *b == b';')
+                    .next()
+                    .is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
             });
         let bounded = body_length.filter(|n| *n <= limit as u64);
         if wanted && !stream && bounded.is_some() {
@@ -455,7 +468,13 @@ impl Responding {
             return ResponsePlan::Read(ReadResponse { responding: self, status, content_type, limit });
         }
         if self.response_check.is_some() {
-            let why = if stream { "a stream" } else if body_length.is_none() { "of unknown length" } else { "too large" };
+            let why = if stream {
+                "a stream"
+            } else if body_length.is_none() {
+                "of unknown length"
+            } else {
+                "too large"
+            };
             let _entered = self.span.enter();
             tracing::event!(
                 target: "zt::security",
@@ -482,7 +501,8 @@ impl ReadResponse {
     /// The body was read (or could not be: unreadable, or longer than declared).
     pub fn finish(self, body: Result<&[u8], BodyError>) -> ResponseBody {
         let ReadResponse { mut responding, status, content_type, limit } = self;
-        let Ok(bytes) = body.map_err(|_| ()).and_then(|b| if b.len() > limit { Err(()) } else { Ok(b) }) else {
+        let Ok(bytes) = body.map_err(|_| ()).and_then(|b| if b.len() > limit { Err(()) } else { Ok(b) })
+        else {
             // Unreadable, or longer than it said: nothing trustworthy to forward.
             return responding.block(0);
         };
@@ -496,7 +516,9 @@ impl ReadResponse {
             Action::Replace(body) => (status, body.len()),
             Action::Block => return responding.block(bytes.len() as u64),
         };
-        if let (Some(observation), Some(observer)) = (responding.observation.take(), &responding.shared.observer) {
+        if let (Some(observation), Some(observer)) =
+            (responding.observation.take(), &responding.shared.observer)
+        {
             let sampled = sample.map(|n| &bytes[..n.min(bytes.len())]);
             observation.finish(observer, sent, length as u64, sampled);
         }
@@ -526,7 +548,13 @@ impl Responding {
     }
 
     /// Checks a response body against the contract (see [`crate::response`]).
-    fn check_response(&self, check: &ResponseCheck, status: u16, content_type: Option<&str>, body: &[u8]) -> Action {
+    fn check_response(
+        &self,
+        check: &ResponseCheck,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Action {
         let shared = &*self.shared;
         let Some(contract) = &shared.contract else { return Action::Pass };
         let report = contract.validate_response(check.operation, status, content_type, body);
@@ -534,7 +562,8 @@ impl Responding {
             return Action::Pass;
         }
         let undeclared: Vec<&str> = report.undeclared_fields.iter().map(String::as_str).collect();
-        let violations: Vec<String> = report.violations.iter().map(|v| format!("{} {}", v.pointer, v.keyword)).collect();
+        let violations: Vec<String> =
+            report.violations.iter().map(|v| format!("{} {}", v.pointer, v.keyword)).collect();
         let mode = shared.contract_config.responses;
         let _entered = self.span.enter();
         tracing::event!(

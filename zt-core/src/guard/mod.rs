@@ -18,8 +18,8 @@ use std::sync::Arc;
 pub use build::GuardBuilder;
 pub use engine::Guard;
 pub use lifecycle::{
-    Admission, Admitted, BodyError, Check, Decision, Pending, ReadResponse, Rejected, Responding, ResponseBody,
-    ResponseHeaders, ResponsePlan, Resume,
+    Admission, Admitted, BodyError, Check, Decision, Pending, ReadResponse, Rejected, Responding,
+    ResponseBody, ResponseHeaders, ResponsePlan, Resume,
 };
 
 use self::engine::record_identity;
@@ -282,7 +282,8 @@ impl Guard {
         let body = facts.body_limit.map(|limit| BodyPhase {
             limit,
             operation: facts.operation.map(|op| {
-                let params = facts.operation_params.take().unwrap_or_else(|| std::mem::take(&mut facts.params));
+                let params =
+                    facts.operation_params.take().unwrap_or_else(|| std::mem::take(&mut facts.params));
                 (op, params)
             }),
             graphql: facts.graphql_body.take(),

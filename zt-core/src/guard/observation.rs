@@ -97,11 +97,24 @@ impl Observation {
     }
 
     /// Records the response: its status, body size, and the sampled body prefix.
-    pub(crate) fn finish(self: Box<Self>, observer: &Observer, status: u16, response_bytes: u64, sample: Option<&[u8]>) {
+    pub(crate) fn finish(
+        self: Box<Self>,
+        observer: &Observer,
+        status: u16,
+        response_bytes: u64,
+        sample: Option<&[u8]>,
+    ) {
         let c = &*self;
-        let object_ids: Vec<(&str, &str)> = c.object_ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut record =
-            RequestRecord::new(c.at, c.request_id.as_str(), &c.method, &c.path, c.denied_status.unwrap_or(status), c.decision);
+        let object_ids: Vec<(&str, &str)> =
+            c.object_ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut record = RequestRecord::new(
+            c.at,
+            c.request_id.as_str(),
+            &c.method,
+            &c.path,
+            c.denied_status.unwrap_or(status),
+            c.decision,
+        );
         record.route = c.route.as_deref();
         record.operation = c.operation.as_deref();
         record.reason = c.reason;

@@ -387,7 +387,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn start_and_end_are_events_without_addresses_in_text() {
         let (l, clock) = lockout(2);

@@ -22,7 +22,10 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
                 facts.identity = Some(Identity::from_certificate(certificate.clone()));
                 return Flow::Continue;
             }
-            let public = facts.route.and_then(|i| guard.routing.table.get(i)).is_some_and(|r| r.requirement.is_public());
+            let public = facts
+                .route
+                .and_then(|i| guard.routing.table.get(i))
+                .is_some_and(|r| r.requirement.is_public());
             return if public { Flow::Continue } else { Flow::deny(Reason::MissingCredentials) };
         }
         Presented::Bearer(token) => token,
@@ -31,7 +34,9 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
     let allow_fetch = !matches!(facts.waited.take(), Some(Waited::Keys));
     let limiter = shared.limiter.as_ref();
     let verified = match shared.verifier.verify_with(token, facts.cached.take(), allow_fetch) {
-        Step::Done(result) => result.and_then(|identity| bind_certificate(identity, facts.certificate.clone())),
+        Step::Done(result) => {
+            result.and_then(|identity| bind_certificate(identity, facts.certificate.clone()))
+        }
         Step::Fetch(issuer) => {
             let guard = guard.clone();
             return Flow::Wait(Box::pin(async move {
@@ -79,7 +84,10 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
 
 /// Attaches the connection's certificate and enforces a token's certificate binding
 /// (RFC 8705): a bound token is only valid with the certificate it names.
-fn bind_certificate(identity: Identity, certificate: Option<Arc<CertificateIdentity>>) -> Result<Identity, Reason> {
+fn bind_certificate(
+    identity: Identity,
+    certificate: Option<Arc<CertificateIdentity>>,
+) -> Result<Identity, Reason> {
     let identity = match certificate {
         Some(certificate) => identity.with_certificate(certificate),
         None => identity,

@@ -31,7 +31,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                         facts.graphql_operation =
                             record_operations(&facts.span, &facts.request_id, route.template, &operations);
                     }
-                    Err(denial) => return Flow::Deny(graphql_denial(shared, &denial, view.headers, &facts.request_id)),
+                    Err(denial) => {
+                        return Flow::Deny(graphql_denial(shared, &denial, view.headers, &facts.request_id));
+                    }
                 }
             }
             (_, Framing::Body { .. }) if !is_json(view) => return Flow::deny(Reason::UnsupportedMediaType),
@@ -39,7 +41,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             (_, Framing::NoBody) => {
                 return match schema.check(GraphqlRequestBody::Json(b""), None) {
                     Ok(_) => Flow::deny(Reason::MalformedRequest),
-                    Err(denial) => Flow::Deny(graphql_denial(shared, &denial, view.headers, &facts.request_id)),
+                    Err(denial) => {
+                        Flow::Deny(graphql_denial(shared, &denial, view.headers, &facts.request_id))
+                    }
                 };
             }
             (_, Framing::Body { .. } | Framing::Invalid) => facts.graphql_body = Some(schema.clone()),
@@ -101,7 +105,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
 fn is_json(view: &RequestView<'_>) -> bool {
     let Some(value) = view.headers.nth("content-type", 0) else { return false };
     let essence = value.split(|b| *b == b';').next().unwrap_or_default();
-    essence.trim_ascii().eq_ignore_ascii_case(b"application/json") && view.headers.nth("content-type", 1).is_none()
+    essence.trim_ascii().eq_ignore_ascii_case(b"application/json")
+        && view.headers.nth("content-type", 1).is_none()
 }
 
 /// Body framing from the headers.
