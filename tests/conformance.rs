@@ -815,6 +815,40 @@ async fn orders_belong_to_their_owner_in_both() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_a_subject_are_told_apart_by_client_id_in_both() {
+    // Client-credentials tokens name no `sub`: the principal is issuer + client id, so two
+    // such clients never see each other's orders, and a token naming no caller at all is
+    // refused rather than pooled with every other such token.
+    let guard = demo_guard(policy_with_jwks(trusted_jwks()));
+    let client = |id: &str| {
+        let mut c = claims("x", "orders:read orders:write");
+        let map = c.as_object_mut().expect("claims");
+        map.remove("sub");
+        map.insert("client_id".into(), json!(id));
+        format!("Bearer {}", sign(key(Algorithm::ES256), &c))
+    };
+    let (svc_a, svc_b) = (client("svc-a"), client("svc-b"));
+    let mut nameless = claims("x", "orders:read");
+    let map = nameless.as_object_mut().expect("claims");
+    map.remove("sub");
+    map.remove("client_id");
+    let nameless = format!("Bearer {}", sign(key(Algorithm::ES256), &nameless));
+    for addr in [spawn_axum(guard.clone()).await, spawn_actix(guard.clone())] {
+        let created = post_json(addr, "/orders", &svc_a, br#"{"item":"bolt","quantity":9}"#).await;
+        assert_eq!(created.status, 201, "{created:?}");
+        assert!(created.body.contains(&format!("\"owner\":\"{ISSUER}|client:svc-a\"")), "{created:?}");
+        let theirs = raw_request(addr, "GET", "/orders", &[("authorization", &svc_b)], None).await;
+        assert_eq!(theirs.status, 200);
+        assert!(!theirs.body.contains("bolt"), "svc-b sees svc-a's orders: {}", theirs.body);
+        let mine = raw_request(addr, "GET", "/orders", &[("authorization", &svc_a)], None).await;
+        assert!(mine.body.contains("bolt"), "{}", mine.body);
+        let r = raw_request(addr, "GET", "/orders", &[("authorization", &nameless)], None).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:invalid-claims"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_in_normalization_rewrites_the_path_the_handler_sees() {
     let mut policy = policy_with_jwks(trusted_jwks());
     policy.paths = zt::canonical::PathPolicy { normalize: true, strip_trailing_slash: true };
