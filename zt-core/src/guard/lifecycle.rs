@@ -253,6 +253,11 @@ impl Admitted {
     /// What the handler may see of the decision (put it into the request's extensions),
     /// and the response phase.
     pub fn forward(mut self) -> (Admission, Responding) {
+        // Recorded here, after the body phase, so a span never says both `allow` and `deny`
+        // (a report-only denial already recorded `would_deny`).
+        if self.would_deny.is_none() {
+            self.span.record("zt.decision", "allow");
+        }
         // Every response names its request, as denials do: callers quote it, and it leads
         // to the span and the events.
         self.headers.push(("x-request-id", self.request_id.as_str().to_string()));

@@ -258,7 +258,6 @@ impl Guard {
     fn admit(&self, view: &RequestView<'_>, facts: Facts<'_>, would_deny: Option<Reason>) -> Admitted {
         let template = facts.route.and_then(|i| self.routing.table.get(i)).map(|r| r.template.clone());
         record_identity(&facts.span, facts.identity.as_ref());
-        facts.span.record("zt.decision", "allow");
         self.admit_with(view, facts, template, would_deny, true)
     }
 
