@@ -109,13 +109,24 @@ pub enum Outcome {
 /// A decision for the oracles.
 pub struct Verdict {
     pub outcome: Outcome,
+    /// The route template the Guard matched, if any.
+    pub route: Option<String>,
+    /// The normalized path an admitted request is forwarded with, when it was rewritten.
+    pub rewritten_path: Option<String>,
 }
 
 /// `Guard::decide` (any waits finished on a private runtime).
 pub fn decide(guard: &Guard, view: &RequestView<'_>) -> Verdict {
-    let outcome = match runtime().block_on(guard.decide(view)) {
-        Decision::Admitted(admitted) => Outcome::Allow(admitted.identity().cloned()),
-        Decision::Rejected(rejected) => Outcome::Deny(rejected.denial().clone()),
-    };
-    Verdict { outcome }
+    match runtime().block_on(guard.decide(view)) {
+        Decision::Admitted(admitted) => Verdict {
+            route: admitted.route().map(str::to_string),
+            rewritten_path: admitted.rewritten_path().map(str::to_string),
+            outcome: Outcome::Allow(admitted.identity().cloned()),
+        },
+        Decision::Rejected(rejected) => Verdict {
+            route: rejected.route().map(str::to_string),
+            rewritten_path: None,
+            outcome: Outcome::Deny(rejected.denial().clone()),
+        },
+    }
 }

@@ -221,6 +221,7 @@ impl Admitted {
             shared: self.shared.clone(),
             span: self.span.clone(),
             request_id: self.request_id,
+            route: self.route.clone(),
             denial,
             response: Some(response),
             observation: self.observation.take(),
@@ -328,6 +329,7 @@ pub struct Rejected {
     pub(super) shared: Arc<Shared>,
     pub(super) span: Span,
     pub(super) request_id: RequestId,
+    pub(super) route: Option<Arc<str>>,
     pub(super) denial: Denial,
     pub(super) response: Option<DenialResponse>,
     pub(super) observation: Option<Box<Observation>>,
@@ -353,6 +355,11 @@ impl Rejected {
     /// The request id.
     pub fn request_id(&self) -> RequestId {
         self.request_id
+    }
+
+    /// The matched route template, when the request got as far as matching one.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
     }
 
     /// The request's span.

@@ -249,6 +249,7 @@ impl Guard {
             shared: self.shared.clone(),
             span: facts.span,
             request_id: facts.request_id,
+            route: template,
             denial,
             response: Some(response),
             observation,
