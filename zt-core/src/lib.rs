@@ -43,6 +43,7 @@
 pub mod canonical;
 pub mod cert;
 pub mod contract;
+pub mod controls_api;
 pub mod denial;
 mod error;
 pub mod graphql;
