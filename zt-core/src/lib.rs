@@ -73,6 +73,6 @@ pub use identity::{AuthMethod, Identity};
 pub use observed::{ObservationContext, Observed};
 pub use policy::{Mode, Policy};
 pub use request::{CheckedRoute, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
-pub use routes::RouteTable;
+pub use routes::{ANY_METHODS, RouteTable};
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

@@ -43,6 +43,12 @@ struct Entry {
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
 
+/// The methods an "any method" route registers (the adapters' `any`, `route_service` and
+/// `nest_service`): every standard method but `TRACE` and `CONNECT`, which an API does not
+/// serve (`TRACE` reflects requests, `CONNECT` opens tunnels). Those are refused with 405:
+/// fail closed rather than hand a handler a method it never expected.
+pub const ANY_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
 impl RouteTable {
     /// An empty table (denies everything).
     pub fn new() -> Self {
@@ -54,6 +60,37 @@ impl RouteTable {
     /// otherwise.
     pub fn add(&mut self, method: &str, template: &str, requirement: Requirement) -> Result<(), PolicyError> {
         self.insert(method, template, requirement, false)
+    }
+
+    /// Registers `requirement` for `method` on `prefix` and everything below it: the
+    /// templates `/static`, `/static/` and `/static/{*rest}` for the prefix `/static` (a
+    /// prefix ending in `/` adds only itself and its catch-all), which is what a service
+    /// nested under a prefix answers (a static-file server).
+    ///
+    /// ```
+    /// use zt_core::{scopes, RouteTable};
+    ///
+    /// let mut routes = RouteTable::new();
+    /// routes.add_subtree("GET", "/static", scopes::all(["files:read"])).unwrap();
+    /// let templates: Vec<&str> = routes.entries().map(|(_, t, _)| t).collect();
+    /// assert_eq!(templates, ["/static", "/static/", "/static/{*rest}"]);
+    /// ```
+    pub fn add_subtree(&mut self, method: &str, prefix: &str, requirement: Requirement) -> Result<(), PolicyError> {
+        if prefix.contains("{*") {
+            return Err(PolicyError::invalid(
+                format!("route {method} {prefix}"),
+                "a subtree prefix cannot contain a wildcard",
+            ));
+        }
+        let templates = if prefix.ends_with('/') {
+            vec![prefix.to_string(), format!("{prefix}{{*rest}}")]
+        } else {
+            vec![prefix.to_string(), format!("{prefix}/"), format!("{prefix}/{{*rest}}")]
+        };
+        for template in templates {
+            self.add(method, &template, requirement.clone())?;
+        }
+        Ok(())
     }
 
     /// Registers a control-plane route: like [`RouteTable::add`], but enforced even when the

@@ -33,11 +33,11 @@ use crate::layer::RequestContext;
 use crate::{Identity, ZeroTrustLayer, ZeroTrustService};
 
 /// The methods [`routing::any`], [`Router::route_service`] and [`Router::nest_service`]
-/// register: every standard method but `TRACE` and `CONNECT`, which an API does not serve
-/// (`TRACE` reflects requests, `CONNECT` opens tunnels). They are refused with 405: fail
-/// closed rather than hand a handler a method it never expected.
-pub const ANY_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// register: [`zt_core::ANY_METHODS`], every standard method but `TRACE` and `CONNECT`
+/// (answered 405).
+pub use zt_core::ANY_METHODS;
 
+// The same methods, as axum's filter.
 const ANY_FILTER: MethodFilter = MethodFilter::GET
     .or(MethodFilter::HEAD)
     .or(MethodFilter::POST)
@@ -190,16 +190,6 @@ fn nest_prefix(what: &str, prefix: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The templates a service nested at `prefix` answers, as axum registers them: the prefix,
-/// the prefix with a slash, and everything below it.
-fn nested_templates(prefix: &str) -> Vec<String> {
-    if prefix.ends_with('/') {
-        vec![prefix.to_string(), format!("{prefix}{{*rest}}")]
-    } else {
-        vec![prefix.to_string(), format!("{prefix}/"), format!("{prefix}/{{*rest}}")]
-    }
-}
-
 impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// An empty router enforced by `guard`.
     pub fn new(guard: Guard) -> Self {
@@ -282,8 +272,10 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             self.errors.push(e);
             return self;
         }
-        for template in nested_templates(prefix) {
-            self.register(&ANY_METHODS, &template, &requirement, false);
+        for method in ANY_METHODS {
+            if let Err(e) = self.table.add_subtree(method, prefix, requirement.clone()) {
+                self.errors.push(e);
+            }
         }
         // Filtered like `any`: in report-only mode too, TRACE and CONNECT never reach it.
         let filtered: MethodRouter<(), Infallible> = axum::routing::on_service(ANY_FILTER, service);
@@ -442,9 +434,10 @@ impl Router<()> {
 }
 
 /// The finished app: every route of a [`Router`] behind the [`ZeroTrustLayer`]. Serve it
-/// with `axum::serve` (through [`GuardedApp::into_make_service`] or
-/// [`GuardedApp::into_make_service_with_connect_info`]), [`crate::tls::serve`], or call it as
-/// a Tower service (`tower::ServiceExt::oneshot`).
+/// with `axum::serve` (as it is, or through [`GuardedApp::into_make_service`] or
+/// [`GuardedApp::into_make_service_with_connect_info`]; the latter gives zt the client
+/// address), [`crate::tls::serve`], or call it as a Tower service
+/// (`tower::ServiceExt::oneshot`).
 ///
 /// It takes no more routes: there is no `route`, `merge`, `nest` or `fallback` here, and no
 /// way back to the inner `axum::Router`, so nothing can be added that zt does not know.
@@ -569,6 +562,21 @@ where
             Inner::Layered(router) => FutureInner::Layered { future: router.call(request) },
         };
         GuardedFuture { inner }
+    }
+}
+
+/// `axum::serve(listener, app)`, as with an `axum::Router`: each connection gets a clone.
+impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for GuardedApp {
+    type Response = GuardedApp;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<GuardedApp, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
     }
 }
 
