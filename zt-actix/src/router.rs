@@ -212,7 +212,10 @@ impl Router {
     /// service registers its own paths, so mount it at the same prefix, e.g.
     /// `nest_service("/static", || Files::new("/static", "assets"), scopes::all(["files:read"]))`
     /// with `actix_files::Files`; anything it registers elsewhere is not in zt's table and
-    /// is denied.
+    /// is denied. A path below the prefix that the service does not serve goes to the
+    /// service's own default (for `Files`: `default_handler`), which actix takes from the
+    /// App's `default_service` when it is unset; only callers meeting `requirement` get
+    /// there. Set it (`Files::default_handler`) for an answer of your own.
     ///
     /// The Guard checks the canonical path before the service sees it: `..`, `%2e%2e` and
     /// other ambiguous spellings are refused (400) or resolved before matching.
@@ -435,9 +438,12 @@ impl Routes {
             let service = service.clone();
             scope = scope.configure(move |cfg| service(cfg));
         }
-        if let Some(fallback) = &self.fallback {
-            scope = scope.default_service(fallback());
-        }
+        // Always a default of zt's own, so the App's `default_service` is never reached
+        // through this scope (report-only mode forwards unregistered paths to it).
+        scope = match &self.fallback {
+            Some(fallback) => scope.default_service(fallback()),
+            None => scope.default_service(web::to(|| async { HttpResponse::NotFound().finish() })),
+        };
         scope.wrap(ZeroTrust::new(self.guard.clone()))
     }
 
