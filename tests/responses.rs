@@ -66,10 +66,7 @@ fn actix_server(guard: zt::Guard) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(move || {
-                let routes = routes.clone();
-                actix_web::App::new().wrap(routes.middleware()).configure(move |cfg| routes.configure(cfg))
-            })
+            let server = actix_web::HttpServer::new(move || actix_web::App::new().service(routes.service()))
             .workers(1)
             .listen(listener)
             .unwrap()

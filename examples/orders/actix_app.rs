@@ -65,32 +65,15 @@ async fn graphql_get(
 pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let inventory_guard = guard.clone();
-    let controls_guard = guard.clone();
     let mut router = Router::new(guard);
     let inventory = move || {
         let guard = inventory_guard.clone();
         async move { reply(super::inventory(&guard)) }
     };
     router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
-    // Runtime controls (block, unblock, revoke): admins only.
-    let admin = || zt::scopes::all(["zt:admin"]);
-    let controls = |f: fn(&Guard, &[u8]) -> Reply| {
-        let guard = controls_guard.clone();
-        move |body: Bytes| {
-            let guard = guard.clone();
-            async move { reply(f(&guard, &body)) }
-        }
-    };
-    let list_guard = controls_guard.clone();
-    let list = move || {
-        let guard = list_guard.clone();
-        async move { reply(super::controls::list(&guard)) }
-    };
-    router = router
-        .route("/zt/controls", get(list), admin())
-        .route("/zt/controls/blocks", post(controls(super::controls::block)), admin())
-        .route("/zt/controls/unblock", post(controls(super::controls::unblock)), admin())
-        .route("/zt/controls/revocations", post(controls(super::controls::revoke)), admin());
+    // Runtime controls (block, unblock, revoke): zt:admin only, enforced even in
+    // report-only mode.
+    router = router.controls("/zt/controls");
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
     }
@@ -119,12 +102,7 @@ pub fn server(
     let store = Data::new(OrderStore::default());
     let graphql = Data::new(GraphqlService::new().map_err(std::io::Error::other)?);
     Ok(HttpServer::new(move || {
-        let routes = routes.clone();
-        App::new()
-            .app_data(store.clone())
-            .app_data(graphql.clone())
-            .wrap(routes.middleware())
-            .configure(move |cfg| routes.configure(cfg))
+        App::new().app_data(store.clone()).app_data(graphql.clone()).service(routes.service())
     })
     .workers(workers)
     .listen(listener)?
@@ -141,12 +119,7 @@ pub fn server_tls(
     let store = Data::new(OrderStore::default());
     let graphql = Data::new(GraphqlService::new().map_err(std::io::Error::other)?);
     Ok(HttpServer::new(move || {
-        let routes = routes.clone();
-        App::new()
-            .app_data(store.clone())
-            .app_data(graphql.clone())
-            .wrap(routes.middleware())
-            .configure(move |cfg| routes.configure(cfg))
+        App::new().app_data(store.clone()).app_data(graphql.clone()).service(routes.service())
     })
     .workers(workers)
     .on_connect(zt::actix::tls::on_connect)

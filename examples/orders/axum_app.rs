@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use zt::Guard;
 use zt::axum::routing::{delete, get, post};
-use zt::axum::{Identity, Router};
+use zt::axum::{GuardedApp, Identity, Router};
 
 #[derive(Clone)]
 struct App {
@@ -63,12 +63,12 @@ async fn graphql_get(
     reply(app.graphql.get(&app.store, owner(&who), query.as_deref().unwrap_or(""), accept(&headers)))
 }
 
-/// The demo app for a guard (also used by the conformance tests).
 fn inventory_reply(guard: &Guard) -> Response {
     reply(super::inventory(guard))
 }
 
-pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<axum::Router, String> {
+/// The demo app for a guard (also used by the conformance tests).
+pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<GuardedApp, String> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let guard_for_inventory = guard.clone();
     let mut router = Router::new(guard);
@@ -88,31 +88,15 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<axum::Router, Strin
         router = router.route("/.well-known/jwks.json", get(serve), zt::scopes::public());
     }
     // The runtime API inventory (monitoring on): admins only.
-    let inventory_guard = guard_for_inventory.clone();
+    let inventory_guard = guard_for_inventory;
     let inventory = move || {
         let guard = inventory_guard.clone();
         async move { inventory_reply(&guard) }
     };
     router = router.route("/zt/inventory", get(inventory), zt::scopes::all(["zt:admin"]));
-    // Runtime controls (block, unblock, revoke): admins only.
-    let admin = || zt::scopes::all(["zt:admin"]);
-    let controls = |f: fn(&Guard, &[u8]) -> Reply| {
-        let guard = guard_for_inventory.clone();
-        move |body: Bytes| {
-            let guard = guard.clone();
-            async move { reply(f(&guard, &body)) }
-        }
-    };
-    let list_guard = guard_for_inventory.clone();
-    let list = move || {
-        let guard = list_guard.clone();
-        async move { reply(super::controls::list(&guard)) }
-    };
-    router = router
-        .route("/zt/controls", get(list), admin())
-        .route("/zt/controls/blocks", post(controls(super::controls::block)), admin())
-        .route("/zt/controls/unblock", post(controls(super::controls::unblock)), admin())
-        .route("/zt/controls/revocations", post(controls(super::controls::revoke)), admin());
+    // Runtime controls (block, unblock, revoke): zt:admin only, enforced even in
+    // report-only mode.
+    router = router.controls("/zt/controls");
     let graphql = Arc::new(GraphqlService::new()?);
     Ok(router.with_state(App { store: Arc::new(OrderStore::default()), graphql }).into_axum())
 }

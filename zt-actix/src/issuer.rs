@@ -23,9 +23,7 @@
 //!     .route("/token", post(exchange(issuer)), scopes::authenticated())
 //!     .finish()
 //!     .unwrap();
-//! let app = actix_web::App::new()
-//!     .wrap(routes.middleware())
-//!     .configure(|cfg| routes.configure(cfg));
+//! let app = actix_web::App::new().service(routes.service());
 //! ```
 
 use std::future::{Ready, ready};

@@ -24,10 +24,8 @@
 //!     .route("/orders", get(list_orders), scopes::all(["orders:read"]))
 //!     .route("/health", get(health), scopes::public())
 //!     .finish()?;
-//! HttpServer::new(move || {
-//!     let routes = routes.clone();
-//!     App::new().wrap(routes.middleware()).configure(move |cfg| routes.configure(cfg))
-//! })
+//! // One call installs the middleware and every route: nothing can be served without zt.
+//! HttpServer::new(move || App::new().service(routes.service()))
 //! .bind("127.0.0.1:8080")?
 //! .run()
 //! .await?;
@@ -43,5 +41,6 @@ pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
 pub use middleware::{ZeroTrust, ZeroTrustMiddleware};
-pub use router::{MethodRoute, Router, Routes, delete, get, head, options, patch, post, put};
+pub use router::{MethodRoute, Router, Routes, any, delete, get, head, options, patch, post, put};
+pub use zt_core::ANY_METHODS;
 pub use zt_core;

@@ -1,25 +1,56 @@
-//! Route registration: each route's requirement sits next to its handler.
+//! Route registration: each route's requirement sits next to its handler, and one service
+//! carries both the middleware and the routes.
+//!
+//! Why one service: with a middleware and a route configuration handed out separately,
+//! `App::new().configure(..)` without the matching `.wrap(..)` served every route
+//! unprotected. [`Routes::service`] returns a `web::scope("")` (an empty prefix matches
+//! every path) wrapped in [`ZeroTrust`] and holding every resource: actix routes each
+//! request to the first service that matches, so everything registered on the `App` after
+//! it, routes and `default_service` alike, is shadowed and reaches zt instead, which denies
+//! what was not registered here. Register the zt service first (or alone) on its `App`.
 
 use std::sync::Arc;
 
-use actix_web::web::{self, ServiceConfig};
-use actix_web::{FromRequest, Handler, Responder};
-use zt_core::{Guard, PolicyError, Requirement, RouteTable};
+use actix_web::dev::HttpServiceFactory;
+use actix_web::http::Method;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::web::{self, BytesMut, ServiceConfig};
+use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder};
+use futures_util::StreamExt;
+use zt_core::controls_api::{self, ControlRequest, ControlsApi, ControlsReply, Endpoint};
+use zt_core::{ANY_METHODS, BodyError, Guard, PolicyError, Requirement, RouteTable};
 
 use crate::ZeroTrust;
 
 type RouteFactory = Arc<dyn Fn() -> actix_web::Route + Send + Sync>;
+/// Registers a service in the zt scope; called once per worker (actix builds each worker's
+/// `App` anew, and services such as `actix_files::Files` are not `Send`).
+type ServiceFactory = Arc<dyn Fn(&mut ServiceConfig) + Send + Sync>;
 
-/// One handler for one method, made by [`get`], [`post`], ... so the method is known when the
-/// requirement is registered.
+/// Handlers for one or more methods of one path, made by [`get`], [`post`], ..., [`any`]
+/// and chained: `get(list).post(create)`. The methods are known when the requirement is
+/// registered; every chained method shares the requirement given to [`Router::route`].
 #[derive(Clone)]
 pub struct MethodRoute {
-    method: &'static str,
-    factory: RouteFactory,
+    routes: Vec<(&'static str, RouteFactory)>,
+}
+
+fn method_of(name: &'static str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET)
+}
+
+fn route_for<F, Args>(method: &'static str, handler: F) -> (&'static str, RouteFactory)
+where
+    F: Handler<Args> + Send + Sync,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    // `web::route().method(..)` rather than `web::get()`: one shape for every method.
+    (method, Arc::new(move || web::route().method(method_of(method)).to(handler.clone())))
 }
 
 macro_rules! method_fn {
-    ($name:ident, $method:literal, $actix:ident) => {
+    ($name:ident, $method:literal) => {
         #[doc = concat!("Routes `", $method, "` requests to `handler`.")]
         pub fn $name<F, Args>(handler: F) -> MethodRoute
         where
@@ -27,32 +58,62 @@ macro_rules! method_fn {
             Args: FromRequest + 'static,
             F::Output: Responder + 'static,
         {
-            MethodRoute { method: $method, factory: Arc::new(move || web::$actix().to(handler.clone())) }
+            MethodRoute { routes: vec![route_for($method, handler)] }
         }
     };
 }
-method_fn!(get, "GET", get);
-method_fn!(post, "POST", post);
-method_fn!(put, "PUT", put);
-method_fn!(patch, "PATCH", patch);
-method_fn!(delete, "DELETE", delete);
-method_fn!(head, "HEAD", head);
+method_fn!(get, "GET");
+method_fn!(post, "POST");
+method_fn!(put, "PUT");
+method_fn!(patch, "PATCH");
+method_fn!(delete, "DELETE");
+method_fn!(head, "HEAD");
+method_fn!(options, "OPTIONS");
 
-/// Routes `OPTIONS` requests to `handler`.
-pub fn options<F, Args>(handler: F) -> MethodRoute
+/// Routes every method of [`ANY_METHODS`](zt_core::ANY_METHODS) to `handler`: not `TRACE`
+/// or `CONNECT`, which are answered 405.
+pub fn any<F, Args>(handler: F) -> MethodRoute
 where
     F: Handler<Args> + Send + Sync,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    MethodRoute {
-        method: "OPTIONS",
-        factory: Arc::new(move || web::route().method(actix_web::http::Method::OPTIONS).to(handler.clone())),
+    MethodRoute { routes: ANY_METHODS.iter().map(|m| route_for(m, handler.clone())).collect() }
+}
+
+macro_rules! chain_fn {
+    ($name:ident, $method:literal) => {
+        #[doc = concat!("Also routes `", $method, "` requests to `handler`.")]
+        pub fn $name<F, Args>(mut self, handler: F) -> Self
+        where
+            F: Handler<Args> + Send + Sync,
+            Args: FromRequest + 'static,
+            F::Output: Responder + 'static,
+        {
+            self.routes.push(route_for($method, handler));
+            self
+        }
+    };
+}
+
+impl MethodRoute {
+    chain_fn!(get, "GET");
+    chain_fn!(post, "POST");
+    chain_fn!(put, "PUT");
+    chain_fn!(patch, "PATCH");
+    chain_fn!(delete, "DELETE");
+    chain_fn!(head, "HEAD");
+    chain_fn!(options, "OPTIONS");
+
+    /// The methods this route serves.
+    pub fn methods(&self) -> Vec<&'static str> {
+        self.routes.iter().map(|(m, _)| *m).collect()
     }
 }
 
 /// Collects routes with their requirements; [`Router::finish`] checks them against the
-/// guard's policy and returns the [`Routes`] to install in each worker's `App`.
+/// guard's policy and returns the [`Routes`] to install in each worker's `App` with
+/// `App::new().service(routes.service())`.
 ///
 /// ```
 /// use zt_actix::{get, Router};
@@ -64,41 +125,246 @@ where
 ///     .build()).unwrap();
 /// let routes = Router::new(guard)
 ///     .route("/health", get(|| async { "ok" }), scopes::public())
+///     .route("/orders", get(|| async { "list" }).post(|| async { "created" }), scopes::all(["orders"]))
 ///     .finish()
 ///     .unwrap();
-/// let app = actix_web::App::new()
-///     .wrap(routes.middleware())
-///     .configure(|cfg| routes.configure(cfg));
+/// let app = actix_web::App::new().service(routes.service());
 /// ```
 pub struct Router {
     guard: Guard,
     table: RouteTable,
-    registered: Vec<(String, MethodRoute, Requirement)>,
+    registered: Vec<(String, MethodRoute)>,
+    services: Vec<ServiceFactory>,
+    fallback: Option<RouteFactory>,
     errors: Vec<PolicyError>,
+}
+
+/// A nest prefix: absolute, not the root, no wildcard.
+fn nest_prefix(what: &str, prefix: &str) -> Result<(), PolicyError> {
+    let invalid = |message: &str| PolicyError::Invalid {
+        file: None,
+        line: None,
+        at: format!("{what} {prefix}"),
+        message: message.to_string(),
+    };
+    if !prefix.starts_with('/') {
+        return Err(invalid("the prefix must start with '/'"));
+    }
+    if prefix == "/" {
+        return Err(invalid("cannot nest at the root (use merge, or a route)"));
+    }
+    if prefix.contains("{*") || prefix.contains('{') {
+        return Err(invalid("the prefix cannot contain a parameter or wildcard"));
+    }
+    Ok(())
+}
+
+/// `prefix` + `path` as [`RouteTable::prefixed`] joins them.
+fn join(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") }
 }
 
 impl Router {
     /// An empty router enforced by `guard`.
     pub fn new(guard: Guard) -> Self {
-        Router { guard, table: RouteTable::new(), registered: Vec::new(), errors: Vec::new() }
+        Router {
+            guard,
+            table: RouteTable::new(),
+            registered: Vec::new(),
+            services: Vec::new(),
+            fallback: None,
+            errors: Vec::new(),
+        }
     }
 
-    /// Adds `route` at `path`, reachable only by callers meeting `requirement`.
-    pub fn route(mut self, path: &str, route: MethodRoute, requirement: Requirement) -> Self {
-        if let Err(e) = self.table.add(route.method, path, requirement.clone()) {
-            self.errors.push(e);
+    fn register(&mut self, path: &str, route: MethodRoute, requirement: &Requirement, always: bool) {
+        for (method, _) in &route.routes {
+            let added = match always {
+                true => self.table.add_always_enforced(method, path, requirement.clone()),
+                false => self.table.add(method, path, requirement.clone()),
+            };
+            if let Err(e) = added {
+                self.errors.push(e);
+            }
         }
-        self.registered.push((path.to_string(), route, requirement));
+        self.registered.push((path.to_string(), route));
+    }
+
+    /// Adds `route` at `path`, reachable only by callers meeting `requirement` (for every
+    /// method the route chains).
+    pub fn route(mut self, path: &str, route: MethodRoute, requirement: Requirement) -> Self {
+        self.register(path, route, &requirement, false);
         self
     }
 
-    /// Nests `router`'s routes under `prefix`.
+    /// A control-plane route: like [`Router::route`], but enforced even in report-only mode
+    /// (see [`RouteTable::add_always_enforced`]).
+    pub(crate) fn control_route(mut self, path: &str, route: MethodRoute, requirement: Requirement) -> Self {
+        self.register(path, route, &requirement, true);
+        self
+    }
+
+    /// Mounts a service made by `factory` (once per worker) under `prefix`: `requirement`
+    /// covers the prefix and everything below it (`/static`, `/static/`,
+    /// `/static/{*rest}`) for the methods of [`ANY_METHODS`](zt_core::ANY_METHODS). The
+    /// service registers its own paths, so mount it at the same prefix, e.g.
+    /// `nest_service("/static", || Files::new("/static", "assets"), scopes::all(["files:read"]))`
+    /// with `actix_files::Files`; anything it registers elsewhere is not in zt's table and
+    /// is denied. A path below the prefix that the service does not serve goes to the
+    /// service's own default (for `Files`: `default_handler`), which actix takes from the
+    /// App's `default_service` when it is unset; only callers meeting `requirement` get
+    /// there. Set it (`Files::default_handler`) for an answer of your own.
+    ///
+    /// The Guard checks the canonical path before the service sees it: `..`, `%2e%2e` and
+    /// other ambiguous spellings are refused (400) or resolved before matching.
+    ///
+    /// ```
+    /// use zt_actix::Router;
+    /// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard};
+    ///
+    /// # let guard = Guard::new(Policy::builder()
+    /// #     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    /// #         .jwks_url("https://issuer.example/jwks"))
+    /// #     .build()).unwrap();
+    /// // Any `HttpServiceFactory`: here a scope answering everything below `/static`.
+    /// let routes = Router::new(guard)
+    ///     .nest_service(
+    ///         "/static",
+    ///         || actix_web::web::scope("/static").default_service(actix_web::web::to(|| async { "file" })),
+    ///         scopes::all(["files:read"]),
+    ///     )
+    ///     .finish()
+    ///     .unwrap();
+    /// ```
+    pub fn nest_service<F, T>(mut self, prefix: &str, factory: F, requirement: Requirement) -> Self
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+        T: HttpServiceFactory + 'static,
+    {
+        if let Err(e) = nest_prefix("nest_service", prefix) {
+            self.errors.push(e);
+            return self;
+        }
+        for method in ANY_METHODS {
+            if let Err(e) = self.table.add_subtree(method, prefix, requirement.clone()) {
+                self.errors.push(e);
+            }
+        }
+        self.services.push(Arc::new(move |cfg: &mut ServiceConfig| {
+            cfg.service(factory());
+        }));
+        self
+    }
+
+    /// Nests `router`'s routes, services and fallback under `prefix` (its requirements move
+    /// with them).
     pub fn nest(mut self, prefix: &str, router: Router) -> Self {
+        if let Err(e) = nest_prefix("nest", prefix) {
+            self.errors.push(e);
+            return self;
+        }
         self.errors.extend(router.errors);
-        let prefix = prefix.trim_end_matches('/');
-        for (path, route, requirement) in router.registered {
-            let full = if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") };
-            self = self.route(&full, route, requirement);
+        match router.table.prefixed(prefix) {
+            Ok(prefixed) => {
+                if let Err(e) = self.table.merge(&prefixed) {
+                    self.errors.push(e);
+                }
+            }
+            Err(e) => self.errors.push(e),
+        }
+        for (path, route) in router.registered {
+            self.registered.push((join(prefix, &path), route));
+        }
+        if !router.services.is_empty() || router.fallback.is_some() {
+            // A scope under the prefix: services mounted in it register below it, and its
+            // default service is the nested router's fallback.
+            let (services, fallback, prefix) = (router.services, router.fallback, prefix.to_string());
+            self.services.push(Arc::new(move |cfg: &mut ServiceConfig| {
+                let mut scope = web::scope(&prefix);
+                for service in &services {
+                    let service = service.clone();
+                    scope = scope.configure(move |cfg| service(cfg));
+                }
+                if let Some(fallback) = &fallback {
+                    scope = scope.default_service(fallback());
+                }
+                cfg.service(scope);
+            }));
+        }
+        self
+    }
+
+    /// Merges another router's routes, services and requirements (its fallback too, when
+    /// this one has none).
+    pub fn merge(mut self, router: Router) -> Self {
+        self.errors.extend(router.errors);
+        if let Err(e) = self.table.merge(&router.table) {
+            self.errors.push(e);
+        }
+        self.registered.extend(router.registered);
+        self.services.extend(router.services);
+        if self.fallback.is_none() {
+            self.fallback = router.fallback;
+        }
+        self
+    }
+
+    /// Sets the handler for requests the Guard admitted but no route here takes (the zt
+    /// scope's `default_service`). It never makes an unregistered route reachable: in
+    /// enforce mode the Guard answers those itself with its 404 problem. What reaches it:
+    /// routes the policy or the OpenAPI contract declares that have no handler here, and,
+    /// in report-only mode, the unregistered requests the Guard logs as `would_deny`.
+    pub fn fallback<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args> + Send + Sync,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.fallback = Some(Arc::new(move || web::to(handler.clone())));
+        self
+    }
+
+    /// Mounts the runtime controls API ([`zt_core::controls_api`]) at `prefix`
+    /// (`GET {prefix}`, `POST {prefix}/blocks`, `POST {prefix}/unblock`,
+    /// `POST {prefix}/revocations`) for callers with the scope `zt:admin`. The routes are
+    /// enforced even in report-only mode.
+    ///
+    /// ```
+    /// use zt_actix::Router;
+    /// use zt_core::{observe::ObserverConfig, policy::{IssuerConfig, Policy}, Guard};
+    ///
+    /// let mut policy = Policy::builder()
+    ///     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    ///         .jwks_url("https://issuer.example/jwks"))
+    ///     .build();
+    /// policy.observe = Some(ObserverConfig::default()); // the controls need monitoring on
+    /// let routes = Router::new(Guard::new(policy).unwrap()).controls("/zt/controls").finish().unwrap();
+    /// ```
+    pub fn controls(self, prefix: &str) -> Self {
+        self.controls_with(prefix, controls_api::default_requirement())
+    }
+
+    /// [`Router::controls`] with another requirement (never public: that is an error).
+    pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
+        let api = match ControlsApi::new(self.guard.clone(), requirement.clone()) {
+            Ok(api) => api,
+            Err(e) => {
+                self.errors.push(e);
+                return self;
+            }
+        };
+        for endpoint in Endpoint::ALL {
+            let api = api.clone();
+            let handler = move |request: HttpRequest, payload: web::Payload| {
+                let api = api.clone();
+                async move { control(&api, endpoint, &request, payload).await }
+            };
+            let route = match endpoint {
+                Endpoint::List => get(handler),
+                _ => post(handler),
+            };
+            self = self.control_route(&endpoint.path(prefix), route, requirement.clone());
         }
         self
     }
@@ -112,42 +378,120 @@ impl Router {
         // Group by path: actix answers 405 from the first resource matching a path, so all
         // methods of one path must live in one resource.
         let mut by_path: Vec<(String, Vec<RouteFactory>)> = Vec::new();
-        for (path, route, _) in self.registered {
+        for (path, route) in self.registered {
+            let factories = route.routes.into_iter().map(|(_, factory)| factory);
             match by_path.iter_mut().find(|(p, _)| *p == path) {
-                Some((_, routes)) => routes.push(route.factory),
-                None => by_path.push((path, vec![route.factory])),
+                Some((_, routes)) => routes.extend(factories),
+                None => by_path.push((path, factories.collect())),
             }
         }
-        Ok(Routes { guard, by_path: Arc::new(by_path) })
+        Ok(Routes {
+            guard,
+            by_path: Arc::new(by_path),
+            services: Arc::new(self.services),
+            fallback: self.fallback,
+        })
     }
 }
 
-/// Finished routes: a middleware and a service configuration for each worker's `App`.
+/// Finished routes: [`Routes::service`] makes each worker's zt service.
 #[derive(Clone)]
 pub struct Routes {
     guard: Guard,
     by_path: Arc<Vec<(String, Vec<RouteFactory>)>>,
+    services: Arc<Vec<ServiceFactory>>,
+    fallback: Option<RouteFactory>,
 }
 
 impl Routes {
-    /// The middleware enforcing these routes' requirements.
-    pub fn middleware(&self) -> ZeroTrust {
-        ZeroTrust::new(self.guard.clone())
-    }
-
-    /// Registers the handlers (pass to `App::configure`).
-    pub fn configure(&self, cfg: &mut ServiceConfig) {
+    /// Every route behind the [`ZeroTrust`] middleware, as one service for
+    /// `App::service`: a `web::scope("")` that matches every path, so nothing registered
+    /// on the `App` after it is reached without zt (it is shadowed: zt answers 404 for what
+    /// it does not know). Register it first, or alone: actix serves a route registered
+    /// before it without zt. Middleware added with `App::wrap` runs before zt.
+    ///
+    /// ```
+    /// use actix_web::{App, HttpServer};
+    /// use zt_actix::{get, Router};
+    /// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard};
+    ///
+    /// # fn run() -> std::io::Result<()> {
+    /// # let guard = Guard::new(Policy::builder()
+    /// #     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    /// #         .jwks_url("https://issuer.example/jwks"))
+    /// #     .build()).unwrap();
+    /// let routes = Router::new(guard).route("/health", get(|| async { "ok" }), scopes::public()).finish().unwrap();
+    /// let server = HttpServer::new(move || App::new().service(routes.service())).bind("127.0.0.1:0")?;
+    /// # drop(server); Ok(()) }
+    /// ```
+    pub fn service(&self) -> impl HttpServiceFactory + 'static {
+        let mut scope = web::scope("");
         for (path, factories) in self.by_path.iter() {
             let mut resource = web::resource(path.as_str());
             for factory in factories {
                 resource = resource.route(factory());
             }
-            cfg.service(resource);
+            scope = scope.service(resource);
         }
+        for service in self.services.iter() {
+            let service = service.clone();
+            scope = scope.configure(move |cfg| service(cfg));
+        }
+        // Always a default of zt's own, so the App's `default_service` is never reached
+        // through this scope (report-only mode forwards unregistered paths to it).
+        scope = match &self.fallback {
+            Some(fallback) => scope.default_service(fallback()),
+            None => scope.default_service(web::to(|| async { HttpResponse::NotFound().finish() })),
+        };
+        scope.wrap(ZeroTrust::new(self.guard.clone()))
     }
 
     /// The guard, with the routes compiled in.
     pub fn guard(&self) -> &Guard {
         &self.guard
     }
+}
+
+/// Reads at most [`controls_api::MAX_BODY_BYTES`] of the body.
+async fn read_limited(mut payload: web::Payload) -> Result<BytesMut, BodyError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        if body.len() + chunk.len() > controls_api::MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn reply(answer: ControlsReply) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(answer.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::with_body(status, answer.body);
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(HeaderName::from_static(name), value);
+        }
+    }
+    response.map_into_boxed_body()
+}
+
+/// One controls endpoint: the adapter's part is reading the request and writing the reply.
+async fn control(api: &ControlsApi, endpoint: Endpoint, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Some(admission) = request.extensions().get::<zt_core::Admission>().cloned() else {
+        // No middleware in front: a wiring bug, never a reason to act.
+        return HttpResponse::InternalServerError().body("zt: the ZeroTrust middleware is not installed");
+    };
+    let body = match endpoint {
+        Endpoint::List => Ok(BytesMut::new()),
+        _ => read_limited(payload).await,
+    };
+    let answer = api.handle(endpoint, ControlRequest {
+        identity: admission.identity(),
+        content_type: request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        body: body.as_deref().map_err(|e| *e),
+        request_id: admission.request_id().as_str(),
+    });
+    reply(answer)
 }

@@ -54,6 +54,7 @@
 pub mod canonical;
 pub mod cert;
 pub mod contract;
+pub mod controls_api;
 pub mod denial;
 mod error;
 pub mod graphql;
@@ -84,6 +85,6 @@ pub use guard::{
 pub use identity::{AuthMethod, Identity};
 pub use policy::{Mode, Policy};
 pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
-pub use routes::RouteTable;
+pub use routes::{ANY_METHODS, RouteTable};
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

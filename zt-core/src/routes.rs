@@ -13,6 +13,12 @@
 //! routes.add("GET", "/health", scopes::public()).unwrap();
 //! assert!(routes.add("GET", "/health", scopes::all(["x"])).is_err()); // conflicting requirement
 //! ```
+//!
+//! A template may end in a catch-all segment (`/static/{*rest}`): it matches everything
+//! below the prefix (at least one character), which is how a service nested under a prefix
+//! (a static-file server) is covered by one requirement. Control-plane routes (blocking,
+//! revoking) are registered with [`RouteTable::add_always_enforced`]: they are enforced even
+//! when the policy runs in report-only mode, where every other denial is only logged.
 
 use std::sync::Arc;
 
@@ -23,10 +29,25 @@ use crate::scopes::Requirement;
 /// Route requirements, registered in code or loaded from the policy.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    entries: Vec<(String, String, Requirement)>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    method: String,
+    template: String,
+    requirement: Requirement,
+    /// Enforced even in report-only mode (control-plane routes).
+    always_enforce: bool,
 }
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+
+/// The methods an "any method" route registers (the adapters' `any`, `route_service` and
+/// `nest_service`): every standard method but `TRACE` and `CONNECT`, which an API does not
+/// serve (`TRACE` reflects requests, `CONNECT` opens tunnels). Those are refused with 405:
+/// fail closed rather than hand a handler a method it never expected.
+pub const ANY_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 impl RouteTable {
     /// An empty table (denies everything).
@@ -38,6 +59,71 @@ impl RouteTable {
     /// Registering the same route twice is fine if the requirement is the same, an error
     /// otherwise.
     pub fn add(&mut self, method: &str, template: &str, requirement: Requirement) -> Result<(), PolicyError> {
+        self.insert(method, template, requirement, false)
+    }
+
+    /// Registers `requirement` for `method` on `prefix` and everything below it: the
+    /// templates `/static`, `/static/` and `/static/{*rest}` for the prefix `/static` (a
+    /// prefix ending in `/` adds only itself and its catch-all), which is what a service
+    /// nested under a prefix answers (a static-file server).
+    ///
+    /// ```
+    /// use zt_core::{scopes, RouteTable};
+    ///
+    /// let mut routes = RouteTable::new();
+    /// routes.add_subtree("GET", "/static", scopes::all(["files:read"])).unwrap();
+    /// let templates: Vec<&str> = routes.entries().map(|(_, t, _)| t).collect();
+    /// assert_eq!(templates, ["/static", "/static/", "/static/{*rest}"]);
+    /// ```
+    pub fn add_subtree(&mut self, method: &str, prefix: &str, requirement: Requirement) -> Result<(), PolicyError> {
+        if prefix.contains("{*") {
+            return Err(PolicyError::invalid(
+                format!("route {method} {prefix}"),
+                "a subtree prefix cannot contain a wildcard",
+            ));
+        }
+        let templates = if prefix.ends_with('/') {
+            vec![prefix.to_string(), format!("{prefix}{{*rest}}")]
+        } else {
+            vec![prefix.to_string(), format!("{prefix}/"), format!("{prefix}/{{*rest}}")]
+        };
+        for template in templates {
+            self.add(method, &template, requirement.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Registers a control-plane route: like [`RouteTable::add`], but enforced even when the
+    /// policy runs in report-only mode ([`Mode::Report`](crate::Mode::Report)). Report-only
+    /// mode exists to try a policy on live traffic without refusing anyone; forwarding an
+    /// unauthorized request to block a caller or revoke a token is never part of that trial.
+    ///
+    /// Registering a route both ways (same requirement) keeps it always enforced: a route is
+    /// never weakened by a second registration.
+    ///
+    /// ```
+    /// use zt_core::{scopes, RouteTable};
+    ///
+    /// let mut routes = RouteTable::new();
+    /// routes.add_always_enforced("POST", "/zt/controls/blocks", scopes::all(["zt:admin"])).unwrap();
+    /// assert!(routes.is_always_enforced("POST", "/zt/controls/blocks"));
+    /// ```
+    pub fn add_always_enforced(
+        &mut self,
+        method: &str,
+        template: &str,
+        requirement: Requirement,
+    ) -> Result<(), PolicyError> {
+        self.insert(method, template, requirement, true)
+    }
+
+    fn insert(
+        &mut self,
+        method: &str,
+        template: &str,
+        requirement: Requirement,
+        always_enforce: bool,
+    ) -> Result<(), PolicyError> {
         let at = format!("route {method} {template}");
         if !METHODS.contains(&method) {
             return Err(PolicyError::invalid(&at, "unknown HTTP method (use upper case)"));
@@ -46,34 +132,68 @@ impl RouteTable {
             return Err(PolicyError::invalid(&at, "route templates start with '/'"));
         }
         requirement.validate().map_err(|m| PolicyError::invalid(&at, m))?;
-        if let Some((_, _, existing)) = self.entries.iter().find(|(m, t, _)| m == method && t == template) {
-            if *existing != requirement {
+        if let Some(existing) = self.entries.iter_mut().find(|e| e.method == method && e.template == template) {
+            if existing.requirement != requirement {
                 return Err(PolicyError::invalid(
                     &at,
                     format!(
                         "conflicting requirements: {} vs {}",
-                        existing.describe(),
+                        existing.requirement.describe(),
                         requirement.describe()
                     ),
                 ));
             }
+            existing.always_enforce |= always_enforce;
             return Ok(());
         }
-        self.entries.push((method.to_string(), template.to_string(), requirement));
+        self.entries.push(Entry {
+            method: method.to_string(),
+            template: template.to_string(),
+            requirement,
+            always_enforce,
+        });
         Ok(())
     }
 
     /// Adds every route of `other` (conflicts are errors).
     pub fn merge(&mut self, other: &RouteTable) -> Result<(), PolicyError> {
-        for (m, t, r) in &other.entries {
-            self.add(m, t, r.clone())?;
+        for e in &other.entries {
+            self.insert(&e.method, &e.template, e.requirement.clone(), e.always_enforce)?;
         }
         Ok(())
     }
 
+    /// The same routes under `prefix` (`/api` + `/orders` is `/api/orders`, `/api` + `/` is
+    /// `/api`), as a router nesting another one places them; each keeps its requirement and
+    /// whether it is always enforced.
+    ///
+    /// ```
+    /// use zt_core::{scopes, RouteTable};
+    ///
+    /// let mut inner = RouteTable::new();
+    /// inner.add("GET", "/", scopes::public()).unwrap();
+    /// inner.add("GET", "/{id}", scopes::all(["orders:read"])).unwrap();
+    /// let nested = inner.prefixed("/orders").unwrap();
+    /// let templates: Vec<&str> = nested.entries().map(|(_, t, _)| t).collect();
+    /// assert_eq!(templates, ["/orders", "/orders/{id}"]);
+    /// ```
+    pub fn prefixed(&self, prefix: &str) -> Result<RouteTable, PolicyError> {
+        let mut out = RouteTable::new();
+        for e in &self.entries {
+            out.insert(&e.method, &join(prefix, &e.template), e.requirement.clone(), e.always_enforce)?;
+        }
+        Ok(out)
+    }
+
     /// The registered routes as `(method, template, requirement)`.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &Requirement)> {
-        self.entries.iter().map(|(m, t, r)| (m.as_str(), t.as_str(), r))
+        self.entries.iter().map(|e| (e.method.as_str(), e.template.as_str(), &e.requirement))
+    }
+
+    /// True when `method template` is registered as always enforced
+    /// ([`RouteTable::add_always_enforced`]).
+    pub fn is_always_enforced(&self, method: &str, template: &str) -> bool {
+        self.entries.iter().any(|e| e.always_enforce && e.method == method && e.template == template)
     }
 
     /// True when no route is registered.
@@ -85,28 +205,29 @@ impl RouteTable {
     pub(crate) fn compile(&self) -> Result<CompiledRoutes, PolicyError> {
         let mut router = matchit::Router::new();
         let mut paths: Vec<PathRoutes> = Vec::new();
-        for (method, template, requirement) in &self.entries {
-            let index = match paths.iter().position(|p| &*p.template == template) {
+        for e in &self.entries {
+            let index = match paths.iter().position(|p| *p.template == *e.template) {
                 Some(i) => i,
                 None => {
-                    router.insert(template.as_str(), paths.len()).map_err(|e| {
+                    router.insert(e.template.as_str(), paths.len()).map_err(|err| {
                         PolicyError::invalid(
-                            format!("route {method} {template}"),
-                            format!("invalid route template: {e}"),
+                            format!("route {} {}", e.method, e.template),
+                            format!("invalid route template: {err}"),
                         )
                     })?;
-                    paths.push(PathRoutes { template: Arc::from(template.as_str()), methods: Vec::new() });
+                    paths.push(PathRoutes { template: Arc::from(e.template.as_str()), methods: Vec::new() });
                     paths.len() - 1
                 }
             };
-            paths[index].methods.push((
-                method.clone(),
-                Arc::new(requirement.clone()),
-                Arc::from(requirement.describe()),
-            ));
+            paths[index].methods.push(MethodEntry {
+                method: e.method.clone(),
+                requirement: Arc::new(e.requirement.clone()),
+                described: Arc::from(e.requirement.describe()),
+                always_enforce: e.always_enforce,
+            });
         }
         for p in &mut paths {
-            p.methods.sort_by(|a, b| a.0.cmp(&b.0));
+            p.methods.sort_by(|a, b| a.method.cmp(&b.method));
         }
         // Each (path, method) gets a dense index, so the Guard can resolve per-route facts
         // (contract operation, zone, body limit) once at start-up and index them per request.
@@ -122,10 +243,24 @@ impl RouteTable {
     }
 }
 
+/// `prefix` + `path` the way axum and actix nest routers: `/api` + `/` is `/api`, and a
+/// trailing slash on the prefix is not doubled.
+fn join(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") }
+}
+
 struct PathRoutes {
     template: Arc<str>,
-    /// Method, requirement, and its description (computed once: it is a span field).
-    methods: Vec<(String, Arc<Requirement>, Arc<str>)>,
+    methods: Vec<MethodEntry>,
+}
+
+struct MethodEntry {
+    method: String,
+    requirement: Arc<Requirement>,
+    /// The requirement's description (computed once: it is a span field).
+    described: Arc<str>,
+    always_enforce: bool,
 }
 
 /// The matched route.
@@ -136,7 +271,8 @@ pub(crate) struct RouteMatch<'a> {
     pub(crate) index: usize,
     pub(crate) method: &'a str,
     pub(crate) template: &'a Arc<str>,
-    /// Enforced in report-only mode too (zt's own control plane).
+    /// Registered with [`RouteTable::add_always_enforced`]: a denial on this route is
+    /// enforced even in report-only mode (zt's own control plane).
     pub(crate) always_enforce: bool,
     pub(crate) requirement: &'a Requirement,
     pub(crate) described: &'a str,
@@ -162,14 +298,14 @@ impl CompiledRoutes {
     pub(crate) fn get(&self, index: usize) -> Option<RouteMatch<'_>> {
         let &(path, method) = self.index.get(index)?;
         let routes = &self.paths[path];
-        let (name, requirement, described) = &routes.methods[method];
+        let entry = &routes.methods[method];
         Some(RouteMatch {
             index,
-            method: name,
+            method: &entry.method,
             template: &routes.template,
-            always_enforce: false,
-            requirement,
-            described,
+            always_enforce: entry.always_enforce,
+            requirement: &entry.requirement,
+            described: &entry.described,
         })
     }
 
@@ -187,25 +323,24 @@ impl CompiledRoutes {
         };
         let path_index = *found.value;
         let routes = &self.paths[path_index];
-        match routes.methods.iter().position(|(m, _, _)| m == method) {
+        match routes.methods.iter().position(|m| m.method == method) {
             Some(position) => {
                 if let Some(params) = params {
                     params.extend(found.params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
                 }
-                let (name, requirement, described) = &routes.methods[position];
-                let index = self.offsets[path_index] + position;
+                let entry = &routes.methods[position];
                 Ok(RouteMatch {
-                    index,
-                    method: name,
+                    index: self.offsets[path_index] + position,
+                    method: &entry.method,
                     template: &routes.template,
-                    always_enforce: false,
-                    requirement,
-                    described,
+                    always_enforce: entry.always_enforce,
+                    requirement: &entry.requirement,
+                    described: &entry.described,
                 })
             }
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
-                denial.allowed_methods = routes.methods.iter().map(|(m, _, _)| m.clone()).collect();
+                denial.allowed_methods = routes.methods.iter().map(|m| m.method.clone()).collect();
                 Err(denial)
             }
         }
@@ -236,6 +371,45 @@ mod tests {
         assert_eq!(denial.allowed_methods, ["DELETE", "GET"]);
         assert_eq!(c.find("GET", "/nope", None).err().unwrap().reason, Reason::RouteNotFound);
         assert_eq!(c.find("GET", "/orders/7/", None).err().unwrap().reason, Reason::RouteNotFound);
+    }
+
+    #[test]
+    fn always_enforced_routes_are_flagged_and_survive_merge_and_prefix() {
+        let mut t = RouteTable::new();
+        t.add("GET", "/orders", scopes::all(["r"])).unwrap();
+        t.add_always_enforced("POST", "/blocks", scopes::all(["zt:admin"])).unwrap();
+        // A plain registration of the same route never weakens it.
+        t.add("POST", "/blocks", scopes::all(["zt:admin"])).unwrap();
+        let nested = t.prefixed("/zt/").unwrap();
+        let mut merged = RouteTable::new();
+        merged.add("POST", "/zt/blocks", scopes::all(["zt:admin"])).unwrap();
+        merged.merge(&nested).unwrap();
+        assert!(merged.is_always_enforced("POST", "/zt/blocks"));
+        assert!(!merged.is_always_enforced("GET", "/zt/orders"));
+        let c = merged.compile().unwrap();
+        assert!(c.find("POST", "/zt/blocks", None).ok().unwrap().always_enforce);
+        assert!(!c.find("GET", "/zt/orders", None).ok().unwrap().always_enforce);
+        // Conflicting requirements stay an error whichever way the route was added.
+        assert!(merged.add_always_enforced("GET", "/zt/orders", scopes::all(["x"])).is_err());
+    }
+
+    #[test]
+    fn catch_all_templates_cover_everything_below_their_prefix() {
+        let mut t = RouteTable::new();
+        t.add("GET", "/static", scopes::all(["files"])).unwrap();
+        t.add("GET", "/static/", scopes::all(["files"])).unwrap();
+        t.add("GET", "/static/{*rest}", scopes::all(["files"])).unwrap();
+        t.add("GET", "/static/special", scopes::public()).unwrap();
+        let c = t.compile().unwrap();
+        let template = |path: &str| c.find("GET", path, None).ok().map(|m| m.template.to_string());
+        assert_eq!(template("/static/a/b.css").as_deref(), Some("/static/{*rest}"));
+        assert_eq!(template("/static/").as_deref(), Some("/static/"));
+        assert_eq!(template("/static").as_deref(), Some("/static"));
+        assert_eq!(template("/static/special").as_deref(), Some("/static/special"), "static beats catch-all");
+        assert_eq!(template("/staticx"), None);
+        let mut params = Vec::new();
+        c.find("GET", "/static/a/b.css", Some(&mut params)).ok().unwrap();
+        assert_eq!(params, [("rest".to_string(), "a/b.css".to_string())]);
     }
 
     #[test]

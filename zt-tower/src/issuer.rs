@@ -16,7 +16,7 @@
 //!     .issuer(IssuerConfig::new("https://idp.example").audience("service-a")
 //!         .jwks_url("https://idp.example/jwks"))
 //!     .build()).unwrap();
-//! let app: axum::Router = Router::new(guard)
+//! let app: zt_tower::GuardedApp = Router::new(guard)
 //!     .route("/.well-known/jwks.json", get(jwks_handler(issuer.clone())), scopes::public())
 //!     .route("/token", post(exchange_handler(issuer)), scopes::authenticated())
 //!     .into_axum();

@@ -2,7 +2,7 @@
 //!
 //! zt for Tower and axum: a [`ZeroTrustLayer`] that puts every request through a
 //! [`Guard`](zt_core::Guard), a [`Router`] that keeps each route's requirement next to its
-//! handler, and the [`Identity`] and [`Claims`] extractors.
+//! handler and finishes into a [`GuardedApp`], and the [`Identity`] and [`Claims`] extractors.
 //!
 //! ```no_run
 //! use axum::Json;
@@ -28,8 +28,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A route added to the axum router directly, without a requirement, is unreachable: the
-//! layer only forwards requests whose `(method, route)` was registered (default deny).
+//! Default deny: the layer only forwards requests whose `(method, route)` was registered,
+//! and the [`GuardedApp`] that [`Router::into_axum`] returns takes no more routes (adding one
+//! is a compile error), so there is no way to put a route behind zt's back.
 #![deny(missing_docs)]
 
 mod extract;
@@ -40,5 +41,5 @@ pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
 pub use layer::{ResponseFuture, ZeroTrustLayer, ZeroTrustService};
-pub use router::{MethodRoute, Router, routing};
+pub use router::{ANY_METHODS, GuardedApp, GuardedFuture, MethodRoute, Router, routing};
 pub use zt_core;

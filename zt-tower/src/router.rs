@@ -1,19 +1,106 @@
-//! A router that registers each route's requirement next to its handler.
+//! A router that registers each route's requirement next to its handler, and the finished,
+//! guarded app it turns into.
+//!
+//! Why a wrapper and not `axum::Router` plus a layer: axum will not enumerate a router's
+//! routes, so nothing could tell a route nobody annotated from one that was. Here every way
+//! of adding a route takes a [`Requirement`], the [`RouteTable`] the Guard enforces is built
+//! alongside the axum router, and [`Router::into_axum`] hands back a [`GuardedApp`]: it can
+//! be served and wrapped from the outside, but it has no `route`, `merge`, `nest` or
+//! `fallback`, so nothing can be added behind zt's back (that is a compile error).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::handler::Handler;
-use axum::routing::MethodRouter;
-use zt_core::{Guard, PolicyError, Requirement, RouteTable};
+use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
+use axum::routing::{IntoMakeService, MethodFilter, MethodRouter, Route};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+use zt_core::controls_api::{self, ControlRequest, ControlsApi, ControlsReply, Endpoint};
+use zt_core::{BodyError, Guard, PolicyError, Requirement, RouteTable};
 
-use crate::ZeroTrustLayer;
+use crate::{ZeroTrustLayer, ZeroTrustService};
 
-/// One handler for one method, made by the functions in [`routing`].
+/// The methods [`routing::any`], [`Router::route_service`] and [`Router::nest_service`]
+/// register: [`zt_core::ANY_METHODS`], every standard method but `TRACE` and `CONNECT`
+/// (answered 405).
+pub use zt_core::ANY_METHODS;
+
+// The same methods, as axum's filter.
+const ANY_FILTER: MethodFilter = MethodFilter::GET
+    .or(MethodFilter::HEAD)
+    .or(MethodFilter::POST)
+    .or(MethodFilter::PUT)
+    .or(MethodFilter::PATCH)
+    .or(MethodFilter::DELETE)
+    .or(MethodFilter::OPTIONS);
+
+/// Handlers for one or more methods of one path, made by the functions in [`routing`] and
+/// chained like axum's: `get(list).post(create)`. The methods stay known so the requirement
+/// is registered for exactly them; every chained method shares the requirement given to
+/// [`Router::route`] (register the path again for another requirement).
 pub struct MethodRoute<S = ()> {
-    method: &'static str,
+    methods: Vec<&'static str>,
     router: MethodRouter<S>,
 }
 
-/// Handlers bound to a method, like `axum::routing`, but the method stays known so the
-/// requirement can be registered for exactly that method.
+macro_rules! chain_fn {
+    ($name:ident, $method:literal) => {
+        #[doc = concat!("Also routes `", $method, "` requests to `handler`.")]
+        pub fn $name<H, T>(mut self, handler: H) -> Self
+        where
+            H: Handler<T, S>,
+            T: 'static,
+        {
+            self.methods.push($method);
+            self.router = self.router.$name(handler);
+            self
+        }
+    };
+}
+
+impl<S: Clone + Send + Sync + 'static> MethodRoute<S> {
+    chain_fn!(get, "GET");
+    chain_fn!(post, "POST");
+    chain_fn!(put, "PUT");
+    chain_fn!(patch, "PATCH");
+    chain_fn!(delete, "DELETE");
+    chain_fn!(head, "HEAD");
+    chain_fn!(options, "OPTIONS");
+
+    /// The methods this route serves.
+    pub fn methods(&self) -> &[&'static str] {
+        &self.methods
+    }
+}
+
+/// Handlers bound to methods, like `axum::routing`, but the methods stay known so the
+/// requirement can be registered for exactly them.
+///
+/// ```
+/// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard};
+/// use zt_tower::{routing::{any, get}, Router};
+///
+/// # let guard = Guard::new(Policy::builder()
+/// #     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+/// #         .jwks_url("https://issuer.example/jwks"))
+/// #     .build()).unwrap();
+/// let app = Router::new(guard)
+///     // One requirement for both methods.
+///     .route("/orders", get(|| async { "list" }).post(|| async { "created" }), scopes::all(["orders"]))
+///     // Every standard method but TRACE and CONNECT (405 for those).
+///     .route("/echo", any(|| async { "echo" }), scopes::authenticated())
+///     .into_axum();
+/// ```
 pub mod routing {
     use super::*;
 
@@ -26,7 +113,7 @@ pub mod routing {
                 T: 'static,
                 S: Clone + Send + Sync + 'static,
             {
-                MethodRoute { method: $method, router: axum::routing::$name(handler) }
+                MethodRoute { methods: vec![$method], router: axum::routing::$name(handler) }
             }
         };
     }
@@ -37,15 +124,29 @@ pub mod routing {
     method_fn!(delete, "DELETE");
     method_fn!(head, "HEAD");
     method_fn!(options, "OPTIONS");
+
+    /// Routes every method of [`ANY_METHODS`] to `handler` (not `TRACE` or `CONNECT`:
+    /// those are answered 405).
+    pub fn any<H, T, S>(handler: H) -> MethodRoute<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        MethodRoute { methods: ANY_METHODS.to_vec(), router: axum::routing::on(ANY_FILTER, handler) }
+    }
 }
 
-/// An axum router whose every route carries its requirement; [`Router::into_axum`] installs
-/// the [`ZeroTrustLayer`] that enforces them. Anything reachable in the resulting router but
-/// not registered here (routes added to the axum router later, fallbacks) is denied.
+/// An axum router whose every route carries its requirement; [`Router::into_axum`] puts the
+/// [`ZeroTrustLayer`] in front of all of it and returns the [`GuardedApp`] to serve.
+///
+/// Every request is checked before axum routes it, and only `(method, route)` pairs
+/// registered here (or in the policy) get through: a path nobody annotated is a 404
+/// problem, an unannotated method a 405.
 ///
 /// ```
 /// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard};
-/// use zt_tower::{routing::{get, post}, Router};
+/// use zt_tower::{routing::{get, post}, GuardedApp, Router};
 ///
 /// let guard = Guard::new(Policy::builder()
 ///     .issuer(IssuerConfig::new("https://issuer.example").audience("orders-api")
@@ -54,7 +155,7 @@ pub mod routing {
 /// let orders = Router::new(guard.clone())
 ///     .route("/", get(|| async { "list" }), scopes::all(["orders:read"]))
 ///     .route("/", post(|| async { "created" }), scopes::all(["orders:write"]));
-/// let app: axum::Router = Router::new(guard)
+/// let app: GuardedApp = Router::new(guard)
 ///     .route("/health", get(|| async { "ok" }), scopes::public())
 ///     .nest("/orders", orders)
 ///     .into_axum();
@@ -66,9 +167,25 @@ pub struct Router<S = ()> {
     errors: Vec<PolicyError>,
 }
 
-fn join(prefix: &str, path: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") }
+/// A nest prefix axum accepts: absolute, not the root, no wildcard. Checked here so that
+/// [`Router::try_into_axum`] reports it instead of axum panicking.
+fn nest_prefix(what: &str, prefix: &str) -> Result<(), PolicyError> {
+    let invalid = |message: &str| PolicyError::Invalid {
+        file: None,
+        line: None,
+        at: format!("{what} {prefix}"),
+        message: message.to_string(),
+    };
+    if !prefix.starts_with('/') {
+        return Err(invalid("the prefix must start with '/'"));
+    }
+    if prefix == "/" {
+        return Err(invalid("cannot nest at the root (use merge, or a route)"));
+    }
+    if prefix.contains("{*") {
+        return Err(invalid("the prefix cannot contain a wildcard"));
+    }
+    Ok(())
 }
 
 impl<S: Clone + Send + Sync + 'static> Router<S> {
@@ -77,26 +194,107 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         Router { inner: axum::Router::new(), guard, table: RouteTable::new(), errors: Vec::new() }
     }
 
-    /// Adds `route` at `path`, reachable only by callers meeting `requirement`.
-    pub fn route(mut self, path: &str, route: MethodRoute<S>, requirement: Requirement) -> Self {
-        if let Err(e) = self.table.add(route.method, path, requirement) {
-            self.errors.push(e);
+    fn register(&mut self, methods: &[&str], template: &str, requirement: &Requirement, always: bool) {
+        for method in methods {
+            let added = match always {
+                true => self.table.add_always_enforced(method, template, requirement.clone()),
+                false => self.table.add(method, template, requirement.clone()),
+            };
+            if let Err(e) = added {
+                self.errors.push(e);
+            }
         }
+    }
+
+    /// Adds `route` at `path`, reachable only by callers meeting `requirement` (for every
+    /// method the route chains).
+    pub fn route(mut self, path: &str, route: MethodRoute<S>, requirement: Requirement) -> Self {
+        self.register(&route.methods, path, &requirement, false);
         self.inner = self.inner.route(path, route.router);
+        self
+    }
+
+    /// A control-plane route: like [`Router::route`], but enforced even in report-only mode
+    /// (see [`RouteTable::add_always_enforced`]).
+    pub(crate) fn control_route(mut self, path: &str, route: MethodRoute<S>, requirement: Requirement) -> Self {
+        self.register(&route.methods, path, &requirement, true);
+        self.inner = self.inner.route(path, route.router);
+        self
+    }
+
+    /// Routes the methods of [`ANY_METHODS`] on `path` to a Tower service, reachable only
+    /// by callers meeting `requirement`.
+    pub fn route_service<T>(mut self, path: &str, service: T, requirement: Requirement) -> Self
+    where
+        T: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        T::Response: IntoResponse + 'static,
+        T::Future: Send + 'static,
+    {
+        self.register(&ANY_METHODS, path, &requirement, false);
+        self.inner = self.inner.route(path, axum::routing::on_service(ANY_FILTER, service));
+        self
+    }
+
+    /// Nests a Tower service under `prefix`: `requirement` covers the prefix and everything
+    /// below it (`/static`, `/static/`, `/static/{*rest}`), for the methods of
+    /// [`ANY_METHODS`]. The service sees the path without the prefix, as with axum's
+    /// `nest_service`; tower-http's `ServeDir` for static files is the typical one
+    /// (`.nest_service("/static", ServeDir::new("assets"), scopes::all(["files:read"]))`).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use zt_core::{policy::{IssuerConfig, Policy}, scopes, Guard};
+    /// use zt_tower::Router;
+    ///
+    /// # let guard = Guard::new(Policy::builder()
+    /// #     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    /// #         .jwks_url("https://issuer.example/jwks"))
+    /// #     .build()).unwrap();
+    /// // Answers with the path it was given: `/static/a/b.css` arrives as `/a/b.css`.
+    /// let files = tower::service_fn(|request: http::Request<axum::body::Body>| async move {
+    ///     Ok::<_, Infallible>(request.uri().path().to_string())
+    /// });
+    /// let app = Router::new(guard).nest_service("/static", files, scopes::all(["files:read"])).into_axum();
+    /// ```
+    ///
+    /// The Guard checks the canonical path before the service sees it: `..`, `%2e%2e` and
+    /// other ambiguous spellings are refused (400) or resolved before matching, so no path
+    /// outside the prefix reaches the service.
+    pub fn nest_service<T>(mut self, prefix: &str, service: T, requirement: Requirement) -> Self
+    where
+        T: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        T::Response: IntoResponse + 'static,
+        T::Future: Send + 'static,
+    {
+        if let Err(e) = nest_prefix("nest_service", prefix) {
+            self.errors.push(e);
+            return self;
+        }
+        for method in ANY_METHODS {
+            if let Err(e) = self.table.add_subtree(method, prefix, requirement.clone()) {
+                self.errors.push(e);
+            }
+        }
+        // Filtered like `any`: in report-only mode too, TRACE and CONNECT never reach it.
+        let filtered: MethodRouter<(), Infallible> = axum::routing::on_service(ANY_FILTER, service);
+        self.inner = self.inner.nest_service(prefix, filtered);
         self
     }
 
     /// Nests `router` under `prefix` (its requirements move with it).
     pub fn nest(mut self, prefix: &str, router: Router<S>) -> Self {
-        self.errors.extend(router.errors);
-        let mut prefixed = RouteTable::new();
-        for (method, path, requirement) in router.table.entries() {
-            if let Err(e) = prefixed.add(method, &join(prefix, path), requirement.clone()) {
-                self.errors.push(e);
-            }
-        }
-        if let Err(e) = self.table.merge(&prefixed) {
+        if let Err(e) = nest_prefix("nest", prefix) {
             self.errors.push(e);
+            return self;
+        }
+        self.errors.extend(router.errors);
+        match router.table.prefixed(prefix) {
+            Ok(prefixed) => {
+                if let Err(e) = self.table.merge(&prefixed) {
+                    self.errors.push(e);
+                }
+            }
+            Err(e) => self.errors.push(e),
         }
         self.inner = self.inner.nest(prefix, router.inner);
         self
@@ -112,14 +310,88 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         self
     }
 
-    /// Sets the fallback handler. It only runs for requests the Guard forwards, which in
-    /// enforce mode never includes unregistered routes (they get a 404 problem).
+    /// Sets the handler for requests the Guard admitted but no route here takes. It never
+    /// makes an unregistered route reachable: in enforce mode the Guard answers those
+    /// itself with its 404 problem before axum routes anything. What reaches the fallback:
+    /// routes the policy or the OpenAPI contract declares that have no handler here, and, in
+    /// report-only mode, the unregistered requests the Guard logs as `would_deny` and lets
+    /// through. A custom "not implemented" answer is its typical use.
     pub fn fallback<H, T>(mut self, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
         self.inner = self.inner.fallback(handler);
+        self
+    }
+
+    /// Applies a Tower layer to every route added so far and to the fallback, like
+    /// `axum::Router::layer`. It runs after zt's decision, on admitted requests only
+    /// (with the caller's [`Identity`] in the request); wrap the [`GuardedApp`] with
+    /// [`GuardedApp::layer`] for middleware that must see every request.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request<Body>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<Body>>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request<Body>>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    {
+        self.inner = self.inner.layer(layer);
+        self
+    }
+
+    /// Applies a Tower layer to the routes added so far, not to the fallback, like
+    /// `axum::Router::route_layer`. Runs after zt's decision.
+    pub fn route_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request<Body>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<Body>>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request<Body>>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    {
+        self.inner = self.inner.route_layer(layer);
+        self
+    }
+
+    /// Mounts the runtime controls API ([`zt_core::controls_api`]) at `prefix`
+    /// (`GET {prefix}`, `POST {prefix}/blocks`, `POST {prefix}/unblock`,
+    /// `POST {prefix}/revocations`) for callers with the scope `zt:admin`. The routes are
+    /// enforced even in report-only mode.
+    ///
+    /// ```
+    /// use zt_core::{observe::ObserverConfig, policy::{IssuerConfig, Policy}, Guard};
+    /// use zt_tower::Router;
+    ///
+    /// let mut policy = Policy::builder()
+    ///     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    ///         .jwks_url("https://issuer.example/jwks"))
+    ///     .build();
+    /// policy.observe = Some(ObserverConfig::default()); // the controls need monitoring on
+    /// let app = Router::new(Guard::new(policy).unwrap()).controls("/zt/controls").into_axum();
+    /// ```
+    pub fn controls(self, prefix: &str) -> Self {
+        self.controls_with(prefix, controls_api::default_requirement())
+    }
+
+    /// [`Router::controls`] with another requirement (never public: that is an error).
+    pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
+        let api = match ControlsApi::new(self.guard.clone(), requirement.clone()) {
+            Ok(api) => api,
+            Err(e) => {
+                self.errors.push(e);
+                return self;
+            }
+        };
+        for endpoint in Endpoint::ALL {
+            let handler = ControlsHandler { api: api.clone(), endpoint };
+            let route = match endpoint {
+                Endpoint::List => routing::get(handler),
+                _ => routing::post(handler),
+            };
+            self = self.control_route(&endpoint.path(prefix), route, requirement.clone());
+        }
         self
     }
 
@@ -140,21 +412,218 @@ impl Router<()> {
     /// The [`ZeroTrustLayer`] wraps the whole router (not `Router::layer`, which runs after
     /// axum's routing): every request is checked before axum routes it, so the router sees
     /// exactly the path that was checked, including a normalized one.
-    pub fn try_into_axum(self) -> Result<axum::Router, PolicyError> {
+    pub fn try_into_axum(self) -> Result<GuardedApp, PolicyError> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
         let guard = self.guard.with_routes(&self.table)?;
-        let service = tower_layer::Layer::layer(&ZeroTrustLayer::new(guard), self.inner);
-        Ok(axum::Router::new().fallback_service(service))
+        let service = ZeroTrustLayer::new(guard.clone()).layer(self.inner);
+        Ok(GuardedApp { guard, inner: Inner::Direct(service) })
     }
 
     /// Finishes the router. Panics (at start-up, like axum on overlapping routes) when a
     /// requirement was invalid or conflicting; use [`Router::try_into_axum`] to handle it.
-    pub fn into_axum(self) -> axum::Router {
+    pub fn into_axum(self) -> GuardedApp {
         match self.try_into_axum() {
-            Ok(router) => router,
+            Ok(app) => app,
             Err(e) => panic!("zt: invalid route requirements: {e}"),
         }
+    }
+}
+
+/// The finished app: every route of a [`Router`] behind the [`ZeroTrustLayer`]. Serve it
+/// with `axum::serve` (as it is, or through [`GuardedApp::into_make_service`] or
+/// [`GuardedApp::into_make_service_with_connect_info`]; the latter gives zt the client
+/// address), [`crate::tls::serve`], or call it as a Tower service
+/// (`tower::ServiceExt::oneshot`).
+///
+/// It takes no more routes: there is no `route`, `merge`, `nest` or `fallback` here, and no
+/// way back to the inner `axum::Router`, so nothing can be added that zt does not know.
+/// [`GuardedApp::layer`] wraps it from the outside (tracing, CORS, compression).
+///
+/// ```no_run
+/// # async fn run(guard: zt_core::Guard) -> std::io::Result<()> {
+/// use zt_core::scopes;
+/// use zt_tower::{routing::get, Router};
+///
+/// let app = Router::new(guard).route("/health", get(|| async { "ok" }), scopes::public()).into_axum();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct GuardedApp {
+    guard: Guard,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    /// The zt service straight over the router: one routing pass per request.
+    Direct(ZeroTrustService<axum::Router>),
+    /// Wrapped by outer layers; axum's router erases the layered service's type.
+    Layered(axum::Router),
+}
+
+impl std::fmt::Debug for GuardedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layered = matches!(self.inner, Inner::Layered(_));
+        f.debug_struct("GuardedApp").field("layered", &layered).finish_non_exhaustive()
+    }
+}
+
+impl GuardedApp {
+    /// The guard enforcing this app, with its routes compiled in (e.g. for its observer).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Wraps the whole guarded app in `layer`, which then sees every request before zt
+    /// does, and every response after (tower-http's `TraceLayer`, `CorsLayer`,
+    /// `CompressionLayer`). Same bounds as `axum::Router::layer`.
+    pub fn layer<L>(self, layer: L) -> GuardedApp
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request<Body>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<Body>>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request<Body>>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    {
+        let router = match self.inner {
+            Inner::Direct(service) => axum::Router::new().fallback_service(service),
+            Inner::Layered(router) => router,
+        };
+        GuardedApp { guard: self.guard, inner: Inner::Layered(router.layer(layer)) }
+    }
+
+    /// The make-service `axum::serve` takes.
+    pub fn into_make_service(self) -> IntoMakeService<GuardedApp> {
+        axum::ServiceExt::<Request<Body>>::into_make_service(self)
+    }
+
+    /// The make-service `axum::serve` takes, putting each connection's `C` (e.g.
+    /// `SocketAddr`, which zt uses for address limits and blocks) into the requests.
+    pub fn into_make_service_with_connect_info<C>(self) -> IntoMakeServiceWithConnectInfo<GuardedApp, C> {
+        axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info(self)
+    }
+}
+
+type DirectFuture = <ZeroTrustService<axum::Router> as Service<Request<Body>>>::Future;
+
+pin_project! {
+    /// The response future of [`GuardedApp`].
+    pub struct GuardedFuture {
+        #[pin]
+        inner: FutureInner,
+    }
+}
+
+pin_project! {
+    #[project = FutureProjection]
+    enum FutureInner {
+        Direct { #[pin] future: DirectFuture },
+        Layered { #[pin] future: RouteFuture<Infallible> },
+    }
+}
+
+impl Future for GuardedFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            FutureProjection::Direct { future } => future.poll(cx),
+            FutureProjection::Layered { future } => future.poll(cx),
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for GuardedApp
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = GuardedFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        match &mut self.inner {
+            Inner::Direct(service) => Service::<Request<Body>>::poll_ready(service, cx),
+            Inner::Layered(router) => Service::<Request<Body>>::poll_ready(router, cx),
+        }
+    }
+
+    fn call(&mut self, request: Request<B>) -> GuardedFuture {
+        let request = request.map(Body::new);
+        let inner = match &mut self.inner {
+            Inner::Direct(service) => FutureInner::Direct { future: service.call(request) },
+            Inner::Layered(router) => FutureInner::Layered { future: router.call(request) },
+        };
+        GuardedFuture { inner }
+    }
+}
+
+/// `axum::serve(listener, app)`, as with an `axum::Router`: each connection gets a clone.
+impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for GuardedApp {
+    type Response = GuardedApp;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<GuardedApp, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+/// One endpoint of the controls API as an axum handler.
+#[derive(Clone)]
+struct ControlsHandler {
+    api: ControlsApi,
+    endpoint: Endpoint,
+}
+
+fn reply(answer: ControlsReply) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body).into_response();
+    // Only the reply's own headers (an empty body has no content type).
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+impl<S: Clone + Send + Sync + 'static> Handler<(), S> for ControlsHandler {
+    type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+    fn call(self, request: Request<Body>, _state: S) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            // A request that did not come through zt is refused (500): a wiring bug.
+            let Some(admission) = parts.extensions.get::<zt_core::Admission>().cloned() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            let read: Result<Bytes, BodyError> = match self.endpoint {
+                Endpoint::List => Ok(Bytes::new()),
+                _ => Limited::new(body, controls_api::MAX_BODY_BYTES).collect().await.map(|c| c.to_bytes()).map_err(
+                    |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                        Some(_) => BodyError::TooLarge,
+                        None => BodyError::Unreadable,
+                    },
+                ),
+            };
+            let answer = self.api.handle(self.endpoint, ControlRequest {
+                identity: admission.identity(),
+                content_type: parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+                body: read.as_deref().map_err(|e| *e),
+                request_id: admission.request_id().as_str(),
+            });
+            reply(answer)
+        })
     }
 }

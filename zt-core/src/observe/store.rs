@@ -63,6 +63,8 @@ pub(crate) mod domain {
     pub const ATTEMPTED: u8 = 7;
     pub const JTI: u8 = 8;
     pub const LABELS: u8 = 9;
+    pub const PRINCIPAL: u8 = 10;
+    pub const CLIENT: u8 = 11;
 }
 
 /// Locks a mutex; a poisoned lock (a panic elsewhere while holding it) still yields the
