@@ -3,7 +3,10 @@
 
 A dependency is a path a file names that leads into another file of the crate:
 `use crate::..`, `use super::..`, `use self::..`, `use child::..` (a child module of
-the file), and the same paths written inline (`crate::policy::Mode` in a type). Each path
+the file), and inline paths that start with `crate::`, `super::` or `self::`
+(`crate::policy::Mode` in a field type). With `--strict`, also inline paths that start
+with a bare name (`compile::compile(..)` in a parent calling its child module): a parent
+`mod.rs` whose children reach back for its shared helpers is then a cycle too. Each path
 is resolved the way rustc resolves it: module by module, and through `use` re-exports, to
 the file that *defines* the named item. So `use super::Target` in `observe/event.rs`
 points at `observe/controls.rs` when `observe/mod.rs` only re-exports it, and at
@@ -20,7 +23,10 @@ one file and, inside it, the pairs of files that name each other. Exit status 1 
 cycle remains once the edges between `guard.rs` and `observed.rs` (the request lifecycle,
 rewritten separately) are set aside; 0 otherwise.
 
-Usage: scripts/import_cycles.py [--edges] [path/to/zt-core/src]
+Usage: scripts/import_cycles.py [--edges] [--why] [--strict] [path/to/zt-core/src]
+  --edges  print every dependency first
+  --why    under each cycle, the paths behind each of its edges
+  --strict also count inline paths that start with a bare name (see above)
 """
 
 from __future__ import annotations
@@ -39,7 +45,12 @@ ITEM_RE = re.compile(
     + r"\s+([A-Za-z_][A-Za-z0-9_]*)",
     re.M,
 )
-INLINE_PATH_RE = re.compile(r"(?<![A-Za-z0-9_:])\$?(crate|super|self)((?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)")
+# Inline paths `crate::..`, `super::..`, `self::..` (and `$crate::..` in macros).
+INLINE_PATH_RE = re.compile(r"(?<![A-Za-z0-9_:.])\$?(crate|super|self)((?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)")
+# With --strict: any inline path `a::b..`, so also a name the module declares or imports
+# (`compile::compile(..)` for a child module, `Target::Subject(..)`); external paths
+# resolve to nothing.
+STRICT_PATH_RE = re.compile(r"(?<![A-Za-z0-9_:.])\$?([A-Za-z_][A-Za-z0-9_]*)((?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
 def strip_comments_and_strings(src: str) -> str:
@@ -287,7 +298,8 @@ def resolve(modules, here: tuple[str, ...], segs: list[str], depth: int = 0) -> 
     return modules[mod].file if mod in modules else None
 
 
-def edges(modules) -> dict[str, set[str]]:
+def edges(modules, why: dict | None = None, strict: bool = False) -> dict[str, set[str]]:
+    """File -> files it depends on; `why` (if given) collects the paths behind each edge."""
     graph: dict[str, set[str]] = defaultdict(set)
     for path, m in modules.items():
         graph.setdefault(m.file, set())
@@ -298,15 +310,19 @@ def edges(modules) -> dict[str, set[str]]:
                     target_mod = resolve_module(modules, path, segs[:-1])
                     if target_mod is not None and modules[target_mod].file != m.file:
                         graph[m.file].add(modules[target_mod].file)
+                        if why is not None:
+                            why[(m.file, modules[target_mod].file)].add("::".join(segs))
                     continue
                 refs.append(segs)
         text_without_uses = USE_RE.sub(lambda x: " " * len(x.group(0)), m.text)
-        for p in INLINE_PATH_RE.finditer(text_without_uses):
+        for p in (STRICT_PATH_RE if strict else INLINE_PATH_RE).finditer(text_without_uses):
             refs.append([p.group(1)] + [s.strip() for s in p.group(2).split("::") if s.strip()])
         for segs in refs:
             target = resolve(modules, path, segs)
             if target and target != m.file:
                 graph[m.file].add(target)
+                if why is not None:
+                    why[(m.file, target)].add("::".join(segs))
     return graph
 
 
@@ -363,9 +379,12 @@ def sccs(graph: dict[str, set[str]]) -> list[list[str]]:
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     show_edges = "--edges" in sys.argv[1:]
+    show_why = "--why" in sys.argv[1:]
+    strict = "--strict" in sys.argv[1:]
     root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "zt-core", "src")
     modules = load(root)
-    graph = edges(modules)
+    why: dict = defaultdict(set)
+    graph = edges(modules, why, strict)
     if show_edges:
         for f in sorted(graph):
             for t in sorted(graph[f]):
@@ -383,6 +402,9 @@ def main() -> int:
         for a in comp:
             inside = sorted(graph[a] & members)
             print(f"  {a} -> {', '.join(inside)}")
+            if show_why:
+                for b in inside:
+                    print(f"      {b}: {', '.join(sorted(why[(a, b)]))}")
     pruned = {f: {t for t in ts if not {f, t} == ALLOWED_PAIR} for f, ts in graph.items()}
     remaining = sccs(pruned)
     if remaining:
