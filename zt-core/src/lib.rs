@@ -49,6 +49,7 @@ pub mod graphql;
 mod guard;
 pub mod identity;
 pub mod issuer;
+mod json;
 pub mod keys;
 pub mod limit;
 pub mod observe;

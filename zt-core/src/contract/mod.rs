@@ -119,8 +119,8 @@
 mod body;
 mod compile;
 mod error;
-mod json;
 mod loader;
+mod media;
 mod params;
 mod response;
 mod router;
@@ -449,7 +449,7 @@ impl Contract {
         if let Some((entry, actual, bytes)) = matched
             && !out.is_full()
         {
-            body::validate(entry, &actual, bytes, &mut out);
+            body::validate(entry, &actual, bytes, operation.body_limit, &mut out);
         }
         if out.is_empty() {
             return Ok(());
@@ -492,7 +492,7 @@ impl Violations {
 fn declares_form(headers: &dyn HeaderLookup) -> bool {
     match headers.get_one("content-type") {
         crate::request::HeaderValue::One(bytes) => {
-            std::str::from_utf8(bytes).ok().and_then(body::MediaType::parse).is_some_and(|m| m.is_form())
+            std::str::from_utf8(bytes).ok().and_then(media::MediaType::parse).is_some_and(|m| m.is_form())
         }
         _ => false,
     }
@@ -561,28 +561,5 @@ impl Collector {
         report.violations = self.items;
         report.truncated |= self.truncated;
         report
-    }
-}
-
-/// Appends an escaped JSON-pointer segment (`~` -> `~0`, `/` -> `~1`).
-pub(crate) fn push_segment(pointer: &mut String, segment: &str) {
-    pointer.push('/');
-    for c in segment.chars() {
-        match c {
-            '~' => pointer.push_str("~0"),
-            '/' => pointer.push_str("~1"),
-            c => pointer.push(c),
-        }
-    }
-}
-
-/// Appends a segment the client chose (a parameter or property name): kept when it is at
-/// most 64 printable ASCII characters, otherwise written as `*`, so pointers never carry
-/// long or binary client data into logs.
-pub(super) fn push_request_segment(pointer: &mut String, segment: &str) {
-    if segment.len() <= 64 && segment.bytes().all(|b| b.is_ascii_graphic()) {
-        push_segment(pointer, segment);
-    } else {
-        pointer.push_str("/*");
     }
 }

@@ -22,9 +22,10 @@ use jsonschema::paths::Location;
 use jsonschema::{Draft, Keyword, ValidationError, Validator};
 use serde_json::{Map, Value, json};
 
+use super::Collector;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
-use super::{Collector, push_request_segment};
+use crate::json::push_request_segment;
 
 /// Keywords that make other subschemas evaluate properties of the same instance: where one
 /// is present, only `unevaluatedProperties` closes the object correctly.
