@@ -7,9 +7,7 @@
 use serde::Serialize;
 
 use crate::graphql::GraphqlReason;
-
-/// The base of every problem `type` URI zt emits. Stable: clients may match on it.
-pub const PROBLEM_TYPE_BASE: &str = "urn:zt:problem:";
+pub use crate::problem::PROBLEM_TYPE_BASE;
 
 /// Why a request was denied. Each variant maps to one status and one problem `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

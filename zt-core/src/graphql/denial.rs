@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::denial::PROBLEM_TYPE_BASE;
+use crate::problem::PROBLEM_TYPE_BASE;
 
 /// At most this many field paths are named in one denial.
 pub const MAX_REPORTED_PATHS: usize = 20;

@@ -59,6 +59,7 @@ pub use exchange::{
 use crate::identity::Identity;
 use clock::unix_secs;
 use exchange::is_scope_token;
+pub use signing::SigningAlgorithm;
 use signing::{CryptoFailure, SigningKey};
 
 /// Hard bound on published keys, whatever the configuration.
@@ -85,28 +86,6 @@ pub const RESERVED_CLAIMS: [&str; 14] = [
     "act",
     "may_act",
 ];
-
-/// The signature algorithm of the issuer's keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SigningAlgorithm {
-    /// ECDSA P-256 with SHA-256 (the default): verified everywhere.
-    #[default]
-    #[serde(rename = "ES256")]
-    Es256,
-    /// Ed25519: smaller and faster, where verifiers support it.
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-}
-
-impl SigningAlgorithm {
-    /// The JWS `alg` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlgorithm::Es256 => "ES256",
-            SigningAlgorithm::EdDsa => "EdDSA",
-        }
-    }
-}
 
 fn default_lifetime() -> Duration {
     Duration::from_secs(300)

@@ -32,7 +32,8 @@ use std::time::{Duration, SystemTime};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::denial::{DenialResponse, PROBLEM_TYPE_BASE};
+use crate::denial::DenialResponse;
+use crate::problem::PROBLEM_TYPE_BASE;
 
 use super::clock::{ObserveClock, duration_micros, from_micros};
 use super::incident::Incident;

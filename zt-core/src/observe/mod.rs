@@ -147,7 +147,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::policy::Mode;
+use crate::mode::Mode;
 
 pub use bot::{BotConfig, automation_label, header_anomaly};
 pub use classify::{DataClass, DataClasses, classify};
