@@ -661,6 +661,20 @@ mod tests {
     }
 
     #[test]
+    fn observe_mode_is_an_unknown_key_naming_itself() {
+        // The observer acts in the policy's top-level mode; a second `mode` under
+        // `[observe]` would be silently overridden, so it is refused like any unknown key.
+        let err = Policy::from_toml_str("mode = \"enforce\"\n[observe]\nmode = \"report\"\n").unwrap_err();
+        let PolicyError::Parse { line, message, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*line, Some(3), "{err}");
+        assert!(message.contains("unknown field `mode`"), "{err}");
+        let yaml = Policy::from_yaml_str("observe:\n  mode: report\n").unwrap_err();
+        assert!(yaml.to_string().contains("unknown field `mode`"), "{yaml}");
+        let policy = Policy::from_toml_str("mode = \"report\"\n[observe]\n").unwrap();
+        assert_eq!(policy.mode, Mode::Report);
+    }
+
+    #[test]
     fn yaml_parses_durations() {
         let p = Policy::from_yaml_str(
             "issuers:\n  - issuer: https://i\n    audiences: [a]\n    jwks_url: https://i/jwks\n    leeway: 30s\nremote_keys:\n  refresh_floor: 250ms\n",

@@ -83,7 +83,7 @@ pub fn automation_label(user_agent: Option<&str>) -> Option<&'static str> {
         Some(ua) => ua,
     };
     // Only the first 256 bytes: agents are short, and this bounds the work on hostile input.
-    let head = super::event::cut(ua, 256);
+    let head = super::kinds::cut(ua, 256);
     let mut lower = [0u8; 256];
     let lower = &mut lower[..head.len()];
     lower.copy_from_slice(head.as_bytes());

@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::denial::DenialResponse;
@@ -37,7 +36,10 @@ use crate::problem::PROBLEM_TYPE_BASE;
 
 use super::clock::{ObserveClock, duration_micros, from_micros};
 use super::incident::Incident;
+use super::response::ChallengeResponse;
+use super::rule::Action;
 use super::store::{domain, key_of};
+use super::target::{NetworkPrefix, Target};
 
 const SHARDS: usize = 16;
 
@@ -55,99 +57,6 @@ impl Default for ControlsConfig {
     fn default() -> Self {
         ControlsConfig { max_blocks: 100_000, max_revocations: 100_000 }
     }
-}
-
-/// How wide a "network" is: the prefix that groups one subscriber's or one site's
-/// addresses (blocks and credential-stuffing detection work per network).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetworkPrefix {
-    /// IPv4 prefix length. Default 24.
-    pub ipv4: u8,
-    /// IPv6 prefix length. Default 64 (one subscriber usually holds a whole /64).
-    pub ipv6: u8,
-}
-
-impl Default for NetworkPrefix {
-    fn default() -> Self {
-        NetworkPrefix { ipv4: 24, ipv6: 64 }
-    }
-}
-
-impl NetworkPrefix {
-    /// The network containing `ip` (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn network_of(&self, ip: IpAddr) -> IpNet {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        let len = match ip {
-            IpAddr::V4(_) => self.ipv4.min(32),
-            IpAddr::V6(_) => self.ipv6.min(128),
-        };
-        // The prefix is clamped to the address width, so this cannot fail; fall back to
-        // the host route regardless.
-        IpNet::new(ip, len).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(ip))
-    }
-}
-
-/// What a block, throttle or challenge applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// A verified subject.
-    Subject(String),
-    /// One client address.
-    Address(IpAddr),
-    /// A network ([`NetworkPrefix`] wide when created by the observer).
-    Network(IpNet),
-}
-
-impl Target {
-    /// `subject`, `address`, or `network`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Target::Subject(_) => "subject",
-            Target::Address(_) => "address",
-            Target::Network(_) => "network",
-        }
-    }
-
-    fn key(&self) -> u64 {
-        match self {
-            Target::Subject(s) => key_of(domain::SUBJECT, s.as_str()),
-            Target::Address(ip) => key_of(domain::ADDRESS, ip),
-            Target::Network(net) => key_of(domain::NETWORK, net),
-        }
-    }
-}
-
-impl Serialize for Target {
-    /// As its display text, e.g. `network:203.0.113.0/24`.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Subject(s) => write!(f, "subject:{s}"),
-            Target::Address(ip) => write!(f, "address:{ip}"),
-            Target::Network(net) => write!(f, "network:{net}"),
-        }
-    }
-}
-
-/// The response a challenge hook wants sent instead of forwarding (e.g. a 401 with a
-/// CAPTCHA or proof-of-work page, or a redirect).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChallengeResponse {
-    /// The status to answer with.
-    pub status: u16,
-    /// Response headers.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: String,
 }
 
 /// What a block does.
@@ -239,7 +148,8 @@ impl Block {
 
 /// The event for an operator's block (automatic ones are reported with their anomaly).
 fn manual_block_event(block: &Block, duration: Duration) {
-    use super::event::{EventCategory, EventKind, EventOutcome, EventType, SecurityEvent, severity};
+    use super::event::SecurityEvent;
+    use super::kinds::{EventCategory, EventKind, EventOutcome, EventType, severity};
     if !SecurityEvent::enabled(EventKind::Alert) {
         return;
     }
@@ -252,7 +162,7 @@ fn manual_block_event(block: &Block, duration: Duration) {
     );
     event.outcome = EventOutcome::Success;
     event.severity = severity::MEDIUM;
-    event.zt_action = Some(super::response::Action::Block);
+    event.zt_action = Some(Action::Block);
     event.enforced = Some(true);
     let target = block.target.to_string();
     event.target = Some(&target);

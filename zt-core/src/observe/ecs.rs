@@ -43,7 +43,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 
 use super::clock::{ObserveClock, rfc3339_millis};
-use super::event::SECURITY_TARGET;
+use super::kinds::SECURITY_TARGET;
 
 /// The ECS version the field names follow.
 pub const ECS_VERSION: &str = "8.11.0";

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::clock::{from_micros, seconds_between};
-use super::detect::Rule;
+use super::rule::Rule;
 use super::store::lock;
 
 /// How many recent incidents [`Observer::incidents`](super::Observer::incidents) keeps.

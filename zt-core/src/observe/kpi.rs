@@ -44,7 +44,9 @@ pub const TIME_TO_BLOCK_SECONDS: &str = "zt_time_to_block_seconds";
 
 /// Histogram buckets (seconds) for the two time-to metrics: from sub-second detection to
 /// an hour-long manual response.
-pub const TIME_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
+#[cfg(feature = "prometheus")]
+pub(crate) const TIME_BUCKETS: &[f64] =
+    &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
 
 /// Registers descriptions and units with the installed recorder (call once after
 /// installing one; `install_prometheus` does).

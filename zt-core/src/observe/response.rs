@@ -22,37 +22,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::controls::{ChallengeResponse, Target};
-use super::detect::Rule;
 use super::record::RequestRecord;
+use super::rule::{Action, Rule};
+use super::target::Target;
 
-/// What to do when a rule fires, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Record an informational event.
-    Log,
-    /// Raise an alert event.
-    Alert,
-    /// Alert and ask the limiter to tighten the target's quota for a while.
-    Throttle,
-    /// Alert and answer the target's requests with a challenge for a while.
-    Challenge,
-    /// Alert and refuse the target's requests for a while.
-    Block,
-}
-
-impl Action {
-    /// `log`, `alert`, `throttle`, `challenge`, or `block`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Log => "log",
-            Action::Alert => "alert",
-            Action::Throttle => "throttle",
-            Action::Challenge => "challenge",
-            Action::Block => "block",
-        }
-    }
+/// The response a challenge hook wants sent instead of forwarding (e.g. a 401 with a
+/// CAPTCHA or proof-of-work page, or a redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeResponse {
+    /// The status to answer with.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
 }
 
 /// Where throttle requests go: the Guard implements this and forwards to its limiter, so

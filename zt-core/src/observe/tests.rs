@@ -431,8 +431,7 @@ fn without_a_hook_a_challenge_falls_back_to_a_block() {
 
 #[test]
 fn report_only_mode_logs_actions_without_taking_them() {
-    let config = ObserverConfig { mode: crate::Mode::Report, ..bot_config() };
-    let h = Harness::new(config);
+    let h = Harness::with(bot_config(), |b| b.mode(crate::Mode::Report));
     h.run(|| {
         let bot = ip("192.0.2.66");
         let obs =
@@ -646,7 +645,6 @@ fn revoked_tokens_and_manual_blocks() {
 fn config_parses_from_toml_and_validates() {
     quiet(|| {
         let text = r#"
-            mode = "report"
             network_prefix = { ipv4 = 24, ipv6 = 56 }
             [detection]
             window = "30s"
@@ -663,7 +661,10 @@ fn config_parses_from_toml_and_validates() {
             trusted_header = "cf-ipcountry"
         "#;
         let config: ObserverConfig = toml::from_str(text).unwrap();
-        assert_eq!(config.mode, crate::Mode::Report);
+        // The mode is the Guard's, never the `[observe]` table's: the key is unknown.
+        let with_mode = format!("mode = \"report\"\n{text}");
+        let refused = toml::from_str::<ObserverConfig>(&with_mode).unwrap_err().to_string();
+        assert!(refused.contains("unknown field `mode`"), "{refused}");
         assert_eq!(config.response.action_for(Rule::Enumeration), Action::Alert);
         assert_eq!(config.network_prefix.ipv6, 56);
         let observer = Observer::new(config).unwrap();
