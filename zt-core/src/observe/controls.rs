@@ -1,27 +1,5 @@
-//! Runtime controls: temporary blocks and challenges by subject, address or network, and
-//! token revocation by `jti`.
-//!
-//! The Guard asks on every request, so reads are cheap: an atomic "anything at all?" check
-//! first (nothing is the common case), then one read lock of one of 16 shards per key. Writes
-//! (blocking, revoking) are rare and take one shard's write lock.
-//!
-//! Everything expires. Blocks last their duration; revocations last until the token's own
-//! `exp` (after which the token is refused anyway). Both stores are bounded:
-//! - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
-//!   expired entries, then the block that would expire soonest.
-//! - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
-//!   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
-//!   revocation whose token is still valid (the caller then knows to rotate keys instead).
-//!
-//! ```
-//! use std::time::Duration;
-//! use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
-//!
-//! let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
-//! controls.block_subject("mallory", Duration::from_secs(600), "manual");
-//! assert!(controls.is_blocked(Some("mallory"), None).is_some());
-//! assert!(controls.is_blocked(Some("alice"), None).is_none());
-//! ```
+// The module's documentation is on `Controls`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -285,6 +263,31 @@ impl<V> Sharded<V> {
 }
 
 /// Blocks, challenges and revocations, queried by the Guard on the hot path.
+///
+/// Runtime controls: temporary blocks and challenges by subject, address or network, and
+/// token revocation by `jti`.
+///
+/// The Guard asks on every request, so reads are cheap: an atomic "anything at all?" check
+/// first (nothing is the common case), then one read lock of one of 16 shards per key. Writes
+/// (blocking, revoking) are rare and take one shard's write lock.
+///
+/// Everything expires. Blocks last their duration; revocations last until the token's own
+/// `exp` (after which the token is refused anyway). Both stores are bounded:
+/// - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
+///   expired entries, then the block that would expire soonest.
+/// - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
+///   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
+///   revocation whose token is still valid (the caller then knows to rotate keys instead).
+///
+/// ```
+/// use std::time::Duration;
+/// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+///
+/// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+/// controls.block_subject("mallory", Duration::from_secs(600), "manual");
+/// assert!(controls.is_blocked(Some("mallory"), None).is_some());
+/// assert!(controls.is_blocked(Some("alice"), None).is_none());
+/// ```
 pub struct Controls {
     blocks: Sharded<Arc<Block>>,
     revoked: Sharded<u64>,

@@ -1,26 +1,5 @@
-//! Online baselines and explainable anomaly scores.
-//!
-//! Three bounded stores of baselines, each keyed by a keyed hash (see `store`):
-//!
-//! | store | key | kept | default capacity |
-//! |---|---|---|---|
-//! | callers | verified subject, else client address | per-window request count, error ratio, distinct object ids (EWMA each); recent networks (8) and countries (4); requests per UTC hour; inter-arrival times on human-facing routes | [`DetectionConfig::identity_capacity`] 10 000 |
-//! | endpoints | method + declared route template | per-window request count and error ratio, request body size (EWMA each) | [`DetectionConfig::endpoint_capacity`] 1 000 |
-//! | networks | client /24 (IPv4) or /64 (IPv6) | failed authentications and distinct attempted subjects in the window | [`DetectionConfig::network_capacity`] 10 000 |
-//!
-//! Eviction is approximate LRU with scan resistance (a flood of new keys evicts other new
-//! keys first); a caller idle for longer than [`DetectionConfig::idle_reset`] starts over.
-//!
-//! Windows are fixed ([`DetectionConfig::window`], default 60 s). Baselines learn from
-//! completed windows in which no rule fired (attacks do not become the norm). Callers are
-//! scored against their baseline only after a warm-up ([`DetectionConfig::warmup_requests`]
-//! requests and one completed window); before that only absolute limits apply
-//! (`enumeration_hard_limit`, credential stuffing, bot signals).
-//!
-//! Each rule fires at most once per target and window; a firing is an [`AnomalyReason`]
-//! naming the rule, the observed value, the baseline and the threshold. The score combines
-//! the reasons as a noisy-OR: `1 - Π(1 - weight × strength)`, in `[0, 1]`, where strength
-//! is 0.5 at the threshold and 1.0 at twice the threshold.
+// The module's documentation is on `DetectionConfig`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -41,9 +20,9 @@ use super::store::{Bounded, CappedSet, domain, key_of, lock};
 use super::target::{NetworkPrefix, Target};
 
 /// Distinct object ids counted per caller and window (thresholds must stay below).
-pub const MAX_DISTINCT_IDS: usize = 256;
+pub(crate) const MAX_DISTINCT_IDS: usize = 256;
 /// Distinct attempted subjects counted per network and window.
-pub const MAX_DISTINCT_SUBJECTS: usize = 64;
+pub(crate) const MAX_DISTINCT_SUBJECTS: usize = 64;
 const KNOWN_NETWORKS: usize = 8;
 const KNOWN_COUNTRIES: usize = 4;
 /// Most empty windows replayed into a baseline after a quiet spell (bounds the work).
@@ -149,6 +128,30 @@ fn reason(rule: Rule, observed: f64, baseline: f64, threshold: f64, measure: &'s
 }
 
 /// Baseline and rule settings. Counts are per window unless noted.
+///
+/// Online baselines and explainable anomaly scores.
+///
+/// Three bounded stores of baselines, each keyed by a keyed hash (see `store`):
+///
+/// | store | key | kept | default capacity |
+/// |---|---|---|---|
+/// | callers | verified subject, else client address | per-window request count, error ratio, distinct object ids (EWMA each); recent networks (8) and countries (4); requests per UTC hour; inter-arrival times on human-facing routes | [`DetectionConfig::identity_capacity`] 10 000 |
+/// | endpoints | method + declared route template | per-window request count and error ratio, request body size (EWMA each) | [`DetectionConfig::endpoint_capacity`] 1 000 |
+/// | networks | client /24 (IPv4) or /64 (IPv6) | failed authentications and distinct attempted subjects in the window | [`DetectionConfig::network_capacity`] 10 000 |
+///
+/// Eviction is approximate LRU with scan resistance (a flood of new keys evicts other new
+/// keys first); a caller idle for longer than [`DetectionConfig::idle_reset`] starts over.
+///
+/// Windows are fixed ([`DetectionConfig::window`], default 60 s). Baselines learn from
+/// completed windows in which no rule fired (attacks do not become the norm). Callers are
+/// scored against their baseline only after a warm-up ([`DetectionConfig::warmup_requests`]
+/// requests and one completed window); before that only absolute limits apply
+/// (`enumeration_hard_limit`, credential stuffing, bot signals).
+///
+/// Each rule fires at most once per target and window; a firing is an [`AnomalyReason`]
+/// naming the rule, the observed value, the baseline and the threshold. The score combines
+/// the reasons as a noisy-OR: `1 - Π(1 - weight × strength)`, in `[0, 1]`, where strength
+/// is 0.5 at the threshold and 1.0 at twice the threshold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectionConfig {

@@ -22,7 +22,7 @@ use super::rule::Action;
 /// One security event. Borrows everything; [`SecurityEvent::emit`] writes it to
 /// `tracing`. Build one with [`SecurityEvent::from_record`] and set what applies.
 #[derive(Debug, Clone, Copy)]
-pub struct SecurityEvent<'a> {
+pub(crate) struct SecurityEvent<'a> {
     /// `event.kind`.
     pub kind: EventKind,
     /// `event.category`.

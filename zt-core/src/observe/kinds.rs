@@ -7,13 +7,13 @@
 pub const SECURITY_TARGET: &str = "zt::security";
 
 /// Longest `user_agent.original` written; longer values are cut (at a character boundary).
-pub const MAX_USER_AGENT: usize = 512;
+pub(crate) const MAX_USER_AGENT: usize = 512;
 /// Longest `url.path` written.
-pub const MAX_PATH: usize = 1024;
+pub(crate) const MAX_PATH: usize = 1024;
 
 /// ECS `event.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// Something that needs attention (anomalies, actions): `WARN`.
     Alert,
     /// A record of something that happened (denials): `INFO`.
@@ -32,7 +32,7 @@ impl EventKind {
 
 /// ECS `event.category` (the subset zt uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventCategory {
+pub(crate) enum EventCategory {
     /// Credentials, tokens, lockouts.
     Authentication,
     /// HTTP-level denials (routing, contract, scope, limits).
@@ -54,7 +54,7 @@ impl EventCategory {
 
 /// ECS `event.type` (the subset zt uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// A request was refused.
     Denied,
     /// An anomaly: something suspicious was seen.
@@ -76,7 +76,7 @@ impl EventType {
 
 /// ECS `event.outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
+pub(crate) enum EventOutcome {
     /// The request or operation succeeded.
     Success,
     /// The request was refused.
@@ -97,7 +97,7 @@ impl EventOutcome {
 }
 
 /// Severities (`event.severity`), on the scale Elastic detection rules use.
-pub mod severity {
+pub(crate) mod severity {
     /// Routine: denials, informational anomalies.
     pub const LOW: u8 = 21;
     /// Worth a look: lockouts, medium-score anomalies, throttles.

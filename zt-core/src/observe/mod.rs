@@ -102,10 +102,28 @@
 //!
 //! # Metrics
 //!
-//! See [`kpi`] for names and labels: `zt_requests_total{decision,reason,route}`,
-//! `zt_blocked_total`, `zt_auth_failures_total`, `zt_rate_limited_total`,
-//! `zt_anomalies_total{rule}`, `zt_actions_total{action,enforced}`, `zt_incidents_total`,
-//! `zt_active_blocks`, `zt_time_to_detect_seconds`, `zt_time_to_block_seconds`.
+//! Security KPIs through the [`metrics`] facade.
+//!
+//! Names and labels are stable (dashboards and alerts key on them). Labels have bounded
+//! values: `route` is a declared route template or `undeclared`, `reason` a denial slug or
+//! `none`, `rule` an anomaly [`Rule`] slug, `action` an [`Action`] slug.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `zt_requests_total` | counter | `decision`, `reason`, `route` | every observed request |
+//! | `zt_blocked_total` | counter | | requests refused by a temporary block or a challenge |
+//! | `zt_auth_failures_total` | counter | | credentials presented and rejected (and application 401s) |
+//! | `zt_rate_limited_total` | counter | | requests refused by a limiter (`rate-limited`, `locked-out`) |
+//! | `zt_anomalies_total` | counter | `rule` | anomaly rule firings (once per caller, rule and window) |
+//! | `zt_actions_total` | counter | `action`, `enforced` | responses to anomalies (`enforced="false"` in report-only mode) |
+//! | `zt_incidents_total` | counter | | incidents opened (first detection of an episode) |
+//! | `zt_active_blocks` | gauge | | temporary blocks in force |
+//! | `zt_time_to_detect_seconds` | histogram | | first anomalous request of an episode -> detection |
+//! | `zt_time_to_block_seconds` | histogram | | detection -> first request refused by the resulting block |
+//!
+//! Without an installed recorder every call is a no-op. [`describe_metrics`] registers
+//! their descriptions and units; `install_prometheus` (feature `prometheus`) installs the
+//! Prometheus exporter with an HTTP listener.
 //!
 //! # Bounded state
 //!
@@ -118,8 +136,8 @@
 //! | revocations | [`ControlsConfig::max_revocations`] (100 000) | expired only; full -> `revoke` fails |
 //! | inventory | declared routes (2 000) + [`InventoryConfig::max_shadow`] shapes (500) + one overflow | none needed: capped |
 //! | geo cache | [`GeoConfig::cache_capacity`] (10 000) | approximate LRU |
-//! | incident log | [`INCIDENT_LOG`] (256) | oldest first |
-//! | per caller: object ids / window | [`MAX_DISTINCT_IDS`] (256) | saturates |
+//! | incident log | 256 incidents | oldest first |
+//! | per caller: object ids / window | 256 distinct ids | saturates |
 
 // Private like `limit/`'s: everything users name is re-exported below, so a file can be
 // split or merged without breaking them.
@@ -503,7 +521,7 @@ impl Observer {
         self.inner.inventory.wants_sample(method, route)
     }
 
-    /// The recent incidents (at most [`INCIDENT_LOG`]), oldest first.
+    /// The recent incidents (at most 256), oldest first.
     pub fn incidents(&self) -> Vec<IncidentReport> {
         self.inner.incidents.reports()
     }

@@ -1,20 +1,5 @@
-//! Responses to anomalies: per-rule actions, the throttle sink and the challenge hook.
-//!
-//! Each [`Rule`] maps to one [`Action`] (defaults in [`Rule::default_action`], overridable
-//! per rule in [`ResponseConfig::actions`]). When several rules fire on one request, the
-//! most severe action is taken once. Every action is an `alert` event on `zt::security`
-//! (`event.action` = the action, `zt.enforced`).
-//!
-//! | action | effect |
-//! |---|---|
-//! | `log` | an `INFO` event (`event.kind = event`) |
-//! | `alert` | a `WARN` event (`event.kind = alert`) |
-//! | `throttle` | alert, and [`ActionSink::throttle`] for the target for [`ResponseConfig::throttle_for`] |
-//! | `challenge` | alert, and the challenge hook's response for the target's next requests ([`ResponseConfig::challenge_for`]); without a hook, or when it declines, [`ResponseConfig::challenge_fallback`] |
-//! | `block` | alert, and a temporary block ([`ResponseConfig::block_for`]): 403 `urn:zt:problem:blocked` |
-//!
-//! In report-only mode ([`crate::Mode::Report`]) actions are logged with
-//! `zt.enforced = false` and nothing is put in place: no throttle, no challenge, no block.
+// The module's documentation is on `ResponseConfig`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +39,24 @@ pub trait ActionSink: Send + Sync {
 pub type ChallengeHook = Arc<dyn Fn(&RequestRecord<'_>) -> Option<ChallengeResponse> + Send + Sync>;
 
 /// Response settings.
+///
+/// Responses to anomalies: per-rule actions, the throttle sink and the challenge hook.
+///
+/// Each [`Rule`] maps to one [`Action`] (defaults in [`Rule::default_action`], overridable
+/// per rule in [`ResponseConfig::actions`]). When several rules fire on one request, the
+/// most severe action is taken once. Every action is an `alert` event on `zt::security`
+/// (`event.action` = the action, `zt.enforced`).
+///
+/// | action | effect |
+/// |---|---|
+/// | `log` | an `INFO` event (`event.kind = event`) |
+/// | `alert` | a `WARN` event (`event.kind = alert`) |
+/// | `throttle` | alert, and [`ActionSink::throttle`] for the target for [`ResponseConfig::throttle_for`] |
+/// | `challenge` | alert, and the challenge hook's response for the target's next requests ([`ResponseConfig::challenge_for`]); without a hook, or when it declines, [`ResponseConfig::challenge_fallback`] |
+/// | `block` | alert, and a temporary block ([`ResponseConfig::block_for`]): 403 `urn:zt:problem:blocked` |
+///
+/// In report-only mode ([`crate::Mode::Report`]) actions are logged with
+/// `zt.enforced = false` and nothing is put in place: no throttle, no challenge, no block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResponseConfig {
