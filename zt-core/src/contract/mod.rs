@@ -252,7 +252,7 @@ impl ViolationKind {
     pub fn status(self) -> u16 {
         match self {
             ViolationKind::UnsupportedMediaType => 415,
-            _ => 400,
+            ViolationKind::Parameters | ViolationKind::Body | ViolationKind::MethodOverride => 400,
         }
     }
 }
