@@ -481,6 +481,24 @@ pub struct DenialResponse {
     pub body: String,
 }
 
+impl DenialResponse {
+    /// Status, headers and body, for an adapter to translate all three: destructuring the
+    /// parts stops compiling when a part is added, where reading fields one by one would
+    /// silently drop it.
+    ///
+    /// ```
+    /// use zt_core::{Denial, Reason};
+    ///
+    /// let (status, headers, body) = Denial::new(Reason::TokenExpired).render("zt", "req-1").into_parts();
+    /// assert_eq!(status, 401);
+    /// assert!(headers.iter().any(|(name, _)| *name == "www-authenticate"));
+    /// assert!(body.contains("urn:zt:problem:token-expired"));
+    /// ```
+    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
+        (self.status, self.headers, self.body)
+    }
+}
+
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
