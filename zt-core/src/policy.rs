@@ -36,6 +36,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
+// Also at `zt_core::Mode`, where its page is.
+#[doc(no_inline)]
 pub use crate::mode::Mode;
 use crate::scopes::Requirement;
 
