@@ -13,11 +13,11 @@
 
 use serde_json::{Map, Value};
 
-use super::Collector;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
 use super::media::{MediaType, select};
 use super::params::{self, coerce};
+use super::report::Collector;
 use super::schema::{self, Compiled, Direction, SchemaCompiler, Types, View};
 use crate::json::{self, push_request_segment};
 

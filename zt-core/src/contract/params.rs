@@ -23,8 +23,9 @@ use serde_json::{Map, Number, Value};
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
 use super::media::MediaType;
+use super::operation::ContractRequest;
+use super::report::Collector;
 use super::schema::{self, Compiled, Direction, SchemaCompiler, Types, View};
-use super::{Collector, ContractRequest};
 use crate::json::{self, push_request_segment, push_segment};
 
 /// More query pairs than this is refused outright (`limit`): bounded work per request.

@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
 use super::media::{MediaType, select};
+use super::report::{Collector, ResponseReport};
 use super::schema::{self, Compiled, Direction, SchemaCompiler, View};
-use super::{Collector, ResponseReport};
 use crate::json::{self, push_request_segment};
 
 /// Instance nodes one undeclared-field walk may visit.

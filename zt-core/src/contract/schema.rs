@@ -22,9 +22,9 @@ use jsonschema::paths::Location;
 use jsonschema::{Draft, Keyword, ValidationError, Validator};
 use serde_json::{Map, Value, json};
 
-use super::Collector;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
+use super::report::Collector;
 use crate::json::push_request_segment;
 
 /// Keywords that make other subschemas evaluate properties of the same instance: where one

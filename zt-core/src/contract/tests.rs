@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use super::loader::{Loader, Loc};
 use super::media::MediaType;
+use super::operation::Lookup;
 use super::params::{coerce, decode};
+use super::report::Collector;
 use super::router::{RouterBuilder, template_params};
 use super::schema::{Direction, SchemaCompiler, Types, Version};
-use super::{Collector, Lookup};
 use crate::json::{self as body_json, push_request_segment, push_segment};
 
 fn bundle(version: Version, doc: Value, pointer: &str, dir: Direction) -> Value {
@@ -193,7 +194,8 @@ fn collector_bounds_and_prefers_specific_findings() {
     assert!(!c.is_full());
     c.push("/body/z".into(), "type");
     assert!(c.is_full());
-    let found: Vec<_> = c.items.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
+    let items = c.into_violations(super::ViolationKind::Body).items;
+    let found: Vec<_> = items.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
     assert_eq!(found, [("/body/x", "readOnly"), ("/body/y", "type")]);
 }
 
