@@ -29,6 +29,13 @@ fn bearer(sub: &str, scope: &str) -> String {
     format!("Bearer {}", token(sub, scope))
 }
 
+/// A bearer token of `sub` issued to its own OAuth client `client`.
+fn bearer_of_client(sub: &str, scope: &str, client: &str) -> String {
+    let mut c = claims(sub, scope);
+    c["client_id"] = serde_json::json!(client);
+    format!("Bearer {}", sign(key(jsonwebtoken::Algorithm::ES256), &c))
+}
+
 /// A directory with `hello.txt` in it, removed on drop.
 fn files() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -200,7 +207,10 @@ async fn report_only_forwards_unregistered_paths_to_the_fallback_through_zt() {
             .iter()
             .find(|e| e["route"] == "/late")
             .unwrap_or_else(|| panic!("{name}: {inventory}"));
-        assert_eq!((late["declared"].as_bool(), late["decisions"]["would_deny"].as_u64()), (Some(false), Some(1)));
+        assert_eq!(
+            (late["declared"].as_bool(), late["decisions"]["would_deny"].as_u64()),
+            (Some(false), Some(1))
+        );
     }
 }
 
@@ -219,9 +229,9 @@ async fn actix_scope_404_goes_through_the_middleware() {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new().service(routes.service()).default_service(actix_web::web::to(|| async {
-                    actix_web::HttpResponse::Ok().body("app default")
-                }))
+                actix_web::App::new().service(routes.service()).default_service(actix_web::web::to(
+                    || async { actix_web::HttpResponse::Ok().body("app default") },
+                ))
             })
             .workers(1)
             .listen(listener)
@@ -288,11 +298,20 @@ async fn static_files_have_their_own_requirement_and_refuse_traversal() {
         let files = bearer("alice", "files:read");
         let r = get(addr, "/static/hello.txt", None).await;
         assert_eq!(r.status, 401, "{name}: {r:?}");
-        assert_eq!(get(addr, "/static/hello.txt", Some(&bearer("bob", "orders:read"))).await.status, 403, "{name}");
+        assert_eq!(
+            get(addr, "/static/hello.txt", Some(&bearer("bob", "orders:read"))).await.status,
+            403,
+            "{name}"
+        );
         let r = get(addr, "/static/hello.txt", Some(&files)).await;
         assert_eq!((r.status, r.body.as_str()), (200, FILE_TEXT), "{name}");
         assert_eq!(get(addr, "/static/missing.txt", Some(&files)).await.status, 404, "{name}");
-        for path in ["/static/../Cargo.toml", "/static/%2e%2e/Cargo.toml", "/static/%2E%2E/x", "/static/..%2fCargo.toml"] {
+        for path in [
+            "/static/../Cargo.toml",
+            "/static/%2e%2e/Cargo.toml",
+            "/static/%2E%2E/x",
+            "/static/..%2fCargo.toml",
+        ] {
             let r = get(addr, path, Some(&files)).await;
             assert!(matches!(r.status, 400 | 404), "{name} {path}: {r:?}");
             assert!(r.problem_type().is_some(), "{name} {path}: refused by zt, not the file service: {r:?}");
@@ -315,7 +334,13 @@ async fn axum_services_and_layers() {
     assert_eq!((admitted.header("x-outer"), admitted.header("x-inner")), (Some("1"), Some("1")));
 }
 
-async fn post(addr: SocketAddr, path: &str, authorization: Option<&str>, content_type: &str, body: &str) -> RawResponse {
+async fn post(
+    addr: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> RawResponse {
     let mut headers = vec![("content-type", content_type)];
     if let Some(authorization) = authorization {
         headers.push(("authorization", authorization));
@@ -338,10 +363,15 @@ async fn control_plane_is_enforced_even_in_report_only_mode() {
             let r = post(addr, "/zt/controls/blocks", None, json, block).await;
             assert_eq!(r.status, 401, "{at}: {r:?}");
             assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{at}");
-            let r = post(addr, "/zt/controls/blocks", Some(&bearer("alice", "orders:write")), json, block).await;
+            let r =
+                post(addr, "/zt/controls/blocks", Some(&bearer("alice", "orders:write")), json, block).await;
             assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:insufficient-scope"), "{at}: {r:?}");
             assert_eq!(r.status, 403, "{at}");
-            assert_eq!(get(addr, "/zt/controls", Some(&bearer("alice", "orders:write"))).await.status, 403, "{at}");
+            assert_eq!(
+                get(addr, "/zt/controls", Some(&bearer("alice", "orders:write"))).await.status,
+                403,
+                "{at}"
+            );
             assert_eq!(guard.observer().unwrap().controls().active_blocks(), 0, "{at}: nothing was blocked");
             let r = post(addr, "/zt/controls/blocks", Some(&bearer("root", "zt:admin")), json, block).await;
             assert_eq!(r.status, 201, "{at}: {r:?}");
@@ -359,20 +389,31 @@ async fn control_plane_blocks_by_client_principal_and_subject() {
         assert_eq!(get(addr, "/orders", Some(&writer)).await.status, 200, "{name}");
 
         // A subject block names the bare `sub`.
-        let r = post(addr, "/zt/controls/blocks", Some(&admin), json, r#"{"kind": "subject", "value": "alice", "seconds": 60}"#)
-            .await;
+        let r = post(
+            addr,
+            "/zt/controls/blocks",
+            Some(&admin),
+            json,
+            r#"{"kind": "subject", "value": "alice", "seconds": 60}"#,
+        )
+        .await;
         assert_eq!(r.status, 201, "{name}: {r:?}");
         let r = get(addr, "/orders", Some(&writer)).await;
         assert_eq!((r.status, r.problem_type().as_deref()), (403, Some("urn:zt:problem:blocked")), "{name}");
         let unblock = r#"{"kind": "subject", "value": "alice"}"#;
-        assert_eq!(post(addr, "/zt/controls/unblock", Some(&admin), json, unblock).await.status, 204, "{name}");
+        assert_eq!(
+            post(addr, "/zt/controls/unblock", Some(&admin), json, unblock).await.status,
+            204,
+            "{name}"
+        );
         assert_eq!(get(addr, "/orders", Some(&writer)).await.status, 200, "{name}");
 
         // Client and principal blocks are stored under the names the API was given, and
         // `Controls::is_caller_blocked` finds them (the Guard's use of it is tested below).
         let principal = format!("{ISSUER}|sub:carol");
-        for (kind, value) in [("client", "test-client"), ("principal", principal.as_str())] {
-            let body = serde_json::json!({"kind": kind, "value": value, "seconds": 60, "reason": "test"}).to_string();
+        for (kind, value) in [("client", "carol-cli"), ("principal", principal.as_str())] {
+            let body = serde_json::json!({"kind": kind, "value": value, "seconds": 60, "reason": "test"})
+                .to_string();
             let r = post(addr, "/zt/controls/blocks", Some(&admin), json, &body).await;
             assert_eq!(r.status, 201, "{name} {kind}: {r:?}");
             let created: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -383,29 +424,39 @@ async fn control_plane_blocks_by_client_principal_and_subject() {
             serde_json::from_str(&get(addr, "/zt/controls", Some(&admin)).await.body).unwrap();
         assert_eq!(listed["blocks"].as_array().unwrap().len(), 2, "{name}: {listed}");
         let controls = guard.observer().unwrap().controls();
-        assert!(controls.unblock(&zt::observe::Target::Client("test-client".into())), "{name}");
+        assert!(controls.unblock(&zt::observe::Target::Client("carol-cli".into())), "{name}");
         assert!(controls.unblock(&zt::observe::Target::Principal(principal.clone())), "{name}");
     }
 }
 
-/// Needs the Guard to ask `Controls::is_caller_blocked` (principal and client id) instead of
-/// `is_blocked(subject)`: the lead's Guard rewrite switches it; remove the `ignore` then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Guard to call Controls::is_caller_blocked (Guard rewrite)"]
 async fn client_and_principal_blocks_refuse_the_caller() {
     let dir = files();
     for (name, addr, _) in both(Mode::Enforce, dir.path()).await {
         let admin = bearer("root", "zt:admin");
         let json = "application/json";
-        let carol = bearer("carol", "orders:write");
+        // Carol's own client: blocking it must not block the operator's.
+        let carol = bearer_of_client("carol", "orders:write", "carol-cli");
         let principal = format!("{ISSUER}|sub:carol");
-        for (kind, value) in [("client", "test-client"), ("principal", principal.as_str())] {
+        for (kind, value) in [("client", "carol-cli"), ("principal", principal.as_str())] {
             let body = serde_json::json!({"kind": kind, "value": value, "seconds": 60}).to_string();
-            assert_eq!(post(addr, "/zt/controls/blocks", Some(&admin), json, &body).await.status, 201, "{name}");
+            assert_eq!(
+                post(addr, "/zt/controls/blocks", Some(&admin), json, &body).await.status,
+                201,
+                "{name}"
+            );
             let r = get(addr, "/orders", Some(&carol)).await;
-            assert_eq!((r.status, r.problem_type().as_deref()), (403, Some("urn:zt:problem:blocked")), "{name} {kind}");
+            assert_eq!(
+                (r.status, r.problem_type().as_deref()),
+                (403, Some("urn:zt:problem:blocked")),
+                "{name} {kind}"
+            );
             let body = serde_json::json!({"kind": kind, "value": value}).to_string();
-            assert_eq!(post(addr, "/zt/controls/unblock", Some(&admin), json, &body).await.status, 204, "{name}");
+            assert_eq!(
+                post(addr, "/zt/controls/unblock", Some(&admin), json, &body).await.status,
+                204,
+                "{name}"
+            );
             assert_eq!(get(addr, "/orders", Some(&carol)).await.status, 200, "{name} {kind}");
         }
     }
@@ -433,14 +484,17 @@ async fn revocations_take_a_string_or_integer_jti() {
         claims["jti"] = serde_json::json!(format!("jti-{name}"));
         let revoked = format!("Bearer {}", sign(key(jsonwebtoken::Algorithm::ES256), &claims));
         let r = get(addr, "/orders", Some(&revoked)).await;
-        assert_eq!((r.status, r.problem_type().as_deref()), (401, Some("urn:zt:problem:token-revoked")), "{name}");
+        assert_eq!(
+            (r.status, r.problem_type().as_deref()),
+            (401, Some("urn:zt:problem:token-revoked")),
+            "{name}"
+        );
     }
 }
 
 /// Needs the Guard to read the `jti` through `Identity::token_id` (an integer as its decimal
 /// text) instead of as a JSON string only; remove the `ignore` with the Guard rewrite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Guard to match revocations on Identity::token_id (Guard rewrite)"]
 async fn a_token_with_a_revoked_integer_jti_is_refused() {
     let dir = files();
     for (name, addr, _) in both(Mode::Enforce, dir.path()).await {
@@ -450,9 +504,16 @@ async fn a_token_with_a_revoked_integer_jti_is_refused() {
         let token = format!("Bearer {}", sign(key(jsonwebtoken::Algorithm::ES256), &claims));
         assert_eq!(get(addr, "/orders", Some(&token)).await.status, 200, "{name}");
         let body = serde_json::json!({"jti": 90210, "expires_at": claims["exp"]}).to_string();
-        assert_eq!(post(addr, "/zt/controls/revocations", Some(&admin), "application/json", &body).await.status, 201);
+        assert_eq!(
+            post(addr, "/zt/controls/revocations", Some(&admin), "application/json", &body).await.status,
+            201
+        );
         let r = get(addr, "/orders", Some(&token)).await;
-        assert_eq!((r.status, r.problem_type().as_deref()), (401, Some("urn:zt:problem:token-revoked")), "{name}");
+        assert_eq!(
+            (r.status, r.problem_type().as_deref()),
+            (401, Some("urn:zt:problem:token-revoked")),
+            "{name}"
+        );
     }
 }
 
@@ -465,13 +526,37 @@ async fn malformed_control_bodies_are_400_problems() {
         let cases = [
             ("/zt/controls/blocks", "{\"kind\":", "the body is not valid JSON"),
             ("/zt/controls/blocks", "[]", "the body must be a JSON object"),
-            ("/zt/controls/blocks", r#"{"kind": "tenant", "value": "x", "seconds": 600}"#, "`kind` must be one of principal, subject, client, address, network"),
-            ("/zt/controls/blocks", r#"{"kind": "address", "value": "not-an-ip", "seconds": 600}"#, "`value` must be an IP address for an address or network block (a network: any address in it)"),
-            ("/zt/controls/blocks", r#"{"kind": "subject", "value": "x", "seconds": 0}"#, "`seconds` must be an integer from 1 to 86400"),
-            ("/zt/controls/blocks", r#"{"kind": "subject", "value": "x", "seconds": 60, "extra": true}"#, "the body has an unknown member (allowed: kind, value, seconds, reason)"),
+            (
+                "/zt/controls/blocks",
+                r#"{"kind": "tenant", "value": "x", "seconds": 600}"#,
+                "`kind` must be one of principal, subject, client, address, network",
+            ),
+            (
+                "/zt/controls/blocks",
+                r#"{"kind": "address", "value": "not-an-ip", "seconds": 600}"#,
+                "`value` must be an IP address for an address or network block (a network: any address in it)",
+            ),
+            (
+                "/zt/controls/blocks",
+                r#"{"kind": "subject", "value": "x", "seconds": 0}"#,
+                "`seconds` must be an integer from 1 to 86400",
+            ),
+            (
+                "/zt/controls/blocks",
+                r#"{"kind": "subject", "value": "x", "seconds": 60, "extra": true}"#,
+                "the body has an unknown member (allowed: kind, value, seconds, reason)",
+            ),
             ("/zt/controls/unblock", r#"{"kind": "subject"}"#, "`value` is required"),
-            ("/zt/controls/revocations", r#"{"jti": ["a"], "expires_at": 1}"#, "`jti` must be a string of 1 to 256 characters or an integer"),
-            ("/zt/controls/revocations", r#"{"jti": "a", "expires_at": "soon"}"#, "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)"),
+            (
+                "/zt/controls/revocations",
+                r#"{"jti": ["a"], "expires_at": 1}"#,
+                "`jti` must be a string of 1 to 256 characters or an integer",
+            ),
+            (
+                "/zt/controls/revocations",
+                r#"{"jti": "a", "expires_at": "soon"}"#,
+                "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+            ),
         ];
         for (path, body, detail) in cases {
             let r = post(addr, path, Some(&admin), json, body).await;
@@ -483,8 +568,15 @@ async fn malformed_control_bodies_are_400_problems() {
             assert_eq!(problem["request_id"].as_str(), r.header("x-request-id"), "{name} {body}");
         }
         let block = r#"{"kind": "subject", "value": "x", "seconds": 60}"#;
-        assert_eq!(post(addr, "/zt/controls/blocks", Some(&admin), "text/plain", block).await.status, 415, "{name}");
-        let huge = format!(r#"{{"kind": "subject", "value": "x", "seconds": 60, "reason": "{}"}}"#, "r".repeat(20_000));
+        assert_eq!(
+            post(addr, "/zt/controls/blocks", Some(&admin), "text/plain", block).await.status,
+            415,
+            "{name}"
+        );
+        let huge = format!(
+            r#"{{"kind": "subject", "value": "x", "seconds": 60, "reason": "{}"}}"#,
+            "r".repeat(20_000)
+        );
         let r = post(addr, "/zt/controls/blocks", Some(&admin), json, &huge).await;
         assert!(matches!(r.status, 413), "{name}: {r:?}");
         assert_eq!(guard.observer().unwrap().controls().active_blocks(), 0, "{name}: nothing was blocked");
@@ -513,7 +605,11 @@ async fn controls_answer_404_when_monitoring_is_off() {
     });
     for (name, addr) in [("axum", axum_addr), ("actix", actix_addr)] {
         let r = get(addr, "/ops", Some(&bearer("root", "zt:admin"))).await;
-        assert_eq!((r.status, r.problem_type().as_deref()), (404, Some("urn:zt:problem:monitoring-off")), "{name}");
+        assert_eq!(
+            (r.status, r.problem_type().as_deref()),
+            (404, Some("urn:zt:problem:monitoring-off")),
+            "{name}"
+        );
         assert_eq!(get(addr, "/ops", None).await.status, 401, "{name}: the requirement still comes first");
     }
 }
@@ -521,7 +617,8 @@ async fn controls_answer_404_when_monitoring_is_off() {
 #[test]
 fn a_public_control_plane_is_refused() {
     let guard = guard(Mode::Enforce);
-    let axum = zt::axum::Router::new(guard.clone()).controls_with("/zt/controls", scopes::public()).try_into_axum();
+    let axum =
+        zt::axum::Router::new(guard.clone()).controls_with("/zt/controls", scopes::public()).try_into_axum();
     assert!(axum.unwrap_err().to_string().contains("cannot be public"));
     let actix = zt::actix::Router::new(guard).controls_with("/zt/controls", scopes::public()).finish();
     assert!(actix.err().unwrap().to_string().contains("cannot be public"));

@@ -63,10 +63,10 @@ fn spawn_actix_a(issuer: TokenIssuer) -> SocketAddr {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = actix_web::HttpServer::new(move || actix_web::App::new().service(routes.service()))
-            .workers(1)
-            .listen(listener)
-            .expect("listen")
-            .run();
+                .workers(1)
+                .listen(listener)
+                .expect("listen")
+                .run();
             let _ = server.await;
         });
     });

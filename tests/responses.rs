@@ -67,10 +67,10 @@ fn actix_server(guard: zt::Guard) -> SocketAddr {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = actix_web::HttpServer::new(move || actix_web::App::new().service(routes.service()))
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run();
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run();
             let _ = server.await;
         });
     });

@@ -37,9 +37,10 @@ use zt_core::issuer::{IssuerResponse, TokenIssuer};
 use crate::Identity;
 
 fn respond(answer: IssuerResponse) -> HttpResponse {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::with_body(status, answer.body);
-    for (name, value) in answer.headers {
+    let (status, headers, body) = answer.into_parts();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::with_body(status, body);
+    for (name, value) in headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(HeaderName::from_static(name), value);
         }

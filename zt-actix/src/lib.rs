@@ -42,5 +42,5 @@ pub mod tls;
 pub use extract::{Claims, Identity, ZtRejection};
 pub use middleware::{ZeroTrust, ZeroTrustMiddleware};
 pub use router::{MethodRoute, Router, Routes, any, delete, get, head, options, patch, post, put};
-pub use zt_core::ANY_METHODS;
 pub use zt_core;
+pub use zt_core::ANY_METHODS;

@@ -78,7 +78,7 @@ pub(crate) fn rendered(rendered: DenialResponse) -> HttpResponse {
 
 /// The zero-trust middleware (an actix-web `Transform`).
 ///
-/// Usually installed by [`Routes::service`](crate::Routes), which carries the route
+/// Usually installed by [`Routes::service`](crate::Routes::service), which carries the route
 /// requirements; `ZeroTrust::new` takes a guard that already has its routes.
 ///
 /// ```

@@ -478,7 +478,12 @@ fn reply(answer: ControlsReply) -> HttpResponse {
 }
 
 /// One controls endpoint: the adapter's part is reading the request and writing the reply.
-async fn control(api: &ControlsApi, endpoint: Endpoint, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn control(
+    api: &ControlsApi,
+    endpoint: Endpoint,
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let Some(admission) = request.extensions().get::<zt_core::Admission>().cloned() else {
         // No middleware in front: a wiring bug, never a reason to act.
         return HttpResponse::InternalServerError().body("zt: the ZeroTrust middleware is not installed");
@@ -487,11 +492,14 @@ async fn control(api: &ControlsApi, endpoint: Endpoint, request: &HttpRequest, p
         Endpoint::List => Ok(BytesMut::new()),
         _ => read_limited(payload).await,
     };
-    let answer = api.handle(endpoint, ControlRequest {
-        identity: admission.identity(),
-        content_type: request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes),
-        body: body.as_deref().map_err(|e| *e),
-        request_id: admission.request_id().as_str(),
-    });
+    let answer = api.handle(
+        endpoint,
+        ControlRequest {
+            identity: admission.identity(),
+            content_type: request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+            body: body.as_deref().map_err(|e| *e),
+            request_id: admission.request_id().as_str(),
+        },
+    );
     reply(answer)
 }

@@ -273,7 +273,9 @@ pub struct ControlsApi {
 
 impl std::fmt::Debug for ControlsApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlsApi").field("requirement", &self.requirement.describe()).finish_non_exhaustive()
+        f.debug_struct("ControlsApi")
+            .field("requirement", &self.requirement.describe())
+            .finish_non_exhaustive()
     }
 }
 
@@ -400,10 +402,8 @@ fn unblock(controls: &Controls, body: Object) -> Result<ControlsReply, ControlEr
 
 fn revoke(controls: &Controls, body: Object) -> Result<ControlsReply, ControlError> {
     let mut fields = body.fields(&["jti", "expires_at"], "jti, expires_at")?;
-    const JTI: ControlError = ControlError::Invalid {
-        field: "jti",
-        expected: "a string of 1 to 256 characters or an integer",
-    };
+    const JTI: ControlError =
+        ControlError::Invalid { field: "jti", expected: "a string of 1 to 256 characters or an integer" };
     let jti = match fields.take("jti") {
         None => return Err(ControlError::Missing("jti")),
         // The text `Identity::token_id` gives for the token: a string as it is, an integer
@@ -438,10 +438,8 @@ fn target(fields: &mut Fields) -> Result<Target, ControlError> {
     };
     let value = match fields.take("value") {
         None => return Err(ControlError::Missing("value")),
-        Some(value) => text(value, 1).ok_or(ControlError::Invalid {
-            field: "value",
-            expected: "a string of 1 to 256 characters",
-        })?,
+        Some(value) => text(value, 1)
+            .ok_or(ControlError::Invalid { field: "value", expected: "a string of 1 to 256 characters" })?,
     };
     const ADDRESS: ControlError = ControlError::Invalid {
         field: "value",
@@ -563,7 +561,9 @@ mod tests {
 
     fn api(observe: bool) -> ControlsApi {
         let mut policy = Policy::builder()
-            .issuer(IssuerConfig::new("https://issuer.test").audience("api").jwks_url("https://issuer.test/jwks"))
+            .issuer(
+                IssuerConfig::new("https://issuer.test").audience("api").jwks_url("https://issuer.test/jwks"),
+            )
             .build();
         if observe {
             policy.observe = Some(ObserverConfig::default());
@@ -579,12 +579,15 @@ mod tests {
 
     fn call(api: &ControlsApi, endpoint: Endpoint, identity: Option<&Identity>, body: &str) -> ControlsReply {
         let request_id = RequestId::generate();
-        api.handle(endpoint, ControlRequest {
-            identity,
-            content_type: Some(b"application/json; charset=utf-8"),
-            body: Ok(body.as_bytes()),
-            request_id: request_id.as_str(),
-        })
+        api.handle(
+            endpoint,
+            ControlRequest {
+                identity,
+                content_type: Some(b"application/json; charset=utf-8"),
+                body: Ok(body.as_bytes()),
+                request_id: request_id.as_str(),
+            },
+        )
     }
 
     fn detail(reply: &ControlsReply) -> String {
@@ -619,10 +622,14 @@ mod tests {
             assert_eq!(reply.status, 201, "{}", reply.body);
             let created: Value = serde_json::from_str(&reply.body).unwrap();
             assert_eq!(created["target"], "client:scraper");
-            assert_eq!((created["kind"].as_str(), created["automatic"].as_bool()), (Some("blocked"), Some(false)));
+            assert_eq!(
+                (created["kind"].as_str(), created["automatic"].as_bool()),
+                (Some("blocked"), Some(false))
+            );
             let body = r#"{"kind": "principal", "value": "https://issuer.test|sub:mallory", "seconds": 60}"#;
             assert_eq!(call(&api, Endpoint::Block, Some(&admin), body).status, 201);
-            let listed: Value = serde_json::from_str(&call(&api, Endpoint::List, Some(&admin), "").body).unwrap();
+            let listed: Value =
+                serde_json::from_str(&call(&api, Endpoint::List, Some(&admin), "").body).unwrap();
             assert_eq!(listed["blocks"].as_array().unwrap().len(), 2, "{listed}");
             assert_eq!(listed["revocations"], 0);
 
@@ -634,7 +641,12 @@ mod tests {
 
             let exp = unix(SystemTime::now()) + 600;
             let controls = api.guard.observer().unwrap().controls();
-            let reply = call(&api, Endpoint::Revoke, Some(&admin), &format!(r#"{{"jti": 4711, "expires_at": {exp}}}"#));
+            let reply = call(
+                &api,
+                Endpoint::Revoke,
+                Some(&admin),
+                &format!(r#"{{"jti": 4711, "expires_at": {exp}}}"#),
+            );
             assert_eq!((reply.status, reply.body.as_str()), (201, ""));
             assert!(controls.is_revoked("4711"), "an integer jti is matched as its decimal text");
             let body = format!(r#"{{"jti": "j-1", "expires_at": {exp}}}"#);
@@ -651,26 +663,98 @@ mod tests {
             let cases: &[(Endpoint, &str, &str)] = &[
                 (Endpoint::Block, "{", "the body is not valid JSON"),
                 (Endpoint::Block, "[1]", "the body must be a JSON object"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 60} x"#, "the body is not valid JSON"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 60, "tenant": 1}"#, "the body has an unknown member (allowed: kind, value, seconds, reason)"),
-                (Endpoint::Block, r#"{"kind": "subject", "kind": "address", "value": "a", "seconds": 60}"#, "the body repeats a member"),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 60} x"#,
+                    "the body is not valid JSON",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 60, "tenant": 1}"#,
+                    "the body has an unknown member (allowed: kind, value, seconds, reason)",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "kind": "address", "value": "a", "seconds": 60}"#,
+                    "the body repeats a member",
+                ),
                 (Endpoint::Block, r#"{"value": "a", "seconds": 60}"#, "`kind` is required"),
-                (Endpoint::Block, r#"{"kind": "tenant", "value": "a", "seconds": 60}"#, "`kind` must be one of principal, subject, client, address, network"),
-                (Endpoint::Block, r#"{"kind": 7, "value": "a", "seconds": 60}"#, "`kind` must be one of principal, subject, client, address, network"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "", "seconds": 60}"#, "`value` must be a string of 1 to 256 characters"),
-                (Endpoint::Block, r#"{"kind": "address", "value": "not-an-ip", "seconds": 60}"#, "`value` must be an IP address for an address or network block (a network: any address in it)"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 0}"#, "`seconds` must be an integer from 1 to 86400"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 86401}"#, "`seconds` must be an integer from 1 to 86400"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": "60"}"#, "`seconds` must be an integer from 1 to 86400"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 1.5}"#, "`seconds` must be an integer from 1 to 86400"),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "tenant", "value": "a", "seconds": 60}"#,
+                    "`kind` must be one of principal, subject, client, address, network",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": 7, "value": "a", "seconds": 60}"#,
+                    "`kind` must be one of principal, subject, client, address, network",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "", "seconds": 60}"#,
+                    "`value` must be a string of 1 to 256 characters",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "address", "value": "not-an-ip", "seconds": 60}"#,
+                    "`value` must be an IP address for an address or network block (a network: any address in it)",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 0}"#,
+                    "`seconds` must be an integer from 1 to 86400",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 86401}"#,
+                    "`seconds` must be an integer from 1 to 86400",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": "60"}"#,
+                    "`seconds` must be an integer from 1 to 86400",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 1.5}"#,
+                    "`seconds` must be an integer from 1 to 86400",
+                ),
                 (Endpoint::Block, r#"{"kind": "subject", "value": "a"}"#, "`seconds` is required"),
-                (Endpoint::Block, r#"{"kind": "subject", "value": "a", "seconds": 60, "reason": null}"#, "`reason` must be a string of at most 256 characters"),
-                (Endpoint::Unblock, r#"{"kind": "subject", "value": "a", "seconds": 60}"#, "the body has an unknown member (allowed: kind, value)"),
-                (Endpoint::Revoke, r#"{"jti": true, "expires_at": 1}"#, "`jti` must be a string of 1 to 256 characters or an integer"),
-                (Endpoint::Revoke, r#"{"jti": 1.5, "expires_at": 1}"#, "`jti` must be a string of 1 to 256 characters or an integer"),
-                (Endpoint::Revoke, r#"{"jti": "", "expires_at": 1}"#, "`jti` must be a string of 1 to 256 characters or an integer"),
-                (Endpoint::Revoke, r#"{"jti": "a", "expires_at": -1}"#, "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)"),
-                (Endpoint::Revoke, r#"{"jti": "a", "expires_at": 253402300800}"#, "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)"),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "subject", "value": "a", "seconds": 60, "reason": null}"#,
+                    "`reason` must be a string of at most 256 characters",
+                ),
+                (
+                    Endpoint::Unblock,
+                    r#"{"kind": "subject", "value": "a", "seconds": 60}"#,
+                    "the body has an unknown member (allowed: kind, value)",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": true, "expires_at": 1}"#,
+                    "`jti` must be a string of 1 to 256 characters or an integer",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": 1.5, "expires_at": 1}"#,
+                    "`jti` must be a string of 1 to 256 characters or an integer",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": "", "expires_at": 1}"#,
+                    "`jti` must be a string of 1 to 256 characters or an integer",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": "a", "expires_at": -1}"#,
+                    "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": "a", "expires_at": 253402300800}"#,
+                    "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+                ),
                 (Endpoint::Revoke, r#"{"jti": "a"}"#, "`expires_at` is required"),
             ];
             for (endpoint, body, want) in cases {
@@ -685,12 +769,15 @@ mod tests {
 
             let request_id = RequestId::generate();
             let request = |content_type: Option<&'static [u8]>, body: Result<&'static [u8], BodyError>| {
-                api.handle(Endpoint::Block, ControlRequest {
-                    identity: Some(&admin),
-                    content_type,
-                    body,
-                    request_id: request_id.as_str(),
-                })
+                api.handle(
+                    Endpoint::Block,
+                    ControlRequest {
+                        identity: Some(&admin),
+                        content_type,
+                        body,
+                        request_id: request_id.as_str(),
+                    },
+                )
             };
             assert_eq!(request(None, Ok(b"{}")).status, 415);
             assert_eq!(request(Some(b"text/plain"), Ok(b"{}")).status, 415);

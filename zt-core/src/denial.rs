@@ -7,9 +7,7 @@
 use serde::Serialize;
 
 use crate::graphql::GraphqlReason;
-
-/// The base of every problem `type` URI zt emits. Stable: clients may match on it.
-pub const PROBLEM_TYPE_BASE: &str = "urn:zt:problem:";
+pub use crate::problem::PROBLEM_TYPE_BASE;
 
 /// Why a request was denied. Each variant maps to one status and one problem `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,7 +127,23 @@ impl Reason {
             Reason::KeysUnavailable | Reason::LimiterUnavailable => 503,
             Reason::ResponseContractViolation => 502,
             Reason::Graphql(reason) => reason.status(),
-            _ => 401,
+            // Listed one by one: a new reason must choose its status, never inherit 401.
+            Reason::MissingCredentials
+            | Reason::MalformedToken
+            | Reason::AlgorithmNotAllowed
+            | Reason::UnsupportedCriticalHeader
+            | Reason::UntrustedIssuer
+            | Reason::UnknownKey
+            | Reason::InvalidSignature
+            | Reason::TokenExpired
+            | Reason::TokenNotYetValid
+            | Reason::WrongAudience
+            | Reason::InvalidClaims
+            | Reason::BoundTokenRequired
+            | Reason::CertificateBindingMismatch
+            | Reason::AuthenticationTooOld
+            | Reason::AuthenticationContextNotMet
+            | Reason::TokenRevoked => 401,
         }
     }
 
@@ -210,10 +224,20 @@ impl Reason {
             Reason::InvalidClientCertificate => "Invalid client certificate",
             Reason::ResponseContractViolation => "Bad gateway",
             Reason::Blocked => "Blocked",
-            Reason::Graphql(GraphqlReason::Unauthenticated) => "Authentication required",
-            Reason::Graphql(GraphqlReason::ForbiddenField) => "Insufficient scope",
-            Reason::Graphql(_) => "Invalid GraphQL request",
-            _ => "Invalid access token",
+            Reason::Graphql(reason) => graphql_title(reason),
+            Reason::MalformedToken
+            | Reason::AlgorithmNotAllowed
+            | Reason::UnsupportedCriticalHeader
+            | Reason::UntrustedIssuer
+            | Reason::UnknownKey
+            | Reason::InvalidSignature
+            | Reason::TokenExpired
+            | Reason::TokenNotYetValid
+            | Reason::WrongAudience
+            | Reason::InvalidClaims
+            | Reason::BoundTokenRequired
+            | Reason::CertificateBindingMismatch
+            | Reason::TokenRevoked => "Invalid access token",
         }
     }
 
@@ -280,16 +304,51 @@ impl Reason {
 
     /// The RFC 6750 `error` code carried in `WWW-Authenticate`, if any.
     pub fn bearer_error(self) -> Option<&'static str> {
+        // Every reason listed: a new one must say whether it challenges, and with what.
         match self {
-            Reason::MissingCredentials | Reason::Graphql(GraphqlReason::Unauthenticated) => None,
+            Reason::MissingCredentials => None,
             Reason::MalformedCredentials => Some("invalid_request"),
-            Reason::Graphql(GraphqlReason::ForbiddenField) => Some("insufficient_scope"),
             Reason::InsufficientScope => Some("insufficient_scope"),
-            _ if self.status() != 401 => None,
             Reason::AuthenticationTooOld | Reason::AuthenticationContextNotMet => {
                 Some("insufficient_user_authentication")
             }
-            _ => Some("invalid_token"),
+            Reason::MalformedToken
+            | Reason::AlgorithmNotAllowed
+            | Reason::UnsupportedCriticalHeader
+            | Reason::UntrustedIssuer
+            | Reason::UnknownKey
+            | Reason::InvalidSignature
+            | Reason::TokenExpired
+            | Reason::TokenNotYetValid
+            | Reason::WrongAudience
+            | Reason::InvalidClaims
+            | Reason::BoundTokenRequired
+            | Reason::CertificateBindingMismatch
+            | Reason::TokenRevoked => Some("invalid_token"),
+            Reason::Graphql(reason) => graphql_bearer_error(reason),
+            // Not authentication failures (no 401): no `error` attribute.
+            Reason::KeysUnavailable
+            | Reason::InvalidPath
+            | Reason::RouteNotFound
+            | Reason::MethodNotAllowed
+            | Reason::MethodOverride
+            | Reason::MalformedRequest
+            | Reason::PayloadTooLarge
+            | Reason::UnsupportedMediaType
+            | Reason::InvalidParameters
+            | Reason::InvalidBody
+            | Reason::RateLimited
+            | Reason::LockedOut
+            | Reason::LimiterUnavailable
+            | Reason::ZoneDenied
+            | Reason::MtlsRequired
+            | Reason::WorkloadNotAllowed
+            | Reason::SourceNotAllowed
+            | Reason::IssuerNotAllowed
+            | Reason::OwnershipMismatch
+            | Reason::InvalidClientCertificate
+            | Reason::ResponseContractViolation
+            | Reason::Blocked => None,
         }
     }
 
@@ -311,6 +370,60 @@ impl Reason {
     /// The problem `type` URI, e.g. `urn:zt:problem:token-expired`.
     pub fn problem_type(self) -> String {
         format!("{PROBLEM_TYPE_BASE}{}", self.slug())
+    }
+}
+
+/// The problem `title` of a GraphQL refusal (every reason listed, so a new one chooses).
+fn graphql_title(reason: GraphqlReason) -> &'static str {
+    match reason {
+        GraphqlReason::Unauthenticated => "Authentication required",
+        GraphqlReason::ForbiddenField => "Insufficient scope",
+        GraphqlReason::BadRequest
+        | GraphqlReason::RequestTooLarge
+        | GraphqlReason::DocumentTooLarge
+        | GraphqlReason::TokenLimit
+        | GraphqlReason::ParseFailed
+        | GraphqlReason::ValidationFailed
+        | GraphqlReason::InvalidVariables
+        | GraphqlReason::DepthLimit
+        | GraphqlReason::AliasLimit
+        | GraphqlReason::RootFieldLimit
+        | GraphqlReason::DirectiveLimit
+        | GraphqlReason::CostLimit
+        | GraphqlReason::BatchLimit
+        | GraphqlReason::IntrospectionDisabled
+        | GraphqlReason::PersistedQueryNotAllowed
+        | GraphqlReason::PersistedQueryNotFound
+        | GraphqlReason::MutationOverGet
+        | GraphqlReason::GetNotAllowed => "Invalid GraphQL request",
+    }
+}
+
+/// The RFC 6750 `error` of a GraphQL refusal: only a forbidden field is a scope problem;
+/// an unauthenticated one is a missing credential (no `error`), the rest are no
+/// authentication matter at all.
+fn graphql_bearer_error(reason: GraphqlReason) -> Option<&'static str> {
+    match reason {
+        GraphqlReason::ForbiddenField => Some("insufficient_scope"),
+        GraphqlReason::Unauthenticated
+        | GraphqlReason::BadRequest
+        | GraphqlReason::RequestTooLarge
+        | GraphqlReason::DocumentTooLarge
+        | GraphqlReason::TokenLimit
+        | GraphqlReason::ParseFailed
+        | GraphqlReason::ValidationFailed
+        | GraphqlReason::InvalidVariables
+        | GraphqlReason::DepthLimit
+        | GraphqlReason::AliasLimit
+        | GraphqlReason::RootFieldLimit
+        | GraphqlReason::DirectiveLimit
+        | GraphqlReason::CostLimit
+        | GraphqlReason::BatchLimit
+        | GraphqlReason::IntrospectionDisabled
+        | GraphqlReason::PersistedQueryNotAllowed
+        | GraphqlReason::PersistedQueryNotFound
+        | GraphqlReason::MutationOverGet
+        | GraphqlReason::GetNotAllowed => None,
     }
 }
 
@@ -366,6 +479,24 @@ pub struct DenialResponse {
     pub headers: Vec<(&'static str, String)>,
     /// The `application/problem+json` body.
     pub body: String,
+}
+
+impl DenialResponse {
+    /// Status, headers and body, for an adapter to translate all three: destructuring the
+    /// parts stops compiling when a part is added, where reading fields one by one would
+    /// silently drop it.
+    ///
+    /// ```
+    /// use zt_core::{Denial, Reason};
+    ///
+    /// let (status, headers, body) = Denial::new(Reason::TokenExpired).render("zt", "req-1").into_parts();
+    /// assert_eq!(status, 401);
+    /// assert!(headers.iter().any(|(name, _)| *name == "www-authenticate"));
+    /// assert!(body.contains("urn:zt:problem:token-expired"));
+    /// ```
+    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
+        (self.status, self.headers, self.body)
+    }
 }
 
 #[derive(Serialize)]

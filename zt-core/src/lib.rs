@@ -61,10 +61,13 @@ pub mod graphql;
 mod guard;
 pub mod identity;
 pub mod issuer;
+mod json;
 pub mod keys;
 pub mod limit;
+mod mode;
 pub mod observe;
 pub mod policy;
+mod problem;
 pub mod request;
 pub mod response;
 mod routes;
@@ -83,7 +86,8 @@ pub use guard::{
     Responding, ResponseBody, ResponseHeaders, ResponsePlan, Resume,
 };
 pub use identity::{AuthMethod, Identity};
-pub use policy::{Mode, Policy};
+pub use mode::Mode;
+pub use policy::Policy;
 pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::{ANY_METHODS, RouteTable};
 pub use scopes::Requirement;

@@ -36,42 +36,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
+// Also at `zt_core::Mode`, where its page is.
+#[doc(no_inline)]
+pub use crate::mode::Mode;
 use crate::scopes::Requirement;
-
-/// Enforce decisions, or only report what would have been denied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Denials are answered (default).
-    #[default]
-    Enforce,
-    /// Denials are computed and logged as they would be enforced, but requests pass.
-    Report,
-}
-
-impl Mode {
-    /// `enforce` or `report`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Report => "report",
-        }
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = PolicyError;
-    fn from_str(s: &str) -> Result<Self, PolicyError> {
-        match s {
-            "enforce" => Ok(Mode::Enforce),
-            "report" => Ok(Mode::Report),
-            other => Err(PolicyError::invalid(
-                "mode",
-                format!("unknown mode {other:?} (expected \"enforce\" or \"report\")"),
-            )),
-        }
-    }
-}
 
 /// The whole policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -692,6 +660,20 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected() {
         assert!(Policy::from_toml_str("mod = \"enforce\"").is_err());
+    }
+
+    #[test]
+    fn observe_mode_is_an_unknown_key_naming_itself() {
+        // The observer acts in the policy's top-level mode; a second `mode` under
+        // `[observe]` would be silently overridden, so it is refused like any unknown key.
+        let err = Policy::from_toml_str("mode = \"enforce\"\n[observe]\nmode = \"report\"\n").unwrap_err();
+        let PolicyError::Parse { line, message, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*line, Some(3), "{err}");
+        assert!(message.contains("unknown field `mode`"), "{err}");
+        let yaml = Policy::from_yaml_str("observe:\n  mode: report\n").unwrap_err();
+        assert!(yaml.to_string().contains("unknown field `mode`"), "{yaml}");
+        let policy = Policy::from_toml_str("mode = \"report\"\n[observe]\n").unwrap();
+        assert_eq!(policy.mode, Mode::Report);
     }
 
     #[test]

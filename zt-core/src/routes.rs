@@ -75,7 +75,12 @@ impl RouteTable {
     /// let templates: Vec<&str> = routes.entries().map(|(_, t, _)| t).collect();
     /// assert_eq!(templates, ["/static", "/static/", "/static/{*rest}"]);
     /// ```
-    pub fn add_subtree(&mut self, method: &str, prefix: &str, requirement: Requirement) -> Result<(), PolicyError> {
+    pub fn add_subtree(
+        &mut self,
+        method: &str,
+        prefix: &str,
+        requirement: Requirement,
+    ) -> Result<(), PolicyError> {
         if prefix.contains("{*") {
             return Err(PolicyError::invalid(
                 format!("route {method} {prefix}"),
@@ -132,7 +137,8 @@ impl RouteTable {
             return Err(PolicyError::invalid(&at, "route templates start with '/'"));
         }
         requirement.validate().map_err(|m| PolicyError::invalid(&at, m))?;
-        if let Some(existing) = self.entries.iter_mut().find(|e| e.method == method && e.template == template) {
+        if let Some(existing) = self.entries.iter_mut().find(|e| e.method == method && e.template == template)
+        {
             if existing.requirement != requirement {
                 return Err(PolicyError::invalid(
                     &at,

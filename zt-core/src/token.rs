@@ -197,33 +197,14 @@ struct RawHeader {
     crit: Option<Value>,
 }
 
-/// A JSON object that rejects duplicate member names (RFC 7519 s.4: a parser must either
-/// reject them or take the last; other parsers may take the first, so reject).
-struct StrictObject(Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for StrictObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&k) {
-                        return Err(serde::de::Error::custom("duplicate claim"));
-                    }
-                    map.insert(k, v);
-                }
-                Ok(StrictObject(map))
-            }
-        }
-        d.deserialize_map(V)
+/// The claims: one JSON object, read by zt's one strict reader ([`crate::json`]: RFC 7519
+/// s.4 lets a parser reject duplicate member names or take the last; other parsers may take
+/// the first, so duplicates are refused, at any depth). The token, and so its payload, was
+/// bounded by `tokens.max_token_length` before verification.
+fn claims_object(payload: &[u8]) -> Option<Map<String, Value>> {
+    match crate::json::parse(payload, crate::json::BOUNDED_BY_CALLER) {
+        Ok(Value::Object(claims)) => Some(claims),
+        _ => None,
     }
 }
 
@@ -399,7 +380,11 @@ impl Verifier {
         let Ok(header_text) = std::str::from_utf8(&header_bytes) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
-        let Ok(header) = serde_json::from_str::<RawHeader>(header_text) else {
+        // Read strictly first ([`crate::json`]), so no member is skipped unchecked.
+        let Some(header) = crate::json::parse(header_text.as_bytes(), crate::json::BOUNDED_BY_CALLER)
+            .ok()
+            .and_then(|value| serde_json::from_value::<RawHeader>(value).ok())
+        else {
             return Step::Done(Err(Reason::MalformedToken));
         };
         if header.alg.eq_ignore_ascii_case("none") {
@@ -419,7 +404,7 @@ impl Verifier {
         let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
-        let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
+        let Some(claims) = claims_object(&payload) else {
             return Step::Done(Err(Reason::MalformedToken));
         };
         let Some(issuer_index) =
@@ -562,8 +547,8 @@ mod tests {
 
     #[test]
     fn strict_object_rejects_duplicates() {
-        assert!(serde_json::from_str::<StrictObject>(r#"{"iss":"a","iss":"b"}"#).is_err());
-        assert!(serde_json::from_str::<StrictObject>(r#"{"iss":"a"}"#).is_ok());
-        assert!(serde_json::from_str::<StrictObject>("[1]").is_err());
+        assert!(claims_object(br#"{"iss":"a","iss":"b"}"#).is_none());
+        assert!(claims_object(br#"{"iss":"a"}"#).is_some());
+        assert!(claims_object(b"[1]").is_none());
     }
 }

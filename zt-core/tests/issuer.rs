@@ -474,21 +474,21 @@ async fn the_http_answer_of_the_token_endpoint() {
     let form =
         b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=service-b&scope=a";
     let ok = issuer.exchange_response(&alice, Some(b"application/x-www-form-urlencoded"), form);
-    assert_eq!(ok.status, 200);
-    assert!(ok.headers.contains(&("cache-control", "no-store".to_string())));
-    let body: Value = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().contains(&("cache-control", "no-store".to_string())));
+    let body: Value = serde_json::from_str(ok.body()).unwrap();
     assert_eq!(body["scope"], "a");
 
     let widen =
         b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=service-b&scope=a+c";
     let refused = issuer.exchange_response(&alice, Some(b"application/x-www-form-urlencoded"), widen);
-    assert_eq!(refused.status, 400);
-    assert_eq!(serde_json::from_str::<Value>(&refused.body).unwrap()["error"], "invalid_scope");
+    assert_eq!(refused.status(), 400);
+    assert_eq!(serde_json::from_str::<Value>(refused.body()).unwrap()["error"], "invalid_scope");
 
     let json = issuer.exchange_response(&alice, Some(b"application/json"), form);
-    assert_eq!(serde_json::from_str::<Value>(&json.body).unwrap()["error"], "invalid_request");
+    assert_eq!(serde_json::from_str::<Value>(json.body()).unwrap()["error"], "invalid_request");
 
     let jwks = issuer.jwks_response();
-    assert_eq!(jwks.status, 200);
-    assert!(jwks.headers.contains(&("cache-control", "public, max-age=1800".to_string())));
+    assert_eq!(jwks.status(), 200);
+    assert!(jwks.headers().contains(&("cache-control", "public, max-age=1800".to_string())));
 }

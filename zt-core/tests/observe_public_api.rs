@@ -25,8 +25,12 @@ impl ActionSink for Limiter {
 /// What an adapter does per request: ask, answer or forward, then report.
 fn serve(observer: &Observer, subject: &str, id: &str) -> u16 {
     let client: IpAddr = "198.51.100.4".parse().unwrap();
-    let hint =
-        observer.verdict_hint(&HintRequest { subject: Some(subject), client_ip: Some(client), jti: None });
+    let hint = observer.verdict_hint(&HintRequest {
+        caller: None,
+        subject: Some(subject),
+        client_ip: Some(client),
+        jti: None,
+    });
     let (status, decision) = match &hint {
         Hint::Proceed => (200, Decision::Allow),
         Hint::Block(block) | Hint::Challenge(block) => {

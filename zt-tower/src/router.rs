@@ -216,7 +216,12 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// A control-plane route: like [`Router::route`], but enforced even in report-only mode
     /// (see [`RouteTable::add_always_enforced`]).
-    pub(crate) fn control_route(mut self, path: &str, route: MethodRoute<S>, requirement: Requirement) -> Self {
+    pub(crate) fn control_route(
+        mut self,
+        path: &str,
+        route: MethodRoute<S>,
+        requirement: Requirement,
+    ) -> Self {
         self.register(&route.methods, path, &requirement, true);
         self.inner = self.inner.route(path, route.router);
         self
@@ -610,19 +615,24 @@ impl<S: Clone + Send + Sync + 'static> Handler<(), S> for ControlsHandler {
             };
             let read: Result<Bytes, BodyError> = match self.endpoint {
                 Endpoint::List => Ok(Bytes::new()),
-                _ => Limited::new(body, controls_api::MAX_BODY_BYTES).collect().await.map(|c| c.to_bytes()).map_err(
-                    |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                _ => Limited::new(body, controls_api::MAX_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
                         Some(_) => BodyError::TooLarge,
                         None => BodyError::Unreadable,
-                    },
-                ),
+                    }),
             };
-            let answer = self.api.handle(self.endpoint, ControlRequest {
-                identity: admission.identity(),
-                content_type: parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-                body: read.as_deref().map_err(|e| *e),
-                request_id: admission.request_id().as_str(),
-            });
+            let answer = self.api.handle(
+                self.endpoint,
+                ControlRequest {
+                    identity: admission.identity(),
+                    content_type: parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+                    body: read.as_deref().map_err(|e| *e),
+                    request_id: admission.request_id().as_str(),
+                },
+            );
             reply(answer)
         })
     }

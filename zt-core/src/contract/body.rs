@@ -15,83 +15,11 @@ use serde_json::{Map, Value};
 
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
+use super::media::{MediaType, select};
 use super::params::{self, coerce};
+use super::report::Collector;
 use super::schema::{self, Compiled, Direction, SchemaCompiler, Types, View};
-use super::{Collector, json, push_request_segment};
-
-/// A parsed media type (or declared range), lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MediaType {
-    kind: String,
-    subtype: String,
-    charset: Option<String>,
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-impl MediaType {
-    /// Parses `type/subtype; name=value; ...`; `None` when malformed.
-    pub(super) fn parse(text: &str) -> Option<MediaType> {
-        let mut parts = text.split(';');
-        let essence = parts.next()?.trim();
-        let (kind, subtype) = essence.split_once('/')?;
-        if !is_token(kind) || !is_token(subtype) {
-            return None;
-        }
-        let mut charset = None;
-        for parameter in parts {
-            let parameter = parameter.trim();
-            if parameter.is_empty() {
-                continue;
-            }
-            let (name, value) = parameter.split_once('=')?;
-            let value = value.trim();
-            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-            if name.trim().eq_ignore_ascii_case("charset") {
-                charset = Some(value.to_ascii_lowercase());
-            }
-        }
-        Some(MediaType { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase(), charset })
-    }
-
-    /// `application/json` or a `+json` structured suffix.
-    pub(super) fn is_json(&self) -> bool {
-        self.kind == "application" && (self.subtype == "json" || self.subtype.ends_with("+json"))
-    }
-
-    /// `application/x-www-form-urlencoded`.
-    pub(super) fn is_form(&self) -> bool {
-        self.kind == "application" && self.subtype == "x-www-form-urlencoded"
-    }
-
-    fn utf8(&self) -> bool {
-        self.charset.as_deref().is_none_or(|c| c == "utf-8" || c == "utf8")
-    }
-
-    /// How well this declared range matches `actual`: 3 exact, 2 `type/*`, 1 `*/*`.
-    fn rank(&self, actual: &MediaType) -> Option<u8> {
-        if self.kind == "*" && self.subtype == "*" {
-            Some(1)
-        } else if self.kind == actual.kind && self.subtype == "*" {
-            Some(2)
-        } else if self.kind == actual.kind && self.subtype == actual.subtype {
-            Some(3)
-        } else {
-            None
-        }
-    }
-}
-
-/// The best declared entry for an actual media type.
-pub(super) fn select<'a, T>(entries: &'a [(MediaType, T)], actual: &MediaType) -> Option<&'a T> {
-    entries
-        .iter()
-        .filter_map(|(range, entry)| range.rank(actual).map(|r| (r, entry)))
-        .max_by_key(|(r, _)| *r)
-        .map(|(_, entry)| entry)
-}
+use crate::json::{self, push_request_segment};
 
 /// How one form field's text becomes JSON.
 enum FieldKind {
@@ -284,7 +212,7 @@ fn field_pointer(name: &str) -> String {
 }
 
 /// Turns a form body into an object; problems with single fields are recorded.
-fn form_object(fields: &[FormField], text: &str, out: &mut Collector) -> Value {
+fn form_object(fields: &[FormField], text: &str, limit: usize, out: &mut Collector) -> Value {
     let pairs = params::pairs(text, "/body", out);
     let mut map = Map::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -333,11 +261,11 @@ fn form_object(fields: &[FormField], text: &str, out: &mut Collector) -> Value {
                 };
                 map.insert(name.to_string(), Value::Array(items));
             }
-            Some(FieldKind::Json) => match json::parse(value.as_bytes()) {
+            Some(FieldKind::Json) => match json::parse(value.as_bytes(), limit) {
                 Ok(parsed) => {
                     map.insert(name.to_string(), parsed);
                 }
-                Err(issue) => out.push(format!("{}{}", field_pointer(name), issue.pointer), issue.keyword),
+                Err(issue) => out.push(format!("{}{}", field_pointer(name), issue.pointer), issue.keyword()),
             },
             Some(FieldKind::Value(types)) => {
                 map.insert(name.to_string(), coerce(value, *types));
@@ -352,23 +280,31 @@ fn form_object(fields: &[FormField], text: &str, out: &mut Collector) -> Value {
     Value::Object(map)
 }
 
-/// Validates a body already matched to `entry`.
-pub(super) fn validate(entry: &MediaEntry, actual: &MediaType, bytes: &[u8], out: &mut Collector) {
+/// Validates a body already matched to `entry`. `limit` is the operation's body limit:
+/// the Guard refuses longer bodies while reading them, and a direct caller that did not
+/// gets a `size` violation rather than a parse of any length.
+pub(super) fn validate(
+    entry: &MediaEntry,
+    actual: &MediaType,
+    bytes: &[u8],
+    limit: usize,
+    out: &mut Collector,
+) {
     if actual.is_json() {
-        match json::parse(bytes) {
+        match json::parse(bytes, limit) {
             Ok(value) => {
                 if let Some(compiled) = &entry.schema {
                     schema::collect(compiled, &value, "/body", out);
                 }
             }
-            Err(issue) => out.push(format!("/body{}", issue.pointer), issue.keyword),
+            Err(issue) => out.push(format!("/body{}", issue.pointer), issue.keyword()),
         }
     } else if actual.is_form() {
         let Ok(text) = std::str::from_utf8(bytes) else {
             out.push("/body".into(), "encoding");
             return;
         };
-        let value = form_object(&entry.form, text, out);
+        let value = form_object(&entry.form, text, limit, out);
         if let Some(compiled) = &entry.schema {
             schema::collect(compiled, &value, "/body", out);
         }

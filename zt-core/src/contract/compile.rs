@@ -7,13 +7,22 @@ use serde_json::Value;
 use super::body::BodySpec;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
+use super::operation::{ContractOptions, Operation};
 use super::params::{self, Param, QueryPlan};
 use super::response::ResponseSpec;
 use super::router::{self, RouterBuilder};
 use super::schema::{SchemaCompiler, Version};
-use super::{Contract, ContractOptions, Operation, security};
+use super::security;
 
-/// The per-operation validation plan, parallel to [`Contract::operations`].
+/// A compiled document: the parts of a [`Contract`](super::Contract).
+pub(super) struct CompiledContract {
+    pub(super) operations: Vec<Operation>,
+    pub(super) compiled: Vec<CompiledOp>,
+    pub(super) router: router::Router,
+    pub(super) options: ContractOptions,
+}
+
+/// The per-operation validation plan, parallel to [`Contract::operations`](super::Contract::operations).
 pub(super) struct CompiledOp {
     pub(super) params: Vec<Param>,
     pub(super) plan: QueryPlan,
@@ -100,14 +109,14 @@ struct Ctx<'a> {
     global_security: Option<Value>,
 }
 
-/// Compiles a document into a contract.
+/// Compiles a document into the parts of a contract.
 pub(super) fn compile(
     document: Value,
     name: Option<String>,
     dir: Option<PathBuf>,
     key: Option<PathBuf>,
     options: ContractOptions,
-) -> Result<Contract, ContractError> {
+) -> Result<CompiledContract, ContractError> {
     let mut loader = Loader::new(document, name, dir, key);
     let root_loc = Loc { file: 0, pointer: String::new() };
     if !loader.root().is_object() {
@@ -185,7 +194,7 @@ pub(super) fn compile(
     }
     let router =
         routes.build().map_err(|(template, message)| loader.invalid(&paths_loc.child(&template), message))?;
-    Ok(Contract { operations, compiled, router, options })
+    Ok(CompiledContract { operations, compiled, router, options })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -34,7 +34,7 @@ impl Loc {
     /// The location of a member or element below this one.
     pub(super) fn child(&self, segment: &str) -> Loc {
         let mut pointer = self.pointer.clone();
-        super::push_segment(&mut pointer, segment);
+        crate::json::push_segment(&mut pointer, segment);
         Loc { file: self.file, pointer }
     }
 

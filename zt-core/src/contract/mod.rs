@@ -119,9 +119,11 @@
 mod body;
 mod compile;
 mod error;
-mod json;
 mod loader;
+mod media;
+mod operation;
 mod params;
+mod report;
 mod response;
 mod router;
 mod schema;
@@ -133,186 +135,18 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
-use serde::Serialize;
 use serde_json::Value;
 
 pub use error::ContractError;
+pub use operation::{ContractOptions, ContractRequest, Lookup, Operation};
+pub use report::{ResponseReport, Violation, ViolationKind, Violations};
 pub use source::{SourceDocument, load_document};
 
 use crate::request::HeaderLookup;
-use crate::scopes::Requirement;
+use report::Collector;
 
 /// Headers whose presence asks a server to act as another method; zt never honours them.
 const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
-
-/// Options for compiling a [`Contract`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContractOptions {
-    /// Reject unknown query parameters and close request-body objects (default `true`).
-    /// An operation overrides it with the `x-zt-strict` extension.
-    pub strict: bool,
-    /// At most this many violations are reported per request or response (default 10; at
-    /// least 1 is always reported).
-    pub max_violations: usize,
-    /// Request body size limit in bytes for operations without `x-zt-body-limit`
-    /// (default 1 MiB). The contract reports it as [`Operation::body_limit`]; the caller
-    /// enforces it while reading the body.
-    pub default_body_limit: usize,
-}
-
-impl Default for ContractOptions {
-    fn default() -> Self {
-        ContractOptions { strict: true, max_violations: 10, default_body_limit: 1024 * 1024 }
-    }
-}
-
-/// One operation of the contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation {
-    /// The HTTP method, upper case (`GET`).
-    pub method: String,
-    /// The OpenAPI path template (`/orders/{id}`).
-    pub template: String,
-    /// The `operationId`, if declared.
-    pub operation_id: Option<String>,
-    /// The access requirement from `security` (the operation's, else the document's):
-    /// - `oauth2`/`openIdConnect` scopes become [`Requirement::Scopes`], one AND-set per
-    ///   requirement object (OR between objects);
-    /// - `apiKey`, `http` and `mutualTLS` schemes mean "authenticated" (an AND-set without
-    ///   scopes), never public; role names listed for them are required as scopes;
-    /// - `security: []` or an empty requirement object `{}` is [`Requirement::Public`];
-    /// - `None` when no `security` is declared anywhere (the route's requirement must then
-    ///   come from code or the policy).
-    pub requirement: Option<Requirement>,
-    /// Strict mode for this operation (see the module documentation).
-    pub strict: bool,
-    /// Maximum request body size in bytes (`x-zt-body-limit`, else the default).
-    pub body_limit: usize,
-    /// The operation declares a `requestBody`.
-    pub has_body: bool,
-    /// The declared `requestBody` is `required: true`.
-    pub body_required: bool,
-    /// The operation is `deprecated`.
-    pub deprecated: bool,
-    /// The operation's `tags`.
-    pub tags: Vec<String>,
-    /// The trust zone from the `x-zt-zone` extension.
-    pub zone: Option<String>,
-}
-
-/// What [`Contract::lookup`] found for a method and path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The operation (index into [`Contract::operations`]) and the path parameters.
-    Found {
-        /// The operation index.
-        op: usize,
-        /// `(name, raw value)`: values as they appear in the path, still percent-encoded.
-        path_params: Vec<(String, String)>,
-    },
-    /// No path template matches (404).
-    NotFound,
-    /// A template matches but not for this method (405).
-    MethodNotAllowed {
-        /// The methods declared for the path, sorted (for the `Allow` header).
-        allowed: Vec<String>,
-    },
-}
-
-/// The parts of a request the contract checks.
-#[derive(Clone, Copy)]
-pub struct ContractRequest<'a> {
-    /// Path parameters as returned by [`Contract::lookup`].
-    pub path_params: &'a [(String, String)],
-    /// The raw query string without `?`.
-    pub query: Option<&'a str>,
-    /// The request headers.
-    pub headers: &'a dyn HeaderLookup,
-    /// The body; `None` when no body was sent. An empty body counts as none, except an
-    /// empty `application/x-www-form-urlencoded` body (the empty form).
-    pub body: Option<&'a [u8]>,
-}
-
-/// The class of a request's violations, which decides the status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationKind {
-    /// Path, query, header or cookie parameters (400).
-    Parameters,
-    /// The body (400).
-    Body,
-    /// The body's media type is not declared (415).
-    UnsupportedMediaType,
-    /// A method-override header or `_method` parameter was sent (400).
-    MethodOverride,
-}
-
-impl ViolationKind {
-    /// The HTTP status for this kind.
-    pub fn status(self) -> u16 {
-        match self {
-            ViolationKind::UnsupportedMediaType => 415,
-            _ => 400,
-        }
-    }
-}
-
-/// One failed check: where and which rule, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Violation {
-    /// A JSON pointer into the request (`/path/id`, `/query/limit`, `/header/x-rate`,
-    /// `/cookie/session`, `/body/items/0/qty`) or response (`/body/...`, `/status`).
-    pub pointer: String,
-    /// The failed rule (see the module documentation).
-    pub keyword: String,
-}
-
-/// Why a request does not match its operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Violations {
-    /// The class, which decides the status: `Parameters` when any parameter failed, else
-    /// `Body`; `UnsupportedMediaType` and `MethodOverride` stand alone.
-    pub kind: ViolationKind,
-    /// At most [`ContractOptions::max_violations`] violations, parameters first.
-    pub items: Vec<Violation>,
-    /// More violations existed than were reported.
-    pub truncated: bool,
-}
-
-impl fmt::Display for Violations {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "request violates the API contract ({:?}):", self.kind)?;
-        for v in &self.items {
-            write!(f, " {} ({});", v.pointer, v.keyword)?;
-        }
-        if self.truncated {
-            write!(f, " ...")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Violations {}
-
-/// What [`Contract::validate_response`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ResponseReport {
-    /// Schema violations (at most [`ContractOptions::max_violations`]).
-    pub violations: Vec<Violation>,
-    /// Pointers of body properties that the response schema does not declare anywhere,
-    /// even where it leaves `additionalProperties` open: a data-exposure signal. Free-form
-    /// objects and maps (`additionalProperties: {schema}`) declare every name.
-    pub undeclared_fields: Vec<String>,
-    /// More violations or undeclared fields existed than were reported.
-    pub truncated: bool,
-}
-
-impl ResponseReport {
-    /// True when nothing was found.
-    pub fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.undeclared_fields.is_empty()
-    }
-}
 
 /// A compiled OpenAPI contract. Compiled once, then shared (`Send + Sync`).
 pub struct Contract {
@@ -332,6 +166,11 @@ impl fmt::Debug for Contract {
 }
 
 impl Contract {
+    fn from_compiled(parts: compile::CompiledContract) -> Contract {
+        let compile::CompiledContract { operations, compiled, router, options } = parts;
+        Contract { operations, compiled, router, options }
+    }
+
     /// Loads and compiles a document file: `.json` files as JSON, others as YAML. Relative
     /// file `$ref`s resolve against the directory of the file that holds them.
     pub fn from_file(path: impl AsRef<Path>, options: ContractOptions) -> Result<Contract, ContractError> {
@@ -339,6 +178,7 @@ impl Contract {
         let (document, canonical) = loader::read_file(path)?;
         let dir = canonical.parent().map(Path::to_path_buf);
         compile::compile(document, Some(path.display().to_string()), dir, Some(canonical), options)
+            .map(Contract::from_compiled)
     }
 
     /// Compiles a document given as a value (for example one generated by utoipa). Relative
@@ -349,6 +189,7 @@ impl Contract {
         options: ContractOptions,
     ) -> Result<Contract, ContractError> {
         compile::compile(document, None, base_dir.map(Path::to_path_buf), None, options)
+            .map(Contract::from_compiled)
     }
 
     /// Compiles a document given as JSON or YAML text.
@@ -449,13 +290,13 @@ impl Contract {
         if let Some((entry, actual, bytes)) = matched
             && !out.is_full()
         {
-            body::validate(entry, &actual, bytes, &mut out);
+            body::validate(entry, &actual, bytes, operation.body_limit, &mut out);
         }
         if out.is_empty() {
             return Ok(());
         }
         let kind = if parameters_failed { ViolationKind::Parameters } else { ViolationKind::Body };
-        Err(Violations { kind, items: out.items, truncated: out.truncated })
+        Err(out.into_violations(kind))
     }
 
     /// Validates a response of operation `op`: the body (JSON media types only) against
@@ -478,21 +319,11 @@ impl Contract {
     }
 }
 
-impl Violations {
-    fn single(kind: ViolationKind, pointer: &str, keyword: &str) -> Violations {
-        Violations {
-            kind,
-            items: vec![Violation { pointer: pointer.to_string(), keyword: keyword.to_string() }],
-            truncated: false,
-        }
-    }
-}
-
 /// True when the request's `Content-Type` is `application/x-www-form-urlencoded`.
 fn declares_form(headers: &dyn HeaderLookup) -> bool {
     match headers.get_one("content-type") {
         crate::request::HeaderValue::One(bytes) => {
-            std::str::from_utf8(bytes).ok().and_then(body::MediaType::parse).is_some_and(|m| m.is_form())
+            std::str::from_utf8(bytes).ok().and_then(media::MediaType::parse).is_some_and(|m| m.is_form())
         }
         _ => false,
     }
@@ -515,74 +346,4 @@ fn method_override(request: &ContractRequest<'_>) -> Option<String> {
         .map(|piece| piece.split_once('=').map_or(piece, |(name, _)| name))
         .any(|name| params::decode(name, true).is_some_and(|n| n == "_method"))
         .then(|| "/query/_method".to_string())
-}
-
-/// Collects violations up to a bound.
-pub(super) struct Collector {
-    items: Vec<Violation>,
-    max: usize,
-    truncated: bool,
-}
-
-impl Collector {
-    pub(super) fn new(max: usize) -> Self {
-        Collector { items: Vec::new(), max, truncated: false }
-    }
-
-    /// Records a finding. One finding per pointer: the first wins (later ones at the same
-    /// place are consequences, such as `required` after a field failed to decode), except
-    /// that `readOnly`/`writeOnly` replace the generic "unevaluated" report of the property.
-    pub(super) fn push(&mut self, pointer: String, keyword: &str) {
-        let specific = keyword == "readOnly" || keyword == "writeOnly";
-        if let Some(existing) = self.items.iter_mut().find(|v| v.pointer == pointer) {
-            if specific
-                && (existing.keyword == "unevaluatedProperties" || existing.keyword == "additionalProperties")
-            {
-                existing.keyword = keyword.to_string();
-            }
-            return;
-        }
-        if self.items.len() >= self.max {
-            self.truncated = true;
-            return;
-        }
-        self.items.push(Violation { pointer, keyword: keyword.to_string() });
-    }
-
-    pub(super) fn is_full(&self) -> bool {
-        self.truncated
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    pub(super) fn into_report(self, mut report: ResponseReport) -> ResponseReport {
-        report.violations = self.items;
-        report.truncated |= self.truncated;
-        report
-    }
-}
-
-/// Appends an escaped JSON-pointer segment (`~` -> `~0`, `/` -> `~1`).
-pub(crate) fn push_segment(pointer: &mut String, segment: &str) {
-    pointer.push('/');
-    for c in segment.chars() {
-        match c {
-            '~' => pointer.push_str("~0"),
-            '/' => pointer.push_str("~1"),
-            c => pointer.push(c),
-        }
-    }
-}
-
-/// Appends a segment the client chose (a parameter or property name): kept when it is at
-/// most 64 printable ASCII characters, otherwise written as `*`, so pointers never carry
-/// long or binary client data into logs.
-pub(super) fn push_request_segment(pointer: &mut String, segment: &str) {
-    if segment.len() <= 64 && segment.bytes().all(|b| b.is_ascii_graphic()) {
-        push_segment(pointer, segment);
-    } else {
-        pointer.push_str("/*");
-    }
 }

@@ -22,8 +22,11 @@ use serde_json::{Map, Number, Value};
 
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
+use super::media::MediaType;
+use super::operation::ContractRequest;
+use super::report::Collector;
 use super::schema::{self, Compiled, Direction, SchemaCompiler, Types, View};
-use super::{Collector, ContractRequest, body, json, push_request_segment, push_segment};
+use crate::json::{self, push_request_segment, push_segment};
 
 /// More query pairs than this is refused outright (`limit`): bounded work per request.
 const MAX_QUERY_PAIRS: usize = 1000;
@@ -270,7 +273,7 @@ pub(super) fn compile(
             let Some((media, entry)) = entries.iter().next() else {
                 return Err(loader.invalid(&content_loc, "content must map exactly one media type"));
             };
-            if !body::MediaType::parse(media).is_some_and(|m| m.is_json()) {
+            if !MediaType::parse(media).is_some_and(|m| m.is_json()) {
                 return Err(loader.unsupported(
                     &content_loc.child(media),
                     "parameters with non-JSON content (only application/json and +json are understood)",
@@ -405,7 +408,8 @@ fn parse_value(p: &Param, text: &str) -> Result<Value, &'static str> {
     };
     match &p.shape {
         Shape::Scalar(types) => Ok(coerce(body, *types)),
-        Shape::Json => json::parse(body.as_bytes()).map_err(|issue| issue.keyword),
+        // Bounded by the server's request-line and header limits.
+        Shape::Json => json::parse(body.as_bytes(), json::BOUNDED_BY_CALLER).map_err(|e| e.keyword()),
         Shape::Array(types) => {
             if body.is_empty() {
                 return Ok(Value::Array(Vec::new()));
@@ -489,7 +493,7 @@ fn parse_matrix(p: &Param, text: &str) -> Result<Value, &'static str> {
             Ok(Value::Array(value.split(',').map(|v| coerce(v, *types)).collect()))
         }
         Shape::Scalar(types) => Ok(coerce(&named(rest)?, *types)),
-        Shape::Json => json::parse(named(rest)?.as_bytes()).map_err(|issue| issue.keyword),
+        Shape::Json => json::parse(named(rest)?.as_bytes(), json::BOUNDED_BY_CALLER).map_err(|e| e.keyword()),
     }
 }
 

@@ -3,11 +3,12 @@
 
 use serde_json::Value;
 
-use super::body::{MediaType, select};
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
+use super::media::{MediaType, select};
+use super::report::{Collector, ResponseReport};
 use super::schema::{self, Compiled, Direction, SchemaCompiler, View};
-use super::{Collector, ResponseReport, json, push_request_segment};
+use crate::json::{self, push_request_segment};
 
 /// Instance nodes one undeclared-field walk may visit.
 const WALK_BUDGET: usize = 10_000;
@@ -143,10 +144,11 @@ impl ResponseSpec {
         if !actual.is_json() {
             return report;
         }
-        let value = match json::parse(body) {
+        // Bounded by the caller: the Guard validates at most `ResponseCheck::limit` bytes.
+        let value = match json::parse(body, json::BOUNDED_BY_CALLER) {
             Ok(value) => value,
             Err(issue) => {
-                out.push(format!("/body{}", issue.pointer), issue.keyword);
+                out.push(format!("/body{}", issue.pointer), issue.keyword());
                 return out.into_report(report);
             }
         };

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::Lookup;
+use super::operation::Lookup;
 
 enum Piece {
     Literal(String),

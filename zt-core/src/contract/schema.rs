@@ -24,7 +24,8 @@ use serde_json::{Map, Value, json};
 
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
-use super::{Collector, push_request_segment};
+use super::report::Collector;
+use crate::json::push_request_segment;
 
 /// Keywords that make other subschemas evaluate properties of the same instance: where one
 /// is present, only `unevaluatedProperties` closes the object correctly.

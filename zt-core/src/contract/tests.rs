@@ -3,12 +3,14 @@
 
 use serde_json::{Value, json};
 
-use super::body::MediaType;
 use super::loader::{Loader, Loc};
+use super::media::MediaType;
+use super::operation::Lookup;
 use super::params::{coerce, decode};
+use super::report::Collector;
 use super::router::{RouterBuilder, template_params};
 use super::schema::{Direction, SchemaCompiler, Types, Version};
-use super::{Collector, Lookup, json as body_json, push_request_segment, push_segment};
+use crate::json::{self as body_json, push_request_segment, push_segment};
 
 fn bundle(version: Version, doc: Value, pointer: &str, dir: Direction) -> Value {
     let mut loader = Loader::new(doc, None, None, None);
@@ -122,15 +124,25 @@ fn media_types() {
 
 #[test]
 fn json_parser_bounds_and_duplicates() {
-    assert_eq!(body_json::parse(br#"{"a":[1,{"b":2}]}"#).unwrap(), json!({ "a": [1, { "b": 2 }] }));
-    let issue = body_json::parse(br#"{"a":[1,{"b":2,"b":3}]}"#).unwrap_err();
-    assert_eq!((issue.pointer.as_str(), issue.keyword), ("/a/1/b", "duplicate"));
+    assert_eq!(
+        body_json::parse(br#"{"a":[1,{"b":2}]}"#, body_json::BOUNDED_BY_CALLER).unwrap(),
+        json!({ "a": [1, { "b": 2 }] })
+    );
+    let issue = body_json::parse(br#"{"a":[1,{"b":2,"b":3}]}"#, body_json::BOUNDED_BY_CALLER).unwrap_err();
+    assert_eq!((issue.pointer.as_str(), issue.keyword()), ("/a/1/b", "duplicate"));
     let deep = format!("{}1{}", "[".repeat(64), "]".repeat(64));
-    assert!(body_json::parse(deep.as_bytes()).is_ok());
+    assert!(body_json::parse(deep.as_bytes(), body_json::BOUNDED_BY_CALLER).is_ok());
     let deeper = format!("{}1{}", "[".repeat(65), "]".repeat(65));
-    assert_eq!(body_json::parse(deeper.as_bytes()).unwrap_err().keyword, "depth");
+    assert_eq!(
+        body_json::parse(deeper.as_bytes(), body_json::BOUNDED_BY_CALLER).unwrap_err().keyword(),
+        "depth"
+    );
     for bad in [&b""[..], b"{", b"nul", b"[1,]", b"{} {}", b"\"\\ud800\"", b"\xff"] {
-        assert_eq!(body_json::parse(bad).unwrap_err().keyword, "syntax", "{bad:?}");
+        assert_eq!(
+            body_json::parse(bad, body_json::BOUNDED_BY_CALLER).unwrap_err().keyword(),
+            "syntax",
+            "{bad:?}"
+        );
     }
 }
 
@@ -182,7 +194,8 @@ fn collector_bounds_and_prefers_specific_findings() {
     assert!(!c.is_full());
     c.push("/body/z".into(), "type");
     assert!(c.is_full());
-    let found: Vec<_> = c.items.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
+    let items = c.into_violations(super::ViolationKind::Body).items;
+    let found: Vec<_> = items.iter().map(|v| (v.pointer.as_str(), v.keyword.as_str())).collect();
     assert_eq!(found, [("/body/x", "readOnly"), ("/body/y", "type")]);
 }
 

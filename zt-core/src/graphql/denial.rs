@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::denial::PROBLEM_TYPE_BASE;
+use crate::problem::PROBLEM_TYPE_BASE;
 
 /// At most this many field paths are named in one denial.
 pub const MAX_REPORTED_PATHS: usize = 20;
@@ -105,7 +105,20 @@ impl GraphqlReason {
             | GraphqlReason::PersistedQueryNotAllowed => 403,
             GraphqlReason::Unauthenticated => 401,
             GraphqlReason::MutationOverGet | GraphqlReason::GetNotAllowed => 405,
-            _ => 400,
+            // Listed one by one: a new reason must choose its status, never inherit 400.
+            GraphqlReason::BadRequest
+            | GraphqlReason::DocumentTooLarge
+            | GraphqlReason::TokenLimit
+            | GraphqlReason::ParseFailed
+            | GraphqlReason::ValidationFailed
+            | GraphqlReason::InvalidVariables
+            | GraphqlReason::DepthLimit
+            | GraphqlReason::AliasLimit
+            | GraphqlReason::RootFieldLimit
+            | GraphqlReason::DirectiveLimit
+            | GraphqlReason::CostLimit
+            | GraphqlReason::BatchLimit
+            | GraphqlReason::PersistedQueryNotFound => 400,
         }
     }
 

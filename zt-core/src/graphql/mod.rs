@@ -382,10 +382,8 @@ impl GraphqlSchema {
         let refuse = GraphqlDenial::new;
         match request {
             GraphqlRequestBody::Json(body) => {
-                if body.len() > self.config.max_request_bytes {
-                    return Err(refuse(GraphqlReason::RequestTooLarge));
-                }
-                match request::parse_json_body(body).map_err(refuse)? {
+                // Larger than `max_request_bytes`: `RequestTooLarge`, before any byte is read.
+                match request::parse_json_body(body, self.config.max_request_bytes).map_err(refuse)? {
                     RawRequest::Single(operation) => Ok(vec![self.check_operation(operation, false, who)?]),
                     RawRequest::Batch(items) => {
                         if items.is_empty() || items.len() > self.config.max_batch {
@@ -411,7 +409,8 @@ impl GraphqlSchema {
                 if query.len() > self.config.max_request_bytes {
                     return Err(refuse(GraphqlReason::RequestTooLarge));
                 }
-                let operation = request::parse_query_string(query).map_err(refuse)?;
+                let operation =
+                    request::parse_query_string(query, self.config.max_request_bytes).map_err(refuse)?;
                 Ok(vec![self.check_operation(operation, true, who)?])
             }
         }

@@ -1,22 +1,17 @@
 //! GraphQL-over-HTTP requests: the JSON body of a POST (one request or a batch) and the
 //! query string of a GET, read strictly.
 //!
-//! JSON is parsed once, refusing duplicate keys (two parsers reading `{"query": a,
-//! "query": b}` differently would let one document be checked and another run) and
-//! nesting deeper than [`MAX_JSON_DEPTH`]. Members other than `query`, `operationName`,
+//! JSON is parsed once by zt's strict reader ([`crate::json`]), refusing duplicate keys (two
+//! parsers reading `{"query": a, "query": b}` differently would let one document be
+//! checked and another run), nesting deeper than 64 and non-finite numbers. Members other than `query`, `operationName`,
 //! `variables` and `extensions` are refused, as are GET parameters other than those four
 //! and repeated GET parameters.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::GraphqlReason;
 use super::config::is_sha256_hex;
-
-/// JSON (bodies, variables, extensions) may nest this deep.
-pub(super) const MAX_JSON_DEPTH: usize = 64;
+use crate::json::{self, JsonErrorKind};
 
 /// One GraphQL request as sent, before its document is looked at.
 #[derive(Debug, Default)]
@@ -35,9 +30,9 @@ pub(super) enum RawRequest {
     Batch(Vec<Value>),
 }
 
-/// Reads a POST body (`application/json`).
-pub(super) fn parse_json_body(body: &[u8]) -> Result<RawRequest, GraphqlReason> {
-    match parse_strict_json(body)? {
+/// Reads a POST body (`application/json`) of at most `max_bytes` (`max_request_bytes`).
+pub(super) fn parse_json_body(body: &[u8], max_bytes: usize) -> Result<RawRequest, GraphqlReason> {
+    match parse_strict_json(body, max_bytes)? {
         Value::Array(items) => Ok(RawRequest::Batch(items)),
         value @ Value::Object(_) => Ok(RawRequest::Single(operation_from_json(value)?)),
         _ => Err(GraphqlReason::BadRequest),
@@ -66,8 +61,9 @@ pub(super) fn operation_from_json(value: Value) -> Result<RawOperation, GraphqlR
     Ok(operation)
 }
 
-/// Reads a GET query string (raw, still percent-encoded).
-pub(super) fn parse_query_string(query: &str) -> Result<RawOperation, GraphqlReason> {
+/// Reads a GET query string (raw, still percent-encoded); its JSON parameters are at most
+/// `max_bytes` long (`max_request_bytes`, which already bounds the query string).
+pub(super) fn parse_query_string(query: &str, max_bytes: usize) -> Result<RawOperation, GraphqlReason> {
     let mut operation = RawOperation::default();
     let (mut seen_query, mut seen_name, mut seen_variables, mut seen_extensions) =
         (false, false, false, false);
@@ -88,12 +84,12 @@ pub(super) fn parse_query_string(query: &str) -> Result<RawOperation, GraphqlRea
         match name.as_str() {
             "query" => operation.query = Some(value),
             "operationName" => operation.operation_name = Some(value).filter(|v| !v.is_empty()),
-            "variables" => match parse_strict_json(value.as_bytes())? {
+            "variables" => match parse_strict_json(value.as_bytes(), max_bytes)? {
                 Value::Object(variables) => operation.variables = variables,
                 Value::Null => {}
                 _ => return Err(GraphqlReason::BadRequest),
             },
-            _ => match parse_strict_json(value.as_bytes())? {
+            _ => match parse_strict_json(value.as_bytes(), max_bytes)? {
                 Value::Object(extensions) => operation.persisted_hash = persisted_hash(&extensions)?,
                 Value::Null => {}
                 _ => return Err(GraphqlReason::BadRequest),
@@ -132,119 +128,44 @@ fn persisted_hash(extensions: &Map<String, Value>) -> Result<Option<String>, Gra
     }
 }
 
-/// Parses JSON like `serde_json::from_slice::<Value>`, but refuses duplicate object keys
-/// and nesting deeper than [`MAX_JSON_DEPTH`].
-pub(super) fn parse_strict_json(text: &[u8]) -> Result<Value, GraphqlReason> {
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let value =
-        StrictSeed { depth: 0 }.deserialize(&mut deserializer).map_err(|_| GraphqlReason::BadRequest)?;
-    deserializer.end().map_err(|_| GraphqlReason::BadRequest)?;
-    Ok(value)
-}
-
-struct StrictSeed {
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for StrictSeed {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictSeed {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let depth = self.nested::<A::Error>()?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictSeed { depth })? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let depth = self.nested::<A::Error>()?;
-        let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(StrictSeed { depth })?;
-            if members.insert(key, value).is_some() {
-                return Err(de::Error::custom("duplicate key"));
-            }
-        }
-        Ok(Value::Object(members))
-    }
-}
-
-impl StrictSeed {
-    fn nested<E: de::Error>(&self) -> Result<usize, E> {
-        let depth = self.depth + 1;
-        if depth > MAX_JSON_DEPTH { Err(E::custom("nested too deeply")) } else { Ok(depth) }
-    }
+/// Parses JSON with zt's one strict reader ([`crate::json`]: duplicate keys, nesting over
+/// 64, non-finite numbers, BOM, invalid UTF-8 and trailing data are refused).
+fn parse_strict_json(text: &[u8], max_bytes: usize) -> Result<Value, GraphqlReason> {
+    json::parse(text, max_bytes).map_err(|e| match e.kind {
+        JsonErrorKind::TooLarge => GraphqlReason::RequestTooLarge,
+        JsonErrorKind::Syntax
+        | JsonErrorKind::Duplicate
+        | JsonErrorKind::Depth
+        | JsonErrorKind::NonFinite => GraphqlReason::BadRequest,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MAX: usize = 64 * 1024;
+
     #[test]
     fn strict_json_refuses_duplicates_and_depth() {
-        assert!(parse_strict_json(br#"{"a":1,"b":{"c":[1,2]}}"#).is_ok());
-        assert_eq!(parse_strict_json(br#"{"a":1,"a":2}"#), Err(GraphqlReason::BadRequest));
-        assert_eq!(parse_strict_json(br#"{"v":{"x":1,"x":1}}"#), Err(GraphqlReason::BadRequest));
+        assert!(parse_strict_json(br#"{"a":1,"b":{"c":[1,2]}}"#, MAX).is_ok());
+        assert_eq!(parse_strict_json(br#"{"a":1,"a":2}"#, MAX), Err(GraphqlReason::BadRequest));
+        assert_eq!(parse_strict_json(br#"{"v":{"x":1,"x":1}}"#, MAX), Err(GraphqlReason::BadRequest));
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
-        assert_eq!(parse_strict_json(deep.as_bytes()), Err(GraphqlReason::BadRequest));
+        assert_eq!(parse_strict_json(deep.as_bytes(), MAX), Err(GraphqlReason::BadRequest));
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
-        assert!(parse_strict_json(ok.as_bytes()).is_ok());
-        assert_eq!(parse_strict_json(b"{} x"), Err(GraphqlReason::BadRequest));
-        assert_eq!(parse_strict_json(b""), Err(GraphqlReason::BadRequest));
+        assert!(parse_strict_json(ok.as_bytes(), MAX).is_ok());
+        assert_eq!(parse_strict_json(b"{} x", MAX), Err(GraphqlReason::BadRequest));
+        assert_eq!(parse_strict_json(b"", MAX), Err(GraphqlReason::BadRequest));
     }
 
     #[test]
     fn json_members() {
-        let RawRequest::Single(op) =
-            parse_json_body(br#"{"query":"{a}","operationName":null,"variables":{"x":1},"extensions":{}}"#)
-                .unwrap()
-        else {
+        let RawRequest::Single(op) = parse_json_body(
+            br#"{"query":"{a}","operationName":null,"variables":{"x":1},"extensions":{}}"#,
+            MAX,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(op.query.as_deref(), Some("{a}"));
@@ -259,25 +180,28 @@ mod tests {
             br#"{"query":"{a}","extra":null}"#,
             br#"{"extensions":{"persistedQuery":{"version":2,"sha256Hash":"00"}}}"#,
         ] {
-            assert!(parse_json_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(parse_json_body(bad, MAX).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         let hash = "A".repeat(64);
         let body = format!(r#"{{"extensions":{{"persistedQuery":{{"version":1,"sha256Hash":"{hash}"}}}}}}"#);
-        let RawRequest::Single(op) = parse_json_body(body.as_bytes()).unwrap() else { panic!() };
+        let RawRequest::Single(op) = parse_json_body(body.as_bytes(), MAX).unwrap() else { panic!() };
         assert_eq!(op.persisted_hash, Some("a".repeat(64)));
-        assert!(matches!(parse_json_body(b"[{},{}]").unwrap(), RawRequest::Batch(items) if items.len() == 2));
+        assert!(
+            matches!(parse_json_body(b"[{},{}]", MAX).unwrap(), RawRequest::Batch(items) if items.len() == 2)
+        );
     }
 
     #[test]
     fn query_strings() {
-        let op = parse_query_string("query=%7B+a+%7D&operationName=&variables=%7B%22x%22%3A1%7D").unwrap();
+        let op =
+            parse_query_string("query=%7B+a+%7D&operationName=&variables=%7B%22x%22%3A1%7D", MAX).unwrap();
         assert_eq!(op.query.as_deref(), Some("{ a }"));
         assert_eq!(op.operation_name, None);
         assert_eq!(op.variables.get("x"), Some(&Value::from(1)));
-        assert!(parse_query_string("query=a&query=b").is_err());
-        assert!(parse_query_string("query=a&debug=1").is_err());
-        assert!(parse_query_string("query=%FF").is_err());
-        assert!(parse_query_string("query=a&variables=%5B%5D").is_err());
-        assert!(parse_query_string("").unwrap().query.is_none());
+        assert!(parse_query_string("query=a&query=b", MAX).is_err());
+        assert!(parse_query_string("query=a&debug=1", MAX).is_err());
+        assert!(parse_query_string("query=%FF", MAX).is_err());
+        assert!(parse_query_string("query=a&variables=%5B%5D", MAX).is_err());
+        assert!(parse_query_string("", MAX).unwrap().query.is_none());
     }
 }

@@ -145,9 +145,8 @@ impl GuardBuilder {
         };
         let observer = match &policy.observe {
             Some(config) => {
-                let mut config = config.clone();
-                config.mode = policy.mode;
-                let mut builder = Observer::builder(config);
+                // The observer acts in the Guard's mode; its config has none of its own.
+                let mut builder = Observer::builder(config.clone()).mode(policy.mode);
                 if let Some(limiter) = &limiter {
                     builder = builder.action_sink(Arc::new(LimiterSink(limiter.clone())));
                 }
@@ -222,8 +221,10 @@ pub(super) fn with_routes(guard: &Guard, routes: &RouteTable) -> Result<Guard, P
         && !shared.contract_config.allow_undeclared_routes
     {
         for (method, template, _) in routes.entries() {
-            // A GraphQL endpoint's contract is its schema.
+            // A GraphQL endpoint's contract is its schema; zt's own control plane (always
+            // enforced) checks its bodies itself and need not be in the service's contract.
             let declared = shared.graphql.contains_key(template)
+                || routes.is_always_enforced(method, template)
                 || contract.operations().iter().any(|op| op.method == method && op.template == template);
             if !declared {
                 return Err(PolicyError::invalid(

@@ -148,7 +148,7 @@ impl ActionSink for LimiterSink {
         let cost = if factor > 0.0 { (1.0 / factor).round().clamp(1.0, 1000.0) as u32 } else { 1000 };
         match target {
             // The observer names callers by principal, the key of their quota.
-            Target::Subject(principal) => self.0.tighten(LimitKey::Identity(principal), cost, duration),
+            Target::Principal(principal) => self.0.tighten(LimitKey::Identity(principal), cost, duration),
             Target::Address(ip) => self.0.tighten(LimitKey::Address(*ip), cost, duration),
             // A whole network cannot be tightened key by key; the observer still records and
             // blocks networks itself.

@@ -59,6 +59,7 @@ pub use exchange::{
 use crate::identity::Identity;
 use clock::unix_secs;
 use exchange::is_scope_token;
+pub use signing::SigningAlgorithm;
 use signing::{CryptoFailure, SigningKey};
 
 /// Hard bound on published keys, whatever the configuration.
@@ -85,28 +86,6 @@ pub const RESERVED_CLAIMS: [&str; 14] = [
     "act",
     "may_act",
 ];
-
-/// The signature algorithm of the issuer's keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SigningAlgorithm {
-    /// ECDSA P-256 with SHA-256 (the default): verified everywhere.
-    #[default]
-    #[serde(rename = "ES256")]
-    Es256,
-    /// Ed25519: smaller and faster, where verifiers support it.
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-}
-
-impl SigningAlgorithm {
-    /// The JWS `alg` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlgorithm::Es256 => "ES256",
-            SigningAlgorithm::EdDsa => "EdDSA",
-        }
-    }
-}
 
 fn default_lifetime() -> Duration {
     Duration::from_secs(300)
@@ -437,14 +416,49 @@ impl IssuedToken {
 }
 
 /// A framework-neutral HTTP answer for the adapters to translate.
+///
+/// The parts are read with accessors and taken with [`IssuerResponse::into_parts`], not
+/// public fields: an adapter that destructures the parts stops compiling when a part is
+/// added, instead of silently sending an answer without it.
+///
+/// ```
+/// # #[cfg(feature = "aws-lc-rs")] {
+/// use zt_core::issuer::{TokenIssuer, TokenIssuerConfig};
+///
+/// let issuer = TokenIssuer::new(TokenIssuerConfig::new("https://a.example").audience("b")).unwrap();
+/// let (status, headers, body) = issuer.jwks_response().into_parts();
+/// assert_eq!(status, 200);
+/// assert!(headers.contains(&("content-type", "application/json".to_string())));
+/// assert!(body.contains("\"keys\""));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerResponse {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl IssuerResponse {
     /// HTTP status code.
-    pub status: u16,
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
     /// Response headers (names lower-case).
-    pub headers: Vec<(&'static str, String)>,
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
     /// The JSON body.
-    pub body: String,
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Status, headers and body, for an adapter to translate all three.
+    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
+        (self.status, self.headers, self.body)
+    }
 }
 
 /// RFC 6749 s.5.1: token responses are JSON and must not be cached.

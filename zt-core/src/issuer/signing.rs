@@ -8,9 +8,30 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::SigningAlgorithm;
+/// The signature algorithm of the issuer's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    /// ECDSA P-256 with SHA-256 (the default): verified everywhere.
+    #[default]
+    #[serde(rename = "ES256")]
+    Es256,
+    /// Ed25519: smaller and faster, where verifiers support it.
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// The JWS `alg` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Es256 => "ES256",
+            SigningAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+}
 
 /// The backend is missing or failed. Carries no detail on purpose: crypto errors must not
 /// describe key material.

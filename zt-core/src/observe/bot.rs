@@ -1,11 +1,5 @@
-//! Bot signals for human-facing routes: automation user agents, machine-regular timing,
-//! and browser user agents without the headers every browser sends.
-//!
-//! These are signals, not verdicts: each feeds the anomaly score with its own rule
-//! ([`Rule::BotUserAgent`](super::Rule::BotUserAgent), [`Rule::BotTiming`](super::Rule::BotTiming),
-//! [`Rule::BotHeaders`](super::Rule::BotHeaders)) and the configured action. They are only
-//! evaluated on routes listed in [`BotConfig::human_facing`]: an API client is expected to
-//! be a program.
+// The module's documentation is on `BotConfig`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::time::Duration;
 
@@ -14,6 +8,15 @@ use serde::{Deserialize, Serialize};
 use super::record::HeaderFacts;
 
 /// Bot detection settings.
+///
+/// Bot signals for human-facing routes: automation user agents, machine-regular timing,
+/// and browser user agents without the headers every browser sends.
+///
+/// These are signals, not verdicts: each feeds the anomaly score with its own rule
+/// ([`Rule::BotUserAgent`](super::Rule::BotUserAgent), [`Rule::BotTiming`](super::Rule::BotTiming),
+/// [`Rule::BotHeaders`](super::Rule::BotHeaders)) and the configured action. They are only
+/// evaluated on routes listed in [`BotConfig::human_facing`]: an API client is expected to
+/// be a program.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BotConfig {
@@ -77,13 +80,13 @@ const AUTOMATION: &[(&str, &str)] = &[
 
 /// What a user agent says about automation: `Some(label)` for a missing/empty agent
 /// (`missing`) or a known automation client, `None` otherwise.
-pub fn automation_label(user_agent: Option<&str>) -> Option<&'static str> {
+pub(crate) fn automation_label(user_agent: Option<&str>) -> Option<&'static str> {
     let ua = match user_agent.map(str::trim) {
         None | Some("") => return Some("missing"),
         Some(ua) => ua,
     };
     // Only the first 256 bytes: agents are short, and this bounds the work on hostile input.
-    let head = super::event::cut(ua, 256);
+    let head = super::kinds::cut(ua, 256);
     let mut lower = [0u8; 256];
     let lower = &mut lower[..head.len()];
     lower.copy_from_slice(head.as_bytes());
@@ -97,7 +100,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Which browser header is missing from a request whose agent claims to be a browser
 /// (`Mozilla/...`): `Some(label)` or `None` when it looks consistent.
-pub fn header_anomaly(user_agent: Option<&str>, headers: &HeaderFacts) -> Option<&'static str> {
+pub(crate) fn header_anomaly(user_agent: Option<&str>, headers: &HeaderFacts) -> Option<&'static str> {
     let ua = user_agent?;
     if !ua.starts_with("Mozilla/") {
         return None;

@@ -1,20 +1,5 @@
-//! Sensitive-data classification of sampled response bodies.
-//!
-//! Finds which *classes* of sensitive data a response contains; never what the values
-//! are. Checks carry their own validation so that arbitrary numbers do not count:
-//!
-//! | class | matched when |
-//! |---|---|
-//! | `email` | `local@domain.tld`, a dotted domain ending in 2+ letters |
-//! | `phone` | `+` and 8-15 digits (E.164; separators ` -.()` allowed). Numbers without `+` are not judged: too many ids look like phone numbers |
-//! | `payment_card` | 13-19 digits (single ` ` or `-` between groups), first digit 2-6, Luhn-valid |
-//! | `iban` | an ISO country code, 2 check digits, 11-30 letters/digits (single spaces allowed), mod-97 valid |
-//! | `national_id` | US SSN `ddd-dd-dddd` with a valid area (not 000, 666, 9xx), group and serial |
-//! | `jwt` | `eyJ...` three base64url segments whose first decodes to a JSON header with `alg` |
-//! | `api_key` | Stripe `sk_live_`/`sk_test_`/`rk_live_`, AWS `AKIA`/`ASIA`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, Slack `xox?-`, Google `AIza`, GitLab `glpat-`, `sk-proj-`/`sk-ant-`, each with its length and alphabet |
-//! | `private_key` | a PEM `-----BEGIN ... PRIVATE KEY-----` line |
-//!
-//! Work is linear in the sample, which the caller caps (default 4 KiB).
+// The module's documentation is on `DataClass`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use base64::Engine;
 use serde::{Serialize, Serializer};
@@ -22,6 +7,24 @@ use serde::{Serialize, Serializer};
 use super::geo::CountryCode;
 
 /// A class of sensitive data.
+///
+/// Sensitive-data classification of sampled response bodies.
+///
+/// Finds which *classes* of sensitive data a response contains; never what the values
+/// are. Checks carry their own validation so that arbitrary numbers do not count:
+///
+/// | class | matched when |
+/// |---|---|
+/// | `email` | `local@domain.tld`, a dotted domain ending in 2+ letters |
+/// | `phone` | `+` and 8-15 digits (E.164; separators ` -.()` allowed). Numbers without `+` are not judged: too many ids look like phone numbers |
+/// | `payment_card` | 13-19 digits (single ` ` or `-` between groups), first digit 2-6, Luhn-valid |
+/// | `iban` | an ISO country code, 2 check digits, 11-30 letters/digits (single spaces allowed), mod-97 valid |
+/// | `national_id` | US SSN `ddd-dd-dddd` with a valid area (not 000, 666, 9xx), group and serial |
+/// | `jwt` | `eyJ...` three base64url segments whose first decodes to a JSON header with `alg` |
+/// | `api_key` | Stripe `sk_live_`/`sk_test_`/`rk_live_`, AWS `AKIA`/`ASIA`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, Slack `xox?-`, Google `AIza`, GitLab `glpat-`, `sk-proj-`/`sk-ant-`, each with its length and alphabet |
+/// | `private_key` | a PEM `-----BEGIN ... PRIVATE KEY-----` line |
+///
+/// Work is linear in the sample, which the caller caps (default 4 KiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataClass {
@@ -107,7 +110,7 @@ impl Serialize for DataClasses {
 }
 
 /// The classes of sensitive data in `data`.
-pub fn classify(data: &[u8]) -> DataClasses {
+pub(crate) fn classify(data: &[u8]) -> DataClasses {
     let mut found = DataClasses::default();
     if has_private_key(data) {
         found.add(DataClass::PrivateKey);

@@ -1,12 +1,5 @@
-//! The observer's time source.
-//!
-//! Wall-clock time, because everything the observer keeps is about *when* something
-//! happened: the `@timestamp` of an event, the hour of day of a request, when a block
-//! expires, how long detection took. Tests inject a [`ManualClock`] and move time by hand,
-//! so no test depends on how fast the machine runs.
-//!
-//! Internally times are microseconds since the Unix epoch (`u64`): cheap to store in
-//! atomics and to subtract. A clock set before 1970 reads as 0.
+// The module's documentation is on `ObserveClock`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where the observer reads the current time. Cheap to clone; clones of a manual clock
 /// share one time.
+///
+/// The observer's time source.
+///
+/// Wall-clock time, because everything the observer keeps is about *when* something
+/// happened: the `@timestamp` of an event, the hour of day of a request, when a block
+/// expires, how long detection took. Tests inject a [`ManualClock`] and move time by hand,
+/// so no test depends on how fast the machine runs.
+///
+/// Internally times are microseconds since the Unix epoch (`u64`): cheap to store in
+/// atomics and to subtract. A clock set before 1970 reads as 0.
 #[derive(Debug, Clone, Default)]
 pub struct ObserveClock(Source);
 

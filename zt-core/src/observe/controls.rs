@@ -1,27 +1,5 @@
-//! Runtime controls: temporary blocks and challenges by principal, subject, client id,
-//! address or network, and token revocation by `jti`.
-//!
-//! The Guard asks on every request, so reads are cheap: an atomic "anything at all?" check
-//! first (nothing is the common case), then one read lock of one of 16 shards per key. Writes
-//! (blocking, revoking) are rare and take one shard's write lock.
-//!
-//! Everything expires. Blocks last their duration; revocations last until the token's own
-//! `exp` (after which the token is refused anyway). Both stores are bounded:
-//! - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
-//!   expired entries, then the block that would expire soonest.
-//! - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
-//!   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
-//!   revocation whose token is still valid (the caller then knows to rotate keys instead).
-//!
-//! ```
-//! use std::time::Duration;
-//! use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
-//!
-//! let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
-//! controls.block_subject("mallory", Duration::from_secs(600), "manual");
-//! assert!(controls.is_blocked(Some("mallory"), None).is_some());
-//! assert!(controls.is_blocked(Some("alice"), None).is_none());
-//! ```
+// The module's documentation is on `Controls`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,15 +7,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::denial::{DenialResponse, PROBLEM_TYPE_BASE};
+use crate::denial::DenialResponse;
 use crate::identity::Identity;
+use crate::problem::PROBLEM_TYPE_BASE;
 
 use super::clock::{ObserveClock, duration_micros, from_micros};
 use super::incident::Incident;
+use super::response::ChallengeResponse;
+use super::rule::Action;
 use super::store::{domain, key_of};
+use super::target::{NetworkPrefix, Target};
 
 const SHARDS: usize = 16;
 
@@ -55,118 +36,6 @@ impl Default for ControlsConfig {
     fn default() -> Self {
         ControlsConfig { max_blocks: 100_000, max_revocations: 100_000 }
     }
-}
-
-/// How wide a "network" is: the prefix that groups one subscriber's or one site's
-/// addresses (blocks and credential-stuffing detection work per network).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetworkPrefix {
-    /// IPv4 prefix length. Default 24.
-    pub ipv4: u8,
-    /// IPv6 prefix length. Default 64 (one subscriber usually holds a whole /64).
-    pub ipv6: u8,
-}
-
-impl Default for NetworkPrefix {
-    fn default() -> Self {
-        NetworkPrefix { ipv4: 24, ipv6: 64 }
-    }
-}
-
-impl NetworkPrefix {
-    /// The network containing `ip` (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn network_of(&self, ip: IpAddr) -> IpNet {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        let len = match ip {
-            IpAddr::V4(_) => self.ipv4.min(32),
-            IpAddr::V6(_) => self.ipv6.min(128),
-        };
-        // The prefix is clamped to the address width, so this cannot fail; fall back to
-        // the host route regardless.
-        IpNet::new(ip, len).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(ip))
-    }
-}
-
-/// What a block, throttle or challenge applies to.
-///
-/// A caller can be named several ways; [`Controls::is_caller_blocked`] checks them all:
-/// - [`Target::Principal`]: the canonical caller key ([`Identity::principal`]), one issuer's
-///   subject or client, or a certificate identity: the precise choice;
-/// - [`Target::Subject`]: the bare `sub` claim, whichever issuer vouched for it;
-/// - [`Target::Client`]: an OAuth client id (`azp`, else `client_id`), every user of it;
-/// - [`Target::Address`] and [`Target::Network`]: where requests come from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Target {
-    /// A verified subject (the bare `sub`, any issuer).
-    Subject(String),
-    /// A canonical caller key, as [`Identity::principal`] spells it
-    /// (`https://issuer.example|sub:alice`).
-    Principal(String),
-    /// An OAuth client id (`azp`, else `client_id`).
-    Client(String),
-    /// One client address.
-    Address(IpAddr),
-    /// A network ([`NetworkPrefix`] wide when created by the observer).
-    Network(IpNet),
-}
-
-impl Target {
-    /// `subject`, `principal`, `client`, `address`, or `network`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Target::Subject(_) => "subject",
-            Target::Principal(_) => "principal",
-            Target::Client(_) => "client",
-            Target::Address(_) => "address",
-            Target::Network(_) => "network",
-        }
-    }
-
-    fn key(&self) -> u64 {
-        match self {
-            Target::Subject(s) => key_of(domain::SUBJECT, s.as_str()),
-            Target::Principal(p) => key_of(domain::PRINCIPAL, p.as_str()),
-            Target::Client(c) => key_of(domain::CLIENT, c.as_str()),
-            Target::Address(ip) => key_of(domain::ADDRESS, ip),
-            Target::Network(net) => key_of(domain::NETWORK, net),
-        }
-    }
-}
-
-impl Serialize for Target {
-    /// As its display text, e.g. `network:203.0.113.0/24`.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Subject(s) => write!(f, "subject:{s}"),
-            Target::Principal(p) => write!(f, "principal:{p}"),
-            Target::Client(c) => write!(f, "client:{c}"),
-            Target::Address(ip) => write!(f, "address:{ip}"),
-            Target::Network(net) => write!(f, "network:{net}"),
-        }
-    }
-}
-
-/// The response a challenge hook wants sent instead of forwarding (e.g. a 401 with a
-/// CAPTCHA or proof-of-work page, or a redirect).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChallengeResponse {
-    /// The status to answer with.
-    pub status: u16,
-    /// Response headers.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: String,
 }
 
 /// What a block does.
@@ -258,7 +127,8 @@ impl Block {
 
 /// The event for an operator's block (automatic ones are reported with their anomaly).
 fn manual_block_event(block: &Block, duration: Duration) {
-    use super::event::{EventCategory, EventKind, EventOutcome, EventType, SecurityEvent, severity};
+    use super::event::SecurityEvent;
+    use super::kinds::{EventCategory, EventKind, EventOutcome, EventType, severity};
     if !SecurityEvent::enabled(EventKind::Alert) {
         return;
     }
@@ -271,7 +141,7 @@ fn manual_block_event(block: &Block, duration: Duration) {
     );
     event.outcome = EventOutcome::Success;
     event.severity = severity::MEDIUM;
-    event.zt_action = Some(super::response::Action::Block);
+    event.zt_action = Some(Action::Block);
     event.enforced = Some(true);
     let target = block.target.to_string();
     event.target = Some(&target);
@@ -394,6 +264,31 @@ impl<V> Sharded<V> {
 }
 
 /// Blocks, challenges and revocations, queried by the Guard on the hot path.
+///
+/// Runtime controls: temporary blocks and challenges by subject, address or network, and
+/// token revocation by `jti`.
+///
+/// The Guard asks on every request, so reads are cheap: an atomic "anything at all?" check
+/// first (nothing is the common case), then one read lock of one of 16 shards per key. Writes
+/// (blocking, revoking) are rare and take one shard's write lock.
+///
+/// Everything expires. Blocks last their duration; revocations last until the token's own
+/// `exp` (after which the token is refused anyway). Both stores are bounded:
+/// - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
+///   expired entries, then the block that would expire soonest.
+/// - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
+///   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
+///   revocation whose token is still valid (the caller then knows to rotate keys instead).
+///
+/// ```
+/// use std::time::Duration;
+/// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+///
+/// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+/// controls.block_subject("mallory", Duration::from_secs(600), "manual");
+/// assert!(controls.is_blocked(Some("mallory"), None).is_some());
+/// assert!(controls.is_blocked(Some("alice"), None).is_none());
+/// ```
 pub struct Controls {
     blocks: Sharded<Arc<Block>>,
     revoked: Sharded<u64>,
@@ -430,8 +325,12 @@ impl Controls {
         }
         let now = self.clock.now_micros();
         let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
-        if let Some(subject) = subject
-            && let Some(b) = self.blocks.read(key_of(domain::SUBJECT, subject), live).flatten()
+        // A caller name: a block of it as a principal (the observer's own blocks) or as a
+        // bare subject (an operator's).
+        if let Some(name) = subject
+            && let Some(b) = [domain::PRINCIPAL, domain::SUBJECT]
+                .into_iter()
+                .find_map(|d| self.blocks.read(key_of(d, name), live).flatten())
         {
             return Some(b);
         }

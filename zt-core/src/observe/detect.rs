@@ -1,26 +1,5 @@
-//! Online baselines and explainable anomaly scores.
-//!
-//! Three bounded stores of baselines, each keyed by a keyed hash (see `store`):
-//!
-//! | store | key | kept | default capacity |
-//! |---|---|---|---|
-//! | callers | verified subject, else client address | per-window request count, error ratio, distinct object ids (EWMA each); recent networks (8) and countries (4); requests per UTC hour; inter-arrival times on human-facing routes | [`DetectionConfig::identity_capacity`] 10 000 |
-//! | endpoints | method + declared route template | per-window request count and error ratio, request body size (EWMA each) | [`DetectionConfig::endpoint_capacity`] 1 000 |
-//! | networks | client /24 (IPv4) or /64 (IPv6) | failed authentications and distinct attempted subjects in the window | [`DetectionConfig::network_capacity`] 10 000 |
-//!
-//! Eviction is approximate LRU with scan resistance (a flood of new keys evicts other new
-//! keys first); a caller idle for longer than [`DetectionConfig::idle_reset`] starts over.
-//!
-//! Windows are fixed ([`DetectionConfig::window`], default 60 s). Baselines learn from
-//! completed windows in which no rule fired (attacks do not become the norm). Callers are
-//! scored against their baseline only after a warm-up ([`DetectionConfig::warmup_requests`]
-//! requests and one completed window); before that only absolute limits apply
-//! (`enumeration_hard_limit`, credential stuffing, bot signals).
-//!
-//! Each rule fires at most once per target and window; a firing is an [`AnomalyReason`]
-//! naming the rule, the observed value, the baseline and the threshold. The score combines
-//! the reasons as a noisy-OR: `1 - Π(1 - weight × strength)`, in `[0, 1]`, where strength
-//! is 0.5 at the threshold and 1.0 at twice the threshold.
+// The module's documentation is on `DetectionConfig`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,131 +11,22 @@ use crate::error::PolicyError;
 
 use super::bot::{self, BotConfig, Timing};
 use super::clock::{duration_micros, utc_hour};
-use super::controls::{NetworkPrefix, Target};
 use super::geo::CountryCode;
 use super::incident::{Episode, Incident, IncidentLog};
 use super::inventory::Keys;
 use super::record::RequestRecord;
-use super::response::Action;
+use super::rule::Rule;
 use super::store::{Bounded, CappedSet, domain, key_of, lock};
+use super::target::{NetworkPrefix, Target};
 
 /// Distinct object ids counted per caller and window (thresholds must stay below).
-pub const MAX_DISTINCT_IDS: usize = 256;
+pub(crate) const MAX_DISTINCT_IDS: usize = 256;
 /// Distinct attempted subjects counted per network and window.
-pub const MAX_DISTINCT_SUBJECTS: usize = 64;
+pub(crate) const MAX_DISTINCT_SUBJECTS: usize = 64;
 const KNOWN_NETWORKS: usize = 8;
 const KNOWN_COUNTRIES: usize = 4;
 /// Most empty windows replayed into a baseline after a quiet spell (bounds the work).
 const MAX_GAP_WINDOWS: u64 = 8;
-
-/// An anomaly rule. The slug (`as_str`) is the `rule` label of `zt_anomalies_total` and
-/// the name in `zt.anomaly.rules`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// Many distinct object ids in one window: the BOLA / IDOR enumeration signal.
-    Enumeration,
-    /// Far more requests in a window than the caller's baseline.
-    RequestRate,
-    /// A much higher share of error responses than the caller's baseline.
-    ErrorRatio,
-    /// A request body far larger than the endpoint usually receives.
-    PayloadSize,
-    /// A caller seen from a network it has not used recently.
-    NewNetwork,
-    /// A caller seen from a country it has not used recently.
-    NewCountry,
-    /// A caller active at an hour (UTC) it is rarely active at.
-    UnusualHour,
-    /// Many failed authentications for many subjects from one network.
-    CredentialStuffing,
-    /// Far more requests to an endpoint than its baseline.
-    EndpointRate,
-    /// A much higher share of errors on an endpoint than its baseline.
-    EndpointErrors,
-    /// An automation client or no user agent on a human-facing route.
-    BotUserAgent,
-    /// Machine-regular request timing on human-facing routes.
-    BotTiming,
-    /// A browser user agent without the headers browsers send.
-    BotHeaders,
-}
-
-impl Rule {
-    /// Every rule.
-    pub const ALL: [Rule; 13] = [
-        Rule::Enumeration,
-        Rule::RequestRate,
-        Rule::ErrorRatio,
-        Rule::PayloadSize,
-        Rule::NewNetwork,
-        Rule::NewCountry,
-        Rule::UnusualHour,
-        Rule::CredentialStuffing,
-        Rule::EndpointRate,
-        Rule::EndpointErrors,
-        Rule::BotUserAgent,
-        Rule::BotTiming,
-        Rule::BotHeaders,
-    ];
-
-    /// The stable slug, e.g. `enumeration`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::Enumeration => "enumeration",
-            Rule::RequestRate => "request_rate",
-            Rule::ErrorRatio => "error_ratio",
-            Rule::PayloadSize => "payload_size",
-            Rule::NewNetwork => "new_network",
-            Rule::NewCountry => "new_country",
-            Rule::UnusualHour => "unusual_hour",
-            Rule::CredentialStuffing => "credential_stuffing",
-            Rule::EndpointRate => "endpoint_rate",
-            Rule::EndpointErrors => "endpoint_errors",
-            Rule::BotUserAgent => "bot_user_agent",
-            Rule::BotTiming => "bot_timing",
-            Rule::BotHeaders => "bot_headers",
-        }
-    }
-
-    /// How much one firing weighs in the score (0..1): strong, specific signals high,
-    /// weak context signals (a new network, an unusual hour) low.
-    pub fn weight(self) -> f64 {
-        match self {
-            Rule::Enumeration | Rule::CredentialStuffing => 0.9,
-            Rule::BotUserAgent | Rule::BotTiming => 0.7,
-            Rule::RequestRate => 0.6,
-            Rule::ErrorRatio => 0.5,
-            Rule::PayloadSize | Rule::NewCountry | Rule::BotHeaders => 0.4,
-            Rule::EndpointRate | Rule::EndpointErrors => 0.3,
-            Rule::NewNetwork => 0.2,
-            Rule::UnusualHour => 0.15,
-        }
-    }
-
-    /// The action taken when the rule fires, unless configured otherwise:
-    /// enumeration `block`; credential stuffing and request rate `throttle`; automation
-    /// agents and machine timing `challenge`; new network and unusual hour `log`;
-    /// everything else `alert`.
-    pub fn default_action(self) -> Action {
-        match self {
-            Rule::Enumeration => Action::Block,
-            Rule::CredentialStuffing | Rule::RequestRate => Action::Throttle,
-            Rule::BotUserAgent | Rule::BotTiming => Action::Challenge,
-            Rule::NewNetwork | Rule::UnusualHour => Action::Log,
-            Rule::ErrorRatio
-            | Rule::PayloadSize
-            | Rule::NewCountry
-            | Rule::EndpointRate
-            | Rule::EndpointErrors
-            | Rule::BotHeaders => Action::Alert,
-        }
-    }
-
-    fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
-}
 
 /// A supporting measurement of a reason (e.g. the failures behind a credential-stuffing
 /// finding).
@@ -225,7 +95,7 @@ impl Anomaly {
 
     /// `event.severity` for this score.
     pub fn severity(&self) -> u8 {
-        use super::event::severity;
+        use super::kinds::severity;
         if self.score >= 0.85 {
             severity::HIGH
         } else if self.score >= 0.5 {
@@ -258,6 +128,30 @@ fn reason(rule: Rule, observed: f64, baseline: f64, threshold: f64, measure: &'s
 }
 
 /// Baseline and rule settings. Counts are per window unless noted.
+///
+/// Online baselines and explainable anomaly scores.
+///
+/// Three bounded stores of baselines, each keyed by a keyed hash (see `store`):
+///
+/// | store | key | kept | default capacity |
+/// |---|---|---|---|
+/// | callers | verified subject, else client address | per-window request count, error ratio, distinct object ids (EWMA each); recent networks (8) and countries (4); requests per UTC hour; inter-arrival times on human-facing routes | [`DetectionConfig::identity_capacity`] 10 000 |
+/// | endpoints | method + declared route template | per-window request count and error ratio, request body size (EWMA each) | [`DetectionConfig::endpoint_capacity`] 1 000 |
+/// | networks | client /24 (IPv4) or /64 (IPv6) | failed authentications and distinct attempted subjects in the window | [`DetectionConfig::network_capacity`] 10 000 |
+///
+/// Eviction is approximate LRU with scan resistance (a flood of new keys evicts other new
+/// keys first); a caller idle for longer than [`DetectionConfig::idle_reset`] starts over.
+///
+/// Windows are fixed ([`DetectionConfig::window`], default 60 s). Baselines learn from
+/// completed windows in which no rule fired (attacks do not become the norm). Callers are
+/// scored against their baseline only after a warm-up ([`DetectionConfig::warmup_requests`]
+/// requests and one completed window); before that only absolute limits apply
+/// (`enumeration_hard_limit`, credential stuffing, bot signals).
+///
+/// Each rule fires at most once per target and window; a firing is an [`AnomalyReason`]
+/// naming the rule, the observed value, the baseline and the threshold. The score combines
+/// the reasons as a noisy-OR: `1 - Π(1 - weight × strength)`, in `[0, 1]`, where strength
+/// is 0.5 at the threshold and 1.0 at twice the threshold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectionConfig {
@@ -770,8 +664,9 @@ impl Detector {
     }
 
     fn caller_target(r: &RequestRecord<'_>) -> Option<(u64, Target)> {
-        if let Some(subject) = r.subject {
-            Some((key_of(domain::SUBJECT, subject), Target::Subject(subject.to_string())))
+        // The record names its caller by principal (the Guard's one caller key).
+        if let Some(principal) = r.subject {
+            Some((key_of(domain::PRINCIPAL, principal), Target::Principal(principal.to_string())))
         } else {
             r.client_ip.map(|ip| (key_of(domain::ADDRESS, &ip), Target::Address(ip)))
         }

@@ -1,33 +1,5 @@
-//! A `tracing_subscriber` layer that writes security events as ECS JSON lines.
-//!
-//! Each event on the configured targets (default: `zt::security`) becomes one JSON
-//! object per line with `@timestamp`, `message`, `ecs.version`, `log.level`, `log.logger`,
-//! and the event's fields nested by their dots (`client.ip` -> `{"client":{"ip":..}}`).
-//! `event.category` and `event.type` are written as arrays (ECS declares them as such);
-//! `zt.anomaly.reasons` (JSON text in the event) is embedded as JSON.
-//!
-//! The writer is anything implementing `MakeWriter`: `Mutex<File>`, `std::io::stdout`, or
-//! [`NonBlocking`], which hands lines to a background thread through a bounded queue and
-//! drops (and counts) lines when the queue is full, so a slow disk or collector never
-//! blocks the request path.
-//!
-//! ```
-//! use std::sync::{Arc, Mutex};
-//! use tracing_subscriber::prelude::*;
-//! use zt_core::observe::EcsJsonLayer;
-//!
-//! let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-//! let writer = zt_core::observe::SharedBuffer(buffer.clone());
-//! let subscriber = tracing_subscriber::registry().with(EcsJsonLayer::new(writer));
-//! tracing::subscriber::with_default(subscriber, || {
-//!     tracing::event!(target: "zt::security", tracing::Level::WARN, event.kind = "alert", "hello");
-//! });
-//! let line = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-//! let json: serde_json::Value = serde_json::from_str(line.trim())?;
-//! assert_eq!(json["event"]["kind"], "alert");
-//! assert_eq!(json["ecs"]["version"], zt_core::observe::ECS_VERSION);
-//! # Ok::<(), serde_json::Error>(())
-//! ```
+// The module's documentation is on `EcsJsonLayer`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,12 +15,43 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 
 use super::clock::{ObserveClock, rfc3339_millis};
-use super::event::SECURITY_TARGET;
+use super::kinds::SECURITY_TARGET;
 
 /// The ECS version the field names follow.
 pub const ECS_VERSION: &str = "8.11.0";
 
 /// Writes events on the security targets as ECS JSON lines.
+///
+/// A `tracing_subscriber` layer that writes security events as ECS JSON lines.
+///
+/// Each event on the configured targets (default: `zt::security`) becomes one JSON
+/// object per line with `@timestamp`, `message`, `ecs.version`, `log.level`, `log.logger`,
+/// and the event's fields nested by their dots (`client.ip` -> `{"client":{"ip":..}}`).
+/// `event.category` and `event.type` are written as arrays (ECS declares them as such);
+/// `zt.anomaly.reasons` (JSON text in the event) is embedded as JSON.
+///
+/// The writer is anything implementing `MakeWriter`: `Mutex<File>`, `std::io::stdout`, or
+/// [`NonBlocking`], which hands lines to a background thread through a bounded queue and
+/// drops (and counts) lines when the queue is full, so a slow disk or collector never
+/// blocks the request path.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tracing_subscriber::prelude::*;
+/// use zt_core::observe::EcsJsonLayer;
+///
+/// let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+/// let writer = zt_core::observe::SharedBuffer(buffer.clone());
+/// let subscriber = tracing_subscriber::registry().with(EcsJsonLayer::new(writer));
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::event!(target: "zt::security", tracing::Level::WARN, event.kind = "alert", "hello");
+/// });
+/// let line = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+/// let json: serde_json::Value = serde_json::from_str(line.trim())?;
+/// assert_eq!(json["event"]["kind"], "alert");
+/// assert_eq!(json["ecs"]["version"], zt_core::observe::ECS_VERSION);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 pub struct EcsJsonLayer<W> {
     make_writer: W,
     targets: Vec<String>,

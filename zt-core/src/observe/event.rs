@@ -12,121 +12,17 @@ use tracing::field::display;
 
 use super::detect::Anomaly;
 use super::geo::CountryCode;
+use super::kinds::{
+    EventCategory, EventKind, EventOutcome, EventType, MAX_PATH, MAX_USER_AGENT, SECURITY_TARGET, cut,
+    severity,
+};
 use super::record::RequestRecord;
-use super::response::Action;
-
-/// The `tracing` target of every security event.
-pub const SECURITY_TARGET: &str = "zt::security";
-
-/// Longest `user_agent.original` written; longer values are cut (at a character boundary).
-pub const MAX_USER_AGENT: usize = 512;
-/// Longest `url.path` written.
-pub const MAX_PATH: usize = 1024;
-
-/// ECS `event.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// Something that needs attention (anomalies, actions): `WARN`.
-    Alert,
-    /// A record of something that happened (denials): `INFO`.
-    Event,
-}
-
-impl EventKind {
-    /// `alert` or `event`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Alert => "alert",
-            EventKind::Event => "event",
-        }
-    }
-}
-
-/// ECS `event.category` (the subset zt uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventCategory {
-    /// Credentials, tokens, lockouts.
-    Authentication,
-    /// HTTP-level denials (routing, contract, scope, limits).
-    Web,
-    /// Anomalies, bots, blocks.
-    IntrusionDetection,
-}
-
-impl EventCategory {
-    /// `authentication`, `web`, or `intrusion_detection`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventCategory::Authentication => "authentication",
-            EventCategory::Web => "web",
-            EventCategory::IntrusionDetection => "intrusion_detection",
-        }
-    }
-}
-
-/// ECS `event.type` (the subset zt uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    /// A request was refused.
-    Denied,
-    /// An anomaly: something suspicious was seen.
-    Indicator,
-    /// A control was put in place (block, throttle, challenge).
-    Change,
-    /// Informational.
-    Info,
-}
-
-impl EventType {
-    /// `denied`, `indicator`, `change`, or `info`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Denied => "denied",
-            EventType::Indicator => "indicator",
-            EventType::Change => "change",
-            EventType::Info => "info",
-        }
-    }
-}
-
-/// ECS `event.outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
-    /// The request or operation succeeded.
-    Success,
-    /// The request was refused.
-    Failure,
-    /// Not applicable or unknown.
-    Unknown,
-}
-
-impl EventOutcome {
-    /// `success`, `failure`, or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventOutcome::Success => "success",
-            EventOutcome::Failure => "failure",
-            EventOutcome::Unknown => "unknown",
-        }
-    }
-}
-
-/// Severities (`event.severity`), on the scale Elastic detection rules use.
-pub mod severity {
-    /// Routine: denials, informational anomalies.
-    pub const LOW: u8 = 21;
-    /// Worth a look: lockouts, medium-score anomalies, throttles.
-    pub const MEDIUM: u8 = 47;
-    /// Act now: high-score anomalies, blocks.
-    pub const HIGH: u8 = 73;
-    /// Reserved for the most severe findings.
-    pub const CRITICAL: u8 = 99;
-}
+use super::rule::Action;
 
 /// One security event. Borrows everything; [`SecurityEvent::emit`] writes it to
 /// `tracing`. Build one with [`SecurityEvent::from_record`] and set what applies.
 #[derive(Debug, Clone, Copy)]
-pub struct SecurityEvent<'a> {
+pub(crate) struct SecurityEvent<'a> {
     /// `event.kind`.
     pub kind: EventKind,
     /// `event.category`.
@@ -187,18 +83,6 @@ pub struct SecurityEvent<'a> {
     pub operation_id: Option<&'a str>,
     /// `zt.mode`: `enforce` or `report`.
     pub mode: Option<&'a str>,
-}
-
-/// Cuts text at `max` bytes on a character boundary.
-pub(crate) fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl<'a> SecurityEvent<'a> {
@@ -380,16 +264,4 @@ pub(crate) fn denial_event<'a>(record: &'a RequestRecord<'a>, mode: &'a str) -> 
     event.outcome = EventOutcome::Failure;
     event.mode = Some(mode);
     event
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cut_respects_char_boundaries() {
-        assert_eq!(cut("abc", 10), "abc");
-        assert_eq!(cut("aé", 2), "a");
-        assert_eq!(cut("héllo", 3), "hé");
-    }
 }

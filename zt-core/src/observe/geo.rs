@@ -1,30 +1,5 @@
-//! The client's country: from a trusted proxy's header, or from a MaxMind-format database.
-//!
-//! A CDN in front of the service often says where the client is (Cloudflare's
-//! `cf-ipcountry`, CloudFront's `cloudfront-viewer-country`). That header is believed only
-//! when the Guard says the TCP peer is a trusted proxy: from anyone else it is the
-//! client's own claim. Values are accepted only when they are an assigned ISO 3166-1
-//! alpha-2 code (plus `XK`, which MaxMind and CDNs use for Kosovo); CDN placeholders such
-//! as `XX` (unknown) and `T1` (Tor) read as unknown.
-//!
-//! With the `geoip` feature, a GeoIP2/GeoLite2 Country or City database answers when no
-//! trusted header does. Lookups are cached per address (bounded, default 10 000 entries,
-//! approximate-LRU eviction), and private, loopback and link-local addresses are never
-//! looked up.
-//!
-//! ```
-//! use std::net::IpAddr;
-//! use zt_core::observe::{GeoConfig, GeoResolver};
-//! use zt_core::request::HeaderList;
-//!
-//! let geo = GeoResolver::new(&GeoConfig { trusted_header: Some("cf-ipcountry".into()), ..GeoConfig::default() })?;
-//! let headers = HeaderList::default().with("cf-ipcountry", "de");
-//! let ip: IpAddr = "192.0.2.1".parse()?;
-//! assert_eq!(geo.resolve(&headers, true, Some(ip)).map(|c| c.to_string()), Some("DE".into()));
-//! // From a peer that is not a trusted proxy, the header is ignored.
-//! assert_eq!(geo.resolve(&headers, false, Some(ip)), None);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+// The module's documentation is on `GeoResolver`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::net::IpAddr;
 
@@ -124,6 +99,34 @@ impl Default for GeoConfig {
 }
 
 /// Resolves a client's country. Cheap to share (`Arc` it); lookups never block on I/O.
+///
+/// The client's country: from a trusted proxy's header, or from a MaxMind-format database.
+///
+/// A CDN in front of the service often says where the client is (Cloudflare's
+/// `cf-ipcountry`, CloudFront's `cloudfront-viewer-country`). That header is believed only
+/// when the Guard says the TCP peer is a trusted proxy: from anyone else it is the
+/// client's own claim. Values are accepted only when they are an assigned ISO 3166-1
+/// alpha-2 code (plus `XK`, which MaxMind and CDNs use for Kosovo); CDN placeholders such
+/// as `XX` (unknown) and `T1` (Tor) read as unknown.
+///
+/// With the `geoip` feature, a GeoIP2/GeoLite2 Country or City database answers when no
+/// trusted header does. Lookups are cached per address (bounded, default 10 000 entries,
+/// approximate-LRU eviction), and private, loopback and link-local addresses are never
+/// looked up.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use zt_core::observe::{GeoConfig, GeoResolver};
+/// use zt_core::request::HeaderList;
+///
+/// let geo = GeoResolver::new(&GeoConfig { trusted_header: Some("cf-ipcountry".into()), ..GeoConfig::default() })?;
+/// let headers = HeaderList::default().with("cf-ipcountry", "de");
+/// let ip: IpAddr = "192.0.2.1".parse()?;
+/// assert_eq!(geo.resolve(&headers, true, Some(ip)).map(|c| c.to_string()), Some("DE".into()));
+/// // From a peer that is not a trusted proxy, the header is ignored.
+/// assert_eq!(geo.resolve(&headers, false, Some(ip)), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct GeoResolver {
     header: Option<String>,
     #[cfg(feature = "geoip")]

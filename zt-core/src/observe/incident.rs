@@ -1,13 +1,5 @@
-//! Episodes and incidents: when an attack started, when it was detected, when it was
-//! first stopped.
-//!
-//! An *episode* is a run of anomalous activity by one target (a caller or a network). It
-//! starts at its first anomalous request: the first request at which a windowed rule's
-//! measurement reached half its threshold (the watch level), or the detecting request
-//! itself when nothing led up to it. It ends after [`DetectionConfig::episode_idle`](super::DetectionConfig::episode_idle)
-//! without anomalies. The first detection of an episode opens an *incident*
-//! (`zt_incidents_total`) and records `zt_time_to_detect_seconds`; the first request
-//! refused by a block the incident caused records `zt_time_to_block_seconds`.
+// The module's documentation is on `IncidentReport`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,11 +9,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::clock::{from_micros, seconds_between};
-use super::detect::Rule;
+use super::rule::Rule;
 use super::store::lock;
 
 /// How many recent incidents [`Observer::incidents`](super::Observer::incidents) keeps.
-pub const INCIDENT_LOG: usize = 256;
+pub(crate) const INCIDENT_LOG: usize = 256;
 
 /// One incident, shared by the episode, its blocks and the recent-incident log.
 #[derive(Debug)]
@@ -67,6 +59,17 @@ impl Incident {
 }
 
 /// A snapshot of an incident.
+///
+/// Episodes and incidents: when an attack started, when it was detected, when it was
+/// first stopped.
+///
+/// An *episode* is a run of anomalous activity by one target (a caller or a network). It
+/// starts at its first anomalous request: the first request at which a windowed rule's
+/// measurement reached half its threshold (the watch level), or the detecting request
+/// itself when nothing led up to it. It ends after [`DetectionConfig::episode_idle`](super::DetectionConfig::episode_idle)
+/// without anomalies. The first detection of an episode opens an *incident*
+/// (`zt_incidents_total`) and records `zt_time_to_detect_seconds`; the first request
+/// refused by a block the incident caused records `zt_time_to_block_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentReport {
     /// Process-unique id (`zt.incident.id` in events).

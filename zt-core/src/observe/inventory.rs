@@ -1,37 +1,5 @@
-//! The runtime API inventory: which endpoints are really called, by how many callers,
-//! how, with which results, and whether their responses carry sensitive data.
-//!
-//! Endpoints are keyed by method and route template. Requests that matched no declared
-//! route are grouped by method and a normalised path *shape* (`/v1/users/{id}`), so
-//! scanners cannot blow up the inventory: at most [`InventoryConfig::max_shadow`] shapes
-//! (default 500) are kept, the rest count into one `{other}` entry.
-//!
-//! | status | meaning |
-//! |---|---|
-//! | `active` | declared and called |
-//! | `unused` | declared, never called since start |
-//! | `shadow` | not declared, but called (see `served`: whether it ever answered 2xx/3xx, as happens in report-only mode, or was only refused) |
-//! | `zombie` | declared as deprecated, still called |
-//! | `deprecated` | declared as deprecated, not called |
-//!
-//! All counters are atomics: recording a request takes a shared read lock on the endpoint
-//! map and no other lock. New endpoints (declared routes, new shadow shapes) take the
-//! write lock once.
-//!
-//! ```
-//! use std::time::SystemTime;
-//! use zt_core::observe::{Decision, Inventory, InventoryConfig, RequestRecord};
-//!
-//! let inventory = Inventory::new(InventoryConfig::default());
-//! inventory.declare("GET", "/orders/{id}");
-//! let mut record = RequestRecord::new(SystemTime::now(), "r1", "GET", "/orders/7", 200, Decision::Allow);
-//! record.route = Some("/orders/{id}");
-//! inventory.record(&record);
-//! let snapshot = inventory.snapshot();
-//! assert_eq!(snapshot.endpoints[0].calls, 1);
-//! let json = serde_json::to_string(&snapshot)?; // served at GET /zt/inventory
-//! # let _ = json; Ok::<(), serde_json::Error>(())
-//! ```
+// The module's documentation is on `Inventory`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -113,7 +81,7 @@ fn auth_bit(method: Option<&str>) -> u8 {
 
 /// The shape of an undeclared path: id-like segments replaced by placeholders, at most 8
 /// segments, long or odd segments collapsed, so one shape stands for many paths.
-pub fn path_shape(path: &str) -> String {
+pub(crate) fn path_shape(path: &str) -> String {
     let mut out = String::with_capacity(path.len().min(128));
     for (i, segment) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
         if i == 8 {
@@ -197,6 +165,41 @@ impl Endpoint {
 }
 
 /// The runtime API inventory.
+///
+/// The runtime API inventory: which endpoints are really called, by how many callers,
+/// how, with which results, and whether their responses carry sensitive data.
+///
+/// Endpoints are keyed by method and route template. Requests that matched no declared
+/// route are grouped by method and a normalised path *shape* (`/v1/users/{id}`), so
+/// scanners cannot blow up the inventory: at most [`InventoryConfig::max_shadow`] shapes
+/// (default 500) are kept, the rest count into one `{other}` entry.
+///
+/// | status | meaning |
+/// |---|---|
+/// | `active` | declared and called |
+/// | `unused` | declared, never called since start |
+/// | `shadow` | not declared, but called (see `served`: whether it ever answered 2xx/3xx, as happens in report-only mode, or was only refused) |
+/// | `zombie` | declared as deprecated, still called |
+/// | `deprecated` | declared as deprecated, not called |
+///
+/// All counters are atomics: recording a request takes a shared read lock on the endpoint
+/// map and no other lock. New endpoints (declared routes, new shadow shapes) take the
+/// write lock once.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use zt_core::observe::{Decision, Inventory, InventoryConfig, RequestRecord};
+///
+/// let inventory = Inventory::new(InventoryConfig::default());
+/// inventory.declare("GET", "/orders/{id}");
+/// let mut record = RequestRecord::new(SystemTime::now(), "r1", "GET", "/orders/7", 200, Decision::Allow);
+/// record.route = Some("/orders/{id}");
+/// inventory.record(&record);
+/// let snapshot = inventory.snapshot();
+/// assert_eq!(snapshot.endpoints[0].calls, 1);
+/// let json = serde_json::to_string(&snapshot)?; // served at GET /zt/inventory
+/// # let _ = json; Ok::<(), serde_json::Error>(())
+/// ```
 pub struct Inventory {
     config: InventoryConfig,
     clock: ObserveClock,

@@ -1,50 +1,32 @@
-//! Security KPIs through the [`metrics`] facade.
-//!
-//! Names and labels are stable (dashboards and alerts key on them). Labels have bounded
-//! values: `route` is a declared route template or `undeclared`, `reason` a denial slug or
-//! `none`, `rule` an anomaly [`Rule`](super::Rule) slug, `action` an
-//! [`Action`](super::Action) slug.
-//!
-//! | metric | type | labels | meaning |
-//! |---|---|---|---|
-//! | `zt_requests_total` | counter | `decision`, `reason`, `route` | every observed request |
-//! | `zt_blocked_total` | counter | | requests refused by a temporary block or a challenge |
-//! | `zt_auth_failures_total` | counter | | credentials presented and rejected (and application 401s) |
-//! | `zt_rate_limited_total` | counter | | requests refused by a limiter (`rate-limited`, `locked-out`) |
-//! | `zt_anomalies_total` | counter | `rule` | anomaly rule firings (once per caller, rule and window) |
-//! | `zt_actions_total` | counter | `action`, `enforced` | responses to anomalies (`enforced="false"` in report-only mode) |
-//! | `zt_incidents_total` | counter | | incidents opened (first detection of an episode) |
-//! | `zt_active_blocks` | gauge | | temporary blocks in force |
-//! | `zt_time_to_detect_seconds` | histogram | | first anomalous request of an episode -> detection |
-//! | `zt_time_to_block_seconds` | histogram | | detection -> first request refused by the resulting block |
-//!
-//! Without an installed recorder every call is a no-op. `install_prometheus` (feature
-//! `prometheus`) installs the Prometheus exporter with an HTTP listener.
+// The metric table is in the `observe` module's documentation (`# Metrics`); this module
+// is private.
 
 /// `zt_requests_total{decision,reason,route}`.
-pub const REQUESTS_TOTAL: &str = "zt_requests_total";
+pub(crate) const REQUESTS_TOTAL: &str = "zt_requests_total";
 /// `zt_blocked_total`.
-pub const BLOCKED_TOTAL: &str = "zt_blocked_total";
+pub(crate) const BLOCKED_TOTAL: &str = "zt_blocked_total";
 /// `zt_auth_failures_total`.
-pub const AUTH_FAILURES_TOTAL: &str = "zt_auth_failures_total";
+pub(crate) const AUTH_FAILURES_TOTAL: &str = "zt_auth_failures_total";
 /// `zt_rate_limited_total`.
-pub const RATE_LIMITED_TOTAL: &str = "zt_rate_limited_total";
+pub(crate) const RATE_LIMITED_TOTAL: &str = "zt_rate_limited_total";
 /// `zt_anomalies_total{rule}`.
-pub const ANOMALIES_TOTAL: &str = "zt_anomalies_total";
+pub(crate) const ANOMALIES_TOTAL: &str = "zt_anomalies_total";
 /// `zt_actions_total{action,enforced}`.
-pub const ACTIONS_TOTAL: &str = "zt_actions_total";
+pub(crate) const ACTIONS_TOTAL: &str = "zt_actions_total";
 /// `zt_incidents_total`.
-pub const INCIDENTS_TOTAL: &str = "zt_incidents_total";
+pub(crate) const INCIDENTS_TOTAL: &str = "zt_incidents_total";
 /// `zt_active_blocks`.
-pub const ACTIVE_BLOCKS: &str = "zt_active_blocks";
+pub(crate) const ACTIVE_BLOCKS: &str = "zt_active_blocks";
 /// `zt_time_to_detect_seconds`.
-pub const TIME_TO_DETECT_SECONDS: &str = "zt_time_to_detect_seconds";
+pub(crate) const TIME_TO_DETECT_SECONDS: &str = "zt_time_to_detect_seconds";
 /// `zt_time_to_block_seconds`.
-pub const TIME_TO_BLOCK_SECONDS: &str = "zt_time_to_block_seconds";
+pub(crate) const TIME_TO_BLOCK_SECONDS: &str = "zt_time_to_block_seconds";
 
 /// Histogram buckets (seconds) for the two time-to metrics: from sub-second detection to
 /// an hour-long manual response.
-pub const TIME_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
+#[cfg(feature = "prometheus")]
+pub(crate) const TIME_BUCKETS: &[f64] =
+    &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
 
 /// Registers descriptions and units with the installed recorder (call once after
 /// installing one; `install_prometheus` does).

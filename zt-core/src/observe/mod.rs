@@ -36,7 +36,7 @@
 //! # How the Guard calls it
 //!
 //! 1. At start-up: build the observer from the policy ([`ObserverConfig`], serde), with the
-//!    Guard's mode in [`ObserverConfig::mode`], an [`ActionSink`] forwarding throttles to the
+//!    Guard's mode ([`ObserverBuilder::mode`]), an [`ActionSink`] forwarding throttles to the
 //!    limiter, and the user's challenge hook if any. Declare every route
 //!    ([`Inventory::declare`]) and the deprecated ones ([`InventoryConfig::deprecated`]).
 //! 2. Per request, after routing and authentication (subject and `jti` known):
@@ -69,7 +69,7 @@
 //! | `event.action` | yes | `request-denied`, `lockout`, `request-blocked`, `anomaly-detected`, `throttle`, `challenge`, `block` | as is | `signature` | `EventOriginalType` |
 //! | `event.outcome` | yes | `success`, `failure`, `unknown` | as is | `action` | `EventResult` |
 //! | `event.reason` | yes | short safe sentence | as is | `reason` | `EventResultDetails` |
-//! | `event.severity` | yes | 21 low, 47 medium, 73 high, 99 critical | as is | `severity_id` | `EventSeverity` |
+//! | `event.severity` | yes | 21 low, 47 medium, 73 high | as is | `severity_id` | `EventSeverity` |
 //! | `user.id` | yes | verified subject | as is | `user` | `SrcUsername` |
 //! | `client.ip`, `source.ip` | yes | client address (resolved through trusted proxies) | as is | `src` | `SrcIpAddr` |
 //! | `source.geo.country_iso_code` | yes | ISO 3166-1 alpha-2 | as is | `src_country` | `SrcGeoCountry` |
@@ -102,10 +102,28 @@
 //!
 //! # Metrics
 //!
-//! See [`kpi`] for names and labels: `zt_requests_total{decision,reason,route}`,
-//! `zt_blocked_total`, `zt_auth_failures_total`, `zt_rate_limited_total`,
-//! `zt_anomalies_total{rule}`, `zt_actions_total{action,enforced}`, `zt_incidents_total`,
-//! `zt_active_blocks`, `zt_time_to_detect_seconds`, `zt_time_to_block_seconds`.
+//! Security KPIs through the [`metrics`] facade.
+//!
+//! Names and labels are stable (dashboards and alerts key on them). Labels have bounded
+//! values: `route` is a declared route template or `undeclared`, `reason` a denial slug or
+//! `none`, `rule` an anomaly [`Rule`] slug, `action` an [`Action`] slug.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `zt_requests_total` | counter | `decision`, `reason`, `route` | every observed request |
+//! | `zt_blocked_total` | counter | | requests refused by a temporary block or a challenge |
+//! | `zt_auth_failures_total` | counter | | credentials presented and rejected (and application 401s) |
+//! | `zt_rate_limited_total` | counter | | requests refused by a limiter (`rate-limited`, `locked-out`) |
+//! | `zt_anomalies_total` | counter | `rule` | anomaly rule firings (once per caller, rule and window) |
+//! | `zt_actions_total` | counter | `action`, `enforced` | responses to anomalies (`enforced="false"` in report-only mode) |
+//! | `zt_incidents_total` | counter | | incidents opened (first detection of an episode) |
+//! | `zt_active_blocks` | gauge | | temporary blocks in force |
+//! | `zt_time_to_detect_seconds` | histogram | | first anomalous request of an episode -> detection |
+//! | `zt_time_to_block_seconds` | histogram | | detection -> first request refused by the resulting block |
+//!
+//! Without an installed recorder every call is a no-op. [`describe_metrics`] registers
+//! their descriptions and units; `install_prometheus` (feature `prometheus`) installs the
+//! Prometheus exporter with an HTTP listener.
 //!
 //! # Bounded state
 //!
@@ -118,24 +136,33 @@
 //! | revocations | [`ControlsConfig::max_revocations`] (100 000) | expired only; full -> `revoke` fails |
 //! | inventory | declared routes (2 000) + [`InventoryConfig::max_shadow`] shapes (500) + one overflow | none needed: capped |
 //! | geo cache | [`GeoConfig::cache_capacity`] (10 000) | approximate LRU |
-//! | incident log | [`INCIDENT_LOG`] (256) | oldest first |
-//! | per caller: object ids / window | [`MAX_DISTINCT_IDS`] (256) | saturates |
+//! | incident log | 256 incidents | oldest first |
+//! | per caller: object ids / window | 256 distinct ids | saturates |
 
-pub mod bot;
-pub mod classify;
-pub mod clock;
-pub mod controls;
-pub mod detect;
-pub mod ecs;
-pub mod event;
-pub mod geo;
-pub mod incident;
-pub mod inventory;
-pub mod kpi;
-pub mod record;
-pub mod response;
+// Private like `limit/`'s: everything users name is re-exported below, so a file can be
+// split or merged without breaking them.
+mod bot;
+mod classify;
+mod clock;
+mod controls;
+mod detect;
+mod ecs;
+mod event;
+mod geo;
+mod incident;
+// Crate-visible: the Guard names `inventory::standard_method`.
+pub(crate) mod inventory;
+mod kinds;
+mod kpi;
+mod record;
+mod response;
+mod rule;
 mod store;
+mod target;
 
+// Benchmark workloads (feature `bench`, enabled by the workspace's benches; also built
+// for this crate's own tests).
+#[cfg(any(test, feature = "bench"))]
 pub mod bench;
 #[cfg(test)]
 mod tests;
@@ -147,50 +174,47 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::policy::Mode;
+use crate::mode::Mode;
 
-pub use bot::{BotConfig, automation_label, header_anomaly};
-pub use classify::{DataClass, DataClasses, classify};
+pub use bot::BotConfig;
+pub use classify::{DataClass, DataClasses};
 pub use clock::{ManualClock, ObserveClock};
 pub use controls::{
-    BLOCKED_PROBLEM_TYPE, Block, BlockKind, ChallengeResponse, Controls, ControlsConfig, NetworkPrefix,
-    RevokeError, Target, revoked_response,
+    BLOCKED_PROBLEM_TYPE, Block, BlockKind, Controls, ControlsConfig, RevokeError, revoked_response,
 };
-pub use detect::{
-    Anomaly, AnomalyReason, DetectionConfig, DetectorSizes, MAX_DISTINCT_IDS, MAX_DISTINCT_SUBJECTS, Related,
-    Rule, StoreSize,
-};
+pub use detect::{Anomaly, AnomalyReason, DetectionConfig, DetectorSizes, Related, StoreSize};
 pub use ecs::{ECS_VERSION, EcsJsonLayer, FlushGuard, NonBlocking, QueuedLine, SharedBuffer};
-pub use event::{
-    EventCategory, EventKind, EventOutcome, EventType, MAX_PATH, MAX_USER_AGENT, SECURITY_TARGET,
-    SecurityEvent, severity,
-};
 pub use geo::{CountryCode, GeoConfig, GeoResolver};
-pub use incident::{INCIDENT_LOG, IncidentReport};
+pub use incident::IncidentReport;
 pub use inventory::{
     Decisions, EndpointSnapshot, EndpointStatus, Inventory, InventoryConfig, InventorySnapshot,
-    InventorySummary, RouteRef, StatusClasses, path_shape,
+    InventorySummary, RouteRef, StatusClasses,
 };
+pub use kinds::SECURITY_TARGET;
 pub use kpi::describe_metrics;
 #[cfg(feature = "prometheus")]
 pub use kpi::{MetricsError, install_prometheus};
 pub use record::{Decision, HeaderFacts, RequestRecord};
-pub use response::{Action, ActionSink, ActionTaken, ChallengeHook, ResponseConfig};
+pub use response::{ActionSink, ActionTaken, ChallengeHook, ChallengeResponse, ResponseConfig};
+pub use rule::{Action, Rule};
+pub use target::{NetworkPrefix, Target};
 
 use clock::to_micros;
 use detect::{Detector, Finding};
-use event::{denial_event, severity as sev};
+use event::{SecurityEvent, denial_event};
 use incident::IncidentLog;
 pub(crate) use inventory::EndpointHandle;
+use kinds::{EventCategory, EventKind, EventOutcome, EventType, severity as sev};
 
-/// Everything the observer can be configured with (serde: the lead's `[observe]` policy
-/// table). Every field has a documented default.
+/// Everything the observer can be configured with (serde: the policy's `[observe]` table).
+/// Every field has a documented default.
+///
+/// There is no `mode` here: the observer acts in the Guard's mode (the policy's top-level
+/// `mode`), handed over with [`ObserverBuilder::mode`], so a policy cannot say `report` in
+/// one place and `enforce` in another. `[observe] mode = ...` is an unknown key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObserverConfig {
-    /// `enforce` (default) or `report`: in report-only mode actions are logged, not taken.
-    /// Set it to the Guard's mode.
-    pub mode: Mode,
     /// How wide a network is (blocks, credential stuffing, new-network signal).
     pub network_prefix: NetworkPrefix,
     /// Baselines and rules.
@@ -251,7 +275,10 @@ impl ObserverConfig {
 /// What the Guard knows before handling a request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HintRequest<'a> {
-    /// The verified subject, if any.
+    /// The verified caller, if any: blocks of its principal, subject or client id apply.
+    pub caller: Option<&'a crate::identity::Identity>,
+    /// A caller known only by name (no [`Identity`](crate::Identity) at hand): blocks of
+    /// it as a principal or a subject apply. Ignored when `caller` is set.
     pub subject: Option<&'a str>,
     /// The resolved client address.
     pub client_ip: Option<IpAddr>,
@@ -343,6 +370,7 @@ pub struct Observer {
 
 struct Inner {
     config: ObserverConfig,
+    mode: Mode,
     clock: ObserveClock,
     detector: Detector,
     controls: Controls,
@@ -357,7 +385,7 @@ struct Inner {
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observer")
-            .field("mode", &self.inner.config.mode)
+            .field("mode", &self.inner.mode)
             .field("sizes", &self.store_sizes())
             .finish_non_exhaustive()
     }
@@ -366,12 +394,30 @@ impl std::fmt::Debug for Observer {
 /// Options for [`Observer::builder`].
 pub struct ObserverBuilder {
     config: ObserverConfig,
+    mode: Option<Mode>,
     clock: ObserveClock,
     sink: Option<Arc<dyn ActionSink>>,
     challenge: Option<ChallengeHook>,
 }
 
 impl ObserverBuilder {
+    /// The mode to act in: the Guard passes its own (the policy's top-level `mode`). In
+    /// [`Mode::Report`] actions are logged with `zt.enforced = false` and none is put in
+    /// place. Default [`Mode::Enforce`].
+    ///
+    /// ```
+    /// use zt_core::Mode;
+    /// use zt_core::observe::{Observer, ObserverConfig};
+    ///
+    /// let observer = Observer::builder(ObserverConfig::default()).mode(Mode::Report).build()?;
+    /// assert_eq!(observer.mode(), Mode::Report);
+    /// # Ok::<(), zt_core::PolicyError>(())
+    /// ```
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
     /// Reads time from this clock (tests inject a [`ManualClock`]).
     pub fn clock(mut self, clock: ObserveClock) -> Self {
         self.clock = clock;
@@ -397,6 +443,7 @@ impl ObserverBuilder {
     pub fn build(self) -> Result<Observer, PolicyError> {
         let config = self.config;
         config.validate()?;
+        let mode = self.mode.unwrap_or_default();
         let geo = GeoResolver::new(&config.geo)?;
         let controls = Controls::new(&config.controls, config.network_prefix, self.clock.clone());
         let inventory = Inventory::with_clock(config.inventory.clone(), self.clock.clone());
@@ -404,6 +451,7 @@ impl ObserverBuilder {
         Ok(Observer {
             inner: Arc::new(Inner {
                 config,
+                mode,
                 clock: self.clock,
                 detector,
                 controls,
@@ -426,7 +474,7 @@ impl Observer {
 
     /// Starts an observer with options.
     pub fn builder(config: ObserverConfig) -> ObserverBuilder {
-        ObserverBuilder { config, clock: ObserveClock::system(), sink: None, challenge: None }
+        ObserverBuilder { config, mode: None, clock: ObserveClock::system(), sink: None, challenge: None }
     }
 
     /// The current time on the observer's clock: stamp [`RequestRecord::timestamp`] with it.
@@ -437,6 +485,11 @@ impl Observer {
     /// The configuration.
     pub fn config(&self) -> &ObserverConfig {
         &self.inner.config
+    }
+
+    /// The mode it acts in ([`ObserverBuilder::mode`]).
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
     }
 
     /// Blocks, challenges and revocations.
@@ -465,7 +518,7 @@ impl Observer {
         self.inner.inventory.wants_sample(method, route)
     }
 
-    /// The recent incidents (at most [`INCIDENT_LOG`]), oldest first.
+    /// The recent incidents (at most 256), oldest first.
     pub fn incidents(&self) -> Vec<IncidentReport> {
         self.inner.incidents.reports()
     }
@@ -499,10 +552,14 @@ impl Observer {
         {
             return Hint::Revoked;
         }
-        let Some(block) = controls.is_blocked(request.subject, request.client_ip) else {
+        let block = match request.caller {
+            Some(caller) => controls.is_caller_blocked(Some(caller), request.client_ip),
+            None => controls.is_blocked(request.subject, request.client_ip),
+        };
+        let Some(block) = block else {
             return Hint::Proceed;
         };
-        if self.inner.config.mode == Mode::Enforce
+        if self.inner.mode == Mode::Enforce
             && !block.enforced.swap(true, std::sync::atomic::Ordering::Relaxed)
             && let Some(incident) = &block.incident
             && let Some(secs) = incident.mark_blocked(self.inner.clock.now_micros())
@@ -552,7 +609,7 @@ impl Observer {
             metrics::counter!(kpi::BLOCKED_TOTAL).increment(1);
         }
         if record.decision.is_denial() {
-            denial_event(record, inner.config.mode.as_str()).emit();
+            denial_event(record, inner.mode.as_str()).emit();
         }
         let keys = inventory::Keys::of(record, known);
         inner.inventory.record_keyed(record, &keys, known);
@@ -616,7 +673,7 @@ impl Observer {
     ) -> ActionTaken {
         let inner = &*self.inner;
         let response = &inner.config.response;
-        let enforce = inner.config.mode == Mode::Enforce;
+        let enforce = inner.mode == Mode::Enforce;
         let incident_id = finding.incident.as_ref().map(|i| i.id);
         let mut action = wanted;
         let mut challenge = None;
@@ -677,7 +734,7 @@ impl Observer {
         taken: &ActionTaken,
         incident: Option<u64>,
     ) {
-        let mode = self.inner.config.mode.as_str();
+        let mode = self.inner.mode.as_str();
         let target = taken.target.as_ref().map(Target::to_string);
         let target_kind = target.as_deref();
         let kind = if taken.action == Action::Log { EventKind::Event } else { EventKind::Alert };

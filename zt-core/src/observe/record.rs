@@ -1,8 +1,5 @@
-//! What the Guard knows about a request once its response is known.
-//!
-//! A [`RequestRecord`] borrows everything: building one costs no allocation, and observers
-//! copy only what they keep (hashes and counters, never raw values beyond the documented
-//! log fields).
+// The module's documentation is on `RequestRecord`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -91,6 +88,12 @@ impl HeaderFacts {
 ///
 /// Everything is borrowed. Fill what is known; unknown fields stay `None`/empty (see
 /// [`RequestRecord::new`] for a record with only the required fields).
+///
+/// What the Guard knows about a request once its response is known.
+///
+/// A [`RequestRecord`] borrows everything: building one costs no allocation, and observers
+/// copy only what they keep (hashes and counters, never raw values beyond the documented
+/// log fields).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestRecord<'a> {
     /// When the request arrived.

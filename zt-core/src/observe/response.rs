@@ -1,20 +1,5 @@
-//! Responses to anomalies: per-rule actions, the throttle sink and the challenge hook.
-//!
-//! Each [`Rule`] maps to one [`Action`] (defaults in [`Rule::default_action`], overridable
-//! per rule in [`ResponseConfig::actions`]). When several rules fire on one request, the
-//! most severe action is taken once. Every action is an `alert` event on `zt::security`
-//! (`event.action` = the action, `zt.enforced`).
-//!
-//! | action | effect |
-//! |---|---|
-//! | `log` | an `INFO` event (`event.kind = event`) |
-//! | `alert` | a `WARN` event (`event.kind = alert`) |
-//! | `throttle` | alert, and [`ActionSink::throttle`] for the target for [`ResponseConfig::throttle_for`] |
-//! | `challenge` | alert, and the challenge hook's response for the target's next requests ([`ResponseConfig::challenge_for`]); without a hook, or when it declines, [`ResponseConfig::challenge_fallback`] |
-//! | `block` | alert, and a temporary block ([`ResponseConfig::block_for`]): 403 `urn:zt:problem:blocked` |
-//!
-//! In report-only mode ([`crate::Mode::Report`]) actions are logged with
-//! `zt.enforced = false` and nothing is put in place: no throttle, no challenge, no block.
+// The module's documentation is on `ResponseConfig`: the module is private, its items are
+// re-exported at `zt_core::observe`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,37 +7,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::controls::{ChallengeResponse, Target};
-use super::detect::Rule;
 use super::record::RequestRecord;
+use super::rule::{Action, Rule};
+use super::target::Target;
 
-/// What to do when a rule fires, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Record an informational event.
-    Log,
-    /// Raise an alert event.
-    Alert,
-    /// Alert and ask the limiter to tighten the target's quota for a while.
-    Throttle,
-    /// Alert and answer the target's requests with a challenge for a while.
-    Challenge,
-    /// Alert and refuse the target's requests for a while.
-    Block,
-}
-
-impl Action {
-    /// `log`, `alert`, `throttle`, `challenge`, or `block`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Log => "log",
-            Action::Alert => "alert",
-            Action::Throttle => "throttle",
-            Action::Challenge => "challenge",
-            Action::Block => "block",
-        }
-    }
+/// The response a challenge hook wants sent instead of forwarding (e.g. a 401 with a
+/// CAPTCHA or proof-of-work page, or a redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeResponse {
+    /// The status to answer with.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
 }
 
 /// Where throttle requests go: the Guard implements this and forwards to its limiter, so
@@ -71,6 +39,24 @@ pub trait ActionSink: Send + Sync {
 pub type ChallengeHook = Arc<dyn Fn(&RequestRecord<'_>) -> Option<ChallengeResponse> + Send + Sync>;
 
 /// Response settings.
+///
+/// Responses to anomalies: per-rule actions, the throttle sink and the challenge hook.
+///
+/// Each [`Rule`] maps to one [`Action`] (defaults in [`Rule::default_action`], overridable
+/// per rule in [`ResponseConfig::actions`]). When several rules fire on one request, the
+/// most severe action is taken once. Every action is an `alert` event on `zt::security`
+/// (`event.action` = the action, `zt.enforced`).
+///
+/// | action | effect |
+/// |---|---|
+/// | `log` | an `INFO` event (`event.kind = event`) |
+/// | `alert` | a `WARN` event (`event.kind = alert`) |
+/// | `throttle` | alert, and [`ActionSink::throttle`] for the target for [`ResponseConfig::throttle_for`] |
+/// | `challenge` | alert, and the challenge hook's response for the target's next requests ([`ResponseConfig::challenge_for`]); without a hook, or when it declines, [`ResponseConfig::challenge_fallback`] |
+/// | `block` | alert, and a temporary block ([`ResponseConfig::block_for`]): 403 `urn:zt:problem:blocked` |
+///
+/// In report-only mode ([`crate::Mode::Report`]) actions are logged with
+/// `zt.enforced = false` and nothing is put in place: no throttle, no challenge, no block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResponseConfig {

@@ -135,8 +135,12 @@ fn id_enumeration_is_detected_blocked_and_measured() {
             k += 1;
             assert!(k <= 20, "not detected by the threshold");
             h.clock.set(attack_start + Duration::from_millis(100 * (k - 1)));
-            let hint =
-                h.observer.verdict_hint(&HintRequest { subject: Some("alice"), client_ip: None, jti: None });
+            let hint = h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: Some("alice"),
+                client_ip: None,
+                jti: None,
+            });
             assert!(matches!(hint, Hint::Proceed));
             let id = (1000 + k).to_string();
             let path = format!("/orders/{id}");
@@ -148,7 +152,7 @@ fn id_enumeration_is_detected_blocked_and_measured() {
         }
         assert_eq!(k, 20, "fires exactly at the threshold of 20 distinct ids");
         let d = detection.unwrap();
-        assert_eq!(d.target, Some(Target::Subject("alice".into())));
+        assert_eq!(d.target, Some(Target::Principal("alice".into())));
         assert_eq!(d.action.action, Action::Block);
         assert!(d.action.enforced);
         assert!(d.opened_incident);
@@ -161,9 +165,12 @@ fn id_enumeration_is_detected_blocked_and_measured() {
 
         // The next request is refused by the block: the Guard answers 403.
         h.clock.advance(Duration::from_millis(100));
-        let Hint::Block(block) =
-            h.observer.verdict_hint(&HintRequest { subject: Some("alice"), client_ip: None, jti: None })
-        else {
+        let Hint::Block(block) = h.observer.verdict_hint(&HintRequest {
+            caller: None,
+            subject: Some("alice"),
+            client_ip: None,
+            jti: None,
+        }) else {
             panic!("alice should be blocked");
         };
         let response = block.response("req-blocked", h.observer.now());
@@ -176,7 +183,12 @@ fn id_enumeration_is_detected_blocked_and_measured() {
         refused.reason = Hint::Block(block.clone()).slug();
         assert!(h.observer.observe(&refused).is_empty(), "refused traffic is not scored again");
         // Bob is unaffected.
-        let hint = h.observer.verdict_hint(&HintRequest { subject: Some("bob"), client_ip: None, jti: None });
+        let hint = h.observer.verdict_hint(&HintRequest {
+            caller: None,
+            subject: Some("bob"),
+            client_ip: None,
+            jti: None,
+        });
         assert!(matches!(hint, Hint::Proceed));
 
         // KPIs: first anomalous request (10th distinct id, 0.9 s) -> detection (1.9 s) -> first block (2.0 s).
@@ -197,7 +209,7 @@ fn id_enumeration_is_detected_blocked_and_measured() {
         assert_eq!(h.recorder.counter_sum(kpi::REQUESTS_TOTAL), 200 + 20 + 1);
         let incidents = h.observer.incidents();
         assert_eq!(incidents.len(), 1);
-        assert_eq!(incidents[0].target, "subject:alice");
+        assert_eq!(incidents[0].target, "principal:alice");
         assert_eq!(incidents[0].time_to_detect, Duration::from_millis(1000));
         assert_eq!(incidents[0].time_to_block, Some(Duration::from_millis(100)));
     });
@@ -235,7 +247,7 @@ fn id_enumeration_is_detected_blocked_and_measured() {
     let block = h.events_with_action("block");
     assert_eq!(block.len(), 1);
     assert_eq!(block[0]["event"]["type"], serde_json::json!(["change"]));
-    assert_eq!(block[0]["zt"]["target"], "subject:alice");
+    assert_eq!(block[0]["zt"]["target"], "principal:alice");
     assert_eq!(block[0]["zt"]["duration_seconds"], 900);
     let refused = h.events_with_action("request-blocked");
     assert_eq!(refused.len(), 1);
@@ -357,8 +369,12 @@ fn scraping_bot_is_challenged_through_the_hook() {
         let mut found = None;
         for k in 0..12 {
             h.clock.advance(Duration::from_secs(2));
-            let hint =
-                h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(scraper), jti: None });
+            let hint = h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: None,
+                client_ip: Some(scraper),
+                jti: None,
+            });
             if !matches!(hint, Hint::Proceed) {
                 break;
             }
@@ -373,9 +389,12 @@ fn scraping_bot_is_challenged_through_the_hook() {
         assert_eq!(d.anomaly.reasons[0].observed, 0.0, "coefficient of variation");
         assert_eq!(d.action.action, Action::Challenge);
         assert_eq!(d.target, Some(Target::Address(scraper)));
-        let Hint::Challenge(block) =
-            h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(scraper), jti: None })
-        else {
+        let Hint::Challenge(block) = h.observer.verdict_hint(&HintRequest {
+            caller: None,
+            subject: None,
+            client_ip: Some(scraper),
+            jti: None,
+        }) else {
             panic!("the scraper is challenged");
         };
         let response = block.response("rid", h.observer.now());
@@ -392,7 +411,12 @@ fn scraping_bot_is_challenged_through_the_hook() {
         let d = obs.with_rule(Rule::BotUserAgent).expect("automation agent");
         assert_eq!(d.anomaly.reasons[0].label, Some("curl"));
         assert!(matches!(
-            h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(curl), jti: None }),
+            h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: None,
+                client_ip: Some(curl),
+                jti: None
+            }),
             Hint::Challenge(_)
         ));
         // A browser agent without browser headers.
@@ -420,7 +444,12 @@ fn without_a_hook_a_challenge_falls_back_to_a_block() {
         assert_eq!(d.anomaly.reasons[0].label, Some("headless-chrome"));
         assert_eq!(d.action.action, Action::Block);
         assert!(matches!(
-            h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(bot), jti: None }),
+            h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: None,
+                client_ip: Some(bot),
+                jti: None
+            }),
             Hint::Block(_)
         ));
         // A bot incident opened on the spot: time to detect 0, no time-to-block until refused.
@@ -431,8 +460,7 @@ fn without_a_hook_a_challenge_falls_back_to_a_block() {
 
 #[test]
 fn report_only_mode_logs_actions_without_taking_them() {
-    let config = ObserverConfig { mode: crate::Mode::Report, ..bot_config() };
-    let h = Harness::new(config);
+    let h = Harness::with(bot_config(), |b| b.mode(crate::Mode::Report));
     h.run(|| {
         let bot = ip("192.0.2.66");
         let obs =
@@ -441,7 +469,12 @@ fn report_only_mode_logs_actions_without_taking_them() {
         assert_eq!(d.action.action, Action::Block);
         assert!(!d.action.enforced);
         assert!(matches!(
-            h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(bot), jti: None }),
+            h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: None,
+                client_ip: Some(bot),
+                jti: None
+            }),
             Hint::Proceed
         ));
         assert_eq!(h.observer.controls().active_blocks(), 0);
@@ -602,6 +635,7 @@ fn revoked_tokens_and_manual_blocks() {
         let exp = h.observer.now() + Duration::from_secs(60);
         h.observer.controls().revoke("tok-1", exp).unwrap();
         let hint = h.observer.verdict_hint(&HintRequest {
+            caller: None,
             subject: Some("alice"),
             client_ip: None,
             jti: Some("tok-1"),
@@ -610,6 +644,7 @@ fn revoked_tokens_and_manual_blocks() {
         assert_eq!(hint.slug(), Some("token-revoked"));
         h.clock.advance(Duration::from_secs(61));
         let hint = h.observer.verdict_hint(&HintRequest {
+            caller: None,
             subject: Some("alice"),
             client_ip: None,
             jti: Some("tok-1"),
@@ -622,6 +657,7 @@ fn revoked_tokens_and_manual_blocks() {
             "operator: abuse report",
         );
         let hint = h.observer.verdict_hint(&HintRequest {
+            caller: None,
             subject: Some("x"),
             client_ip: Some(ip("198.51.100.9")),
             jti: None,
@@ -646,7 +682,6 @@ fn revoked_tokens_and_manual_blocks() {
 fn config_parses_from_toml_and_validates() {
     quiet(|| {
         let text = r#"
-            mode = "report"
             network_prefix = { ipv4 = 24, ipv6 = 56 }
             [detection]
             window = "30s"
@@ -663,7 +698,10 @@ fn config_parses_from_toml_and_validates() {
             trusted_header = "cf-ipcountry"
         "#;
         let config: ObserverConfig = toml::from_str(text).unwrap();
-        assert_eq!(config.mode, crate::Mode::Report);
+        // The mode is the Guard's, never the `[observe]` table's: the key is unknown.
+        let with_mode = format!("mode = \"report\"\n{text}");
+        let refused = toml::from_str::<ObserverConfig>(&with_mode).unwrap_err().to_string();
+        assert!(refused.contains("unknown field `mode`"), "{refused}");
         assert_eq!(config.response.action_for(Rule::Enumeration), Action::Alert);
         assert_eq!(config.network_prefix.ipv6, 56);
         let observer = Observer::new(config).unwrap();
@@ -716,7 +754,7 @@ fn new_network_country_and_rate_after_warm_up() {
         let (_, d) = throttled.expect("rate anomaly");
         assert_eq!(d.action.action, Action::Throttle);
         assert_eq!(d.anomaly.reasons[0].threshold, 300.0);
-        assert_eq!(h.throttles.0.lock().unwrap()[0].0, Target::Subject("dora".into()));
+        assert_eq!(h.throttles.0.lock().unwrap()[0].0, Target::Principal("dora".into()));
         assert!(!d.opened_incident, "same episode as the new-country alert");
     });
 }
@@ -746,7 +784,12 @@ fn prometheus_text_format_has_the_kpis() {
             describe_metrics();
             let bot = ip("192.0.2.66");
             h.observer.observe(&product_view(&h, bot, Some("curl/8"), HeaderFacts::default()));
-            h.observer.verdict_hint(&HintRequest { subject: None, client_ip: Some(bot), jti: None });
+            h.observer.verdict_hint(&HintRequest {
+                caller: None,
+                subject: None,
+                client_ip: Some(bot),
+                jti: None,
+            });
         });
         let text = handle.render();
         assert!(

@@ -10,7 +10,8 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
         return Flow::Continue;
     };
     let hint = observer.verdict_hint(&HintRequest {
-        subject: Some(identity.principal()),
+        caller: Some(identity),
+        subject: None,
         client_ip: facts.client_ip,
         jti: identity.token_id(),
     });
