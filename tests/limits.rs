@@ -203,3 +203,24 @@ async fn two_guards_sharing_redis_enforce_one_global_quota() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:limiter-unavailable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_admit_anonymous_and_first_token_requests() {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("SKIPPED: redis-server is not installed");
+        return;
+    };
+    // Default limits (identity and per-address quotas), only the store shared.
+    let limits = format!("[store.redis]\nurl = \"redis://127.0.0.1:{}/\"\n", redis.port);
+    let replicas =
+        [spawn_axum(guard(&limits)).await, spawn_actix(guard(&limits)), spawn_axum(guard(&limits)).await];
+    for (i, addr) in replicas.into_iter().enumerate() {
+        // A store that waits (Redis) must never turn into a 503 on a replica's first calls.
+        let r = raw_request(addr, "GET", "/health", &[], None).await;
+        assert_eq!(r.status, 200, "replica {i}: anonymous /health: {r:?}");
+        let r = get(addr, &token(&format!("newcomer-{i}"), "orders:read"), &[]).await;
+        assert_eq!(r.status, 200, "replica {i}: first request of a new token: {r:?}");
+        let r = get(addr, &token("shared-caller", "orders:read"), &[]).await;
+        assert_eq!(r.status, 200, "replica {i}: a token every replica sees: {r:?}");
+    }
+}
