@@ -30,14 +30,21 @@ async fn both_adapters_answer_the_table_identically() {
             failures.push(format!("{}: axum {:?} vs actix {:?}", case.name, visible(&a), visible(&b)));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// The demo guard with the Redis store and otherwise default limits (identity and
 /// per-address quotas on, lockout on), behind a trusted proxy on 127.0.0.1.
 fn redis_guard(port: u16) -> zt::Guard {
     let mut policy = policy_with_jwks(trusted_jwks());
-    let limits = format!("trusted_proxies = [\"127.0.0.1/32\"]\n[store.redis]\nurl = \"redis://127.0.0.1:{port}/\"\n");
+    let limits =
+        format!("trusted_proxies = [\"127.0.0.1/32\"]\n[store.redis]\nurl = \"redis://127.0.0.1:{port}/\"\n");
     policy.limits = Some(zt::limit::LimitConfig::from_toml_str(&limits).unwrap());
     demo_guard(policy)
 }
@@ -72,7 +79,13 @@ async fn the_table_passes_with_the_redis_store_and_default_limits_without_a_503(
             failures.push(format!("{}: axum {:?} vs actix {:?}", case.name, visible(&a), visible(&b)));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     // The quotas were Redis's, not a replica's fallback: it ran the GCRA script for them.
     let scripts = evalsha_calls(redis.port).await;
     assert!(scripts >= cases.len() as u64, "{scripts} EVALSHA calls for {} requests", 2 * cases.len());

@@ -125,7 +125,9 @@ async fn replayed_bad_tokens_never_lock_out_the_subject_they_name() {
         expired["exp"] = serde_json::json!(now() - 3600);
         let mut foreign = claims("victim", "orders:read");
         foreign["aud"] = serde_json::json!("another-relying-party");
-        for (i, bad) in [expired, foreign].iter().map(|c| sign(key(jsonwebtoken::Algorithm::ES256), c)).enumerate() {
+        for (i, bad) in
+            [expired, foreign].iter().map(|c| sign(key(jsonwebtoken::Algorithm::ES256), c)).enumerate()
+        {
             for j in 1..=5 {
                 let from = format!("198.51.{i}.{j}");
                 assert_eq!(get(addr, &bad, &[("x-forwarded-for", &from)]).await.status, 401, "{name}");
@@ -227,7 +229,10 @@ async fn replicas_sharing_redis_admit_anonymous_and_first_token_requests() {
 
 /// The `q` (quota) of a response's `RateLimit-Policy`, e.g. 1000 in `"default";q=1000;w=10`.
 fn quota(r: &RawResponse) -> Option<u32> {
-    r.header("ratelimit-policy")?.split(';').find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse().ok())
+    r.header("ratelimit-policy")?
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("q="))
+        .and_then(|q| q.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,11 +249,13 @@ async fn the_automatic_throttle_shrinks_the_callers_quota_and_no_one_elses() {
         ..Default::default()
     };
     assert_eq!(zt::observe::Rule::RequestRate.default_action(), zt::observe::Action::Throttle);
-    let limits = "identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\nheaders_on_success = true\n";
+    let limits =
+        "identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\nheaders_on_success = true\n";
     let guard = || {
         let mut policy = policy_with_jwks(trusted_jwks());
         policy.limits = Some(LimitConfig::from_toml_str(limits).unwrap());
-        policy.observe = Some(zt::observe::ObserverConfig { detection: detection.clone(), ..Default::default() });
+        policy.observe =
+            Some(zt::observe::ObserverConfig { detection: detection.clone(), ..Default::default() });
         demo_guard(policy)
     };
     let servers = [("axum", spawn_axum(guard()).await), ("actix", spawn_actix(guard()))];
@@ -287,6 +294,10 @@ async fn the_automatic_throttle_shrinks_the_callers_quota_and_no_one_elses() {
         assert_eq!(quota(&r), Some(100), "{name}: the throttle lasts: {r:?}");
         // Bob, from the same address, keeps his whole quota.
         let r = get(addr, &bob, &[]).await;
-        assert_eq!((r.status, quota(&r)), (200, Some(1000)), "{name}: another caller is not throttled: {r:?}");
+        assert_eq!(
+            (r.status, quota(&r)),
+            (200, Some(1000)),
+            "{name}: another caller is not throttled: {r:?}"
+        );
     }
 }

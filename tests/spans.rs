@@ -83,7 +83,8 @@ where
         let Some(recorded) = ctx.span(&id).and_then(|s| s.extensions_mut().remove::<Recorded>()) else {
             return;
         };
-        let request_id = recorded.0.get("zt.request_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let request_id =
+            recorded.0.get("zt.request_id").and_then(Value::as_str).unwrap_or_default().to_string();
         closed().lock().unwrap().insert(request_id, recorded.0);
     }
 }
@@ -113,7 +114,10 @@ async fn span_for(adapter: &str, name: &str, r: &RawResponse) -> (Vec<String>, O
     let mut failures = Vec::new();
     let status = fields.get("http.response.status_code");
     if status != Some(&Value::from(r.status)) {
-        failures.push(format!("[{adapter}] {name}: http.response.status_code {status:?}, the client saw {}", r.status));
+        failures.push(format!(
+            "[{adapter}] {name}: http.response.status_code {status:?}, the client saw {}",
+            r.status
+        ));
     }
     (failures, Some(fields))
 }
@@ -122,7 +126,8 @@ async fn span_for(adapter: &str, name: &str, r: &RawResponse) -> (Vec<String>, O
 async fn every_case_has_the_same_span_in_both_adapters_with_the_status_sent() {
     // Global: the actix server runs on threads of its own. Only zt's targets are enabled.
     let filter = tracing_subscriber::filter::Targets::new().with_target("zt", tracing::Level::TRACE);
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture).with(filter)).unwrap();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture).with(filter))
+        .unwrap();
     let guard = demo_guard(policy_with_jwks(trusted_jwks()));
     let axum_addr = spawn_axum(guard.clone()).await;
     let actix_addr = spawn_actix(guard);
@@ -140,8 +145,15 @@ async fn every_case_has_the_same_span_in_both_adapters_with_the_status_sent() {
             span.remove("zt.request_id");
         }
         if axum_span != actix_span {
-            failures.push(format!("{}: spans differ\n  axum  {axum_span:?}\n  actix {actix_span:?}", case.name));
+            failures
+                .push(format!("{}: spans differ\n  axum  {axum_span:?}\n  actix {actix_span:?}", case.name));
         }
     }
-    assert!(failures.is_empty(), "{} problems over {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problems over {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -120,7 +120,11 @@ impl Gates {
 }
 
 /// The first piece, then (after the gate opens) the second, then the end.
-fn gated(first: &'static [u8], second: &'static [u8], gate: Arc<Notify>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+fn gated(
+    first: &'static [u8],
+    second: &'static [u8],
+    gate: Arc<Notify>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     futures_util::stream::unfold(0u8, move |step| {
         let gate = gate.clone();
         async move {
@@ -167,7 +171,10 @@ async fn axum_server(guard: zt::Guard, gates: Gates) -> SocketAddr {
     }
     async fn profile(uri: axum::http::Uri) -> Response {
         let body = if uri.path() == "/me" { GOOD_PROFILE } else { BAD_PROFILE };
-        Response::builder().header("content-type", "application/json").body(axum::body::Body::from(body)).unwrap()
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap()
     }
     let mut app = axum::Router::new();
     for (path, ..) in STREAMS {
@@ -180,14 +187,17 @@ async fn axum_server(guard: zt::Guard, gates: Gates) -> SocketAddr {
         .layer(zt::axum::ZeroTrustLayer::new(guard));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await });
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+    });
     addr
 }
 
 fn actix_server(guard: zt::Guard, gates: Gates) -> SocketAddr {
     use actix_web::{HttpRequest, HttpResponse, web};
     async fn stream(gates: web::Data<Gates>, request: HttpRequest) -> HttpResponse {
-        let (path, content_type, first, second) = *STREAMS.iter().find(|(p, ..)| *p == request.path()).unwrap();
+        let (path, content_type, first, second) =
+            *STREAMS.iter().find(|(p, ..)| *p == request.path()).unwrap();
         HttpResponse::Ok().content_type(content_type).streaming(gated(first, second, gates.of(path)))
     }
     async fn profile(request: HttpRequest) -> HttpResponse {
@@ -254,7 +264,8 @@ async fn stream_through(client: &reqwest::Client, addr: SocketAddr, path: &str, 
     assert_eq!(body, first, "{url}: exactly the first piece, before the second was sent");
     gates.of(path).notify_one();
     loop {
-        let chunk = tokio::time::timeout(SAFETY, response.chunk()).await.expect("the rest of the stream").unwrap();
+        let chunk =
+            tokio::time::timeout(SAFETY, response.chunk()).await.expect("the rest of the stream").unwrap();
         match chunk {
             Some(chunk) => body.extend_from_slice(&chunk),
             None => break,
@@ -278,7 +289,10 @@ async fn streams_pass_event_by_event_while_bounded_responses_are_validated_in_bo
         for (path, content_type, ..) in STREAMS {
             let streamed = stream_through(&client, *addr, path, gates).await;
             assert_eq!(streamed.status, 200, "{name} {path}");
-            assert!(streamed.content_type.as_deref().is_some_and(|t| t.starts_with(content_type)), "{name} {path}: {streamed:?}");
+            assert!(
+                streamed.content_type.as_deref().is_some_and(|t| t.starts_with(content_type)),
+                "{name} {path}: {streamed:?}"
+            );
             assert_eq!(streamed.content_length, None, "{name} {path}: a stream has no declared length");
             answers.push(streamed);
         }
@@ -286,7 +300,11 @@ async fn streams_pass_event_by_event_while_bounded_responses_are_validated_in_bo
         // is replaced by the 502 problem, one within it passes.
         let blocked = raw_request(*addr, "GET", "/profile", &[], None).await;
         assert_eq!(blocked.status, 502, "{name}: {blocked:?}");
-        assert_eq!(blocked.problem_type().as_deref(), Some("urn:zt:problem:response-contract-violation"), "{name}");
+        assert_eq!(
+            blocked.problem_type().as_deref(),
+            Some("urn:zt:problem:response-contract-violation"),
+            "{name}"
+        );
         assert!(!blocked.body.contains("42"), "{name}: nothing of the blocked body is sent: {blocked:?}");
         let passed = raw_request(*addr, "GET", "/me", &[], None).await;
         assert_eq!((passed.status, passed.body.as_str()), (200, GOOD_PROFILE), "{name}: {passed:?}");
