@@ -205,3 +205,99 @@ async fn two_guards_sharing_redis_enforce_one_global_quota() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:limiter-unavailable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_admit_anonymous_and_first_token_requests() {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("SKIPPED: redis-server is not installed");
+        return;
+    };
+    // Default limits (identity and per-address quotas), only the store shared.
+    let limits = format!("[store.redis]\nurl = \"redis://127.0.0.1:{}/\"\n", redis.port);
+    let replicas =
+        [spawn_axum(guard(&limits)).await, spawn_actix(guard(&limits)), spawn_axum(guard(&limits)).await];
+    for (i, addr) in replicas.into_iter().enumerate() {
+        // A store that waits (Redis) must never turn into a 503 on a replica's first calls.
+        let r = raw_request(addr, "GET", "/health", &[], None).await;
+        assert_eq!(r.status, 200, "replica {i}: anonymous /health: {r:?}");
+        let r = get(addr, &token(&format!("newcomer-{i}"), "orders:read"), &[]).await;
+        assert_eq!(r.status, 200, "replica {i}: first request of a new token: {r:?}");
+        let r = get(addr, &token("shared-caller", "orders:read"), &[]).await;
+        assert_eq!(r.status, 200, "replica {i}: a token every replica sees: {r:?}");
+    }
+}
+
+/// The `q` (quota) of a response's `RateLimit-Policy`, e.g. 1000 in `"default";q=1000;w=10`.
+fn quota(r: &RawResponse) -> Option<u32> {
+    r.header("ratelimit-policy")?
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("q="))
+        .and_then(|q| q.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automatic_throttle_shrinks_the_callers_quota_and_no_one_elses() {
+    // Detection tuned so that a burst of a few requests is an anomaly: a short window, a
+    // short warm-up, and a request-rate rule (default action: throttle) that fires at 10
+    // requests in a window, or more than the caller's own baseline.
+    let window = Duration::from_secs(2);
+    let detection = zt::observe::DetectionConfig {
+        window,
+        warmup_requests: 2,
+        rate_min: 10,
+        rate_factor: 1.0,
+        ..Default::default()
+    };
+    assert_eq!(zt::observe::Rule::RequestRate.default_action(), zt::observe::Action::Throttle);
+    let limits =
+        "identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\nheaders_on_success = true\n";
+    let guard = || {
+        let mut policy = policy_with_jwks(trusted_jwks());
+        policy.limits = Some(LimitConfig::from_toml_str(limits).unwrap());
+        policy.observe =
+            Some(zt::observe::ObserverConfig { detection: detection.clone(), ..Default::default() });
+        demo_guard(policy)
+    };
+    let servers = [("axum", spawn_axum(guard()).await), ("actix", spawn_actix(guard()))];
+    let (alice, bob) = (token("alice", "orders:read"), token("bob", "orders:read"));
+    // Warm-up: a few requests form the callers' first window (their baseline).
+    for (name, addr) in servers {
+        for caller in [&alice, &bob] {
+            for _ in 0..3 {
+                let r = get(addr, caller, &[]).await;
+                assert_eq!((r.status, quota(&r)), (200, Some(1000)), "{name}: {r:?}");
+            }
+        }
+    }
+    // The window is wall-clock time (the Guard's observer reads the system clock): let the
+    // first one end, so that the callers are scored against their baselines.
+    tokio::time::sleep(window + Duration::from_millis(200)).await;
+    for (name, addr) in servers {
+        // Alice bursts until the observer throttles her (bounded: the rule needs 10).
+        let mut throttled = None;
+        for i in 0..1000 {
+            let r = get(addr, &alice, &[]).await;
+            assert_eq!(r.status, 200, "{name} request {i}: {r:?}");
+            match quota(&r) {
+                Some(1000) => continue,
+                q => {
+                    throttled = Some((i, q));
+                    break;
+                }
+            }
+        }
+        // A tenth of the quota (throttle_factor 0.1): each request costs ten.
+        let (after, q) = throttled.unwrap_or_else(|| panic!("{name}: the throttle never fired"));
+        assert_eq!(q, Some(100), "{name}: after {after} requests");
+        assert!(after >= 10, "{name}: only the burst (10 in the window) tightens, not {after} requests");
+        let r = get(addr, &alice, &[]).await;
+        assert_eq!(quota(&r), Some(100), "{name}: the throttle lasts: {r:?}");
+        // Bob, from the same address, keeps his whole quota.
+        let r = get(addr, &bob, &[]).await;
+        assert_eq!(
+            (r.status, quota(&r)),
+            (200, Some(1000)),
+            "{name}: another caller is not throttled: {r:?}"
+        );
+    }
+}
