@@ -11,6 +11,8 @@ mod orders;
 mod support;
 
 use cases::{cases, check, run, run_with, visible};
+use jsonwebtoken::Algorithm;
+use serde_json::json;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,7 +56,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             None => match contract.lookup(view.method, &facts.path) {
                 Lookup::Found { op, path_params } => {
                     facts.operation_params = Some(path_params);
-                    contract.operation(op).map(|o| limit = o.body_limit);
+                    if let Some(operation) = contract.operation(op) {
+                        limit = operation.body_limit;
+                    }
                     Some(op)
                 }
                 _ => None,
