@@ -20,7 +20,7 @@
 //! observer.inventory().declare("GET", "/orders/{id}");
 //!
 //! // Before handling: is the caller blocked, challenged, or its token revoked?
-//! let hint = observer.verdict_hint(&HintRequest { subject: Some("alice"), client_ip: None, jti: None });
+//! let hint = observer.verdict_hint(&HintRequest { caller: None, subject: Some("alice"), client_ip: None, jti: None });
 //! assert!(matches!(hint, Hint::Proceed));
 //!
 //! // After the response: one borrowed record, O(1) work.
