@@ -123,7 +123,8 @@ fn request_spans_export_over_otlp_with_their_fields() {
     };
     let allowed = find("GET", "/orders", "allow");
     assert_eq!(allowed["http.route"], "/orders");
-    assert_eq!(allowed["enduser.id"], "alice");
+    // The principal: issuer and subject.
+    assert_eq!(allowed["enduser.id"], "https://issuer.test|sub:alice");
     assert_eq!(allowed["client.address"], "127.0.0.1");
     assert_eq!(allowed["http.response.status_code"], "200");
     assert_eq!(allowed["zt.request_id"].as_str().map(str::len), Some(20));
