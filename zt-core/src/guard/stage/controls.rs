@@ -12,7 +12,9 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
     let hint = observer.verdict_hint(&HintRequest {
         caller: Some(identity),
         subject: None,
-        client_ip: facts.client_ip,
+        // The address stage already refused blocked addresses and networks: only the
+        // caller's own names are left to look up.
+        client_ip: None,
         jti: identity.token_id(),
     });
     match hint {
