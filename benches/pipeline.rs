@@ -66,6 +66,7 @@ fn get_orders(headers: &HeaderList) -> RequestView<'_> {
         headers,
         peer_addr: Some(SocketAddr::from(([127, 0, 0, 1], 40_000))),
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     }
 }
 

@@ -204,6 +204,7 @@ fn certificates_and_zones(c: &mut Criterion) {
         headers: &headers,
         peer_addr: Some("127.0.0.1:40000".parse().unwrap()),
         peer_certificates: Some(&peer),
+        body: zt::BodyHint::Empty,
     };
     for guard in [&zoned, &plain] {
         let zt::Check::Ready(v) = guard.check(&view) else { panic!("static keys") };

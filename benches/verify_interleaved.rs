@@ -56,6 +56,7 @@ fn main() {
             headers: &headers,
             peer_addr: None,
             peer_certificates: None,
+            body: zt::BodyHint::Empty,
         };
         let jwk: Jwk = serde_json::from_value(key.jwk.clone()).expect("jwk");
         let decoding = DecodingKey::from_jwk(&jwk).expect("decoding key");

@@ -31,6 +31,7 @@ async fn decide(guard: &Guard, headers: &HeaderList, query: Option<&str>) -> Res
         headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(a) => Ok(a.identity().and_then(|i| i.subject().map(str::to_string))),
@@ -129,6 +130,7 @@ async fn scopes_are_evaluated_on_every_call_not_cached() {
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     match g.decide(&view).await {
         Decision::Rejected(r) => {

@@ -100,6 +100,7 @@ async fn at_b(guard: &Guard, method: &str, token: &str) -> Result<Identity, Reas
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(a) => match a.identity().cloned() {

@@ -93,6 +93,7 @@ async fn check(guard: &Guard, token: &str) -> Result<String, Reason> {
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(a) => match a.identity().cloned() {

@@ -62,6 +62,7 @@ fn run(guard: &Guard, token: &str, query: &str) -> Result<bool, ()> {
         headers: &headers,
         peer_addr: Some("127.0.0.1:5555".parse().unwrap()),
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     let zt::Check::Ready(decision) = guard.check(&view) else { panic!("static keys never wait") };
     match decision {

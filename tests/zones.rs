@@ -67,6 +67,7 @@ async fn decide(guard: &Guard, call: Call<'_>) -> Result<Option<String>, Reason>
         headers: &headers,
         peer_addr: Some(call.peer.parse().unwrap()),
         peer_certificates: peer.as_ref(),
+        body: zt::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(a) => Ok(a.identity().and_then(|i| i.subject().map(str::to_string))),

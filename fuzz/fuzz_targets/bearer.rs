@@ -96,6 +96,7 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt::BodyHint::Empty,
     };
     let verdict = common::decide(guard(), &view);
     let Outcome::Allow(identity) = &verdict.outcome else { return };

@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let guard = &guards()[usize::from(flags & 3)];
     let headers = HeaderList::default();
     let view =
-        RequestView { method, path, query, headers: &headers, peer_addr: None, peer_certificates: None };
+        RequestView { method, path, query, headers: &headers, peer_addr: None, peer_certificates: None, body: zt::BodyHint::Empty };
     let verdict = common::decide(guard, &view);
     match (&canonical, &verdict.outcome) {
         (Err(_), Outcome::Deny(d)) => assert_eq!(d.reason, Reason::InvalidPath, "rejected path {path:?}"),

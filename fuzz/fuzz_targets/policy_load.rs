@@ -63,6 +63,7 @@ fn exercise(policy: Policy) {
             headers,
             peer_addr: Some(([127, 0, 0, 1], 40000).into()),
             peer_certificates: None,
+            body: zt::BodyHint::Empty,
         };
         let verdict = common::decide(&guard, &view);
         if guard.mode() == zt::Mode::Enforce {

@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use serde::de::DeserializeOwned;
 use zt_core::{Admission, Reason};
 
-use crate::middleware::rendered;
+use crate::middleware::reply;
 
 /// The verified caller. Rejects with 401 when the request carries no verified identity
 /// (use `Option<Identity>` on public routes).
@@ -63,7 +63,7 @@ impl ResponseError for ZtRejection {
 
     fn error_response(&self) -> HttpResponse {
         match (&self.admission, self.reason) {
-            (Some(admission), Some(reason)) => rendered(admission.reject(reason)),
+            (Some(admission), Some(reason)) => reply(admission.reject(reason)),
             // No middleware in front of this handler: a wiring bug, never a reason to let
             // the request through.
             _ => HttpResponse::InternalServerError().body(self.to_string()),

@@ -26,31 +26,18 @@
 //! let app = actix_web::App::new().service(routes.service());
 //! ```
 
-use std::future::{Ready, ready};
-
-use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use actix_web::web::Bytes;
+use actix_web::web::Payload;
 use actix_web::{Handler, HttpRequest, HttpResponse};
-use zt_core::issuer::{IssuerResponse, TokenIssuer};
+use zt_core::BuiltinEndpoint;
+use zt_core::issuer::TokenIssuer;
 
-use crate::Identity;
-
-fn respond(answer: IssuerResponse) -> HttpResponse {
-    let (status, headers, body) = answer.into_parts();
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::with_body(status, body);
-    for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(HeaderName::from_static(name), value);
-        }
-    }
-    response.map_into_boxed_body()
-}
+use crate::router::builtin;
 
 /// Serves the issuer's JWK set (`GET`), with its recommended `Cache-Control`.
-pub fn jwks(issuer: TokenIssuer) -> impl Handler<(), Output = HttpResponse> + Send + Sync {
-    move || -> Ready<HttpResponse> { ready(respond(issuer.jwks_response())) }
+pub fn jwks(
+    issuer: TokenIssuer,
+) -> impl Handler<(HttpRequest, Payload), Output = HttpResponse> + Send + Sync {
+    builtin(BuiltinEndpoint::jwks(issuer))
 }
 
 /// Serves RFC 8693 token exchange (`POST`, form body) for the caller's verified identity.
@@ -58,9 +45,6 @@ pub fn jwks(issuer: TokenIssuer) -> impl Handler<(), Output = HttpResponse> + Se
 /// `invalid_scope`, `invalid_target`, `unsupported_grant_type`).
 pub fn exchange(
     issuer: TokenIssuer,
-) -> impl Handler<(Identity, HttpRequest, Bytes), Output = HttpResponse> + Send + Sync {
-    move |who: Identity, request: HttpRequest, body: Bytes| -> Ready<HttpResponse> {
-        let content_type = request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-        ready(respond(issuer.exchange_response(&who, content_type, &body)))
-    }
+) -> impl Handler<(HttpRequest, Payload), Output = HttpResponse> + Send + Sync {
+    builtin(BuiltinEndpoint::token_exchange(issuer))
 }

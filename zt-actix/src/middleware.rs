@@ -16,8 +16,8 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 use zt_core::{
-    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, Rejected, RequestView,
-    Responding, ResponseBody, ResponseHeaders, ResponsePlan,
+    BodyError, BodyHint, Check, Decision, Guard, HeaderLookup, Rejected, Reply, RequestView, Responding,
+    ResponseBody, ResponseHeaders, ResponsePlan,
 };
 
 struct Headers<'a>(&'a HeaderMap);
@@ -45,14 +45,19 @@ impl HeaderLookup for Headers<'_> {
 /// Decides on `request` (or resumes a waiting decision) over a view of it.
 fn decide(guard: &Guard, request: &ServiceRequest, resume: Option<zt_core::Resume>) -> Check {
     let headers = Headers(request.headers());
-    let view = view(request, &headers);
+    // Without framing headers (HTTP/2 needs none), only a payload actix knows is absent is
+    // no body.
+    let body = match request.parts().1 {
+        Payload::None => BodyHint::Empty,
+        _ => BodyHint::Unknown,
+    };
     match resume {
-        None => guard.check(&view),
-        Some(resume) => guard.resume(&view, resume),
+        None => guard.check(&view(request, &headers, body)),
+        Some(resume) => guard.resume(&view(request, &headers, body), resume),
     }
 }
 
-fn view<'a>(request: &'a ServiceRequest, headers: &'a Headers<'a>) -> RequestView<'a> {
+fn view<'a>(request: &'a ServiceRequest, headers: &'a Headers<'a>, body: BodyHint) -> RequestView<'a> {
     RequestView {
         method: request.method().as_str(),
         path: request.uri().path(),
@@ -61,14 +66,16 @@ fn view<'a>(request: &'a ServiceRequest, headers: &'a Headers<'a>) -> RequestVie
         peer_addr: request.peer_addr(),
         // Put there per connection by the TLS glue (`HttpServer::on_connect`).
         peer_certificates: request.conn_data::<zt_core::PeerCertificates>(),
+        body,
     }
 }
 
-/// A rendered zt response (denial or blocked response) as an actix response.
-pub(crate) fn rendered(rendered: DenialResponse) -> HttpResponse {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::with_body(status, rendered.body);
-    for (name, value) in rendered.headers {
+/// A zt [`Reply`] (a denial, a blocked response, a controls answer) as an actix response.
+pub(crate) fn reply(reply: Reply) -> HttpResponse {
+    let (status, headers, body) = reply.into_parts();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::with_body(status, body);
+    for (name, value) in headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(HeaderName::from_static(name), value);
         }
@@ -129,33 +136,10 @@ pub struct ZeroTrustMiddleware<S> {
 }
 
 fn rejected<B>(rejected: Rejected, request: ServiceRequest) -> ServiceResponse<EitherBody<B>> {
-    request.into_response(rendered(rejected.into_response())).map_into_right_body()
+    request.into_response(reply(rejected.into_response())).map_into_right_body()
 }
 
 /// Puts the admission into the request's extensions and applies a normalized path.
-fn forward(admitted: Admitted, request: &mut ServiceRequest) -> (tracing::Span, Responding) {
-    if let Some(path) = admitted.rewritten_path() {
-        let path_and_query = match request.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_string(),
-        };
-        let mut parts = request.uri().clone().into_parts();
-        if let Ok(pq) = path_and_query.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
-                // Routing reads the match-info path, so update both (as actix's own
-                // NormalizePath does).
-                request.match_info_mut().get_mut().update(&uri);
-                request.head_mut().uri = uri;
-            }
-        }
-    }
-    let span = admitted.span().clone();
-    let (admission, responding) = admitted.forward();
-    request.extensions_mut().insert(admission);
-    (span, responding)
-}
-
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders) {
     for (name, value) in headers.iter() {
@@ -168,8 +152,8 @@ fn add_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders) 
 }
 
 /// Reads the payload (bounded) for the body phase.
-async fn read_payload(request: &mut ServiceRequest, limit: usize) -> Result<Bytes, BodyError> {
-    let mut payload = request.take_payload();
+/// A payload read whole, up to `limit` bytes.
+pub(crate) async fn read_payload(mut payload: Payload, limit: usize) -> Result<Bytes, BodyError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
@@ -211,7 +195,7 @@ async fn respond<B: MessageBody>(
         ResponseBody::Keep(headers) => (bytes.unwrap_or_default(), headers),
         ResponseBody::Replace(body, headers) => (Bytes::from(body), headers),
         ResponseBody::Block(blocked) => {
-            return ServiceResponse::new(request, rendered(blocked)).map_into_right_body();
+            return ServiceResponse::new(request, reply(blocked)).map_into_right_body();
         }
     };
     let mut response = ServiceResponse::new(request, head.set_body(BoxBody::new(body))).map_into_right_body();
@@ -238,16 +222,35 @@ where
         }
     };
     if let Some(limit) = admitted.body_limit() {
-        let read = read_payload(&mut request, limit).await;
+        let read = read_payload(request.take_payload(), limit).await;
         let headers = Headers(request.headers());
-        admitted = match admitted.body(&view(&request, &headers), read.as_deref().map_err(|e| *e)) {
+        let view = view(&request, &headers, BodyHint::Unknown);
+        admitted = match admitted.body(&view, read.as_deref().map_err(|e| *e)) {
             Ok(admitted) => admitted,
             Err(r) => return Ok(rejected(r, request)),
         };
         // Report-only mode forwards even an unreadable body: forward what was read.
         request.set_payload(Payload::from(read.unwrap_or_default()));
     }
-    let (span, responding) = forward(admitted, &mut request);
+    if let Some(path) = admitted.rewritten_path() {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+                // Routing reads the match-info path, so update both (as actix's own
+                // NormalizePath does).
+                request.match_info_mut().get_mut().update(&uri);
+                request.head_mut().uri = uri;
+            }
+        }
+    }
+    let span = admitted.span().clone();
+    let (admission, responding) = admitted.forward();
+    request.extensions_mut().insert(admission);
     let response = span.in_scope(|| service.call(request)).instrument(span.clone()).await?;
     Ok(respond(responding, response).instrument(span).await)
 }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use actix_web::web::{self, BytesMut, ServiceConfig};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder};
-use futures_util::StreamExt;
-use zt_core::controls_api::{self, ControlRequest, ControlsApi, ControlsReply, Endpoint};
-use zt_core::{ANY_METHODS, BodyError, Guard, PolicyError, Requirement, RouteTable};
+use zt_core::{ANY_METHODS, Admission, BuiltinEndpoint, Guard, PolicyError, Requirement, RouteRegistry};
+use zt_core::{controls_api, nested_path};
 
 use crate::ZeroTrust;
+use crate::middleware::{read_payload, reply};
 
 type RouteFactory = Arc<dyn Fn() -> actix_web::Route + Send + Sync>;
 /// Registers a service in the zt scope; called once per worker (actix builds each worker's
@@ -131,77 +131,28 @@ impl MethodRoute {
 /// let app = actix_web::App::new().service(routes.service());
 /// ```
 pub struct Router {
-    guard: Guard,
-    table: RouteTable,
+    routes: RouteRegistry,
     registered: Vec<(String, MethodRoute)>,
     services: Vec<ServiceFactory>,
     fallback: Option<RouteFactory>,
-    errors: Vec<PolicyError>,
-}
-
-/// A nest prefix: absolute, not the root, no wildcard.
-fn nest_prefix(what: &str, prefix: &str) -> Result<(), PolicyError> {
-    let invalid = |message: &str| PolicyError::Invalid {
-        file: None,
-        line: None,
-        at: format!("{what} {prefix}"),
-        message: message.to_string(),
-    };
-    if !prefix.starts_with('/') {
-        return Err(invalid("the prefix must start with '/'"));
-    }
-    if prefix == "/" {
-        return Err(invalid("cannot nest at the root (use merge, or a route)"));
-    }
-    if prefix.contains("{*") || prefix.contains('{') {
-        return Err(invalid("the prefix cannot contain a parameter or wildcard"));
-    }
-    Ok(())
-}
-
-/// `prefix` + `path` as [`RouteTable::prefixed`] joins them.
-fn join(prefix: &str, path: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") }
 }
 
 impl Router {
     /// An empty router enforced by `guard`.
     pub fn new(guard: Guard) -> Self {
         Router {
-            guard,
-            table: RouteTable::new(),
+            routes: RouteRegistry::new(guard),
             registered: Vec::new(),
             services: Vec::new(),
             fallback: None,
-            errors: Vec::new(),
         }
-    }
-
-    fn register(&mut self, path: &str, route: MethodRoute, requirement: &Requirement, always: bool) {
-        for (method, _) in &route.routes {
-            let added = match always {
-                true => self.table.add_always_enforced(method, path, requirement.clone()),
-                false => self.table.add(method, path, requirement.clone()),
-            };
-            if let Err(e) = added {
-                self.errors.push(e);
-            }
-        }
-        self.registered.push((path.to_string(), route));
     }
 
     /// Adds `route` at `path`, reachable only by callers meeting `requirement` (for every
     /// method the route chains).
     pub fn route(mut self, path: &str, route: MethodRoute, requirement: Requirement) -> Self {
-        self.register(path, route, &requirement, false);
-        self
-    }
-
-    /// A control-plane route: like [`Router::route`], but enforced even in report-only mode
-    /// (see [`RouteTable::add_always_enforced`]).
-    pub(crate) fn control_route(mut self, path: &str, route: MethodRoute, requirement: Requirement) -> Self {
-        self.register(path, route, &requirement, true);
+        self.routes.add(&route.methods(), path, &requirement);
+        self.registered.push((path.to_string(), route));
         self
     }
 
@@ -242,39 +193,22 @@ impl Router {
         F: Fn() -> T + Send + Sync + 'static,
         T: HttpServiceFactory + 'static,
     {
-        if let Err(e) = nest_prefix("nest_service", prefix) {
-            self.errors.push(e);
-            return self;
+        if self.routes.add_subtree(prefix, &requirement) {
+            self.services.push(Arc::new(move |cfg: &mut ServiceConfig| {
+                cfg.service(factory());
+            }));
         }
-        for method in ANY_METHODS {
-            if let Err(e) = self.table.add_subtree(method, prefix, requirement.clone()) {
-                self.errors.push(e);
-            }
-        }
-        self.services.push(Arc::new(move |cfg: &mut ServiceConfig| {
-            cfg.service(factory());
-        }));
         self
     }
 
     /// Nests `router`'s routes, services and fallback under `prefix` (its requirements move
     /// with them).
     pub fn nest(mut self, prefix: &str, router: Router) -> Self {
-        if let Err(e) = nest_prefix("nest", prefix) {
-            self.errors.push(e);
+        if !self.routes.nest(prefix, router.routes) {
             return self;
         }
-        self.errors.extend(router.errors);
-        match router.table.prefixed(prefix) {
-            Ok(prefixed) => {
-                if let Err(e) = self.table.merge(&prefixed) {
-                    self.errors.push(e);
-                }
-            }
-            Err(e) => self.errors.push(e),
-        }
         for (path, route) in router.registered {
-            self.registered.push((join(prefix, &path), route));
+            self.registered.push((nested_path(prefix, &path), route));
         }
         if !router.services.is_empty() || router.fallback.is_some() {
             // A scope under the prefix: services mounted in it register below it, and its
@@ -298,10 +232,7 @@ impl Router {
     /// Merges another router's routes, services and requirements (its fallback too, when
     /// this one has none).
     pub fn merge(mut self, router: Router) -> Self {
-        self.errors.extend(router.errors);
-        if let Err(e) = self.table.merge(&router.table) {
-            self.errors.push(e);
-        }
+        self.routes.merge(router.routes);
         self.registered.extend(router.registered);
         self.services.extend(router.services);
         if self.fallback.is_none() {
@@ -347,34 +278,16 @@ impl Router {
 
     /// [`Router::controls`] with another requirement (never public: that is an error).
     pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
-        let api = match ControlsApi::new(self.guard.clone(), requirement.clone()) {
-            Ok(api) => api,
-            Err(e) => {
-                self.errors.push(e);
-                return self;
-            }
-        };
-        for endpoint in Endpoint::ALL {
-            let api = api.clone();
-            let handler = move |request: HttpRequest, payload: web::Payload| {
-                let api = api.clone();
-                async move { control(&api, endpoint, &request, payload).await }
-            };
-            let route = match endpoint {
-                Endpoint::List => get(handler),
-                _ => post(handler),
-            };
-            self = self.control_route(&endpoint.path(prefix), route, requirement.clone());
+        for (path, endpoint) in self.routes.controls(prefix, requirement) {
+            let method = endpoint.method();
+            self.registered.push((path, MethodRoute { routes: vec![route_for(method, builtin(endpoint))] }));
         }
         self
     }
 
     /// Checks the requirements and compiles the guard's route table.
     pub fn finish(self) -> Result<Routes, PolicyError> {
-        if let Some(e) = self.errors.into_iter().next() {
-            return Err(e);
-        }
-        let guard = self.guard.with_routes(&self.table)?;
+        let guard = self.routes.finish()?;
         // Group by path: actix answers 405 from the first resource matching a path, so all
         // methods of one path must live in one resource.
         let mut by_path: Vec<(String, Vec<RouteFactory>)> = Vec::new();
@@ -453,53 +366,25 @@ impl Routes {
 }
 
 /// Reads at most [`controls_api::MAX_BODY_BYTES`] of the body.
-async fn read_limited(mut payload: web::Payload) -> Result<BytesMut, BodyError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.len() > controls_api::MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
+/// An endpoint zt answers itself ([`BuiltinEndpoint`]: the controls API, a token issuer's
+/// JWK set and exchange) as an actix-web handler.
+pub(crate) fn builtin(
+    endpoint: BuiltinEndpoint,
+) -> impl Handler<(HttpRequest, web::Payload), Output = HttpResponse> + Send + Sync {
+    move |request: HttpRequest, payload: web::Payload| {
+        let endpoint = endpoint.clone();
+        async move {
+            let read = match endpoint.body_limit() {
+                Some(limit) => read_payload(payload.into_inner(), limit).await,
+                None => Ok(Bytes::new()),
+            };
+            let content_type = request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+            let extensions = request.extensions();
+            reply(endpoint.answer(
+                extensions.get::<Admission>(),
+                content_type,
+                read.as_deref().map_err(|e| *e),
+            ))
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
-}
-
-fn reply(answer: ControlsReply) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(answer.status)
-        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::with_body(status, answer.body);
-    for (name, value) in answer.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().append(HeaderName::from_static(name), value);
-        }
-    }
-    response.map_into_boxed_body()
-}
-
-/// One controls endpoint: the adapter's part is reading the request and writing the reply.
-async fn control(
-    api: &ControlsApi,
-    endpoint: Endpoint,
-    request: &HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    let Some(admission) = request.extensions().get::<zt_core::Admission>().cloned() else {
-        // No middleware in front: a wiring bug, never a reason to act.
-        return HttpResponse::InternalServerError().body("zt: the ZeroTrust middleware is not installed");
-    };
-    let body = match endpoint {
-        Endpoint::List => Ok(BytesMut::new()),
-        _ => read_limited(payload).await,
-    };
-    let answer = api.handle(
-        endpoint,
-        ControlRequest {
-            identity: admission.identity(),
-            content_type: request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes),
-            body: body.as_deref().map_err(|e| *e),
-            request_id: admission.request_id().as_str(),
-        },
-    );
-    reply(answer)
 }

@@ -52,7 +52,7 @@
 //!     body: Ok(b""),
 //!     request_id: request_id.as_str(),
 //! });
-//! assert_eq!(reply.status, 401);
+//! assert_eq!(reply.status(), 401);
 //! ```
 
 use std::net::IpAddr;
@@ -62,6 +62,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::Reply;
 use crate::denial::{Denial, PROBLEM_TYPE_BASE, Reason};
 use crate::error::PolicyError;
 use crate::guard::{BodyError, Guard};
@@ -142,17 +143,6 @@ pub struct ControlRequest<'a> {
     pub body: Result<&'a [u8], BodyError>,
     /// The request id (for the problem documents).
     pub request_id: &'a str,
-}
-
-/// A reply, ready for an adapter to turn into its framework's response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlsReply {
-    /// HTTP status code.
-    pub status: u16,
-    /// Response headers (names lower-case).
-    pub headers: Vec<(&'static str, String)>,
-    /// The JSON or problem body; empty for 201 (revocation) and 204.
-    pub body: String,
 }
 
 /// Why a control request was refused (the `detail` of its problem document is the
@@ -244,7 +234,7 @@ impl ControlError {
     }
 
     /// The `application/problem+json` reply.
-    pub fn reply(&self, request_id: &str) -> ControlsReply {
+    pub fn reply(&self, request_id: &str) -> Reply {
         let body = serde_json::json!({
             "type": self.problem_type(),
             "title": self.title(),
@@ -252,7 +242,7 @@ impl ControlError {
             "detail": self.to_string(),
             "request_id": request_id,
         });
-        ControlsReply {
+        Reply {
             status: self.status(),
             headers: vec![
                 ("content-type", "application/problem+json".to_string()),
@@ -301,10 +291,10 @@ impl ControlsApi {
     /// Answers one request: the caller is checked against the requirement first (401 without
     /// an identity, 403 `insufficient_scope`, rendered like the Guard's denials), then the
     /// body, then the controls act.
-    pub fn handle(&self, endpoint: Endpoint, request: ControlRequest<'_>) -> ControlsReply {
+    pub fn handle(&self, endpoint: Endpoint, request: ControlRequest<'_>) -> Reply {
         if let Err(denial) = self.authorize(request.identity) {
             let rendered = denial.render(self.guard.realm(), request.request_id);
-            return ControlsReply { status: rendered.status, headers: rendered.headers, body: rendered.body };
+            return Reply { status: rendered.status, headers: rendered.headers, body: rendered.body };
         }
         let Some(observer) = self.guard.observer() else {
             return ControlError::MonitoringOff.reply(request.request_id);
@@ -334,8 +324,8 @@ impl ControlsApi {
     }
 }
 
-fn ok_json(status: u16, value: &Value) -> ControlsReply {
-    ControlsReply {
+fn ok_json(status: u16, value: &Value) -> Reply {
+    Reply {
         status,
         headers: vec![
             ("content-type", "application/json".to_string()),
@@ -345,8 +335,8 @@ fn ok_json(status: u16, value: &Value) -> ControlsReply {
     }
 }
 
-fn empty(status: u16) -> ControlsReply {
-    ControlsReply { status, headers: vec![("cache-control", "no-store".to_string())], body: String::new() }
+fn empty(status: u16) -> Reply {
+    Reply { status, headers: vec![("cache-control", "no-store".to_string())], body: String::new() }
 }
 
 fn unix(at: SystemTime) -> u64 {
@@ -363,12 +353,12 @@ fn view(block: &Block) -> Value {
     })
 }
 
-fn list(controls: &Controls) -> ControlsReply {
+fn list(controls: &Controls) -> Reply {
     let blocks: Vec<Value> = controls.blocks().iter().map(|b| view(b)).collect();
     ok_json(200, &serde_json::json!({"blocks": blocks, "revocations": controls.revocations()}))
 }
 
-fn block(controls: &Controls, body: Object) -> Result<ControlsReply, ControlError> {
+fn block(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["kind", "value", "seconds", "reason"], "kind, value, seconds, reason")?;
     let target = target(&mut fields)?;
     let seconds = match fields.take("seconds") {
@@ -389,7 +379,7 @@ fn block(controls: &Controls, body: Object) -> Result<ControlsReply, ControlErro
     Ok(ok_json(201, &view(&block)))
 }
 
-fn unblock(controls: &Controls, body: Object) -> Result<ControlsReply, ControlError> {
+fn unblock(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["kind", "value"], "kind, value")?;
     let target = target(&mut fields)?;
     if controls.unblock(&target) {
@@ -400,7 +390,7 @@ fn unblock(controls: &Controls, body: Object) -> Result<ControlsReply, ControlEr
     }
 }
 
-fn revoke(controls: &Controls, body: Object) -> Result<ControlsReply, ControlError> {
+fn revoke(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["jti", "expires_at"], "jti, expires_at")?;
     const JTI: ControlError =
         ControlError::Invalid { field: "jti", expected: "a string of 1 to 256 characters or an integer" };
@@ -577,7 +567,7 @@ mod tests {
         Identity::from_jwt_claims("https://issuer.test", claims)
     }
 
-    fn call(api: &ControlsApi, endpoint: Endpoint, identity: Option<&Identity>, body: &str) -> ControlsReply {
+    fn call(api: &ControlsApi, endpoint: Endpoint, identity: Option<&Identity>, body: &str) -> Reply {
         let request_id = RequestId::generate();
         api.handle(
             endpoint,
@@ -590,7 +580,7 @@ mod tests {
         )
     }
 
-    fn detail(reply: &ControlsReply) -> String {
+    fn detail(reply: &Reply) -> String {
         let v: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(v["status"], reply.status, "{v}");
         assert!(reply.headers.contains(&("content-type", "application/problem+json".to_string())));

@@ -4,6 +4,7 @@
 //! URI (RFC 9457) and a fixed, safe `detail` text. Nothing from the token, no key ids and
 //! no internal error text ever reaches the response.
 
+use crate::Reply;
 use serde::Serialize;
 
 use crate::graphql::GraphqlReason;
@@ -443,7 +444,7 @@ pub struct Denial {
     /// Extra response headers (e.g. `Retry-After`, `RateLimit`, `RateLimit-Policy`).
     pub headers: Vec<(&'static str, String)>,
     /// A complete response to send instead of the standard problem (blocks, challenges).
-    pub rendered: Option<Box<DenialResponse>>,
+    pub rendered: Option<Box<Reply>>,
 }
 
 /// One contract violation: a JSON pointer into the request and the rule that failed.
@@ -467,35 +468,6 @@ impl Denial {
             headers: Vec::new(),
             rendered: None,
         }
-    }
-}
-
-/// A rendered denial, ready for an adapter to turn into its framework's response type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DenialResponse {
-    /// HTTP status code.
-    pub status: u16,
-    /// Response headers (names lower-case).
-    pub headers: Vec<(&'static str, String)>,
-    /// The `application/problem+json` body.
-    pub body: String,
-}
-
-impl DenialResponse {
-    /// Status, headers and body, for an adapter to translate all three: destructuring the
-    /// parts stops compiling when a part is added, where reading fields one by one would
-    /// silently drop it.
-    ///
-    /// ```
-    /// use zt_core::{Denial, Reason};
-    ///
-    /// let (status, headers, body) = Denial::new(Reason::TokenExpired).render("zt", "req-1").into_parts();
-    /// assert_eq!(status, 401);
-    /// assert!(headers.iter().any(|(name, _)| *name == "www-authenticate"));
-    /// assert!(body.contains("urn:zt:problem:token-expired"));
-    /// ```
-    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
-        (self.status, self.headers, self.body)
     }
 }
 
@@ -532,7 +504,7 @@ fn quoted(value: &str) -> String {
 
 impl Denial {
     /// Renders the denial as status, headers and an `application/problem+json` body.
-    pub fn render(&self, realm: &str, request_id: &str) -> DenialResponse {
+    pub fn render(&self, realm: &str, request_id: &str) -> Reply {
         if let Some(rendered) = &self.rendered {
             return (**rendered).clone();
         }
@@ -576,7 +548,7 @@ impl Denial {
         };
         let body =
             serde_json::to_string(&problem).unwrap_or_else(|_| String::from("{\"title\":\"Forbidden\"}"));
-        DenialResponse { status: reason.status(), headers, body }
+        Reply { status: reason.status(), headers, body }
     }
 }
 
@@ -584,7 +556,7 @@ impl Denial {
 mod tests {
     use super::*;
 
-    fn header<'a>(r: &'a DenialResponse, name: &str) -> Option<&'a str> {
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
         r.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 

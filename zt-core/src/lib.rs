@@ -33,13 +33,13 @@
 //! let guard = Guard::new(policy).unwrap().with_routes(&routes).unwrap();
 //!
 //! let headers = HeaderList::default();
-//! let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None, peer_certificates: None };
+//! let view = RequestView { method: "GET", path: "/orders", query: None, headers: &headers, peer_addr: None, peer_certificates: None, body: zt_core::BodyHint::Empty };
 //! let Check::Ready(decision) = guard.check(&view) else { unreachable!() };
 //! match decision {
 //!     Decision::Rejected(rejected) => {
 //!         assert_eq!(rejected.reason(), Reason::MissingCredentials);
 //!         let response = rejected.into_response(); // status, headers, problem+json body
-//!         assert_eq!(response.status, 401);
+//!         assert_eq!(response.status(), 401);
 //!     }
 //!     Decision::Admitted(_) => unreachable!("no token, no access"),
 //! }
@@ -68,6 +68,8 @@ mod mode;
 pub mod observe;
 pub mod policy;
 mod problem;
+mod registry;
+mod reply;
 pub mod request;
 pub mod response;
 mod routes;
@@ -79,7 +81,7 @@ mod token;
 pub mod zones;
 
 pub use cert::{CertificateIdentity, SpiffeId};
-pub use denial::{Denial, DenialResponse, Reason};
+pub use denial::{Denial, Reason};
 pub use error::PolicyError;
 pub use guard::{
     Admission, Admitted, BodyError, Check, Decision, Guard, GuardBuilder, Pending, ReadResponse, Rejected,
@@ -88,7 +90,9 @@ pub use guard::{
 pub use identity::{AuthMethod, Identity};
 pub use mode::Mode;
 pub use policy::Policy;
-pub use request::{HeaderLookup, HeaderValue, PeerCertificates, RequestView};
+pub use registry::{BuiltinEndpoint, RouteRegistry, nested_path};
+pub use reply::Reply;
+pub use request::{BodyHint, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::{ANY_METHODS, RouteTable};
 pub use scopes::Requirement;
 pub use telemetry::RequestId;

@@ -40,6 +40,27 @@ pub trait HeaderLookup: Sync {
     }
 }
 
+#[cfg(feature = "http")]
+impl HeaderLookup for http::HeaderMap {
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.get_all(name).iter().nth(index).map(http::HeaderValue::as_bytes)
+    }
+
+    fn line_count(&self) -> Option<usize> {
+        Some(self.len())
+    }
+
+    // One map lookup instead of two (`nth(0)` and `nth(1)`).
+    fn get_one(&self, name: &str) -> HeaderValue<'_> {
+        let mut values = self.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => HeaderValue::Absent,
+            (Some(v), None) => HeaderValue::One(v.as_bytes()),
+            (Some(_), Some(_)) => HeaderValue::Repeated,
+        }
+    }
+}
+
 /// A borrowed, framework-neutral view of the parts of a request the Guard decides on.
 #[derive(Clone, Copy)]
 pub struct RequestView<'a> {
@@ -55,6 +76,24 @@ pub struct RequestView<'a> {
     pub peer_addr: Option<SocketAddr>,
     /// The client certificate chain the TLS layer verified (mutual TLS), if any.
     pub peer_certificates: Option<&'a PeerCertificates>,
+    /// What the adapter knows of the body it holds. `Content-Length` and
+    /// `Transfer-Encoding` decide when the request has them; without either (HTTP/2 and
+    /// HTTP/3 need neither), this does: a body the adapter cannot prove empty is read and
+    /// checked, never forwarded unseen.
+    pub body: BodyHint,
+}
+
+/// What an adapter knows of a request's body before reading it (from its framework's end
+/// of stream and size hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyHint {
+    /// There is no body (the stream has ended, e.g. an HTTP/1.1 request without framing
+    /// headers, or HTTP/2 headers with `END_STREAM`).
+    Empty,
+    /// Exactly this many bytes.
+    Exact(u64),
+    /// Not known until read.
+    Unknown,
 }
 
 /// The verified client certificate chain of a mutual-TLS connection, leaf first, DER.

@@ -251,7 +251,7 @@ impl RouteTable {
 
 /// `prefix` + `path` the way axum and actix nest routers: `/api` + `/` is `/api`, and a
 /// trailing slash on the prefix is not doubled.
-fn join(prefix: &str, path: &str) -> String {
+pub(crate) fn join(prefix: &str, path: &str) -> String {
     let prefix = prefix.trim_end_matches('/');
     if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") }
 }

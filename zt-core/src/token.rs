@@ -484,7 +484,15 @@ mod tests {
     use crate::request::HeaderList;
 
     fn view<'a>(headers: &'a HeaderList, query: Option<&'a str>) -> RequestView<'a> {
-        RequestView { method: "GET", path: "/", query, headers, peer_addr: None, peer_certificates: None }
+        RequestView {
+            method: "GET",
+            path: "/",
+            query,
+            headers,
+            peer_addr: None,
+            peer_certificates: None,
+            body: crate::BodyHint::Empty,
+        }
     }
 
     #[test]

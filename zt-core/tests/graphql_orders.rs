@@ -689,6 +689,7 @@ async fn a_verified_identity_from_the_guard_is_authorized_by_its_scopes() {
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt_core::BodyHint::Empty,
     };
     let Some(identity) = (match guard.decide(&view).await {
         Decision::Admitted(a) => a.identity().cloned(),

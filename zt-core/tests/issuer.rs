@@ -52,6 +52,7 @@ async fn verify_with(
         headers: &headers,
         peer_addr: None,
         peer_certificates: certificate,
+        body: zt_core::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(a) => match a.identity().cloned() {

@@ -134,6 +134,7 @@ async fn guard_accepts(guard: &Guard, token: &str) -> bool {
         headers: &headers,
         peer_addr: None,
         peer_certificates: None,
+        body: zt_core::BodyHint::Empty,
     };
     match guard.decide(&view).await {
         Decision::Admitted(admitted) => {

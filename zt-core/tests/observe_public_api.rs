@@ -34,7 +34,7 @@ fn serve(observer: &Observer, subject: &str, id: &str) -> u16 {
     let (status, decision) = match &hint {
         Hint::Proceed => (200, Decision::Allow),
         Hint::Block(block) | Hint::Challenge(block) => {
-            (block.response("rid", observer.now()).status, Decision::Deny)
+            (block.response("rid", observer.now()).status(), Decision::Deny)
         }
         Hint::Revoked => (401, Decision::Deny),
     };

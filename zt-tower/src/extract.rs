@@ -9,7 +9,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 use zt_core::{Admission, Reason};
 
-use crate::layer::rendered;
+use crate::layer::reply;
 
 /// The verified caller. Rejects with 401 when the request carries no verified identity
 /// (use `Option<Identity>` on public routes).
@@ -51,7 +51,7 @@ pub struct ZtRejection {
 impl IntoResponse for ZtRejection {
     fn into_response(self) -> Response {
         match (self.admission, self.reason) {
-            (Some(admission), Some(reason)) => rendered(admission.reject(reason)),
+            (Some(admission), Some(reason)) => reply(admission.reject(reason)),
             // No zt layer in front of this handler: a wiring bug, never a reason to let the
             // request through.
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "zt: the ZeroTrustLayer is not installed on this route")

@@ -10,63 +10,16 @@ use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::{Instrument, Span};
+use tracing::Instrument;
 use zt_core::{
-    Admitted, BodyError, Check, Decision, DenialResponse, Guard, HeaderLookup, ReadResponse, Rejected,
-    RequestView, Responding, ResponseBody, ResponseHeaders, ResponsePlan,
+    BodyError, BodyHint, Check, Decision, Guard, Reply, RequestView, ResponseBody, ResponseHeaders,
+    ResponsePlan,
 };
-
-struct Headers<'a>(&'a HeaderMap);
-
-impl HeaderLookup for Headers<'_> {
-    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
-        self.0.get_all(name).iter().nth(index).map(HeaderValue::as_bytes)
-    }
-
-    fn line_count(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-
-    // One map lookup instead of two (`nth(0)` and `nth(1)`).
-    fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
-        let mut values = self.0.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => zt_core::HeaderValue::Absent,
-            (Some(v), None) => zt_core::HeaderValue::One(v.as_bytes()),
-            (Some(_), Some(_)) => zt_core::HeaderValue::Repeated,
-        }
-    }
-}
-
-fn view<'a>(
-    parts: (&'a http::Method, &'a Uri, &'a http::Extensions),
-    headers: &'a Headers<'a>,
-) -> RequestView<'a> {
-    let (method, uri, extensions) = parts;
-    RequestView {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        headers,
-        peer_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
-        peer_certificates: extensions.get::<zt_core::PeerCertificates>(),
-    }
-}
-
-/// Decides on `request` (or resumes a waiting decision) over a view of it.
-fn decide<B>(guard: &Guard, request: &Request<B>, resume: Option<zt_core::Resume>) -> Check {
-    let headers = Headers(request.headers());
-    let view = view((request.method(), request.uri(), request.extensions()), &headers);
-    match resume {
-        None => guard.check(&view),
-        Some(resume) => guard.resume(&view, resume),
-    }
-}
 
 /// Applies a [`Guard`] to a Tower service.
 ///
@@ -113,12 +66,44 @@ pub struct ZeroTrustService<S> {
     guard: Guard,
 }
 
-/// A rendered zt response (denial or blocked response) as an `http` response.
-pub(crate) fn rendered<B: From<String>>(rendered: DenialResponse) -> Response<B> {
-    let mut response = Response::new(B::from(rendered.body));
-    *response.status_mut() =
-        StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in rendered.headers {
+/// The view the Guard decides on, borrowed from the request's parts.
+fn view<'a>(
+    parts: (&'a http::Method, &'a Uri, &'a HeaderMap, &'a Extensions),
+    body: BodyHint,
+) -> RequestView<'a> {
+    let (method, uri, headers, extensions) = parts;
+    RequestView {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers,
+        peer_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+        peer_certificates: extensions.get::<zt_core::PeerCertificates>(),
+        body,
+    }
+}
+
+/// Decides on `request` (or resumes a waiting decision). The body's end of stream and
+/// size hint tell the Guard what the headers may not (HTTP/2 needs no `Content-Length`).
+fn decide<B: Body>(guard: &Guard, request: &Request<B>, resume: Option<zt_core::Resume>) -> Check {
+    let body = match (request.body().is_end_stream(), request.body().size_hint().exact()) {
+        (true, _) => BodyHint::Empty,
+        (false, Some(n)) => BodyHint::Exact(n),
+        (false, None) => BodyHint::Unknown,
+    };
+    let parts = (request.method(), request.uri(), request.headers(), request.extensions());
+    match resume {
+        None => guard.check(&view(parts, body)),
+        Some(resume) => guard.resume(&view(parts, body), resume),
+    }
+}
+
+/// A zt [`Reply`] (a denial, a blocked response, a controls answer) as an `http` response.
+pub(crate) fn reply<B: From<String>>(reply: Reply) -> Response<B> {
+    let (status, headers, body) = reply.into_parts();
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(HeaderName::from_static(name), value);
         }
@@ -126,33 +111,20 @@ pub(crate) fn rendered<B: From<String>>(rendered: DenialResponse) -> Response<B>
     response
 }
 
-fn rejected<B: From<String>>(rejected: Rejected) -> Response<B> {
-    rendered(rejected.into_response())
-}
-
-/// Puts the admission into the request's extensions and applies a normalized path.
-fn forward<B>(admitted: Admitted, request: &mut Request<B>) -> (Span, Responding) {
-    if let Some(path) = admitted.rewritten_path() {
-        let path_and_query = match request.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_string(),
-        };
-        let mut parts = request.uri().clone().into_parts();
-        if let Ok(pq) = path_and_query.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
-            }
-        }
+/// A body read whole, up to `limit` bytes.
+pub(crate) async fn collect<B: Body>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Unreadable),
     }
-    let span = admitted.span().clone();
-    let (admission, responding) = admitted.forward();
-    request.extensions_mut().insert(admission);
-    (span, responding)
 }
 
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
-fn add_headers<B>(response: &mut Response<B>, headers: &ResponseHeaders) {
+fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Response<B> {
     for (name, value) in headers.iter() {
         if let Ok(value) = HeaderValue::from_str(value)
             && !response.headers().contains_key(name)
@@ -160,33 +132,7 @@ fn add_headers<B>(response: &mut Response<B>, headers: &ResponseHeaders) {
             response.headers_mut().insert(HeaderName::from_static(name), value);
         }
     }
-}
-
-async fn read_response<B>(read: ReadResponse, response: Response<B>) -> Response<B>
-where
-    B: Body + From<String> + From<Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (mut parts, body) = response.into_parts();
-    let bytes = Limited::new(body, read.limit())
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| BodyError::Unreadable);
-    match read.finish(bytes.as_deref().map_err(|e| *e)) {
-        ResponseBody::Keep(headers) => {
-            let mut response = Response::from_parts(parts, B::from(bytes.unwrap_or_default()));
-            add_headers(&mut response, &headers);
-            response
-        }
-        ResponseBody::Replace(body, headers) => {
-            parts.headers.remove(http::header::CONTENT_LENGTH);
-            let mut response = Response::from_parts(parts, B::from(Bytes::from(body)));
-            add_headers(&mut response, &headers);
-            response
-        }
-        ResponseBody::Block(blocked) => rendered(blocked),
-    }
+    response
 }
 
 /// Everything after the decision: its waits, the body phase, the service, the response.
@@ -203,68 +149,63 @@ where
     ResBody: Body + From<String> + From<Bytes>,
     ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let admitted = loop {
+    let mut admitted = loop {
         match check {
             Check::Pending(pending) => {
                 let resume = pending.await;
                 check = decide(&guard, &request, Some(resume));
             }
-            Check::Ready(Decision::Rejected(r)) => return Ok(rejected(r)),
+            Check::Ready(Decision::Rejected(rejected)) => return Ok(reply(rejected.into_response())),
             Check::Ready(Decision::Admitted(admitted)) => break admitted,
         }
     };
-    let (admitted, mut request) = match admitted.body_limit() {
-        None => (admitted, request),
-        Some(limit) => match read_body(admitted, request, limit).await {
+    let (mut parts, mut body) = request.into_parts();
+    if let Some(limit) = admitted.body_limit() {
+        let read = collect(body, limit).await;
+        let parts = (&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+        admitted = match admitted.body(&view(parts, BodyHint::Unknown), read.as_deref().map_err(|e| *e)) {
             Ok(admitted) => admitted,
-            Err(r) => return Ok(rejected(r)),
-        },
-    };
-    let (span, responding) = forward(admitted, &mut request);
-    let response = span.in_scope(|| service.call(request)).instrument(span).await?;
-    Ok(finish(responding, response).await)
-}
-
-/// The body phase: the body read (bounded), checked, and put back for the service.
-async fn read_body<B>(
-    admitted: Admitted,
-    request: Request<B>,
-    limit: usize,
-) -> Result<(Admitted, Request<B>), Rejected>
-where
-    B: Body + From<Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (parts, body) = request.into_parts();
-    let read = Limited::new(body, limit).collect().await.map(|c| c.to_bytes()).map_err(|e| {
-        match e.downcast_ref::<http_body_util::LengthLimitError>() {
-            Some(_) => BodyError::TooLarge,
-            None => BodyError::Unreadable,
-        }
-    });
-    let headers = Headers(&parts.headers);
-    let admitted = admitted.body(
-        &view((&parts.method, &parts.uri, &parts.extensions), &headers),
-        read.as_deref().map_err(|e| *e),
-    )?;
-    // Report-only mode forwards even an unreadable body: forward what was read.
-    Ok((admitted, Request::from_parts(parts, B::from(read.unwrap_or_default()))))
-}
-
-/// The response phase: sent as it is (streams stay streams), or read, checked and rebuilt.
-async fn finish<B>(responding: Responding, mut response: Response<B>) -> Response<B>
-where
-    B: Body + From<String> + From<Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let content_type = response.headers().get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
-    match responding.head(response.status().as_u16(), content_type, response.body().size_hint().exact()) {
-        ResponsePlan::Send(headers) => {
-            add_headers(&mut response, &headers);
-            response
-        }
-        ResponsePlan::Read(read) => read_response(read, response).await,
+            Err(rejected) => return Ok(reply(rejected.into_response())),
+        };
+        // Report-only mode forwards even an unreadable body: forward what was read.
+        body = ReqBody::from(read.unwrap_or_default());
     }
+    if let Some(path) = admitted.rewritten_path() {
+        // The normalized path the Guard checked is the one the service routes on.
+        let path_and_query = match parts.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_string(),
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        if let Ok(path_and_query) = path_and_query.parse() {
+            uri.path_and_query = Some(path_and_query);
+            parts.uri = Uri::from_parts(uri).unwrap_or(parts.uri);
+        }
+    }
+    let span = admitted.span().clone();
+    let (admission, responding) = admitted.forward();
+    parts.extensions.insert(admission);
+    let request = Request::from_parts(parts, body);
+    let response = span.in_scope(|| service.call(request)).instrument(span).await?;
+    // The response phase: sent as it is (streams stay streams), or read, checked, rebuilt.
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    let length = response.body().size_hint().exact();
+    let read = match responding.head(response.status().as_u16(), content_type, length) {
+        ResponsePlan::Send(headers) => return Ok(add_headers(response, &headers)),
+        ResponsePlan::Read(read) => read,
+    };
+    let (mut parts, body) = response.into_parts();
+    let bytes = collect(body, read.limit()).await;
+    Ok(match read.finish(bytes.as_deref().map_err(|e| *e)) {
+        ResponseBody::Keep(headers) => {
+            add_headers(Response::from_parts(parts, ResBody::from(bytes.unwrap_or_default())), &headers)
+        }
+        ResponseBody::Replace(body, headers) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            add_headers(Response::from_parts(parts, ResBody::from(Bytes::from(body))), &headers)
+        }
+        ResponseBody::Block(blocked) => reply(blocked),
+    })
 }
 
 /// The response future of [`ZeroTrustService`].

@@ -41,5 +41,5 @@ pub mod tls;
 
 pub use extract::{Claims, Identity, ZtRejection};
 pub use layer::{ResponseFuture, ZeroTrustLayer, ZeroTrustService};
-pub use router::{ANY_METHODS, GuardedApp, GuardedFuture, MethodRoute, Router, routing};
+pub use router::{ANY_METHODS, BuiltinHandler, GuardedApp, MethodRoute, Router, routing};
 pub use zt_core;

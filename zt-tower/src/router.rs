@@ -17,17 +17,14 @@ use axum::body::Body;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
-use axum::routing::future::RouteFuture;
 use axum::routing::{IntoMakeService, MethodFilter, MethodRouter, Route};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
-use pin_project_lite::pin_project;
+use http::{HeaderValue, Request, header};
 use tower_layer::Layer;
 use tower_service::Service;
-use zt_core::controls_api::{self, ControlRequest, ControlsApi, ControlsReply, Endpoint};
-use zt_core::{BodyError, Guard, PolicyError, Requirement, RouteTable};
+use zt_core::{Admission, BuiltinEndpoint, Guard, PolicyError, Requirement, RouteRegistry, controls_api};
 
+use crate::layer::{collect, reply};
 use crate::{ZeroTrustLayer, ZeroTrustService};
 
 /// The methods [`routing::any`], [`Router::route_service`] and [`Router::nest_service`]
@@ -162,67 +159,19 @@ pub mod routing {
 /// ```
 pub struct Router<S = ()> {
     inner: axum::Router<S>,
-    guard: Guard,
-    table: RouteTable,
-    errors: Vec<PolicyError>,
-}
-
-/// A nest prefix axum accepts: absolute, not the root, no wildcard. Checked here so that
-/// [`Router::try_into_axum`] reports it instead of axum panicking.
-fn nest_prefix(what: &str, prefix: &str) -> Result<(), PolicyError> {
-    let invalid = |message: &str| PolicyError::Invalid {
-        file: None,
-        line: None,
-        at: format!("{what} {prefix}"),
-        message: message.to_string(),
-    };
-    if !prefix.starts_with('/') {
-        return Err(invalid("the prefix must start with '/'"));
-    }
-    if prefix == "/" {
-        return Err(invalid("cannot nest at the root (use merge, or a route)"));
-    }
-    if prefix.contains("{*") {
-        return Err(invalid("the prefix cannot contain a wildcard"));
-    }
-    Ok(())
+    routes: RouteRegistry,
 }
 
 impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// An empty router enforced by `guard`.
     pub fn new(guard: Guard) -> Self {
-        Router { inner: axum::Router::new(), guard, table: RouteTable::new(), errors: Vec::new() }
-    }
-
-    fn register(&mut self, methods: &[&str], template: &str, requirement: &Requirement, always: bool) {
-        for method in methods {
-            let added = match always {
-                true => self.table.add_always_enforced(method, template, requirement.clone()),
-                false => self.table.add(method, template, requirement.clone()),
-            };
-            if let Err(e) = added {
-                self.errors.push(e);
-            }
-        }
+        Router { inner: axum::Router::new(), routes: RouteRegistry::new(guard) }
     }
 
     /// Adds `route` at `path`, reachable only by callers meeting `requirement` (for every
     /// method the route chains).
     pub fn route(mut self, path: &str, route: MethodRoute<S>, requirement: Requirement) -> Self {
-        self.register(&route.methods, path, &requirement, false);
-        self.inner = self.inner.route(path, route.router);
-        self
-    }
-
-    /// A control-plane route: like [`Router::route`], but enforced even in report-only mode
-    /// (see [`RouteTable::add_always_enforced`]).
-    pub(crate) fn control_route(
-        mut self,
-        path: &str,
-        route: MethodRoute<S>,
-        requirement: Requirement,
-    ) -> Self {
-        self.register(&route.methods, path, &requirement, true);
+        self.routes.add(&route.methods, path, &requirement);
         self.inner = self.inner.route(path, route.router);
         self
     }
@@ -235,7 +184,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         T::Response: IntoResponse + 'static,
         T::Future: Send + 'static,
     {
-        self.register(&ANY_METHODS, path, &requirement, false);
+        self.routes.add(&ANY_METHODS, path, &requirement);
         self.inner = self.inner.route(path, axum::routing::on_service(ANY_FILTER, service));
         self
     }
@@ -271,14 +220,8 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         T::Response: IntoResponse + 'static,
         T::Future: Send + 'static,
     {
-        if let Err(e) = nest_prefix("nest_service", prefix) {
-            self.errors.push(e);
+        if !self.routes.add_subtree(prefix, &requirement) {
             return self;
-        }
-        for method in ANY_METHODS {
-            if let Err(e) = self.table.add_subtree(method, prefix, requirement.clone()) {
-                self.errors.push(e);
-            }
         }
         // Filtered like `any`: in report-only mode too, TRACE and CONNECT never reach it.
         let filtered: MethodRouter<(), Infallible> = axum::routing::on_service(ANY_FILTER, service);
@@ -288,29 +231,15 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// Nests `router` under `prefix` (its requirements move with it).
     pub fn nest(mut self, prefix: &str, router: Router<S>) -> Self {
-        if let Err(e) = nest_prefix("nest", prefix) {
-            self.errors.push(e);
-            return self;
+        if self.routes.nest(prefix, router.routes) {
+            self.inner = self.inner.nest(prefix, router.inner);
         }
-        self.errors.extend(router.errors);
-        match router.table.prefixed(prefix) {
-            Ok(prefixed) => {
-                if let Err(e) = self.table.merge(&prefixed) {
-                    self.errors.push(e);
-                }
-            }
-            Err(e) => self.errors.push(e),
-        }
-        self.inner = self.inner.nest(prefix, router.inner);
         self
     }
 
     /// Merges another router's routes and requirements.
     pub fn merge(mut self, router: Router<S>) -> Self {
-        self.errors.extend(router.errors);
-        if let Err(e) = self.table.merge(&router.table) {
-            self.errors.push(e);
-        }
+        self.routes.merge(router.routes);
         self.inner = self.inner.merge(router.inner);
         self
     }
@@ -382,32 +311,16 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// [`Router::controls`] with another requirement (never public: that is an error).
     pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
-        let api = match ControlsApi::new(self.guard.clone(), requirement.clone()) {
-            Ok(api) => api,
-            Err(e) => {
-                self.errors.push(e);
-                return self;
-            }
-        };
-        for endpoint in Endpoint::ALL {
-            let handler = ControlsHandler { api: api.clone(), endpoint };
-            let route = match endpoint {
-                Endpoint::List => routing::get(handler),
-                _ => routing::post(handler),
-            };
-            self = self.control_route(&endpoint.path(prefix), route, requirement.clone());
+        for (path, endpoint) in self.routes.controls(prefix, requirement) {
+            let filter = if endpoint.method() == "GET" { MethodFilter::GET } else { MethodFilter::POST };
+            self.inner = self.inner.route(&path, axum::routing::on(filter, BuiltinHandler(endpoint)));
         }
         self
     }
 
     /// Provides the state, like `axum::Router::with_state`.
     pub fn with_state<S2>(self, state: S) -> Router<S2> {
-        Router {
-            inner: self.inner.with_state(state),
-            guard: self.guard,
-            table: self.table,
-            errors: self.errors,
-        }
+        Router { inner: self.inner.with_state(state), routes: self.routes }
     }
 }
 
@@ -418,12 +331,8 @@ impl Router<()> {
     /// axum's routing): every request is checked before axum routes it, so the router sees
     /// exactly the path that was checked, including a normalized one.
     pub fn try_into_axum(self) -> Result<GuardedApp, PolicyError> {
-        if let Some(e) = self.errors.into_iter().next() {
-            return Err(e);
-        }
-        let guard = self.guard.with_routes(&self.table)?;
-        let service = ZeroTrustLayer::new(guard.clone()).layer(self.inner);
-        Ok(GuardedApp { guard, inner: Inner::Direct(service) })
+        let guard = self.routes.finish()?;
+        Ok(GuardedApp { inner: ZeroTrustLayer::new(guard.clone()).layer(self.inner), guard })
     }
 
     /// Finishes the router. Panics (at start-up, like axum on overlapping routes) when a
@@ -457,27 +366,22 @@ impl Router<()> {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct GuardedApp {
+pub struct GuardedApp<S = ZeroTrustService<axum::Router>> {
     guard: Guard,
-    inner: Inner,
+    inner: S,
 }
 
-#[derive(Clone)]
-enum Inner {
-    /// The zt service straight over the router: one routing pass per request.
-    Direct(ZeroTrustService<axum::Router>),
-    /// Wrapped by outer layers; axum's router erases the layered service's type.
-    Layered(axum::Router),
-}
-
-impl std::fmt::Debug for GuardedApp {
+impl<S> std::fmt::Debug for GuardedApp<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let layered = matches!(self.inner, Inner::Layered(_));
-        f.debug_struct("GuardedApp").field("layered", &layered).finish_non_exhaustive()
+        f.debug_struct("GuardedApp").finish_non_exhaustive()
     }
 }
 
-impl GuardedApp {
+impl<S> GuardedApp<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     /// The guard enforcing this app, with its routes compiled in (e.g. for its observer).
     pub fn guard(&self) -> &Guard {
         &self.guard
@@ -486,7 +390,7 @@ impl GuardedApp {
     /// Wraps the whole guarded app in `layer`, which then sees every request before zt
     /// does, and every response after (tower-http's `TraceLayer`, `CorsLayer`,
     /// `CompressionLayer`). Same bounds as `axum::Router::layer`.
-    pub fn layer<L>(self, layer: L) -> GuardedApp
+    pub fn layer<L>(self, layer: L) -> GuardedApp<axum::Router>
     where
         L: Layer<Route> + Clone + Send + Sync + 'static,
         L::Service: Service<Request<Body>> + Clone + Send + Sync + 'static,
@@ -494,85 +398,47 @@ impl GuardedApp {
         <L::Service as Service<Request<Body>>>::Error: Into<Infallible> + 'static,
         <L::Service as Service<Request<Body>>>::Future: Send + 'static,
     {
-        let router = match self.inner {
-            Inner::Direct(service) => axum::Router::new().fallback_service(service),
-            Inner::Layered(router) => router,
-        };
-        GuardedApp { guard: self.guard, inner: Inner::Layered(router.layer(layer)) }
+        // axum's router erases the layered service's types (body, error) as it does for its own.
+        let inner = axum::Router::new().fallback_service(self.inner).layer(layer);
+        GuardedApp { guard: self.guard, inner }
     }
 
     /// The make-service `axum::serve` takes.
-    pub fn into_make_service(self) -> IntoMakeService<GuardedApp> {
+    pub fn into_make_service(self) -> IntoMakeService<Self> {
         axum::ServiceExt::<Request<Body>>::into_make_service(self)
     }
 
     /// The make-service `axum::serve` takes, putting each connection's `C` (e.g.
     /// `SocketAddr`, which zt uses for address limits and blocks) into the requests.
-    pub fn into_make_service_with_connect_info<C>(self) -> IntoMakeServiceWithConnectInfo<GuardedApp, C> {
+    pub fn into_make_service_with_connect_info<C>(self) -> IntoMakeServiceWithConnectInfo<Self, C> {
         axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info(self)
     }
 }
 
-type DirectFuture = <ZeroTrustService<axum::Router> as Service<Request<Body>>>::Future;
-
-pin_project! {
-    /// The response future of [`GuardedApp`].
-    pub struct GuardedFuture {
-        #[pin]
-        inner: FutureInner,
-    }
-}
-
-pin_project! {
-    #[project = FutureProjection]
-    enum FutureInner {
-        Direct { #[pin] future: DirectFuture },
-        Layered { #[pin] future: RouteFuture<Infallible> },
-    }
-}
-
-impl Future for GuardedFuture {
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            FutureProjection::Direct { future } => future.poll(cx),
-            FutureProjection::Layered { future } => future.poll(cx),
-        }
-    }
-}
-
-impl<B> Service<Request<B>> for GuardedApp
+impl<S, B> Service<Request<B>> for GuardedApp<S>
 where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = GuardedFuture;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match &mut self.inner {
-            Inner::Direct(service) => Service::<Request<Body>>::poll_ready(service, cx),
-            Inner::Layered(router) => Service::<Request<Body>>::poll_ready(router, cx),
-        }
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> GuardedFuture {
-        let request = request.map(Body::new);
-        let inner = match &mut self.inner {
-            Inner::Direct(service) => FutureInner::Direct { future: service.call(request) },
-            Inner::Layered(router) => FutureInner::Layered { future: router.call(request) },
-        };
-        GuardedFuture { inner }
+    fn call(&mut self, request: Request<B>) -> S::Future {
+        self.inner.call(request.map(Body::new))
     }
 }
 
 /// `axum::serve(listener, app)`, as with an `axum::Router`: each connection gets a clone.
-impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for GuardedApp {
-    type Response = GuardedApp;
+impl<L: axum::serve::Listener, S: Clone> Service<axum::serve::IncomingStream<'_, L>> for GuardedApp<S> {
+    type Response = GuardedApp<S>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<GuardedApp, Infallible>>;
+    type Future = std::future::Ready<Result<GuardedApp<S>, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -583,57 +449,27 @@ impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for G
     }
 }
 
-/// One endpoint of the controls API as an axum handler.
-#[derive(Clone)]
-struct ControlsHandler {
-    api: ControlsApi,
-    endpoint: Endpoint,
-}
+/// An endpoint zt answers itself ([`BuiltinEndpoint`]: the controls API, a token issuer's
+/// JWK set and exchange) as an axum handler.
+#[derive(Clone, Debug)]
+pub struct BuiltinHandler(pub(crate) BuiltinEndpoint);
 
-fn reply(answer: ControlsReply) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, answer.body).into_response();
-    // Only the reply's own headers (an empty body has no content type).
-    response.headers_mut().remove(header::CONTENT_TYPE);
-    for (name, value) in answer.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().append(HeaderName::from_static(name), value);
-        }
-    }
-    response
-}
-
-impl<S: Clone + Send + Sync + 'static> Handler<(), S> for ControlsHandler {
+impl<S: Clone + Send + Sync + 'static> Handler<(), S> for BuiltinHandler {
     type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
 
     fn call(self, request: Request<Body>, _state: S) -> Self::Future {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            // A request that did not come through zt is refused (500): a wiring bug.
-            let Some(admission) = parts.extensions.get::<zt_core::Admission>().cloned() else {
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            let read = match self.0.body_limit() {
+                Some(limit) => collect(body, limit).await,
+                None => Ok(Bytes::new()),
             };
-            let read: Result<Bytes, BodyError> = match self.endpoint {
-                Endpoint::List => Ok(Bytes::new()),
-                _ => Limited::new(body, controls_api::MAX_BODY_BYTES)
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
-                        Some(_) => BodyError::TooLarge,
-                        None => BodyError::Unreadable,
-                    }),
-            };
-            let answer = self.api.handle(
-                self.endpoint,
-                ControlRequest {
-                    identity: admission.identity(),
-                    content_type: parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-                    body: read.as_deref().map_err(|e| *e),
-                    request_id: admission.request_id().as_str(),
-                },
-            );
-            reply(answer)
+            let content_type = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+            reply(self.0.answer(
+                parts.extensions.get::<Admission>(),
+                content_type,
+                read.as_deref().map_err(|e| *e),
+            ))
         })
     }
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tracing::Span;
 
+use crate::Reply;
 use crate::cert::CertificateIdentity;
 use crate::contract::Contract;
-use crate::denial::{Denial, DenialResponse};
+use crate::denial::Denial;
 use crate::graphql::GraphqlSchema;
 use crate::identity::Identity;
 use crate::limit::Limiter;
@@ -91,7 +92,7 @@ impl Shared {
     }
 
     /// Renders a denial as status, headers and problem+json body.
-    pub(crate) fn render(&self, denial: &Denial, request_id: &RequestId) -> DenialResponse {
+    pub(crate) fn render(&self, denial: &Denial, request_id: &RequestId) -> Reply {
         denial.render(&self.realm, request_id.as_str())
     }
 

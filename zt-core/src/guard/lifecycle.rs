@@ -23,8 +23,9 @@ use super::facts::{Facts, Wait};
 use super::graphql::{graphql_denial, record_operations};
 use super::observation::Observation;
 use super::stage::violation_denial;
+use crate::Reply;
 use crate::contract::ContractRequest;
-use crate::denial::{Denial, DenialResponse, Reason};
+use crate::denial::{Denial, Reason};
 use crate::graphql::{GraphqlRequestBody, GraphqlSchema};
 use crate::identity::Identity;
 use crate::policy::ResponseValidation;
@@ -251,8 +252,10 @@ impl Admitted {
         let ((op, path_params), Some(contract)) = (phase.operation.as_ref()?, &self.shared.contract) else {
             return None;
         };
-        let request =
-            ContractRequest { path_params, query: view.query, headers: view.headers, body: Some(bytes) };
+        // A body of unknown length that turned out empty is no body (what HTTP/1.1 would
+        // have said with `Content-Length: 0`).
+        let body = (!bytes.is_empty()).then_some(bytes);
+        let request = ContractRequest { path_params, query: view.query, headers: view.headers, body };
         contract.validate_request(*op, &request).err().map(violation_denial)
     }
 
@@ -323,7 +326,7 @@ impl Admission {
 
     /// A refusal rendered exactly as the Guard renders its denials (for extractors that
     /// find the request lacks what the handler needs, e.g. an identity).
-    pub fn reject(&self, reason: Reason) -> DenialResponse {
+    pub fn reject(&self, reason: Reason) -> Reply {
         self.shared.render(&Denial::new(reason), &self.request_id)
     }
 }
@@ -336,7 +339,7 @@ pub struct Rejected {
     pub(super) request_id: RequestId,
     pub(super) route: Option<Arc<str>>,
     pub(super) denial: Denial,
-    pub(super) response: Option<DenialResponse>,
+    pub(super) response: Option<Reply>,
     pub(super) observation: Option<Box<Observation>>,
 }
 
@@ -373,7 +376,7 @@ impl Rejected {
     }
 
     /// The response to send: status, headers and problem body.
-    pub fn into_response(mut self) -> DenialResponse {
+    pub fn into_response(mut self) -> Reply {
         let response =
             self.response.take().unwrap_or_else(|| self.shared.render(&self.denial, &self.request_id));
         self.record(response.status);
@@ -454,7 +457,7 @@ pub enum ResponseBody {
     /// `Content-Length` of the original, and add these headers.
     Replace(Vec<u8>, ResponseHeaders),
     /// This 502 problem instead of the response.
-    Block(DenialResponse),
+    Block(Reply),
 }
 
 /// The largest response body buffered for sampling alone.

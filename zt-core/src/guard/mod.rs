@@ -26,7 +26,8 @@ use self::engine::record_identity;
 use self::facts::{Facts, Flow};
 use self::lifecycle::{BodyPhase, Suspended};
 use self::observation::Observation;
-use crate::denial::{Denial, DenialResponse, Reason};
+use crate::Reply;
+use crate::denial::{Denial, Reason};
 use crate::error::PolicyError;
 use crate::observe::{Decision as ObserveDecision, Observer};
 use crate::policy::{Mode, Policy};
@@ -114,7 +115,7 @@ impl Guard {
     }
 
     /// Renders a denial as status, headers and problem+json body.
-    pub fn render(&self, denial: &Denial, request_id: &RequestId) -> DenialResponse {
+    pub fn render(&self, denial: &Denial, request_id: &RequestId) -> Reply {
         self.shared.render(denial, request_id)
     }
 

@@ -56,6 +56,7 @@ pub use exchange::{
     is_form_content_type,
 };
 
+use crate::Reply;
 use crate::identity::Identity;
 use clock::unix_secs;
 use exchange::is_scope_token;
@@ -415,52 +416,6 @@ impl IssuedToken {
     }
 }
 
-/// A framework-neutral HTTP answer for the adapters to translate.
-///
-/// The parts are read with accessors and taken with [`IssuerResponse::into_parts`], not
-/// public fields: an adapter that destructures the parts stops compiling when a part is
-/// added, instead of silently sending an answer without it.
-///
-/// ```
-/// # #[cfg(feature = "aws-lc-rs")] {
-/// use zt_core::issuer::{TokenIssuer, TokenIssuerConfig};
-///
-/// let issuer = TokenIssuer::new(TokenIssuerConfig::new("https://a.example").audience("b")).unwrap();
-/// let (status, headers, body) = issuer.jwks_response().into_parts();
-/// assert_eq!(status, 200);
-/// assert!(headers.contains(&("content-type", "application/json".to_string())));
-/// assert!(body.contains("\"keys\""));
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerResponse {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-impl IssuerResponse {
-    /// HTTP status code.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// Response headers (names lower-case).
-    pub fn headers(&self) -> &[(&'static str, String)] {
-        &self.headers
-    }
-
-    /// The JSON body.
-    pub fn body(&self) -> &str {
-        &self.body
-    }
-
-    /// Status, headers and body, for an adapter to translate all three.
-    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
-        (self.status, self.headers, self.body)
-    }
-}
-
 /// RFC 6749 s.5.1: token responses are JSON and must not be cached.
 fn token_endpoint_headers() -> Vec<(&'static str, String)> {
     vec![
@@ -472,8 +427,8 @@ fn token_endpoint_headers() -> Vec<(&'static str, String)> {
 
 impl ExchangeError {
     /// The whole HTTP error answer: status, no-store headers and the RFC 6749 s.5.2 body.
-    pub fn to_response(&self) -> IssuerResponse {
-        IssuerResponse { status: self.status(), headers: token_endpoint_headers(), body: self.to_json() }
+    pub fn to_response(&self) -> Reply {
+        Reply { status: self.status(), headers: token_endpoint_headers(), body: self.to_json() }
     }
 }
 
@@ -804,8 +759,8 @@ impl TokenIssuer {
     }
 
     /// The JWK set as an HTTP answer (200, JSON, `Cache-Control: public, max-age=...`).
-    pub fn jwks_response(&self) -> IssuerResponse {
-        IssuerResponse {
+    pub fn jwks_response(&self) -> Reply {
+        Reply {
             status: 200,
             headers: vec![
                 ("content-type", "application/json".to_string()),
@@ -1027,12 +982,7 @@ impl TokenIssuer {
     /// The whole token endpoint, framework-neutral: checks the `Content-Type`, parses the
     /// form, exchanges, and renders the RFC 8693 success body or the RFC 6749 s.5.2 error
     /// body. Responses carry `Cache-Control: no-store` (RFC 6749 s.5.1).
-    pub fn exchange_response(
-        &self,
-        subject: &Identity,
-        content_type: Option<&[u8]>,
-        body: &[u8],
-    ) -> IssuerResponse {
+    pub fn exchange_response(&self, subject: &Identity, content_type: Option<&[u8]>, body: &[u8]) -> Reply {
         let result = match ExchangeRequest::from_http(content_type, body) {
             Ok(request) => self.exchange(subject, &request),
             Err(e) => {
@@ -1041,11 +991,9 @@ impl TokenIssuer {
             }
         };
         match result {
-            Ok(token) => IssuerResponse {
-                status: 200,
-                headers: token_endpoint_headers(),
-                body: token.to_exchange_response(),
-            },
+            Ok(token) => {
+                Reply { status: 200, headers: token_endpoint_headers(), body: token.to_exchange_response() }
+            }
             Err(e) => e.to_response(),
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::denial::DenialResponse;
+use crate::Reply;
 use crate::identity::Identity;
 use crate::problem::PROBLEM_TYPE_BASE;
 
@@ -90,9 +90,9 @@ impl Block {
     /// The response for a refused request: the challenge as given, or `403` with an
     /// `application/problem+json` body (RFC 9457, type [`BLOCKED_PROBLEM_TYPE`]), the
     /// request id and `Retry-After`. Names no rule, subject or address.
-    pub fn response(&self, request_id: &str, now: SystemTime) -> DenialResponse {
+    pub fn response(&self, request_id: &str, now: SystemTime) -> Reply {
         if let BlockKind::Challenge(challenge) = &self.kind {
-            // DenialResponse header names are static: keep only the ones a challenge
+            // Reply header names are static: keep only the ones a challenge
             // plausibly needs; others are dropped rather than leaked into a static str.
             let mut headers =
                 vec![("cache-control", "no-store".to_string()), ("x-request-id", request_id.to_string())];
@@ -101,7 +101,7 @@ impl Block {
                     headers.push((known, value.clone()));
                 }
             }
-            return DenialResponse { status: challenge.status, headers, body: challenge.body.clone() };
+            return Reply { status: challenge.status, headers, body: challenge.body.clone() };
         }
         let retry = self.retry_after_secs(now);
         let body = serde_json::json!({
@@ -112,7 +112,7 @@ impl Block {
             "request_id": request_id,
         })
         .to_string();
-        DenialResponse {
+        Reply {
             status: 403,
             headers: vec![
                 ("content-type", "application/problem+json".to_string()),
@@ -160,7 +160,7 @@ const CHALLENGE_HEADERS: &[&str] =
 
 /// The response for a revoked token: 401 `invalid_token` (RFC 6750) with the problem type
 /// `urn:zt:problem:token-revoked`.
-pub fn revoked_response(realm: &str, request_id: &str) -> DenialResponse {
+pub fn revoked_response(realm: &str, request_id: &str) -> Reply {
     let detail = "The access token has been revoked.";
     let realm: String = realm.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
     let body = serde_json::json!({
@@ -171,7 +171,7 @@ pub fn revoked_response(realm: &str, request_id: &str) -> DenialResponse {
         "request_id": request_id,
     })
     .to_string();
-    DenialResponse {
+    Reply {
         status: 401,
         headers: vec![
             ("content-type", "application/problem+json".to_string()),

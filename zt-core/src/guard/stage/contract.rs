@@ -8,7 +8,7 @@ use crate::guard::engine::Guard;
 use crate::guard::facts::{Facts, Flow, Framing};
 use crate::guard::graphql::{graphql_denial, record_operations};
 use crate::policy::ResponseValidation;
-use crate::request::RequestView;
+use crate::request::{BodyHint, RequestView};
 use crate::response::ResponseCheck;
 
 /// Responses larger than this are not validated (passed on, logged).
@@ -111,7 +111,8 @@ fn is_json(view: &RequestView<'_>) -> bool {
         && view.headers.nth("content-type", 1).is_none()
 }
 
-/// Body framing from the headers.
+/// Body framing: from the headers when the request has framing headers, else from what the
+/// adapter knows of the body.
 pub(crate) fn framing(view: &RequestView<'_>) -> Framing {
     let mut declared: Option<u64> = None;
     let mut index = 0;
@@ -134,7 +135,11 @@ pub(crate) fn framing(view: &RequestView<'_>) -> Framing {
         Some(0) => Framing::NoBody,
         Some(n) => Framing::Body { declared: Some(n) },
         None if chunked => Framing::Body { declared: None },
-        None => Framing::NoBody,
+        None => match view.body {
+            BodyHint::Empty | BodyHint::Exact(0) => Framing::NoBody,
+            BodyHint::Exact(n) => Framing::Body { declared: Some(n) },
+            BodyHint::Unknown => Framing::Body { declared: None },
+        },
     }
 }
 
