@@ -105,7 +105,8 @@ pub fn server(
         App::new().app_data(store.clone()).app_data(graphql.clone()).service(routes.service())
     })
     .workers(workers)
-    .listen(listener)?
+    // HTTP/1.1 and HTTP/2 over cleartext (prior knowledge), as the axum demo serves.
+    .listen_auto_h2c(listener)?
     .run())
 }
 

@@ -649,6 +649,21 @@ pub fn cases() -> Vec<Case> {
         get("encoded dot segment", "/orders/%2e%2e/health", bearer(&good), 400, Some("invalid-path"), None),
         get("matrix parameter", "/orders;x=1", bearer(&good), 400, Some("invalid-path"), None),
     ]);
+
+    // #14 finding 11 (lead): framing is decided from the body the adapter holds, so these
+    // hold over HTTP/2 too, where no Content-Length is needed (tests/h2.rs sends the table
+    // without one).
+    let admin = token("root", "orders:admin");
+    cases.push(Case {
+        name: "adv14_11 a body on DELETE is checked (the operation takes none)".into(),
+        method: "DELETE",
+        path: "/orders/999999".into(),
+        headers: [bearer(&admin), vec![("content-type", "application/json".into())]].concat(),
+        body: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(1000)).into_bytes()),
+        status: 400,
+        problem: Some("invalid-body"),
+        challenge: None,
+    });
     cases
 }
 

@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{StatusCode, Version};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::StreamExt;
@@ -45,11 +45,12 @@ impl HeaderLookup for Headers<'_> {
 /// Decides on `request` (or resumes a waiting decision) over a view of it.
 fn decide(guard: &Guard, request: &ServiceRequest, resume: Option<zt_core::Resume>) -> Check {
     let headers = Headers(request.headers());
-    // Without framing headers (HTTP/2 needs none), only a payload actix knows is absent is
-    // no body.
-    let body = match request.parts().1 {
-        Payload::None => BodyHint::Empty,
-        _ => BodyHint::Unknown,
+    // HTTP/1.x without framing headers has no body (RFC 9112 s.6.3; an upgrade's payload is
+    // the connection, not a body). HTTP/2 needs no framing headers: there only a payload
+    // actix knows is absent is no body.
+    let body = match (request.version() < Version::HTTP_2, request.parts().1) {
+        (true, _) | (false, Payload::None) => BodyHint::Empty,
+        (false, _) => BodyHint::Unknown,
     };
     match resume {
         None => guard.check(&view(request, &headers, body)),

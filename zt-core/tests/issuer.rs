@@ -365,7 +365,12 @@ async fn exchange_narrows_scopes_names_the_actor_and_verifies_downstream() {
     let issuer = TokenIssuer::new(config()).unwrap();
     let alice = caller(
         &issuer,
-        TokenRequest::new("alice", "service-a").scopes(["orders:read", "orders:write"]).client_id("web-app"),
+        // Outlives the exchanged token (300 s) even across a second boundary: an exchanged
+        // token never outlives its subject token, which would make `expires_in` 299.
+        TokenRequest::new("alice", "service-a")
+            .scopes(["orders:read", "orders:write"])
+            .client_id("web-app")
+            .lifetime(std::time::Duration::from_secs(600)),
     )
     .await;
     let token = issuer.exchange(&alice, &ExchangeRequest::new("service-b", ["orders:read"])).unwrap();

@@ -140,11 +140,17 @@ impl<'a> Facts<'a> {
     }
 }
 
-/// Framing facts from the headers.
+/// Framing facts: from the headers, else from what the adapter knows of the body.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Framing {
     NoBody,
-    Body { declared: Option<u64> },
+    /// Framing headers announce a body (`declared`: its `Content-Length`).
+    Body {
+        declared: Option<u64>,
+    },
+    /// No framing headers, and the adapter cannot tell whether a body follows (HTTP/2
+    /// without `END_STREAM` on the headers): read it, and judge an empty one as no body.
+    Unknown,
     Invalid,
 }
 

@@ -252,10 +252,10 @@ impl Admitted {
         let ((op, path_params), Some(contract)) = (phase.operation.as_ref()?, &self.shared.contract) else {
             return None;
         };
-        // A body of unknown length that turned out empty is no body (what HTTP/1.1 would
-        // have said with `Content-Length: 0`).
-        let body = (!bytes.is_empty()).then_some(bytes);
-        let request = ContractRequest { path_params, query: view.query, headers: view.headers, body };
+        // An empty body is judged as no body there (a body of unknown length that turned out
+        // empty is what HTTP/1.1 would have sent with `Content-Length: 0`).
+        let request =
+            ContractRequest { path_params, query: view.query, headers: view.headers, body: Some(bytes) };
         contract.validate_request(*op, &request).err().map(violation_denial)
     }
 

@@ -36,7 +36,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                     }
                 }
             }
-            (_, Framing::Body { .. }) if !is_json(view) => return Flow::deny(Reason::UnsupportedMediaType),
+            (_, Framing::Body { .. } | Framing::Unknown) if !is_json(view) => {
+                return Flow::deny(Reason::UnsupportedMediaType);
+            }
             // A POST without a body carries no GraphQL request (the check says so).
             (_, Framing::NoBody) => {
                 return match schema.check(GraphqlRequestBody::Json(b""), None) {
@@ -46,7 +48,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                     }
                 };
             }
-            (_, Framing::Body { .. } | Framing::Invalid) => facts.graphql_body = Some(schema.clone()),
+            (_, Framing::Body { .. } | Framing::Unknown | Framing::Invalid) => {
+                facts.graphql_body = Some(schema.clone())
+            }
         }
     } else if let Some(contract) = &shared.contract {
         facts.operation = match info.operation {
@@ -81,7 +85,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                         body: None,
                     },
                 ),
-                Framing::Invalid => Ok(()),
+                // The body phase checks everything once the body is known (media type too).
+                Framing::Unknown | Framing::Invalid => Ok(()),
             };
             if let Err(violations) = checked {
                 return Flow::Deny(violation_denial(violations));
@@ -96,7 +101,7 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
         Framing::Invalid => Flow::deny(Reason::MalformedRequest),
         // Early 413: Content-Length already says it is too large.
         Framing::Body { declared: Some(n) } if n > limit as u64 => Flow::deny(Reason::PayloadTooLarge),
-        Framing::Body { .. } => {
+        Framing::Body { .. } | Framing::Unknown => {
             facts.body_limit = Some(limit);
             Flow::Continue
         }
@@ -138,7 +143,7 @@ pub(crate) fn framing(view: &RequestView<'_>) -> Framing {
         None => match view.body {
             BodyHint::Empty | BodyHint::Exact(0) => Framing::NoBody,
             BodyHint::Exact(n) => Framing::Body { declared: Some(n) },
-            BodyHint::Unknown => Framing::Body { declared: None },
+            BodyHint::Unknown => Framing::Unknown,
         },
     }
 }
