@@ -181,7 +181,9 @@ fn list_limit(info: &ResolveInfo<'_>) -> usize {
 fn orders_list<'a>(store: &'a OrderStore, owner: &str, limit: usize) -> ResolvedValue<'a> {
     let orders = store.orders_of(owner, limit);
     ResolvedValue::list(
-        orders.into_iter().map(move |order| ResolvedValue::object(OrderObject { store, order })),
+        orders
+            .into_iter()
+            .map(move |order| ResolvedValue::object(OrderObject { store, order, created: false })),
     )
 }
 
@@ -207,9 +209,11 @@ impl ObjectValue for Root<'_> {
                     None => None,
                 };
                 let order = id.and_then(|id| self.store.find(self.caller, id));
-                Ok(ResolvedValue::nullable_object(
-                    order.map(|order| OrderObject { store: self.store, order }),
-                ))
+                Ok(ResolvedValue::nullable_object(order.map(|order| OrderObject {
+                    store: self.store,
+                    order,
+                    created: false,
+                })))
             }
             "createOrder" => {
                 let item = info.arguments().get("item").and_then(JsonValue::as_str).unwrap_or_default();
@@ -221,7 +225,9 @@ impl ObjectValue for Root<'_> {
                     return Err(FieldError { message: "quantity must be between 1 and 1000".into() });
                 };
                 match self.store.insert(self.caller, item.to_string(), quantity, None) {
-                    Some(order) => Ok(ResolvedValue::object(OrderObject { store: self.store, order })),
+                    Some(order) => {
+                        Ok(ResolvedValue::object(OrderObject { store: self.store, order, created: true }))
+                    }
                     None => Err(FieldError { message: "store unavailable".into() }),
                 }
             }
@@ -230,15 +236,18 @@ impl ObjectValue for Root<'_> {
     }
 }
 
-/// An order (the caller's own: every path to one starts from the caller).
+/// An order (the caller's own: every path to one starts from the caller): an `Order`, or
+/// the `CreatedOrder` a mutation returns (no `internalNote`; its `customer` needs
+/// orders:read, which zt checks).
 struct OrderObject<'a> {
     store: &'a OrderStore,
     order: Order,
+    created: bool,
 }
 
 impl ObjectValue for OrderObject<'_> {
     fn type_name(&self) -> &str {
-        "Order"
+        if self.created { "CreatedOrder" } else { "Order" }
     }
 
     fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {

@@ -2,7 +2,8 @@
 //! through `GraphqlSchema::check` as the Guard calls it.
 //!
 //! Input: byte 0 picks the caller (bits 0..2: anonymous, no scopes, `orders:read`,
-//! `orders:read orders:write`, `orders:admin orders:read`, `zt:admin orders:read`) and the
+//! `orders:read orders:write`, `orders:admin orders:read`, `zt:admin orders:read`,
+//! `orders:write`, `orders:admin`) and the
 //! transport (bit 3: GET with the rest as the query string, else POST with the rest as the
 //! JSON body).
 //!
@@ -10,7 +11,9 @@
 //! (it parses and validates against the same SDL with apollo-compiler); nothing accepted
 //! selects `internalNote` unless the caller holds `orders:admin`; introspection is accepted
 //! only for `zt:admin`; no mutation is accepted over GET; an anonymous caller never gets
-//! `orders`, `order` or `createOrder`.
+//! `orders`, `order` or `createOrder`; nothing accepted reaches an order or a customer
+//! (`orders`, `order`, `customer`) without `orders:read`, whatever the path (issue 14,
+//! finding 2).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -43,13 +46,15 @@ fn executor_schema() -> &'static Valid<Schema> {
     SCHEMA.get_or_init(|| Schema::parse_and_validate(SDL, "orders.graphql").expect("fuzz harness: SDL"))
 }
 
-const CALLERS: [Option<&[&str]>; 6] = [
+const CALLERS: [Option<&[&str]>; 8] = [
     None,
     Some(&[]),
     Some(&["orders:read"]),
     Some(&["orders:read", "orders:write"]),
     Some(&["orders:admin", "orders:read"]),
     Some(&["zt:admin", "orders:read"]),
+    Some(&["orders:write"]),
+    Some(&["orders:admin"]),
 ];
 
 /// Every field name selected anywhere in the document (operations and fragments).
@@ -94,7 +99,7 @@ fn documents(get: bool, rest: &[u8]) -> Vec<String> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
-    let caller = CALLERS[usize::from(selector & 7) % CALLERS.len()];
+    let caller = CALLERS[usize::from(selector & 7)];
     let get = selector & 8 != 0;
     let scopes: Option<Vec<String>> = caller.map(|s| s.iter().map(|s| s.to_string()).collect());
     let request = if get {
@@ -118,6 +123,11 @@ fuzz_target!(|data: &[u8]| {
         let Ok(document) = document else { panic!("accepted a document the executor refuses") };
         let names = field_names(&document);
         assert!(holds("orders:admin") || !names.iter().any(|n| n == "internalNote"), "internalNote for {caller:?}");
+        assert!(
+            holds("orders:read")
+                || !names.iter().any(|n| matches!(n.as_str(), "orders" | "order" | "customer")),
+            "order data for {caller:?}"
+        );
         if caller.is_none() {
             assert!(
                 !names.iter().any(|n| matches!(n.as_str(), "orders" | "order" | "createOrder")),

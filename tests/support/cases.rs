@@ -649,6 +649,46 @@ pub fn cases() -> Vec<Case> {
         get("encoded dot segment", "/orders/%2e%2e/health", bearer(&good), 400, Some("invalid-path"), None),
         get("matrix parameter", "/orders;x=1", bearer(&good), 400, Some("invalid-path"), None),
     ]);
+
+    // ---- Task G (issue 14, GraphQL findings 2, 3, 6): one request each, both adapters. ----
+    // GraphQL denials are GraphQL-shaped (no top-level problem `type`): `problem: None`
+    // with the status says "refused by the GraphQL check", and a 500 is the executor's
+    // "contract bypass" (zt admitted what the service cannot run).
+    {
+        let graphql = |name: &str, token: &str, body: serde_json::Value, status: u16| {
+            Case {
+            name: name.into(),
+            method: "POST",
+            path: "/graphql".into(),
+            headers: [bearer(token), vec![("content-type", "application/json".into())]].concat(),
+            body: Some(body.to_string().into_bytes()),
+            status,
+            problem: None,
+            challenge: (status == 403).then(|| {
+                format!(
+                    "{REALM}, error=\"insufficient_scope\", error_description=\"The operation selects fields this caller may not access.\""
+                )
+            }),
+        }
+        };
+        let write_only = token("bob", "orders:write");
+        cases.extend([
+            // Finding 2: a type's scope holds wherever the type is reached.
+            graphql(
+                "adv14_2_graphql_type_scope_mutation_path",
+                &write_only,
+                json!({"query": "mutation { createOrder(item: \"x\", quantity: 1) { customer { orders { id item owner } } } }"}),
+                403,
+            ),
+            graphql(
+                "adv14_2_graphql_type_scope_write_only_creates",
+                &write_only,
+                json!({"query": "mutation { createOrder(item: \"x\", quantity: 1) { id item quantity } }"}),
+                200,
+            ),
+        ]);
+    }
+    // ---- end of Task G ----
     cases
 }
 

@@ -444,9 +444,21 @@ fn fields_needing_orders_admin_are_refused_as_a_whole() {
     assert_eq!(reader(&s, aliased).unwrap_err().field_paths, ["orders.internalNote"]);
     // With both scopes it passes.
     assert!(post_as(&s, &json!({"query": query}), Some(&["orders:read", "orders:admin"])).is_ok());
-    // Admin alone cannot list orders.
+    // Admin alone cannot list orders: `Order` and `Customer` need orders:read wherever
+    // they are reached, so every path into them is named.
     let denial = post_as(&s, &json!({"query": query}), Some(&["orders:admin"])).unwrap_err();
-    assert_eq!(denial.field_paths, ["orders"]);
+    assert_eq!(
+        denial.field_paths,
+        [
+            "orders",
+            "orders.customer",
+            "orders.customer.orders",
+            "orders.customer.orders.internalNote",
+            "orders.id",
+            "orders.internalNote",
+            "orders.item"
+        ]
+    );
 }
 
 #[test]

@@ -364,6 +364,14 @@ impl<'d> AccessWalker<'d> {
         if frames > MAX_FRAMES {
             return Err(Stop::TooDeep);
         }
+        // A guarded type guards every selection on it (fragments on it through unions and
+        // interfaces, `__typename`), not only its declared fields: recorded at the path of
+        // the field that reaches it (the type name at the root).
+        let type_rules = self.rules.of_type(set.ty.as_str());
+        if !type_rules.is_empty() && !set.selections.is_empty() {
+            let path = if self.path.is_empty() { set.ty.to_string() } else { self.path.join(".") };
+            self.found.entry(path).or_default().extend(type_rules.iter().copied());
+        }
         for selection in &set.selections {
             match selection {
                 Selection::Field(field) => {

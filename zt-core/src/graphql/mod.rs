@@ -59,7 +59,9 @@
 //!
 //! `@authenticated` and `@requiresScopes(scopes: [[String!]!]!)` (OR of AND-sets, as
 //! [`Requirement`](crate::Requirement)) on field definitions, objects, interfaces, scalars
-//! and enums; see the rules in `authz`. The SDL may declare the directives itself (then
+//! and enums; see the rules in `authz`. A type's rules hold wherever the type is reached:
+//! its fields, fields returning it, and any selection on it (fragments through unions and
+//! interfaces, `__typename`). The SDL may declare the directives itself (then
 //! its declaration is used, and must not allow locations zt does not enforce) or leave them
 //! undeclared (zt adds the definitions). A field without any rule is open to every caller
 //! the route itself admits: the route's requirement is the floor, the directives narrow it.

@@ -164,3 +164,47 @@ fn body_shape() {
         serde_json::from_str(&GraphqlDenial::new(GraphqlReason::DepthLimit).body("r")).unwrap();
     assert_eq!(plain["errors"][0].as_object().map(Map::len), Some(2));
 }
+
+/// Issue 14 finding 2: a type's requirement holds wherever the type is reached: through a
+/// mutation's result, nested fields, a union or an interface (fragments on the type and
+/// `__typename` included), as Apollo's `@requiresScopes` on types does.
+#[test]
+fn type_requirements_hold_on_every_path() {
+    let sdl = r#"
+        type Query { search: [Hit!]! node: Node }
+        union Hit = Secret | Open
+        interface Node { id: ID! }
+        type Secret implements Node @requiresScopes(scopes: [["secret:read"]]) { id: ID! }
+        type Open implements Node { id: ID! }
+        enum Level @requiresScopes(scopes: [["level:read"]]) { LOW HIGH }
+        type Mutation { make: Made! }
+        type Made { id: ID! secret: Secret! level: Level }
+    "#;
+    let s = GraphqlSchema::from_sdl(sdl, GraphqlConfig::default()).unwrap();
+    let caller = Some(&["other".to_string()][..]);
+    let check = |query: &str| {
+        let body = json!({ "query": query }).to_string();
+        s.check_with_scopes(GraphqlRequestBody::Json(body.as_bytes()), caller)
+    };
+    for (query, path) in [
+        ("mutation { make { secret { id } } }", "make.secret"),
+        ("mutation { make { secret { __typename } } }", "make.secret"),
+        ("mutation { make { level } }", "make.level"),
+        ("{ search { ... on Secret { __typename } } }", "search"),
+        ("{ search { ...S } } fragment S on Secret { id }", "search"),
+        ("{ node { ... on Secret { __typename } } }", "node"),
+    ] {
+        let denial = check(query).unwrap_err();
+        assert_eq!(denial.reason, GraphqlReason::ForbiddenField, "{query}");
+        assert!(denial.field_paths.iter().any(|p| p == path), "{query}: {:?}", denial.field_paths);
+    }
+    for query in ["mutation { make { id } }", "{ search { ... on Open { id } } }", "{ node { id } }"] {
+        // `node { id }` may reach a Secret: interfaces carry their implementations' rules.
+        let result = check(query);
+        if query == "{ node { id } }" {
+            assert_eq!(result.unwrap_err().reason, GraphqlReason::ForbiddenField);
+        } else {
+            assert!(result.is_ok(), "{query}: {result:?}");
+        }
+    }
+}
