@@ -17,8 +17,10 @@ use super::{Order, OrderStore, Reply};
 /// The demo SDL (with its `@requiresScopes` directives), compiled into the binary.
 pub const SDL: &str = include_str!("../orders.graphql");
 
-/// The most orders one list field returns, whatever `limit` asks.
-const MAX_LIST: usize = 100;
+/// The most orders one list field returns, whatever `limit` asks (and when it is absent).
+/// The schema's `@listSize(assumedSize: 100)` says the same to zt's cost estimate: change
+/// both together (`tests/adversarial_graphql.rs` checks they agree).
+pub const MAX_LIST: usize = 100;
 
 /// The demo's GraphQL limits (issue 9): depth 8, aliases 20, root fields 10, batch 5,
 /// introspection for `zt:admin` only; everything else at zt's secure defaults.

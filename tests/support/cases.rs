@@ -672,6 +672,7 @@ pub fn cases() -> Vec<Case> {
         }
         };
         let write_only = token("bob", "orders:write");
+        let reader = token("alice", "orders:read");
         cases.extend([
             // Finding 2: a type's scope holds wherever the type is reached.
             graphql(
@@ -685,6 +686,26 @@ pub fn cases() -> Vec<Case> {
                 &write_only,
                 json!({"query": "mutation { createOrder(item: \"x\", quantity: 1) { id item quantity } }"}),
                 200,
+            ),
+            // Finding 3: a list without `limit` costs what the resolver returns then (100).
+            graphql(
+                "adv14_3_graphql_cost_absent_limit_is_the_server_bound",
+                &reader,
+                json!({"query": "{ orders { customer { orders { id } } } }"}),
+                400,
+            ),
+            graphql("adv14_3_graphql_cost_one_list_within_budget", &reader, json!({"query": "{ orders { id } }"}), 200),
+            graphql(
+                "adv14_3_graphql_cost_aliases_count",
+                &reader,
+                json!({"query": format!("{{ {} }}", (0..5).map(|i| format!("a{i}: orders {{ id item }}")).collect::<Vec<_>>().join(" "))}),
+                400,
+            ),
+            graphql(
+                "adv14_3_graphql_cost_limit_variable_absent",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { customer { orders(limit: $n) { id } } } }", "variables": {}}),
+                400,
             ),
         ]);
     }

@@ -43,18 +43,26 @@ pub struct GraphqlConfig {
     /// The most directives on one field, fragment spread, inline fragment, operation,
     /// fragment or variable definition anywhere in the document (default 5).
     pub max_directives_per_field: u32,
-    /// The highest estimated cost an operation may have (default 1000). Each selected field
-    /// costs 1 plus, for fields returning objects, the cost of its selection; a list field
-    /// multiplies that by its list size (see [`default_list_size`](Self::default_list_size)).
-    /// Independently of list sizes, an operation may select at most this many fields once
-    /// fragments are expanded.
+    /// The highest estimated cost a request may have (default 1000): one operation, or the
+    /// sum over a batch's operations. Each selected field costs 1 plus, for fields returning
+    /// objects, the cost of its selection; a list field multiplies that by its list size
+    /// (aliases are separate selections and count each). Independently of list sizes, an
+    /// operation may select at most this many fields once fragments are expanded.
+    ///
+    /// A list's size is the upper bound the server honours: `@listSize(assumedSize:,
+    /// slicingArguments:)` on the field definition (GraphQL cost directives), else the
+    /// largest [`list_size_arguments`](Self::list_size_arguments) given, else
+    /// [`default_list_size`](Self::default_list_size). Put `@listSize` on every list whose
+    /// resolver returns more than `default_list_size` items when not asked for fewer.
     pub max_cost: u64,
-    /// The list size assumed for a list field without a list-size argument (default 10); also
-    /// for each inner level of nested lists. A list size below 1 counts as 1.
+    /// The list size assumed for a list field without `@listSize` and without a list-size
+    /// argument, and for a `@listSize` field given neither a slicing argument nor
+    /// `assumedSize` (default 10); also for each inner level of nested lists. A list size
+    /// below 1 counts as 1.
     pub default_list_size: u64,
-    /// Arguments whose value is a list field's size (default `first`, `last`, `limit`): a
-    /// literal, a variable's value, or the argument's schema default. When several are given,
-    /// the largest counts.
+    /// For list fields without `@listSize`: arguments whose value is the list's size
+    /// (default `first`, `last`, `limit`): a literal, a variable's value (its default when not
+    /// sent), or the argument's schema default. When several are given, the largest counts.
     pub list_size_arguments: Vec<String>,
     /// The most operations one batched POST (a JSON array) may carry (default 0: batching
     /// off, arrays are refused).

@@ -53,7 +53,9 @@
 //! 5. full validation against the schema (apollo-compiler); validated documents are cached
 //!    by hash;
 //! 6. GET only for queries, introspection scope, variable values, estimated cost with the
-//!    actual variables, field authorization.
+//!    actual variables (list sizes from `@listSize`, see [`GraphqlConfig::max_cost`]),
+//!    field authorization;
+//! 7. for a batch, the sum of its operations' costs against `max_cost`.
 //!
 //! # Authorization
 //!
@@ -89,6 +91,7 @@ mod analysis;
 mod authz;
 mod config;
 mod denial;
+mod listsize;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -108,6 +111,7 @@ use sha2::{Digest, Sha256};
 
 use self::analysis::{Access, CostModel, Metrics, Stop};
 use self::authz::{Rules, Who};
+use self::listsize::ListSizes;
 use self::request::{RawOperation, RawRequest};
 use crate::Identity;
 
@@ -220,6 +224,8 @@ pub struct OperationInfo {
 pub struct GraphqlSchema {
     schema: Valid<Schema>,
     rules: Rules,
+    /// `@listSize` of the schema's list fields (cost estimation).
+    sizes: ListSizes,
     config: GraphqlConfig,
     /// Safelisted hashes (configured plus persisted documents); `None`: safelisting off.
     safelist: Option<HashSet<String>>,
@@ -299,6 +305,9 @@ impl GraphqlSchema {
         if !declared.contains("requiresScopes") {
             injected.push_str(authz::REQUIRES_SCOPES_DEFINITION);
         }
+        if !declared.contains("listSize") {
+            injected.push_str(listsize::LIST_SIZE_DEFINITION);
+        }
         let mut builder = Schema::builder().add_ast(&document);
         if !injected.is_empty() {
             builder = builder.parse(injected, "zt-directives.graphql");
@@ -309,6 +318,7 @@ impl GraphqlSchema {
             .validate()
             .map_err(|e| schema_error(e.errors.to_string()))?;
         let rules = Rules::compile(&schema)?;
+        let sizes = ListSizes::compile(&schema)?;
         let cache = (config.document_cache_bytes > 0).then(|| {
             let bytes = config.document_cache_bytes as u64;
             quick_cache::sync::Cache::with_weighter(
@@ -320,6 +330,7 @@ impl GraphqlSchema {
         let mut compiled = GraphqlSchema {
             schema,
             rules,
+            sizes,
             safelist: config.safelist.as_ref().map(|hashes| hashes.iter().cloned().collect()),
             config,
             persisted: HashMap::new(),
@@ -400,6 +411,13 @@ impl GraphqlSchema {
                             let operation = request::operation_from_json(item).map_err(|r| at(refuse(r)))?;
                             infos.push(self.check_operation(operation, false, who).map_err(at)?);
                         }
+                        // One request, one budget: `max_cost` bounds what the whole batch
+                        // makes the service do, not each member (five members at the limit
+                        // would be five times the work).
+                        let total = infos.iter().fold(0u64, |sum, info| sum.saturating_add(info.cost));
+                        if total > self.config.max_cost {
+                            return Err(refuse(GraphqlReason::CostLimit));
+                        }
                         Ok(infos)
                     }
                 }
@@ -479,6 +497,7 @@ impl GraphqlSchema {
         let model = CostModel {
             list_size_arguments: &self.config.list_size_arguments,
             default_list_size: self.config.default_list_size,
+            sizes: &self.sizes,
         };
         let cost = analysis::cost(&compiled.document, operation, &raw.variables, &model);
         if cost > self.config.max_cost {

@@ -208,3 +208,49 @@ fn type_requirements_hold_on_every_path() {
         }
     }
 }
+
+/// Issue 14 finding 3: list sizes are the bound the server honours (`@listSize`), and a
+/// batch shares one `max_cost`.
+#[test]
+fn list_sizes_follow_list_size_and_batches_share_the_budget() {
+    let sdl = r#"
+        type Query {
+          orders(limit: Int): [Order!]! @listSize(assumedSize: 100, slicingArguments: ["limit"], requireOneSlicingArgument: false)
+          page(first: Int, last: Int): [Order!]! @listSize(slicingArguments: ["first", "last"])
+          fixed: [Order!]! @listSize(assumedSize: 3)
+          plain(limit: Int = 7): [Order!]!
+        }
+        type Order { id: ID! }
+    "#;
+    let config = GraphqlConfig { max_batch: 5, ..GraphqlConfig::default() };
+    let s = GraphqlSchema::from_sdl(sdl, config).unwrap();
+    let cost = |body: Value| {
+        let body = body.to_string();
+        s.check_with_scopes(GraphqlRequestBody::Json(body.as_bytes()), None)
+            .map(|ops| ops.iter().map(|o| o.cost).collect::<Vec<_>>())
+            .map_err(|d| d.reason)
+    };
+    assert_eq!(cost(json!({"query": "{ orders { id } }"})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": "{ orders(limit: 5) { id } }"})), Ok(vec![6]));
+    assert_eq!(cost(json!({"query": "{ orders(limit: null) { id } }"})), Ok(vec![101]));
+    let with_var = "query Q($n: Int) { orders(limit: $n) { id } }";
+    assert_eq!(cost(json!({"query": with_var})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": with_var, "variables": {"n": 2}})), Ok(vec![3]));
+    assert_eq!(cost(json!({"query": with_var, "variables": {"n": null}})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": "{ fixed { id } }"})), Ok(vec![4]));
+    // Without @listSize: the argument's schema default (7), as the executor sees it.
+    assert_eq!(cost(json!({"query": "{ plain { id } }"})), Ok(vec![8]));
+    let unset = "query Q($n: Int) { plain(limit: $n) { id } }";
+    assert_eq!(cost(json!({"query": unset})), Ok(vec![8]));
+    // requireOneSlicingArgument (default true): exactly one of first/last.
+    assert_eq!(cost(json!({"query": "{ page(first: 4) { id } }"})), Ok(vec![5]));
+    assert_eq!(cost(json!({"query": "{ page { id } }"})), Err(GraphqlReason::CostLimit));
+    assert_eq!(cost(json!({"query": "{ page(first: 1, last: 1) { id } }"})), Err(GraphqlReason::CostLimit));
+    // Aliases are separate selections.
+    let aliased = "{ a: orders { id } b: orders { id } c: orders { id } }";
+    assert_eq!(cost(json!({"query": aliased})), Ok(vec![303]));
+    // A batch: each member within max_cost (1000), the sum over it not.
+    let member = json!({"query": "{ a: orders { id } b: orders { id } c: orders { id } }"});
+    assert_eq!(cost(json!([member, member, member])), Ok(vec![303, 303, 303]));
+    assert_eq!(cost(json!([member, member, member, member])), Err(GraphqlReason::CostLimit));
+}

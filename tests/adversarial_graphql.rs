@@ -1,0 +1,71 @@
+//! Issue 14, GraphQL findings that take more than one request (batches, quotas,
+//! inventory, telemetry), each sent over real HTTP on 127.0.0.1 to BOTH demo services.
+//! Single-request cases are in the shared table (`tests/support/cases.rs`, `adv14_*`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../examples/orders/mod.rs"]
+mod orders;
+mod support;
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Both demos with one guard built from `policy` (each adapter its own store).
+async fn both(policy: zt::Policy) -> [(&'static str, SocketAddr, zt::Guard); 2] {
+    let axum_guard = demo_guard(policy.clone());
+    let actix_guard = demo_guard(policy);
+    let axum = spawn_axum(axum_guard.clone()).await;
+    let actix = spawn_actix(actix_guard.clone());
+    [("axum", axum, axum_guard), ("actix", actix, actix_guard)]
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn graphql(addr: SocketAddr, token: &str, body: &Value) -> (u16, Value) {
+    let r = post_json(addr, "/graphql", &bearer(token), body.to_string().as_bytes()).await;
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+}
+
+fn code(body: &Value) -> &Value {
+    &body["errors"][0]["extensions"]["code"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_3_graphql_cost_is_one_budget_per_batch() {
+    let reader = token("alice", "orders:read");
+    // Each member costs 1 + 100 x 2 = 201 (no `limit`: the resolver's cap of 100).
+    let member = json!({"query": "{ orders { id item } }"});
+    for (adapter, addr, _) in both(policy_with_jwks(trusted_jwks())).await {
+        let (status, body) = graphql(addr, &reader, &json!(vec![member.clone(); 4])).await;
+        assert_eq!(status, 200, "{adapter}: four members (804) fit: {body}");
+        let (status, body) = graphql(addr, &reader, &json!(vec![member.clone(); 5])).await;
+        assert_eq!((status, code(&body)), (400, &json!("COST_LIMIT")), "{adapter}: five (1005): {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_3_graphql_list_bound_is_what_the_executor_returns() {
+    // What zt assumes for a list without `limit` is what the executor returns then.
+    let schema = orders::graphql::guarded_schema().unwrap();
+    let body = br#"{"query": "{ orders { id } }"}"#;
+    let reader_scopes = ["orders:read".to_string()];
+    let ops =
+        schema.check_with_scopes(zt::graphql::GraphqlRequestBody::Json(body), Some(&reader_scopes)).unwrap();
+    assert_eq!(ops[0].cost, 1 + orders::graphql::MAX_LIST as u64);
+
+    let writer = token("carol", "orders:read orders:write");
+    for (adapter, addr, _) in both(policy_with_jwks(trusted_jwks())).await {
+        for _ in 0..=orders::graphql::MAX_LIST {
+            let r = post_json(addr, "/orders", &bearer(&writer), br#"{"item":"book","quantity":1}"#).await;
+            assert_eq!(r.status, 201, "{adapter}: {}", r.body);
+        }
+        let (status, body) = graphql(addr, &writer, &json!({"query": "{ orders { id } }"})).await;
+        assert_eq!(status, 200, "{adapter}: {body}");
+        let returned = body["data"]["orders"].as_array().map(Vec::len);
+        assert_eq!(returned, Some(orders::graphql::MAX_LIST), "{adapter}");
+    }
+}
