@@ -69,3 +69,26 @@ async fn adv14_3_graphql_list_bound_is_what_the_executor_returns() {
         assert_eq!(returned, Some(orders::graphql::MAX_LIST), "{adapter}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_6_graphql_batch_with_a_member_the_executor_would_fail() {
+    let reader = token("alice", "orders:read");
+    let good = json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 5}});
+    for (adapter, addr, _) in both(policy_with_jwks(trusted_jwks())).await {
+        for bad in [json!(5.0), json!(-0.0), json!(2_147_483_648_i64)] {
+            let member =
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": bad}});
+            let (status, body) = graphql(addr, &reader, &json!([good, member])).await;
+            assert_eq!((status, code(&body)), (400, &json!("BAD_USER_INPUT")), "{adapter} {bad}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["batch_index"], 1, "{adapter}");
+        }
+        let id =
+            json!({"query": "query O($id: ID!) { order(id: $id) { id } }", "variables": {"id": u64::MAX}});
+        let (status, body) = graphql(addr, &reader, &json!([good, id])).await;
+        assert_eq!((status, code(&body)), (400, &json!("BAD_USER_INPUT")), "{adapter}: {body}");
+        // The same batch with members the executor takes runs (no 500 "contract bypass").
+        let id = json!({"query": "query O($id: ID!) { order(id: $id) { id } }", "variables": {"id": 7}});
+        let (status, body) = graphql(addr, &reader, &json!([good, id])).await;
+        assert_eq!(status, 200, "{adapter}: {body}");
+    }
+}

@@ -102,9 +102,13 @@ impl GraphqlService {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
                 "query" => request.query = Some(value.into_owned()),
-                "operationName" => request.operation_name = Some(value.into_owned()),
-                "variables" => match serde_json::from_str(&value) {
-                    Ok(variables) => request.variables = Some(variables),
+                // GraphQL over HTTP: an empty `operationName` is the same as none.
+                "operationName" => {
+                    request.operation_name = Some(value.into_owned()).filter(|n| !n.is_empty())
+                }
+                // `null` is the same as no variables (as in a POST body).
+                "variables" => match serde_json::from_str::<Option<JsonMap>>(&value) {
+                    Ok(variables) => request.variables = variables,
                     Err(_) => return bypass("variables are not a JSON object"),
                 },
                 _ => {}

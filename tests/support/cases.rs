@@ -707,6 +707,77 @@ pub fn cases() -> Vec<Case> {
                 json!({"query": "query Q($n: Int) { orders(limit: $n) { customer { orders(limit: $n) { id } } } }", "variables": {}}),
                 400,
             ),
+            // Finding 6: what zt admits, the executor accepts (GraphQL input coercion).
+            graphql(
+                "adv14_6_graphql_int_variable_integral_float",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 5.0}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_negative_zero",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": -0.0}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_beyond_32_bits",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 2147483648_i64}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_integer",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 5}}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_id_variable_beyond_64_bits",
+                &reader,
+                json!({"query": "query Q($id: ID!) { order(id: $id) { id } }", "variables": {"id": 18446744073709551615_u64}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_id_variable_integer",
+                &reader,
+                json!({"query": "query Q($id: ID!) { order(id: $id) { id } }", "variables": {"id": 7}}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_id_literal_beyond_64_bits",
+                &reader,
+                json!({"query": "{ order(id: 18446744073709551615) { id } }"}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_post_empty_operation_name",
+                &reader,
+                json!({"query": "query Mine { orders { id } }", "operationName": ""}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_post_null_members",
+                &reader,
+                json!({"query": "query Mine { orders { id } }", "operationName": null, "variables": null, "extensions": null}),
+                200,
+            ),
+            get(
+                "adv14_6_graphql_get_empty_operation_name",
+                "/graphql?query=query%20Mine%20%7B%20orders%20%7B%20id%20%7D%20%7D&operationName=",
+                bearer(&reader),
+                200,
+                None,
+                None,
+            ),
+            get(
+                "adv14_6_graphql_get_variables_null",
+                "/graphql?query=%7B%20orders%20%7B%20id%20%7D%20%7D&variables=null",
+                bearer(&reader),
+                200,
+                None,
+                None,
+            ),
         ]);
     }
     // ---- end of Task G ----
