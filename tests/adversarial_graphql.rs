@@ -92,3 +92,28 @@ async fn adv14_6_graphql_batch_with_a_member_the_executor_would_fail() {
         assert_eq!(status, 200, "{adapter}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_4_demo_store_is_bounded_per_owner() {
+    // One writer past its own bound drops its own oldest orders, never anyone else's.
+    let victim = token("victim", "orders:read orders:write");
+    let writer = token("flooder", "orders:read orders:write");
+    let order = br#"{"item":"book","quantity":1}"#;
+    for (adapter, addr, _) in both(policy_with_jwks(trusted_jwks())).await {
+        let r = post_json(addr, "/orders", &bearer(&victim), order).await;
+        assert_eq!(r.status, 201, "{adapter}");
+        let mutation: String =
+            (0..10).map(|i| format!("a{i}: createOrder(item: \"x\", quantity: 1) {{ id }} ")).collect();
+        let batch = json!(vec![json!({ "query": format!("mutation {{ {mutation} }}") }); 5]);
+        for _ in 0..=(orders::MAX_ORDERS_PER_OWNER / 50) {
+            let (status, body) = graphql(addr, &writer, &batch).await;
+            assert_eq!(status, 200, "{adapter}: {body}");
+        }
+        let r = raw_request(addr, "GET", "/orders", &[("authorization", &bearer(&victim))], None).await;
+        let mine: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(mine.as_array().map(Vec::len), Some(1), "{adapter}: the victim's order survived");
+        let r = raw_request(addr, "GET", "/orders", &[("authorization", &bearer(&writer))], None).await;
+        let theirs: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(theirs.as_array().map(Vec::len), Some(orders::MAX_ORDERS_PER_OWNER), "{adapter}");
+    }
+}

@@ -234,7 +234,7 @@ impl ObjectValue for Root<'_> {
                     Some(order) => {
                         Ok(ResolvedValue::object(OrderObject { store: self.store, order, created: true }))
                     }
-                    None => Err(FieldError { message: "store unavailable".into() }),
+                    None => Err(FieldError { message: "the order store is full".into() }),
                 }
             }
             _ => Err(self.unknown_field_error(info)),
