@@ -117,3 +117,86 @@ async fn adv14_4_demo_store_is_bounded_per_owner() {
         assert_eq!(theirs.as_array().map(Vec::len), Some(orders::MAX_ORDERS_PER_OWNER), "{adapter}");
     }
 }
+
+/// The demo policy's quotas: `POST /orders` 10/s burst 20 per identity, and GraphQL's
+/// `createOrder` sharing it (the README's GraphQL section shows the same).
+fn quota_policy(extra: &str) -> zt::Policy {
+    let mut policy = policy_with_jwks(trusted_jwks());
+    let limits = format!(
+        r#"
+[[routes]]
+method = "POST"
+path = "/orders"
+rate = "10/s"
+burst = 20
+[[graphql]]
+path = "/graphql"
+field = "Mutation.createOrder"
+shares = "POST /orders"
+{extra}
+"#
+    );
+    policy.limits = Some(zt::limit::LimitConfig::from_toml_str(&limits).unwrap());
+    policy
+}
+
+fn aliased_creates(n: usize) -> String {
+    let fields: String =
+        (0..n).map(|i| format!("c{i}: createOrder(item: \"x\", quantity: 1) {{ id }} ")).collect();
+    format!("mutation {{ {fields} }}")
+}
+
+async fn my_orders(addr: SocketAddr, token: &str) -> usize {
+    let r = raw_request(addr, "GET", "/orders", &[("authorization", &bearer(token))], None).await;
+    serde_json::from_str::<Value>(&r.body).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(usize::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the GraphQL quota call in the body phase (guard/lifecycle.rs, the lead's): see helper G's report"]
+async fn adv14_4_graphql_batch_of_aliased_mutations_takes_the_route_quota() {
+    let writer = token("dave", "orders:read orders:write");
+    let batch = json!(vec![json!({ "query": aliased_creates(10) }); 5]);
+    for (adapter, addr, _) in both(quota_policy("")).await {
+        // 50 createOrder: 50 units of the 20-burst POST /orders quota: refused whole.
+        let r = post_json(addr, "/graphql", &bearer(&writer), batch.to_string().as_bytes()).await;
+        assert_eq!(r.status, 429, "{adapter}: {}", r.body);
+        assert!(r.header("retry-after").is_some(), "{adapter}");
+        assert_eq!(my_orders(addr, &writer).await, 0, "{adapter}: nothing ran");
+        // One bucket whatever the door: 15 over REST, then 10 over GraphQL do not fit ...
+        for _ in 0..15 {
+            let r = post_json(addr, "/orders", &bearer(&writer), br#"{"item":"a","quantity":1}"#).await;
+            assert_eq!(r.status, 201, "{adapter}");
+        }
+        let (status, _) = graphql(addr, &writer, &json!({ "query": aliased_creates(10) })).await;
+        assert_eq!(status, 429, "{adapter}");
+        // ... 5 do, and then REST is spent too.
+        let (status, body) = graphql(addr, &writer, &json!({ "query": aliased_creates(5) })).await;
+        assert_eq!(status, 200, "{adapter}: {body}");
+        let r = post_json(addr, "/orders", &bearer(&writer), br#"{"item":"a","quantity":1}"#).await;
+        assert_eq!(r.status, 429, "{adapter}");
+        assert_eq!(my_orders(addr, &writer).await, 20, "{adapter}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the GraphQL quota call in the body phase (guard/lifecycle.rs, the lead's): see helper G's report"]
+async fn adv14_4_graphql_route_quota_counts_each_mutation_field() {
+    // No quota names createOrder here: the GraphQL route's own quota (10, burst 10) takes
+    // one unit per mutation root field.
+    let mut policy = policy_with_jwks(trusted_jwks());
+    let limits = "[[routes]]\nmethod = \"POST\"\npath = \"/graphql\"\nrate = \"10/m\"\nburst = 10\n";
+    policy.limits = Some(zt::limit::LimitConfig::from_toml_str(limits).unwrap());
+    let writer = token("erin", "orders:read orders:write");
+    for (adapter, addr, _) in both(policy).await {
+        let (status, body) = graphql(addr, &writer, &json!({ "query": aliased_creates(8) })).await;
+        assert_eq!(status, 200, "{adapter}: {body}");
+        let (status, _) = graphql(addr, &writer, &json!({ "query": aliased_creates(3) })).await;
+        assert_eq!(status, 429, "{adapter}: 8 + 3 > 10");
+        // The refused request still took the unit every request takes before its body is
+        // read: one left.
+        let (status, body) = graphql(addr, &writer, &json!({ "query": aliased_creates(1) })).await;
+        assert_eq!(status, 200, "{adapter}: 8 + 1 + 1 = 10: {body}");
+        let (status, _) = graphql(addr, &writer, &json!({ "query": aliased_creates(1) })).await;
+        assert_eq!(status, 429, "{adapter}: spent");
+    }
+}

@@ -434,3 +434,50 @@ impl<'d> AccessWalker<'d> {
         Ok(())
     }
 }
+
+/// How many times the operation selects each root field (schema names, aliases and
+/// fragment spreads each counted: `{ a: f b: f }` selects `f` twice), for quotas per root
+/// field. `__typename` is not counted.
+pub(super) fn root_selections(
+    doc: &ExecutableDocument,
+    op: &Operation,
+) -> Result<BTreeMap<String, u64>, Stop> {
+    fn walk<'d>(
+        doc: &'d ExecutableDocument,
+        set: &'d SelectionSet,
+        counts: &mut BTreeMap<String, u64>,
+        active: &mut Vec<&'d str>,
+        frames: usize,
+    ) -> Result<(), Stop> {
+        if frames > MAX_FRAMES {
+            return Err(Stop::TooDeep);
+        }
+        for selection in &set.selections {
+            match selection {
+                Selection::Field(field) if field.name.starts_with("__") => {}
+                Selection::Field(field) => {
+                    let count = counts.entry(field.name.to_string()).or_default();
+                    *count = count.saturating_add(1);
+                }
+                Selection::InlineFragment(inline) => {
+                    walk(doc, &inline.selection_set, counts, active, frames + 1)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.fragment_name.as_str();
+                    if active.contains(&name) {
+                        return Err(Stop::Cycle);
+                    }
+                    if let Some(fragment) = doc.fragments.get(name) {
+                        active.push(name);
+                        walk(doc, &fragment.selection_set, counts, active, frames + 1)?;
+                        active.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut counts = BTreeMap::new();
+    walk(doc, &op.selection_set, &mut counts, &mut Vec::new(), 0)?;
+    Ok(counts)
+}

@@ -215,6 +215,10 @@ pub struct OperationInfo {
     /// With safelisting on: whether the document is on the safelist (`Some(false)` only in
     /// report-only safelisting: the Guard should log a `would_deny`). `None`: safelisting off.
     pub safelisted: Option<bool>,
+    /// The root fields selected, as schema coordinates (`Mutation.createOrder`), with how
+    /// many times each is selected (aliases and fragments each count; `__typename` does
+    /// not): what quotas per root field charge. Sorted by coordinate.
+    pub root_selections: Vec<(String, u64)>,
 }
 
 /// A schema compiled for checking requests: the validated SDL, the field rules from its
@@ -272,6 +276,8 @@ struct CompiledOperation {
     accesses: Option<Vec<Access>>,
     /// Introspection within the compiler's list-nesting bound.
     introspection_ok: bool,
+    /// Root field coordinates and selection counts ([`OperationInfo::root_selections`]).
+    root_selections: Vec<(String, u64)>,
 }
 
 /// Which operations of a document must pass the limits before it is validated.
@@ -533,6 +539,7 @@ impl GraphqlSchema {
             introspection: metrics.introspection,
             persisted,
             safelisted,
+            root_selections: compiled_op.root_selections.clone(),
         })
     }
 
@@ -634,7 +641,20 @@ impl GraphqlSchema {
             };
             let introspection_ok = !metrics.introspection
                 || apollo_compiler::introspection::check_max_depth(&document, operation).is_ok();
-            operations.push(CompiledOperation { name, kind, metrics, accesses, introspection_ok });
+            let root_type = operation.object_type().as_str();
+            let root_selections = analysis::root_selections(&document, operation)
+                .map_err(stopped)?
+                .into_iter()
+                .map(|(field, count)| (format!("{root_type}.{field}"), count))
+                .collect();
+            operations.push(CompiledOperation {
+                name,
+                kind,
+                metrics,
+                accesses,
+                introspection_ok,
+                root_selections,
+            });
         }
         Ok(Arc::new(Compiled { document, operations, text_len: text.len() }))
     }
