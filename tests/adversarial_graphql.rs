@@ -200,3 +200,30 @@ async fn adv14_4_graphql_route_quota_counts_each_mutation_field() {
         assert_eq!(status, 429, "{adapter}: spent");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_10_graphql_invented_operation_names_do_not_fill_the_inventory() {
+    let mut policy = policy_with_jwks(trusted_jwks());
+    policy.observe = Some(zt::observe::ObserverConfig::default());
+    let inventor = token("mallory", "orders:read");
+    let honest = token("alice", "orders:read");
+    for (adapter, addr, guard) in both(policy).await {
+        // One caller invents 100 names: its budget (20) become entries, the rest `{other}`.
+        for i in 0..100 {
+            let body = json!({ "query": format!("query Invented{i} {{ orders(limit: 1) {{ id }} }}") });
+            let (status, _) = graphql(addr, &inventor, &body).await;
+            assert_eq!(status, 200, "{adapter}");
+        }
+        // Another caller's new operation still gets its own entry.
+        let (status, _) =
+            graphql(addr, &honest, &json!({"query": "query Dashboard { orders(limit: 5) { id } }"})).await;
+        assert_eq!(status, 200, "{adapter}");
+        let snapshot = guard.observer().unwrap().inventory().snapshot();
+        let routes: Vec<&str> = snapshot.endpoints.iter().map(|e| e.route.as_str()).collect();
+        let invented = routes.iter().filter(|r| r.starts_with("/graphql query Invented")).count();
+        assert_eq!(invented, 20, "{adapter}: {routes:?}");
+        let other = snapshot.endpoint("POST", "/graphql query {other}").map(|e| e.calls);
+        assert_eq!(other, Some(80), "{adapter}: {routes:?}");
+        assert!(snapshot.endpoint("POST", "/graphql query Dashboard").is_some(), "{adapter}: {routes:?}");
+    }
+}

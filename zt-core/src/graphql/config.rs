@@ -85,6 +85,14 @@ pub struct GraphqlConfig {
     /// (`extensions.persistedQuery.sha256Hash`, as Apollo's persisted queries do); each is
     /// parsed and validated against the schema at start-up.
     pub persisted_documents: Vec<String>,
+    /// How many new operation names (or anonymous documents) one verified principal may
+    /// add to the inventory as entries of their own (default 20); beyond, its unknown
+    /// operations are recorded as `{other}`. Registered and safelisted documents need no
+    /// budget. Anonymous callers add none.
+    pub inventory_names_per_principal: usize,
+    /// The most operation names learned from callers, all principals together (default
+    /// 500, below the inventory's 2 000 declared routes).
+    pub inventory_max_names: usize,
     /// Validated documents are cached by their SHA-256, up to this many bytes of document
     /// text (default 1 MiB; 0: no cache). The cache holds parse and validation results only:
     /// authorization, variables and cost are evaluated on every request.
@@ -111,6 +119,8 @@ impl Default for GraphqlConfig {
             safelist_report_only: false,
             persisted_documents: Vec::new(),
             document_cache_bytes: 1024 * 1024,
+            inventory_names_per_principal: 20,
+            inventory_max_names: 500,
         }
     }
 }

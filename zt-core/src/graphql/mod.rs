@@ -92,6 +92,7 @@ mod authz;
 mod config;
 mod denial;
 mod listsize;
+mod names;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -119,6 +120,7 @@ pub use self::config::GraphqlConfig;
 pub use self::denial::{
     GraphqlDenial, GraphqlError, GraphqlReason, Location, MAX_REPORTED_LOCATIONS, MAX_REPORTED_PATHS,
 };
+pub use self::names::OTHER as OTHER_OPERATIONS;
 
 /// The media type of a GraphQL response for a request's `Accept` value (GraphQL over HTTP):
 /// `application/graphql-response+json` when the client names it, else `application/json`.
@@ -215,6 +217,12 @@ pub struct OperationInfo {
     /// With safelisting on: whether the document is on the safelist (`Some(false)` only in
     /// report-only safelisting: the Guard should log a `would_deny`). `None`: safelisting off.
     pub safelisted: Option<bool>,
+    /// The operation's label in the inventory and baselines: its name (`#` and a hash
+    /// prefix when anonymous) when the endpoint knows it (registered or safelisted, or
+    /// learned from a verified caller within its budget), else
+    /// [`OTHER_OPERATIONS`] (`{other}`): callers cannot fill the inventory with invented
+    /// names.
+    pub label: String,
     /// The root fields selected, as schema coordinates (`Mutation.createOrder`), with how
     /// many times each is selected (aliases and fragments each count; `__typename` does
     /// not): what quotas per root field charge. Sorted by coordinate.
@@ -236,6 +244,8 @@ pub struct GraphqlSchema {
     /// Registered documents by hash.
     persisted: HashMap<String, Arc<Compiled>>,
     cache: Option<quick_cache::sync::Cache<String, Arc<Compiled>, DocumentWeight>>,
+    /// Operation labels learned for the inventory.
+    names: names::Names,
 }
 
 impl std::fmt::Debug for GraphqlSchema {
@@ -341,6 +351,7 @@ impl GraphqlSchema {
             config,
             persisted: HashMap::new(),
             cache,
+            names: names::Names::default(),
         };
         for (index, text) in compiled.config.persisted_documents.iter().enumerate() {
             let failed = |denial: GraphqlDenial| GraphqlError::PersistedDocument {
@@ -376,7 +387,9 @@ impl GraphqlSchema {
             Some(identity) => Who { authenticated: true, scopes: identity.scopes() },
             None => Who { authenticated: false, scopes: &[] },
         };
-        self.check_as(request, who)
+        let mut operations = self.check_as(request, who)?;
+        self.label(&mut operations, caller.map(Identity::principal));
+        Ok(operations)
     }
 
     /// [`check`](Self::check) for a caller known only by its granted scopes: `Some(scopes)`
@@ -390,7 +403,28 @@ impl GraphqlSchema {
             Some(scopes) => Who { authenticated: true, scopes },
             None => Who { authenticated: false, scopes: &[] },
         };
-        self.check_as(request, who)
+        // No principal: only registered and already learned operations are named.
+        let mut operations = self.check_as(request, who)?;
+        self.label(&mut operations, None);
+        Ok(operations)
+    }
+
+    /// Sets each accepted operation's inventory label (see [`OperationInfo::label`]).
+    fn label(&self, operations: &mut [OperationInfo], principal: Option<&str>) {
+        for operation in operations {
+            let label = match &operation.name {
+                Some(name) => name.clone(),
+                None => format!("#{}", &operation.hash[..operation.hash.len().min(12)]),
+            };
+            let registered = operation.persisted || operation.safelisted == Some(true);
+            operation.label = self.names.label(
+                label,
+                registered,
+                principal,
+                self.config.inventory_names_per_principal,
+                self.config.inventory_max_names,
+            );
+        }
     }
 
     fn check_as(
@@ -539,6 +573,8 @@ impl GraphqlSchema {
             introspection: metrics.introspection,
             persisted,
             safelisted,
+            // Set once the whole request is accepted (`label`).
+            label: String::new(),
             root_selections: compiled_op.root_selections.clone(),
         })
     }

@@ -44,12 +44,9 @@ pub(crate) fn record_operations(
             "GraphQL operation outside the safelist (report-only safelisting)"
         );
     }
-    // Detection and inventory key on the operation: named operations by name, anonymous
-    // ones by a prefix of their document hash. Bounded by the inventory's limits.
-    let label = match &first.name {
-        Some(name) => name.clone(),
-        None => format!("#{}", &first.hash[..first.hash.len().min(12)]),
-    };
+    // Detection and inventory key on the operation: its label, the name (or a prefix of
+    // the document hash) of operations the endpoint knows, `{other}` for the rest.
+    let label = if first.label.is_empty() { crate::graphql::OTHER_OPERATIONS } else { first.label.as_str() };
     Some(format!("{template} {} {label}", first.kind.as_str()))
 }
 

@@ -233,6 +233,7 @@ mod tests {
             introspection: false,
             persisted: false,
             safelisted: None,
+            label: String::new(),
             root_selections: roots.iter().map(|(f, n)| (f.to_string(), *n)).collect(),
         }
     }
