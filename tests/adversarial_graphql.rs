@@ -227,3 +227,129 @@ async fn adv14_10_graphql_invented_operation_names_do_not_fill_the_inventory() {
         assert!(snapshot.endpoint("POST", "/graphql query Dashboard").is_some(), "{adapter}: {routes:?}");
     }
 }
+
+/// What the `zt.request` spans and the `zt::graphql` events said, by request id.
+mod capture {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Mutex, Once, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+
+    pub type Fields = BTreeMap<String, String>;
+
+    /// Span fields (latest values) and events, by request id.
+    pub fn spans() -> &'static Mutex<HashMap<String, Fields>> {
+        static SPANS: OnceLock<Mutex<HashMap<String, Fields>>> = OnceLock::new();
+        SPANS.get_or_init(Mutex::default)
+    }
+    pub fn events() -> &'static Mutex<HashMap<String, Vec<Fields>>> {
+        static EVENTS: OnceLock<Mutex<HashMap<String, Vec<Fields>>>> = OnceLock::new();
+        EVENTS.get_or_init(Mutex::default)
+    }
+
+    #[derive(Default)]
+    struct Recorded(Fields);
+
+    impl Visit for Recorded {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_string(), value.to_string());
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.0.insert(field.name().to_string(), value.to_string());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+
+    struct Capture;
+
+    impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            if attrs.metadata().name() == "zt.request" {
+                let mut recorded = Recorded::default();
+                attrs.record(&mut recorded);
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().insert(recorded);
+                }
+            }
+        }
+
+        fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+            let Some(span) = ctx.span(id) else { return };
+            let mut extensions = span.extensions_mut();
+            let Some(recorded) = extensions.get_mut::<Recorded>() else { return };
+            values.record(recorded);
+            if let Some(request_id) = recorded.0.get("zt.request_id") {
+                spans().lock().unwrap().insert(request_id.clone(), recorded.0.clone());
+            }
+        }
+
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if event.metadata().target() != "zt::graphql" {
+                return;
+            }
+            let mut recorded = Recorded::default();
+            event.record(&mut recorded);
+            let request_id = recorded.0.get("zt.request_id").cloned().unwrap_or_default();
+            events().lock().unwrap().entry(request_id).or_default().push(recorded.0);
+        }
+    }
+
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(Capture);
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_12_graphql_batch_is_recorded_under_every_operation() {
+    capture::install();
+    let mut policy = policy_with_jwks(trusted_jwks());
+    policy.observe = Some(zt::observe::ObserverConfig::default());
+    let writer = token("frank", "orders:read orders:write");
+    let decoy = json!({"query": "query Decoy { orders(limit: 1) { id } }"});
+    let hidden = json!({"query": format!("mutation Hidden {{ {} }}", (0..3).map(|i| format!("h{i}: createOrder(item: \"x\", quantity: 1) {{ id }}")).collect::<Vec<_>>().join(" "))});
+    for (adapter, addr, guard) in both(policy).await {
+        let body = json!([decoy, hidden]).to_string();
+        let r = post_json(addr, "/graphql", &bearer(&writer), body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{adapter}: {}", r.body);
+        let request_id = r.header("x-request-id").unwrap().to_string();
+        let span = capture::spans().lock().unwrap().get(&request_id).cloned().unwrap_or_default();
+        assert_eq!(
+            span.get("graphql.operation.name").map(String::as_str),
+            Some("Decoy,Hidden"),
+            "{adapter}: {span:?}"
+        );
+        assert_eq!(
+            span.get("graphql.operation.type").map(String::as_str),
+            Some("query,mutation"),
+            "{adapter}"
+        );
+        assert_eq!(span.get("zt.graphql.document_hash").map(|h| h.split(',').count()), Some(2), "{adapter}");
+        let events = capture::events().lock().unwrap().get(&request_id).cloned().unwrap_or_default();
+        let named: Vec<&str> =
+            events.iter().filter_map(|e| e.get("graphql.operation.name").map(String::as_str)).collect();
+        assert_eq!(named, ["Decoy", "Hidden"], "{adapter}: {events:?}");
+        // The observer records after the response has left: wait for it, bounded (only so
+        // that a record that never comes fails instead of hanging).
+        for route in ["/graphql query Decoy", "/graphql mutation Hidden"] {
+            let mut calls = None;
+            for _ in 0..3000 {
+                calls =
+                    guard.observer().unwrap().inventory().snapshot().endpoint("POST", route).map(|e| e.calls);
+                if calls.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(calls, Some(1), "{adapter}: {route}");
+        }
+    }
+}

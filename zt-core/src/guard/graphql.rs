@@ -14,40 +14,75 @@ use crate::limit::{LimitCheck, LimitKey, Per, RateDecision};
 use crate::request::{HeaderLookup, RequestView};
 use crate::telemetry::RequestId;
 
-/// Records accepted GraphQL operations on the span (name, type, document hash), logs a
-/// report-only safelist miss, and returns the observer's operation key.
+/// Separates the observer keys of a batch's operations in the one key
+/// [`record_operations`] returns (operation labels are GraphQL names or `#hash`, route
+/// templates have no newline): the first is the request's record, every other one gets an
+/// inventory entry of its own ([`Observation::finish`](super::observation::Observation)).
+pub(crate) const BATCH_KEY_SEPARATOR: char = '\n';
+
+/// Records accepted GraphQL operations, every one of a batch (issue 14, finding 12): on the
+/// span (names, types and document hashes, comma-separated in batch order; the total
+/// cost), an event per operation for batches, the `zt_graphql_operations_total` counter per
+/// operation type; logs a report-only safelist miss; and returns the observer's key: every
+/// operation's, separated by [`BATCH_KEY_SEPARATOR`].
 pub(crate) fn record_operations(
     span: &Span,
     request_id: &RequestId,
     template: &str,
     operations: &[OperationInfo],
 ) -> Option<String> {
-    let first = operations.first()?;
+    operations.first()?;
     if !span.is_disabled() {
-        let names: Vec<&str> = operations.iter().map(|o| o.name.as_deref().unwrap_or("")).collect();
-        span.record("graphql.operation.name", names.join(",").as_str());
-        span.record("graphql.operation.type", first.kind.as_str());
-        span.record("zt.graphql.document_hash", first.hash.as_str());
-        span.record("zt.graphql.cost", operations.iter().map(|o| o.cost).sum::<u64>());
+        let join =
+            |f: &dyn Fn(&OperationInfo) -> &str| operations.iter().map(f).collect::<Vec<_>>().join(",");
+        span.record("graphql.operation.name", join(&|o| o.name.as_deref().unwrap_or("")).as_str());
+        span.record("graphql.operation.type", join(&|o| o.kind.as_str()).as_str());
+        span.record("zt.graphql.document_hash", join(&|o| o.hash.as_str()).as_str());
+        span.record("zt.graphql.cost", operations.iter().fold(0u64, |sum, o| sum.saturating_add(o.cost)));
     }
-    for operation in operations.iter().filter(|o| o.safelisted == Some(false)) {
-        let _entered = span.enter();
-        tracing::event!(
-            target: "zt::decision",
-            tracing::Level::WARN,
-            zt.request_id = request_id.as_str(),
-            zt.decision = "would_deny",
-            zt.reason = "graphql-persisted-query-not-allowed",
-            http.route = template,
-            graphql.operation.name = operation.name.as_deref().unwrap_or(""),
-            zt.graphql.document_hash = operation.hash.as_str(),
-            "GraphQL operation outside the safelist (report-only safelisting)"
-        );
+    let batch = operations.len() > 1;
+    for (index, operation) in operations.iter().enumerate() {
+        metrics::counter!("zt_graphql_operations_total", "type" => operation.kind.as_str()).increment(1);
+        if batch {
+            let _entered = span.enter();
+            tracing::event!(
+                target: "zt::graphql",
+                tracing::Level::INFO,
+                zt.request_id = request_id.as_str(),
+                http.route = template,
+                zt.graphql.batch_index = index,
+                graphql.operation.name = operation.name.as_deref().unwrap_or(""),
+                graphql.operation.type = operation.kind.as_str(),
+                zt.graphql.document_hash = operation.hash.as_str(),
+                zt.graphql.cost = operation.cost,
+                "GraphQL batch operation"
+            );
+        }
+        if operation.safelisted == Some(false) {
+            let _entered = span.enter();
+            tracing::event!(
+                target: "zt::decision",
+                tracing::Level::WARN,
+                zt.request_id = request_id.as_str(),
+                zt.decision = "would_deny",
+                zt.reason = "graphql-persisted-query-not-allowed",
+                http.route = template,
+                graphql.operation.name = operation.name.as_deref().unwrap_or(""),
+                zt.graphql.document_hash = operation.hash.as_str(),
+                "GraphQL operation outside the safelist (report-only safelisting)"
+            );
+        }
     }
     // Detection and inventory key on the operation: its label, the name (or a prefix of
     // the document hash) of operations the endpoint knows, `{other}` for the rest.
-    let label = if first.label.is_empty() { crate::graphql::OTHER_OPERATIONS } else { first.label.as_str() };
-    Some(format!("{template} {} {label}", first.kind.as_str()))
+    let keys: Vec<String> = operations
+        .iter()
+        .map(|o| {
+            let label = if o.label.is_empty() { crate::graphql::OTHER_OPERATIONS } else { o.label.as_str() };
+            format!("{template} {} {label}", o.kind.as_str())
+        })
+        .collect();
+    Some(keys.join(&BATCH_KEY_SEPARATOR.to_string()))
 }
 
 /// A GraphQL denial as a zt denial: GraphQL-shaped body (`application/graphql-response+json`
