@@ -135,7 +135,7 @@ impl Observation {
         record.object_ids = &object_ids;
         observer.observe_known(&record, c.endpoint.as_ref());
         for operation in operations.into_iter().flatten() {
-            let mut each = record.clone();
+            let mut each = record;
             each.operation = Some(operation);
             observer.inventory().record(&each);
         }

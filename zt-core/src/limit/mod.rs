@@ -388,6 +388,33 @@ impl Limiter {
 
     /// Takes `charge` for `key` (the verified identity, or the client address: see
     /// [`GraphqlCharge::per`]). A charge larger than its quota's burst is refused at once.
+    ///
+    /// ```
+    /// use zt_core::graphql::{GraphqlConfig, GraphqlRequestBody, GraphqlSchema};
+    /// use zt_core::limit::{LimitCheck, LimitConfig, LimitKey, Limiter};
+    ///
+    /// let limits = LimitConfig::from_toml_str(r#"
+    ///     [[graphql]]
+    ///     path = "/graphql"
+    ///     field = "Mutation.ping"
+    ///     rate = "10/m"
+    ///     burst = 3
+    /// "#).unwrap();
+    /// let limiter = Limiter::new(&limits).unwrap();
+    /// let schema = GraphqlSchema::from_sdl(
+    ///     "type Query { a: Int } type Mutation { ping: Int }",
+    ///     GraphqlConfig::default(),
+    /// ).unwrap();
+    /// let body = br#"{"query": "mutation { a: ping b: ping c: ping d: ping }"}"#;
+    /// let operations = schema.check_with_scopes(GraphqlRequestBody::Json(body), Some(&[])).unwrap();
+    /// let charges = limiter.graphql_charges("POST", "/graphql", &operations);
+    /// assert_eq!(charges[0].units(), 4);
+    /// // Four pings against a burst of three: refused whole.
+    /// let LimitCheck::Ready(decision) = limiter.charge(&charges[0], LimitKey::Identity("iss|sub:a")) else {
+    ///     unreachable!("the memory store decides at once")
+    /// };
+    /// assert!(!decision.allowed);
+    /// ```
     pub fn charge(&self, charge: &GraphqlCharge, key: LimitKey<'_>) -> LimitCheck {
         let key = match key {
             LimitKey::Address(ip) => LimitKey::Address(self.inner.resolver.group(ip)),
