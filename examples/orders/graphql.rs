@@ -17,8 +17,10 @@ use super::{Order, OrderStore, Reply};
 /// The demo SDL (with its `@requiresScopes` directives), compiled into the binary.
 pub const SDL: &str = include_str!("../orders.graphql");
 
-/// The most orders one list field returns, whatever `limit` asks.
-const MAX_LIST: usize = 100;
+/// The most orders one list field returns, whatever `limit` asks (and when it is absent).
+/// The schema's `@listSize(assumedSize: 100)` says the same to zt's cost estimate: change
+/// both together (`tests/adversarial_graphql.rs` checks they agree).
+pub const MAX_LIST: usize = 100;
 
 /// The demo's GraphQL limits (issue 9): depth 8, aliases 20, root fields 10, batch 5,
 /// introspection for `zt:admin` only; everything else at zt's secure defaults.
@@ -100,9 +102,13 @@ impl GraphqlService {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
                 "query" => request.query = Some(value.into_owned()),
-                "operationName" => request.operation_name = Some(value.into_owned()),
-                "variables" => match serde_json::from_str(&value) {
-                    Ok(variables) => request.variables = Some(variables),
+                // GraphQL over HTTP: an empty `operationName` is the same as none.
+                "operationName" => {
+                    request.operation_name = Some(value.into_owned()).filter(|n| !n.is_empty())
+                }
+                // `null` is the same as no variables (as in a POST body).
+                "variables" => match serde_json::from_str::<Option<JsonMap>>(&value) {
+                    Ok(variables) => request.variables = variables,
                     Err(_) => return bypass("variables are not a JSON object"),
                 },
                 _ => {}
@@ -181,7 +187,9 @@ fn list_limit(info: &ResolveInfo<'_>) -> usize {
 fn orders_list<'a>(store: &'a OrderStore, owner: &str, limit: usize) -> ResolvedValue<'a> {
     let orders = store.orders_of(owner, limit);
     ResolvedValue::list(
-        orders.into_iter().map(move |order| ResolvedValue::object(OrderObject { store, order })),
+        orders
+            .into_iter()
+            .map(move |order| ResolvedValue::object(OrderObject { store, order, created: false })),
     )
 }
 
@@ -207,9 +215,11 @@ impl ObjectValue for Root<'_> {
                     None => None,
                 };
                 let order = id.and_then(|id| self.store.find(self.caller, id));
-                Ok(ResolvedValue::nullable_object(
-                    order.map(|order| OrderObject { store: self.store, order }),
-                ))
+                Ok(ResolvedValue::nullable_object(order.map(|order| OrderObject {
+                    store: self.store,
+                    order,
+                    created: false,
+                })))
             }
             "createOrder" => {
                 let item = info.arguments().get("item").and_then(JsonValue::as_str).unwrap_or_default();
@@ -221,8 +231,10 @@ impl ObjectValue for Root<'_> {
                     return Err(FieldError { message: "quantity must be between 1 and 1000".into() });
                 };
                 match self.store.insert(self.caller, item.to_string(), quantity, None) {
-                    Some(order) => Ok(ResolvedValue::object(OrderObject { store: self.store, order })),
-                    None => Err(FieldError { message: "store unavailable".into() }),
+                    Some(order) => {
+                        Ok(ResolvedValue::object(OrderObject { store: self.store, order, created: true }))
+                    }
+                    None => Err(FieldError { message: "the order store is full".into() }),
                 }
             }
             _ => Err(self.unknown_field_error(info)),
@@ -230,15 +242,18 @@ impl ObjectValue for Root<'_> {
     }
 }
 
-/// An order (the caller's own: every path to one starts from the caller).
+/// An order (the caller's own: every path to one starts from the caller): an `Order`, or
+/// the `CreatedOrder` a mutation returns (no `internalNote`; its `customer` needs
+/// orders:read, which zt checks).
 struct OrderObject<'a> {
     store: &'a OrderStore,
     order: Order,
+    created: bool,
 }
 
 impl ObjectValue for OrderObject<'_> {
     fn type_name(&self) -> &str {
-        "Order"
+        if self.created { "CreatedOrder" } else { "Order" }
     }
 
     fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {

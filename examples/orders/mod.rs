@@ -426,8 +426,13 @@ pub fn inventory(guard: &zt::Guard) -> Reply {
     }
 }
 
-/// Most orders kept; the oldest is dropped beyond this (the demo's state stays bounded).
+/// Most orders kept in all; beyond this a new order is refused (the demo's state stays
+/// bounded without one writer evicting other users' orders).
 pub const MAX_ORDERS: usize = 10_000;
+
+/// Most orders kept per owner; beyond this the owner's own oldest order is dropped, never
+/// another owner's (issue 14, finding 4: the store used to be one global FIFO).
+pub const MAX_ORDERS_PER_OWNER: usize = 500;
 
 /// The demo's in-memory store. Every call names the verified caller: orders are only
 /// visible to their owner.
@@ -470,18 +475,24 @@ impl OrderStore {
         }
         match self.insert(owner, new.item, quantity, new.note) {
             Some(order) => json(201, &order),
-            None => problem(500, "store unavailable"),
+            None => problem(503, "the order store is full"),
         }
     }
 
-    /// Stores a new order for `owner` (dropping the oldest beyond [`MAX_ORDERS`]).
+    /// Stores a new order for `owner`: beyond [`MAX_ORDERS_PER_OWNER`] the owner's own
+    /// oldest order is dropped; `None` when the store is full with other owners' orders
+    /// ([`MAX_ORDERS`]) or unavailable.
     pub fn insert(&self, owner: &str, item: String, quantity: u32, note: Option<String>) -> Option<Order> {
         let mut guard = self.inner.lock().ok()?;
+        let mine = guard.1.iter().filter(|o| o.owner == owner).count();
+        if mine >= MAX_ORDERS_PER_OWNER {
+            let oldest = guard.1.iter().position(|o| o.owner == owner)?;
+            guard.1.remove(oldest);
+        } else if guard.1.len() >= MAX_ORDERS {
+            return None;
+        }
         guard.0 += 1;
         let order = Order { id: guard.0, item, quantity, note, owner: owner.to_string() };
-        if guard.1.len() >= MAX_ORDERS {
-            guard.1.pop_front();
-        }
         guard.1.push_back(order.clone());
         Some(order)
     }

@@ -664,6 +664,138 @@ pub fn cases() -> Vec<Case> {
         problem: Some("invalid-body"),
         challenge: None,
     });
+
+    // ---- Task G (issue 14, GraphQL findings 2, 3, 6): one request each, both adapters. ----
+    // GraphQL denials are GraphQL-shaped (no top-level problem `type`): `problem: None`
+    // with the status says "refused by the GraphQL check", and a 500 is the executor's
+    // "contract bypass" (zt admitted what the service cannot run).
+    {
+        let graphql = |name: &str, token: &str, body: serde_json::Value, status: u16| {
+            Case {
+            name: name.into(),
+            method: "POST",
+            path: "/graphql".into(),
+            headers: [bearer(token), vec![("content-type", "application/json".into())]].concat(),
+            body: Some(body.to_string().into_bytes()),
+            status,
+            problem: None,
+            challenge: (status == 403).then(|| {
+                format!(
+                    "{REALM}, error=\"insufficient_scope\", error_description=\"The operation selects fields this caller may not access.\""
+                )
+            }),
+        }
+        };
+        let write_only = token("bob", "orders:write");
+        let reader = token("alice", "orders:read");
+        cases.extend([
+            // Finding 2: a type's scope holds wherever the type is reached.
+            graphql(
+                "adv14_2_graphql_type_scope_mutation_path",
+                &write_only,
+                json!({"query": "mutation { createOrder(item: \"x\", quantity: 1) { customer { orders { id item owner } } } }"}),
+                403,
+            ),
+            graphql(
+                "adv14_2_graphql_type_scope_write_only_creates",
+                &write_only,
+                json!({"query": "mutation { createOrder(item: \"x\", quantity: 1) { id item quantity } }"}),
+                200,
+            ),
+            // Finding 3: a list without `limit` costs what the resolver returns then (100).
+            graphql(
+                "adv14_3_graphql_cost_absent_limit_is_the_server_bound",
+                &reader,
+                json!({"query": "{ orders { customer { orders { id } } } }"}),
+                400,
+            ),
+            graphql("adv14_3_graphql_cost_one_list_within_budget", &reader, json!({"query": "{ orders { id } }"}), 200),
+            graphql(
+                "adv14_3_graphql_cost_aliases_count",
+                &reader,
+                json!({"query": format!("{{ {} }}", (0..5).map(|i| format!("a{i}: orders {{ id item }}")).collect::<Vec<_>>().join(" "))}),
+                400,
+            ),
+            graphql(
+                "adv14_3_graphql_cost_limit_variable_absent",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { customer { orders(limit: $n) { id } } } }", "variables": {}}),
+                400,
+            ),
+            // Finding 6: what zt admits, the executor accepts (GraphQL input coercion).
+            graphql(
+                "adv14_6_graphql_int_variable_integral_float",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 5.0}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_negative_zero",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": -0.0}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_beyond_32_bits",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 2147483648_i64}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_int_variable_integer",
+                &reader,
+                json!({"query": "query Q($n: Int) { orders(limit: $n) { id } }", "variables": {"n": 5}}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_id_variable_beyond_64_bits",
+                &reader,
+                json!({"query": "query Q($id: ID!) { order(id: $id) { id } }", "variables": {"id": 18446744073709551615_u64}}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_id_variable_integer",
+                &reader,
+                json!({"query": "query Q($id: ID!) { order(id: $id) { id } }", "variables": {"id": 7}}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_id_literal_beyond_64_bits",
+                &reader,
+                json!({"query": "{ order(id: 18446744073709551615) { id } }"}),
+                200,
+            ),
+            graphql(
+                "adv14_6_graphql_post_empty_operation_name",
+                &reader,
+                json!({"query": "query Mine { orders { id } }", "operationName": ""}),
+                400,
+            ),
+            graphql(
+                "adv14_6_graphql_post_null_members",
+                &reader,
+                json!({"query": "query Mine { orders { id } }", "operationName": null, "variables": null, "extensions": null}),
+                200,
+            ),
+            get(
+                "adv14_6_graphql_get_empty_operation_name",
+                "/graphql?query=query%20Mine%20%7B%20orders%20%7B%20id%20%7D%20%7D&operationName=",
+                bearer(&reader),
+                200,
+                None,
+                None,
+            ),
+            get(
+                "adv14_6_graphql_get_variables_null",
+                "/graphql?query=%7B%20orders%20%7B%20id%20%7D%20%7D&variables=null",
+                bearer(&reader),
+                200,
+                None,
+                None,
+            ),
+        ]);
+    }
+    // ---- end of Task G ----
     cases
 }
 

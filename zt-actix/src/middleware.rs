@@ -226,7 +226,7 @@ where
         let read = read_payload(request.take_payload(), limit).await;
         let headers = Headers(request.headers());
         let view = view(&request, &headers, BodyHint::Unknown);
-        admitted = match admitted.body(&view, read.as_deref().map_err(|e| *e)) {
+        admitted = match admitted.body(&view, read.as_deref().map_err(|e| *e)).await {
             Ok(admitted) => admitted,
             Err(r) => return Ok(rejected(r, request)),
         };

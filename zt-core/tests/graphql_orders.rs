@@ -345,8 +345,10 @@ fn cost_is_estimated_from_list_sizes() {
     let query = "{ orders(limit: 100) { customer { orders(limit: 100) { id } } } }";
     let denial = reader(&s, query).unwrap_err();
     assert_eq!((denial.reason, denial.code()), (GraphqlReason::CostLimit, "COST_LIMIT"));
-    // Default list size 10 when no limit is given: 1 + 10 x (1 + (1 + 10 x 1)) = 121.
-    assert_eq!(reader(&s, "{ orders { customer { orders { id } } } }").unwrap()[0].cost, 121);
+    // Without `limit`, the resolver's own cap (`@listSize(assumedSize: 100)`):
+    // 1 + 100 x (1 + (1 + 5 x 1)) = 701, and the same nesting without limits is refused.
+    assert_eq!(reader(&s, "{ orders { customer { orders(limit: 5) { id } } } }").unwrap()[0].cost, 701);
+    assert_eq!(reason(reader(&s, "{ orders { customer { orders { id } } } }")), GraphqlReason::CostLimit);
     // Variables drive the estimate.
     let body = json!({"query": "query($a: Int, $b: Int) { orders(limit: $a) { customer { orders(limit: $b) { id } } } }",
                       "variables": {"a": 30, "b": 40}});
@@ -427,7 +429,8 @@ fn the_full_graphiql_introspection_query_passes_for_admins() {
 #[test]
 fn fields_needing_orders_admin_are_refused_as_a_whole() {
     let s = demo();
-    let query = "{ orders { id item internalNote customer { orders { internalNote } } } }";
+    let query =
+        "{ orders(limit: 5) { id item internalNote customer { orders(limit: 5) { internalNote } } } }";
     let denial = reader(&s, query).unwrap_err();
     assert_eq!(
         (denial.reason, denial.code(), denial.status()),
@@ -444,9 +447,21 @@ fn fields_needing_orders_admin_are_refused_as_a_whole() {
     assert_eq!(reader(&s, aliased).unwrap_err().field_paths, ["orders.internalNote"]);
     // With both scopes it passes.
     assert!(post_as(&s, &json!({"query": query}), Some(&["orders:read", "orders:admin"])).is_ok());
-    // Admin alone cannot list orders.
+    // Admin alone cannot list orders: `Order` and `Customer` need orders:read wherever
+    // they are reached, so every path into them is named.
     let denial = post_as(&s, &json!({"query": query}), Some(&["orders:admin"])).unwrap_err();
-    assert_eq!(denial.field_paths, ["orders"]);
+    assert_eq!(
+        denial.field_paths,
+        [
+            "orders",
+            "orders.customer",
+            "orders.customer.orders",
+            "orders.customer.orders.internalNote",
+            "orders.id",
+            "orders.internalNote",
+            "orders.item"
+        ]
+    );
 }
 
 #[test]

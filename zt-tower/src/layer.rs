@@ -163,7 +163,8 @@ where
     if let Some(limit) = admitted.body_limit() {
         let read = collect(body, limit).await;
         let parts = (&parts.method, &parts.uri, &parts.headers, &parts.extensions);
-        admitted = match admitted.body(&view(parts, BodyHint::Unknown), read.as_deref().map_err(|e| *e)) {
+        admitted = match admitted.body(&view(parts, BodyHint::Unknown), read.as_deref().map_err(|e| *e)).await
+        {
             Ok(admitted) => admitted,
             Err(rejected) => return Ok(reply(rejected.into_response())),
         };

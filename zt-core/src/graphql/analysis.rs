@@ -14,6 +14,7 @@ use apollo_compiler::executable::{ExecutableDocument, Field, Operation, Selectio
 use serde_json::Map;
 
 use super::authz::Rules;
+use super::listsize::{ListSize, ListSizes};
 
 /// The deepest any walk recurses (nested selection sets plus fragment spreads).
 pub(super) const MAX_FRAMES: usize = 256;
@@ -200,11 +201,14 @@ fn set_directives(set: &SelectionSet, frames: usize) -> Result<usize, Stop> {
 pub(super) struct CostModel<'a> {
     pub(super) list_size_arguments: &'a [String],
     pub(super) default_list_size: u64,
+    /// `@listSize` of the schema's fields.
+    pub(super) sizes: &'a ListSizes,
 }
 
 /// The estimated cost of an operation with these variable values: each field costs 1; a
 /// field with a selection adds the cost of its selection, times its list size for list
-/// fields. `__schema`/`__type` cost 1 (introspection is bounded separately). Saturates.
+/// fields. `__schema`/`__type` cost 1 (introspection is bounded separately). Saturates;
+/// `u64::MAX` when a list's size cannot be bounded (a required slicing argument missing).
 pub(super) fn cost(
     doc: &ExecutableDocument,
     op: &Operation,
@@ -232,11 +236,17 @@ impl<'d> CostWalker<'d, '_> {
         for selection in &set.selections {
             let part = match selection {
                 Selection::Field(field) => {
-                    if is_schema_introspection(&field.name) || field.selection_set.selections.is_empty() {
+                    if is_schema_introspection(&field.name) {
                         1
                     } else {
-                        let inner = self.set(&field.selection_set, frames + 1);
-                        inner.saturating_mul(self.list_size(field)).saturating_add(1)
+                        // A list of leaves costs its field only; a list of objects its items.
+                        let size = self.list_size(set.ty.as_str(), field);
+                        if field.selection_set.selections.is_empty() {
+                            if size == u64::MAX { u64::MAX } else { 1 }
+                        } else {
+                            let inner = self.set(&field.selection_set, frames + 1);
+                            inner.saturating_mul(size).saturating_add(1)
+                        }
                     }
                 }
                 Selection::InlineFragment(inline) => self.set(&inline.selection_set, frames + 1),
@@ -263,9 +273,10 @@ impl<'d> CostWalker<'d, '_> {
         total
     }
 
-    /// 1 for non-list fields; for lists, the size from the arguments (or the default) for
-    /// the outer list, times the default for each inner list level; never below 1.
-    fn list_size(&self, field: &Field) -> u64 {
+    /// 1 for non-list fields; for lists, the size of the outer list (from `@listSize`, else
+    /// the configured list-size arguments, else the default), times the default for each
+    /// inner list level; never below 1. `u64::MAX`: the size cannot be bounded.
+    fn list_size(&self, parent: &str, field: &Field) -> u64 {
         let mut levels = 0u32;
         let mut ty: &Type = &field.definition.ty;
         while let Type::List(inner) | Type::NonNullList(inner) = ty {
@@ -275,55 +286,77 @@ impl<'d> CostWalker<'d, '_> {
         if levels == 0 {
             return 1;
         }
-        let outer = self.argument_size(field).unwrap_or(self.model.default_list_size);
+        let outer = match self.model.sizes.of(parent, field.name.as_str()) {
+            Some(rule) => match self.rule_size(rule, field) {
+                Some(size) => size,
+                None => return u64::MAX,
+            },
+            None => {
+                let sizes = self.model.list_size_arguments.iter().filter_map(|a| self.argument_int(field, a));
+                sizes.max().map_or(self.model.default_list_size, clamp_size)
+            }
+        };
         let inner = self.model.default_list_size.saturating_pow(levels - 1);
         outer.saturating_mul(inner).max(1)
     }
 
-    /// The largest list-size argument given (literal, variable, or schema default).
-    fn argument_size(&self, field: &Field) -> Option<u64> {
-        let mut best: Option<u64> = None;
-        for name in self.model.list_size_arguments {
-            let given = field.arguments.iter().find(|a| a.name == name.as_str()).map(|a| &a.value);
-            let size = match given {
-                Some(value) => match value.as_ref() {
-                    Value::Int(i) => i.as_str().parse::<i64>().ok(),
-                    Value::Variable(variable) => self.variable_int(variable.as_str()),
-                    _ => None,
-                },
-                None => field
-                    .definition
-                    .arguments
-                    .iter()
-                    .find(|a| a.name == name.as_str())
-                    .and_then(|a| a.default_value.as_ref())
-                    .and_then(|v| int_literal(v)),
-            };
-            if let Some(size) = size {
-                let size = u64::try_from(size.max(0)).unwrap_or(0);
-                best = Some(best.map_or(size, |b| b.max(size)));
-            }
+    /// The size `@listSize` gives: the largest slicing argument's value, else `assumedSize`,
+    /// else the default; `None` when exactly one slicing argument is required and the
+    /// request does not give exactly one.
+    fn rule_size(&self, rule: &ListSize, field: &Field) -> Option<u64> {
+        let given: Vec<i64> = rule.slicing.iter().filter_map(|a| self.argument_int(field, a)).collect();
+        if rule.require_one && given.len() != 1 {
+            return None;
         }
-        best
+        Some(match given.into_iter().max() {
+            Some(size) => clamp_size(size),
+            None => rule.assumed.unwrap_or(self.model.default_list_size),
+        })
     }
 
-    fn variable_int(&self, name: &str) -> Option<i64> {
-        match self.variables.get(name) {
-            Some(value) => value.as_i64().or_else(|| value.as_u64().map(|_| i64::MAX)),
-            None => self
-                .op
-                .variables
+    /// The value argument `name` has when the field is executed, as the executor coerces
+    /// it: the literal, or the variable's value (its default when not sent; the
+    /// argument's schema default when neither), or the schema default when the argument is
+    /// absent. `None` for `null`, a non-integer, or no value at all. Integers beyond `i64`
+    /// count as `i64::MAX` (never smaller than what was asked for).
+    fn argument_int(&self, field: &Field, name: &str) -> Option<i64> {
+        let schema_default = || {
+            field
+                .definition
+                .arguments
                 .iter()
-                .find(|v| v.name == name)
-                .and_then(|v| v.default_value.as_ref())
-                .and_then(|v| int_literal(v)),
+                .find(|a| a.name == name)
+                .and_then(|a| a.default_value.as_ref())
+                .and_then(|v| int_literal(v))
+        };
+        let Some(given) = field.arguments.iter().find(|a| a.name == name) else {
+            return schema_default();
+        };
+        match given.value.as_ref() {
+            Value::Int(i) => Some(i.as_str().parse::<i64>().unwrap_or(i64::MAX)),
+            Value::Variable(variable) => match self.variables.get(variable.as_str()) {
+                Some(value) => value.as_i64().or_else(|| value.as_u64().map(|_| i64::MAX)),
+                None => {
+                    let declared = self.op.variables.iter().find(|v| v.name == variable.as_str());
+                    match declared.and_then(|v| v.default_value.as_ref()) {
+                        Some(default) => int_literal(default),
+                        None => schema_default(),
+                    }
+                }
+            },
+            _ => None,
         }
     }
 }
 
+/// A requested size as a list size: negative counts as 0.
+fn clamp_size(size: i64) -> u64 {
+    u64::try_from(size.max(0)).unwrap_or(0)
+}
+
 fn int_literal(value: &Value) -> Option<i64> {
     match value {
-        Value::Int(i) => i.as_str().parse::<i64>().ok(),
+        Value::Int(i) => Some(i.as_str().parse::<i64>().unwrap_or(i64::MAX)),
         _ => None,
     }
 }
@@ -364,6 +397,14 @@ impl<'d> AccessWalker<'d> {
         if frames > MAX_FRAMES {
             return Err(Stop::TooDeep);
         }
+        // A guarded type guards every selection on it (fragments on it through unions and
+        // interfaces, `__typename`), not only its declared fields: recorded at the path of
+        // the field that reaches it (the type name at the root).
+        let type_rules = self.rules.of_type(set.ty.as_str());
+        if !type_rules.is_empty() && !set.selections.is_empty() {
+            let path = if self.path.is_empty() { set.ty.to_string() } else { self.path.join(".") };
+            self.found.entry(path).or_default().extend(type_rules.iter().copied());
+        }
         for selection in &set.selections {
             match selection {
                 Selection::Field(field) => {
@@ -392,4 +433,51 @@ impl<'d> AccessWalker<'d> {
         }
         Ok(())
     }
+}
+
+/// How many times the operation selects each root field (schema names, aliases and
+/// fragment spreads each counted: `{ a: f b: f }` selects `f` twice), for quotas per root
+/// field. `__typename` is not counted.
+pub(super) fn root_selections(
+    doc: &ExecutableDocument,
+    op: &Operation,
+) -> Result<BTreeMap<String, u64>, Stop> {
+    fn walk<'d>(
+        doc: &'d ExecutableDocument,
+        set: &'d SelectionSet,
+        counts: &mut BTreeMap<String, u64>,
+        active: &mut Vec<&'d str>,
+        frames: usize,
+    ) -> Result<(), Stop> {
+        if frames > MAX_FRAMES {
+            return Err(Stop::TooDeep);
+        }
+        for selection in &set.selections {
+            match selection {
+                Selection::Field(field) if field.name.starts_with("__") => {}
+                Selection::Field(field) => {
+                    let count = counts.entry(field.name.to_string()).or_default();
+                    *count = count.saturating_add(1);
+                }
+                Selection::InlineFragment(inline) => {
+                    walk(doc, &inline.selection_set, counts, active, frames + 1)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.fragment_name.as_str();
+                    if active.contains(&name) {
+                        return Err(Stop::Cycle);
+                    }
+                    if let Some(fragment) = doc.fragments.get(name) {
+                        active.push(name);
+                        walk(doc, &fragment.selection_set, counts, active, frames + 1)?;
+                        active.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut counts = BTreeMap::new();
+    walk(doc, &op.selection_set, &mut counts, &mut Vec::new(), 0)?;
+    Ok(counts)
 }

@@ -7,6 +7,9 @@
 //! - the directives on the type that defines it (fields inherit their type's rules);
 //! - the directives on the type it returns (object, interface, scalar or enum), so a field
 //!   returning a guarded type is guarded too;
+//! - and, for selections the schema declares no field for (`__typename`, fragments on a
+//!   guarded type through a union or an interface), the rules of the object or interface
+//!   type the selection set is on ([`Rules::of_type`]);
 //! - across interfaces, both ways: an object's field also carries the rules of the same
 //!   field on every interface it implements, and an interface's field carries the rules of
 //!   that field on every implementation (a selection through the interface may reach any).
@@ -70,12 +73,23 @@ pub(super) struct Rules {
     rules: Vec<Rule>,
     /// type name -> field name -> indices into `rules` (only guarded fields are present).
     fields: HashMap<String, HashMap<String, Box<[u16]>>>,
+    /// The rules object and interface types carry themselves (only guarded types present):
+    /// they hold for every selection on the type, `__typename` and type conditions of
+    /// fragments included, not only for the fields the schema declares.
+    types: HashMap<String, Box<[u16]>>,
 }
 
 impl Rules {
     /// The rules guarding `parent.field` (empty when unguarded).
     pub(super) fn of(&self, parent: &str, field: &str) -> &[u16] {
         self.fields.get(parent).and_then(|fields| fields.get(field)).map_or(&[], |ids| ids)
+    }
+
+    /// The rules an object or interface type carries itself (empty when unguarded): they
+    /// guard any selection set on the type, so `... on Order { __typename }` through a union
+    /// or an interface needs what `Order` needs.
+    pub(super) fn of_type(&self, name: &str) -> &[u16] {
+        self.types.get(name).map_or(&[], |ids| ids)
     }
 
     pub(super) fn rule(&self, id: u16) -> Option<&Rule> {
@@ -103,6 +117,9 @@ impl Rules {
             };
             let ids = rules.intern_all(directives.iter().map(|d| &***d), name.as_str())?;
             if !ids.is_empty() {
+                if matches!(ty, ExtendedType::Object(_) | ExtendedType::Interface(_)) {
+                    rules.types.insert(name.to_string(), ids.clone().into_boxed_slice());
+                }
                 type_rules.insert(name.as_str(), ids);
             }
         }

@@ -43,18 +43,26 @@ pub struct GraphqlConfig {
     /// The most directives on one field, fragment spread, inline fragment, operation,
     /// fragment or variable definition anywhere in the document (default 5).
     pub max_directives_per_field: u32,
-    /// The highest estimated cost an operation may have (default 1000). Each selected field
-    /// costs 1 plus, for fields returning objects, the cost of its selection; a list field
-    /// multiplies that by its list size (see [`default_list_size`](Self::default_list_size)).
-    /// Independently of list sizes, an operation may select at most this many fields once
-    /// fragments are expanded.
+    /// The highest estimated cost a request may have (default 1000): one operation, or the
+    /// sum over a batch's operations. Each selected field costs 1 plus, for fields returning
+    /// objects, the cost of its selection; a list field multiplies that by its list size
+    /// (aliases are separate selections and count each). Independently of list sizes, an
+    /// operation may select at most this many fields once fragments are expanded.
+    ///
+    /// A list's size is the upper bound the server honours: `@listSize(assumedSize:,
+    /// slicingArguments:)` on the field definition (GraphQL cost directives), else the
+    /// largest [`list_size_arguments`](Self::list_size_arguments) given, else
+    /// [`default_list_size`](Self::default_list_size). Put `@listSize` on every list whose
+    /// resolver returns more than `default_list_size` items when not asked for fewer.
     pub max_cost: u64,
-    /// The list size assumed for a list field without a list-size argument (default 10); also
-    /// for each inner level of nested lists. A list size below 1 counts as 1.
+    /// The list size assumed for a list field without `@listSize` and without a list-size
+    /// argument, and for a `@listSize` field given neither a slicing argument nor
+    /// `assumedSize` (default 10); also for each inner level of nested lists. A list size
+    /// below 1 counts as 1.
     pub default_list_size: u64,
-    /// Arguments whose value is a list field's size (default `first`, `last`, `limit`): a
-    /// literal, a variable's value, or the argument's schema default. When several are given,
-    /// the largest counts.
+    /// For list fields without `@listSize`: arguments whose value is the list's size
+    /// (default `first`, `last`, `limit`): a literal, a variable's value (its default when not
+    /// sent), or the argument's schema default. When several are given, the largest counts.
     pub list_size_arguments: Vec<String>,
     /// The most operations one batched POST (a JSON array) may carry (default 0: batching
     /// off, arrays are refused).
@@ -77,6 +85,14 @@ pub struct GraphqlConfig {
     /// (`extensions.persistedQuery.sha256Hash`, as Apollo's persisted queries do); each is
     /// parsed and validated against the schema at start-up.
     pub persisted_documents: Vec<String>,
+    /// How many new operation names (or anonymous documents) one verified principal may
+    /// add to the inventory as entries of their own (default 20); beyond, its unknown
+    /// operations are recorded as `{other}`. Registered and safelisted documents need no
+    /// budget. Anonymous callers add none.
+    pub inventory_names_per_principal: usize,
+    /// The most operation names learned from callers, all principals together (default
+    /// 500, below the inventory's 2 000 declared routes).
+    pub inventory_max_names: usize,
     /// Validated documents are cached by their SHA-256, up to this many bytes of document
     /// text (default 1 MiB; 0: no cache). The cache holds parse and validation results only:
     /// authorization, variables and cost are evaluated on every request.
@@ -103,6 +119,8 @@ impl Default for GraphqlConfig {
             safelist_report_only: false,
             persisted_documents: Vec::new(),
             document_cache_bytes: 1024 * 1024,
+            inventory_names_per_principal: 20,
+            inventory_max_names: 500,
         }
     }
 }

@@ -47,7 +47,8 @@ pub enum GraphqlReason {
     RootFieldLimit,
     /// A location carries more directives than `max_directives_per_field` (400).
     DirectiveLimit,
-    /// The operation's estimated cost exceeds `max_cost` (400).
+    /// The operation's estimated cost, or a batch's total, exceeds `max_cost`, or a list's
+    /// size cannot be bounded (a required slicing argument is missing) (400).
     CostLimit,
     /// A batch (JSON array) was sent while batching is off, is empty, or is larger than
     /// `max_batch` (400).

@@ -53,13 +53,17 @@
 //! 5. full validation against the schema (apollo-compiler); validated documents are cached
 //!    by hash;
 //! 6. GET only for queries, introspection scope, variable values, estimated cost with the
-//!    actual variables, field authorization.
+//!    actual variables (list sizes from `@listSize`, see [`GraphqlConfig::max_cost`]),
+//!    field authorization;
+//! 7. for a batch, the sum of its operations' costs against `max_cost`.
 //!
 //! # Authorization
 //!
 //! `@authenticated` and `@requiresScopes(scopes: [[String!]!]!)` (OR of AND-sets, as
 //! [`Requirement`](crate::Requirement)) on field definitions, objects, interfaces, scalars
-//! and enums; see the rules in `authz`. The SDL may declare the directives itself (then
+//! and enums; see the rules in `authz`. A type's rules hold wherever the type is reached:
+//! its fields, fields returning it, and any selection on it (fragments through unions and
+//! interfaces, `__typename`). The SDL may declare the directives itself (then
 //! its declaration is used, and must not allow locations zt does not enforce) or leave them
 //! undeclared (zt adds the definitions). A field without any rule is open to every caller
 //! the route itself admits: the route's requirement is the floor, the directives narrow it.
@@ -87,6 +91,8 @@ mod analysis;
 mod authz;
 mod config;
 mod denial;
+mod listsize;
+mod names;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -106,6 +112,7 @@ use sha2::{Digest, Sha256};
 
 use self::analysis::{Access, CostModel, Metrics, Stop};
 use self::authz::{Rules, Who};
+use self::listsize::ListSizes;
 use self::request::{RawOperation, RawRequest};
 use crate::Identity;
 
@@ -113,6 +120,7 @@ pub use self::config::GraphqlConfig;
 pub use self::denial::{
     GraphqlDenial, GraphqlError, GraphqlReason, Location, MAX_REPORTED_LOCATIONS, MAX_REPORTED_PATHS,
 };
+pub use self::names::OTHER as OTHER_OPERATIONS;
 
 /// The media type of a GraphQL response for a request's `Accept` value (GraphQL over HTTP):
 /// `application/graphql-response+json` when the client names it, else `application/json`.
@@ -209,6 +217,16 @@ pub struct OperationInfo {
     /// With safelisting on: whether the document is on the safelist (`Some(false)` only in
     /// report-only safelisting: the Guard should log a `would_deny`). `None`: safelisting off.
     pub safelisted: Option<bool>,
+    /// The operation's label in the inventory and baselines: its name (`#` and a hash
+    /// prefix when anonymous) when the endpoint knows it (registered or safelisted, or
+    /// learned from a verified caller within its budget), else
+    /// [`OTHER_OPERATIONS`] (`{other}`): callers cannot fill the inventory with invented
+    /// names.
+    pub label: String,
+    /// The root fields selected, as schema coordinates (`Mutation.createOrder`), with how
+    /// many times each is selected (aliases and fragments each count; `__typename` does
+    /// not): what quotas per root field charge. Sorted by coordinate.
+    pub root_selections: Vec<(String, u64)>,
 }
 
 /// A schema compiled for checking requests: the validated SDL, the field rules from its
@@ -218,12 +236,16 @@ pub struct OperationInfo {
 pub struct GraphqlSchema {
     schema: Valid<Schema>,
     rules: Rules,
+    /// `@listSize` of the schema's list fields (cost estimation).
+    sizes: ListSizes,
     config: GraphqlConfig,
     /// Safelisted hashes (configured plus persisted documents); `None`: safelisting off.
     safelist: Option<HashSet<String>>,
     /// Registered documents by hash.
     persisted: HashMap<String, Arc<Compiled>>,
     cache: Option<quick_cache::sync::Cache<String, Arc<Compiled>, DocumentWeight>>,
+    /// Operation labels learned for the inventory.
+    names: names::Names,
 }
 
 impl std::fmt::Debug for GraphqlSchema {
@@ -264,6 +286,8 @@ struct CompiledOperation {
     accesses: Option<Vec<Access>>,
     /// Introspection within the compiler's list-nesting bound.
     introspection_ok: bool,
+    /// Root field coordinates and selection counts ([`OperationInfo::root_selections`]).
+    root_selections: Vec<(String, u64)>,
 }
 
 /// Which operations of a document must pass the limits before it is validated.
@@ -297,6 +321,9 @@ impl GraphqlSchema {
         if !declared.contains("requiresScopes") {
             injected.push_str(authz::REQUIRES_SCOPES_DEFINITION);
         }
+        if !declared.contains("listSize") {
+            injected.push_str(listsize::LIST_SIZE_DEFINITION);
+        }
         let mut builder = Schema::builder().add_ast(&document);
         if !injected.is_empty() {
             builder = builder.parse(injected, "zt-directives.graphql");
@@ -307,6 +334,7 @@ impl GraphqlSchema {
             .validate()
             .map_err(|e| schema_error(e.errors.to_string()))?;
         let rules = Rules::compile(&schema)?;
+        let sizes = ListSizes::compile(&schema)?;
         let cache = (config.document_cache_bytes > 0).then(|| {
             let bytes = config.document_cache_bytes as u64;
             quick_cache::sync::Cache::with_weighter(
@@ -318,10 +346,12 @@ impl GraphqlSchema {
         let mut compiled = GraphqlSchema {
             schema,
             rules,
+            sizes,
             safelist: config.safelist.as_ref().map(|hashes| hashes.iter().cloned().collect()),
             config,
             persisted: HashMap::new(),
             cache,
+            names: names::Names::default(),
         };
         for (index, text) in compiled.config.persisted_documents.iter().enumerate() {
             let failed = |denial: GraphqlDenial| GraphqlError::PersistedDocument {
@@ -357,7 +387,9 @@ impl GraphqlSchema {
             Some(identity) => Who { authenticated: true, scopes: identity.scopes() },
             None => Who { authenticated: false, scopes: &[] },
         };
-        self.check_as(request, who)
+        let mut operations = self.check_as(request, who)?;
+        self.label(&mut operations, caller.map(Identity::principal));
+        Ok(operations)
     }
 
     /// [`check`](Self::check) for a caller known only by its granted scopes: `Some(scopes)`
@@ -371,7 +403,28 @@ impl GraphqlSchema {
             Some(scopes) => Who { authenticated: true, scopes },
             None => Who { authenticated: false, scopes: &[] },
         };
-        self.check_as(request, who)
+        // No principal: only registered and already learned operations are named.
+        let mut operations = self.check_as(request, who)?;
+        self.label(&mut operations, None);
+        Ok(operations)
+    }
+
+    /// Sets each accepted operation's inventory label (see [`OperationInfo::label`]).
+    fn label(&self, operations: &mut [OperationInfo], principal: Option<&str>) {
+        for operation in operations {
+            let label = match &operation.name {
+                Some(name) => name.clone(),
+                None => format!("#{}", &operation.hash[..operation.hash.len().min(12)]),
+            };
+            let registered = operation.persisted || operation.safelisted == Some(true);
+            operation.label = self.names.label(
+                label,
+                registered,
+                principal,
+                self.config.inventory_names_per_principal,
+                self.config.inventory_max_names,
+            );
+        }
     }
 
     fn check_as(
@@ -397,6 +450,13 @@ impl GraphqlSchema {
                             };
                             let operation = request::operation_from_json(item).map_err(|r| at(refuse(r)))?;
                             infos.push(self.check_operation(operation, false, who).map_err(at)?);
+                        }
+                        // One request, one budget: `max_cost` bounds what the whole batch
+                        // makes the service do, not each member (five members at the limit
+                        // would be five times the work).
+                        let total = infos.iter().fold(0u64, |sum, info| sum.saturating_add(info.cost));
+                        if total > self.config.max_cost {
+                            return Err(refuse(GraphqlReason::CostLimit));
                         }
                         Ok(infos)
                     }
@@ -477,6 +537,7 @@ impl GraphqlSchema {
         let model = CostModel {
             list_size_arguments: &self.config.list_size_arguments,
             default_list_size: self.config.default_list_size,
+            sizes: &self.sizes,
         };
         let cost = analysis::cost(&compiled.document, operation, &raw.variables, &model);
         if cost > self.config.max_cost {
@@ -512,6 +573,9 @@ impl GraphqlSchema {
             introspection: metrics.introspection,
             persisted,
             safelisted,
+            // Set once the whole request is accepted (`label`).
+            label: String::new(),
+            root_selections: compiled_op.root_selections.clone(),
         })
     }
 
@@ -613,7 +677,20 @@ impl GraphqlSchema {
             };
             let introspection_ok = !metrics.introspection
                 || apollo_compiler::introspection::check_max_depth(&document, operation).is_ok();
-            operations.push(CompiledOperation { name, kind, metrics, accesses, introspection_ok });
+            let root_type = operation.object_type().as_str();
+            let root_selections = analysis::root_selections(&document, operation)
+                .map_err(stopped)?
+                .into_iter()
+                .map(|(field, count)| (format!("{root_type}.{field}"), count))
+                .collect();
+            operations.push(CompiledOperation {
+                name,
+                kind,
+                metrics,
+                accesses,
+                introspection_ok,
+                root_selections,
+            });
         }
         Ok(Arc::new(Compiled { document, operations, text_len: text.len() }))
     }

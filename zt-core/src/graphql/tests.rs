@@ -164,3 +164,93 @@ fn body_shape() {
         serde_json::from_str(&GraphqlDenial::new(GraphqlReason::DepthLimit).body("r")).unwrap();
     assert_eq!(plain["errors"][0].as_object().map(Map::len), Some(2));
 }
+
+/// Issue 14 finding 2: a type's requirement holds wherever the type is reached: through a
+/// mutation's result, nested fields, a union or an interface (fragments on the type and
+/// `__typename` included), as Apollo's `@requiresScopes` on types does.
+#[test]
+fn type_requirements_hold_on_every_path() {
+    let sdl = r#"
+        type Query { search: [Hit!]! node: Node }
+        union Hit = Secret | Open
+        interface Node { id: ID! }
+        type Secret implements Node @requiresScopes(scopes: [["secret:read"]]) { id: ID! }
+        type Open implements Node { id: ID! }
+        enum Level @requiresScopes(scopes: [["level:read"]]) { LOW HIGH }
+        type Mutation { make: Made! }
+        type Made { id: ID! secret: Secret! level: Level }
+    "#;
+    let s = GraphqlSchema::from_sdl(sdl, GraphqlConfig::default()).unwrap();
+    let caller = Some(&["other".to_string()][..]);
+    let check = |query: &str| {
+        let body = json!({ "query": query }).to_string();
+        s.check_with_scopes(GraphqlRequestBody::Json(body.as_bytes()), caller)
+    };
+    for (query, path) in [
+        ("mutation { make { secret { id } } }", "make.secret"),
+        ("mutation { make { secret { __typename } } }", "make.secret"),
+        ("mutation { make { level } }", "make.level"),
+        ("{ search { ... on Secret { __typename } } }", "search"),
+        ("{ search { ...S } } fragment S on Secret { id }", "search"),
+        ("{ node { ... on Secret { __typename } } }", "node"),
+    ] {
+        let denial = check(query).unwrap_err();
+        assert_eq!(denial.reason, GraphqlReason::ForbiddenField, "{query}");
+        assert!(denial.field_paths.iter().any(|p| p == path), "{query}: {:?}", denial.field_paths);
+    }
+    for query in ["mutation { make { id } }", "{ search { ... on Open { id } } }", "{ node { id } }"] {
+        // `node { id }` may reach a Secret: interfaces carry their implementations' rules.
+        let result = check(query);
+        if query == "{ node { id } }" {
+            assert_eq!(result.unwrap_err().reason, GraphqlReason::ForbiddenField);
+        } else {
+            assert!(result.is_ok(), "{query}: {result:?}");
+        }
+    }
+}
+
+/// Issue 14 finding 3: list sizes are the bound the server honours (`@listSize`), and a
+/// batch shares one `max_cost`.
+#[test]
+fn list_sizes_follow_list_size_and_batches_share_the_budget() {
+    let sdl = r#"
+        type Query {
+          orders(limit: Int): [Order!]! @listSize(assumedSize: 100, slicingArguments: ["limit"], requireOneSlicingArgument: false)
+          page(first: Int, last: Int): [Order!]! @listSize(slicingArguments: ["first", "last"])
+          fixed: [Order!]! @listSize(assumedSize: 3)
+          plain(limit: Int = 7): [Order!]!
+        }
+        type Order { id: ID! }
+    "#;
+    let config = GraphqlConfig { max_batch: 5, ..GraphqlConfig::default() };
+    let s = GraphqlSchema::from_sdl(sdl, config).unwrap();
+    let cost = |body: Value| {
+        let body = body.to_string();
+        s.check_with_scopes(GraphqlRequestBody::Json(body.as_bytes()), None)
+            .map(|ops| ops.iter().map(|o| o.cost).collect::<Vec<_>>())
+            .map_err(|d| d.reason)
+    };
+    assert_eq!(cost(json!({"query": "{ orders { id } }"})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": "{ orders(limit: 5) { id } }"})), Ok(vec![6]));
+    assert_eq!(cost(json!({"query": "{ orders(limit: null) { id } }"})), Ok(vec![101]));
+    let with_var = "query Q($n: Int) { orders(limit: $n) { id } }";
+    assert_eq!(cost(json!({"query": with_var})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": with_var, "variables": {"n": 2}})), Ok(vec![3]));
+    assert_eq!(cost(json!({"query": with_var, "variables": {"n": null}})), Ok(vec![101]));
+    assert_eq!(cost(json!({"query": "{ fixed { id } }"})), Ok(vec![4]));
+    // Without @listSize: the argument's schema default (7), as the executor sees it.
+    assert_eq!(cost(json!({"query": "{ plain { id } }"})), Ok(vec![8]));
+    let unset = "query Q($n: Int) { plain(limit: $n) { id } }";
+    assert_eq!(cost(json!({"query": unset})), Ok(vec![8]));
+    // requireOneSlicingArgument (default true): exactly one of first/last.
+    assert_eq!(cost(json!({"query": "{ page(first: 4) { id } }"})), Ok(vec![5]));
+    assert_eq!(cost(json!({"query": "{ page { id } }"})), Err(GraphqlReason::CostLimit));
+    assert_eq!(cost(json!({"query": "{ page(first: 1, last: 1) { id } }"})), Err(GraphqlReason::CostLimit));
+    // Aliases are separate selections.
+    let aliased = "{ a: orders { id } b: orders { id } c: orders { id } }";
+    assert_eq!(cost(json!({"query": aliased})), Ok(vec![303]));
+    // A batch: each member within max_cost (1000), the sum over it not.
+    let member = json!({"query": "{ a: orders { id } b: orders { id } c: orders { id } }"});
+    assert_eq!(cost(json!([member, member, member])), Ok(vec![303, 303, 303]));
+    assert_eq!(cost(json!([member, member, member, member])), Err(GraphqlReason::CostLimit));
+}

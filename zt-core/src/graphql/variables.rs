@@ -1,9 +1,13 @@
 //! Variable values against the operation's declared types (GraphQL input coercion rules,
 //! checked, not converted).
 //!
-//! Built-in scalars are exact: `Int` is a 32-bit integer (a float with no fraction is
-//! accepted, as JavaScript clients send them), `Float` any number, `String` a string,
-//! `Boolean` a boolean, `ID` a string or an integer. Enums must name a declared value;
+//! Built-in scalars are exact, per the GraphQL specification's input coercion (October
+//! 2021) and exactly as a spec-following executor (apollo-compiler's) coerces JSON
+//! variables, so whatever zt admits the executor runs: `Int` is a JSON integer within 32
+//! bits signed (`5.0`, `-0.0` and `5e0` are floats, refused: the specification accepts
+//! integer values only); `Float` a float, or an integer of magnitude below 2^53 - 1
+//! (larger integers are not exactly representable); `String` a string; `Boolean` a
+//! boolean; `ID` a string or an integer within 64 bits signed. Enums must name a declared value;
 //! input objects must not carry undeclared fields, must carry their required ones, and
 //! `@oneOf` input objects exactly one non-null field. A single value where a list is
 //! declared is a list of one. Custom scalars accept any JSON value (zt cannot know their
@@ -79,10 +83,10 @@ fn check_value(
     let fits = match schema.types.get(named) {
         Some(ExtendedType::Scalar(_)) => match named.as_str() {
             "Int" => is_int32(value),
-            "Float" => value.is_number(),
+            "Float" => is_float(value),
             "String" => value.is_string(),
             "Boolean" => value.is_boolean(),
-            "ID" => value.is_string() || value.is_i64() || value.is_u64(),
+            "ID" => value.is_string() || value.is_i64(),
             _ => true,
         },
         Some(ExtendedType::Enum(enumeration)) => {
@@ -122,11 +126,17 @@ fn check_value(
     if fits { Ok(()) } else { Err(path.clone()) }
 }
 
+/// An integer JSON number (never a float, even integral) within `i32`.
 fn is_int32(value: &Value) -> bool {
-    if let Some(i) = value.as_i64() {
-        return i32::try_from(i).is_ok();
-    }
-    value.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX))
+    value.as_i64().is_some_and(|i| i32::try_from(i).is_ok())
+}
+
+/// The largest integer JavaScript (and an f64) represents exactly, `2^53 - 1`.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A float, or an integer of magnitude below [`MAX_SAFE_INTEGER`].
+fn is_float(value: &Value) -> bool {
+    value.is_f64() || value.as_f64().is_some_and(|f| f.abs() < MAX_SAFE_INTEGER)
 }
 
 #[cfg(test)]
@@ -156,7 +166,16 @@ mod tests {
     #[test]
     fn scalars() {
         assert!(run("($a: Int)", json!({"a": 5})).is_ok());
-        assert!(run("($a: Int)", json!({"a": 5.0})).is_ok());
+        // Issue 14 finding 6: integers only, as the specification and the executor say.
+        assert_eq!(run("($a: Int)", json!({"a": 5.0})), Err("$a".into()));
+        assert_eq!(run("($a: Int)", json!({"a": -0.0})), Err("$a".into()));
+        assert_eq!(run("($a: Int)", json!({"a": 2_147_483_648i64})), Err("$a".into()));
+        assert!(run("($a: Int)", json!({"a": -2_147_483_648i64})).is_ok());
+        assert_eq!(run("($e: ID)", json!({"e": u64::MAX})), Err("$e".into()));
+        assert!(run("($e: ID)", json!({"e": i64::MIN})).is_ok());
+        assert!(run("($fl: Float)", json!({"fl": 1e300})).is_ok());
+        assert!(run("($fl: Float)", json!({"fl": 9_007_199_254_740_990i64})).is_ok());
+        assert_eq!(run("($fl: Float)", json!({"fl": 9_007_199_254_740_993i64})), Err("$fl".into()));
         assert_eq!(run("($a: Int)", json!({"a": "5"})), Err("$a".into()));
         assert_eq!(run("($a: Int)", json!({"a": 5_000_000_000i64})), Err("$a".into()));
         assert_eq!(run("($a: Int)", json!({"a": 1.5})), Err("$a".into()));

@@ -20,7 +20,7 @@ use tracing::Span;
 
 use super::engine::Shared;
 use super::facts::{Facts, Wait};
-use super::graphql::{graphql_denial, record_operations};
+use super::graphql::{Charged, charge_operations, graphql_denial, record_operations};
 use super::observation::Observation;
 use super::stage::violation_denial;
 use crate::Reply;
@@ -117,6 +117,14 @@ pub(super) struct BodyPhase {
     pub(super) graphql: Option<Arc<GraphqlSchema>>,
 }
 
+/// What the body phase found.
+enum BodyVerdict {
+    Pass,
+    Deny(Denial),
+    /// Per-field GraphQL quotas kept in the shared store: await their decision.
+    Wait(Pin<Box<dyn Future<Output = Result<Option<crate::limit::RateDecision>, Denial>> + Send>>),
+}
+
 /// An admitted request: forward it with [`Admitted::forward`], after reading its body and
 /// passing it to [`Admitted::body`] when [`Admitted::body_limit`] is `Some`.
 pub struct Admitted {
@@ -184,10 +192,12 @@ impl Admitted {
     }
 
     /// The body phase: `read` is what was read (or why it could not be). In report-only
-    /// mode a denial is logged and the request stays admitted.
+    /// mode a denial is logged and the request stays admitted. It waits only when a
+    /// GraphQL request's per-field quotas are kept in the shared store (Redis); otherwise
+    /// it is ready at once.
     // A rejection is returned by value like the admission it replaces: no allocation.
     #[allow(clippy::result_large_err)]
-    pub fn body(
+    pub async fn body(
         mut self,
         view: &RequestView<'_>,
         read: Result<&[u8], BodyError>,
@@ -201,8 +211,12 @@ impl Admitted {
             Err(BodyError::Unreadable) => Denial::new(Reason::MalformedRequest),
             Ok(bytes) if bytes.len() > phase.limit => Denial::new(Reason::PayloadTooLarge),
             Ok(bytes) => match self.check_body(view, &phase, bytes) {
-                None => return Ok(self),
-                Some(denial) => denial,
+                BodyVerdict::Pass => return Ok(self),
+                BodyVerdict::Deny(denial) => denial,
+                BodyVerdict::Wait(quotas) => match quotas.await {
+                    Ok(_) => return Ok(self),
+                    Err(denial) => denial,
+                },
             },
         };
         let enforced = self.shared.enforces(false);
@@ -234,29 +248,45 @@ impl Admitted {
         })
     }
 
-    /// The body against the GraphQL schema or the contract operation: `None` when it passes.
-    fn check_body(&mut self, view: &RequestView<'_>, phase: &BodyPhase, bytes: &[u8]) -> Option<Denial> {
+    /// The body against the GraphQL schema (then its per-field quotas) or the contract
+    /// operation.
+    fn check_body(&mut self, view: &RequestView<'_>, phase: &BodyPhase, bytes: &[u8]) -> BodyVerdict {
         if let Some(schema) = &phase.graphql {
-            return match schema.check(GraphqlRequestBody::Json(bytes), self.identity.as_ref()) {
-                Ok(operations) => {
-                    let template = self.route.as_deref().unwrap_or("");
-                    let key = record_operations(&self.span, &self.request_id, template, &operations);
-                    if let Some(observation) = &mut self.observation {
-                        observation.operation = key;
-                    }
-                    None
+            let operations = match schema.check(GraphqlRequestBody::Json(bytes), self.identity.as_ref()) {
+                Ok(operations) => operations,
+                Err(denial) => {
+                    return BodyVerdict::Deny(graphql_denial(
+                        &self.shared,
+                        &denial,
+                        view.headers,
+                        &self.request_id,
+                    ));
                 }
-                Err(denial) => Some(graphql_denial(&self.shared, &denial, view.headers, &self.request_id)),
+            };
+            let template = self.route.as_deref().unwrap_or("");
+            let key = record_operations(&self.span, &self.request_id, template, &operations);
+            if let Some(observation) = &mut self.observation {
+                observation.operation = key;
+            }
+            return match charge_operations(&self.shared, view, self.identity.as_ref(), template, &operations)
+            {
+                Charged::Admitted => BodyVerdict::Pass,
+                Charged::Denied(denial) => BodyVerdict::Deny(denial),
+                Charged::Wait(quotas) => BodyVerdict::Wait(quotas),
             };
         }
-        let ((op, path_params), Some(contract)) = (phase.operation.as_ref()?, &self.shared.contract) else {
-            return None;
+        let (Some((op, path_params)), Some(contract)) = (phase.operation.as_ref(), &self.shared.contract)
+        else {
+            return BodyVerdict::Pass;
         };
         // An empty body is judged as no body there (a body of unknown length that turned out
         // empty is what HTTP/1.1 would have sent with `Content-Length: 0`).
         let request =
             ContractRequest { path_params, query: view.query, headers: view.headers, body: Some(bytes) };
-        contract.validate_request(*op, &request).err().map(violation_denial)
+        match contract.validate_request(*op, &request) {
+            Ok(()) => BodyVerdict::Pass,
+            Err(violations) => BodyVerdict::Deny(violation_denial(violations)),
+        }
     }
 
     /// What the handler may see of the decision (put it into the request's extensions),

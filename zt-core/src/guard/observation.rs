@@ -116,7 +116,10 @@ impl Observation {
             c.decision,
         );
         record.route = c.route.as_deref();
-        record.operation = c.operation.as_deref();
+        // A batch's key names each operation: the first keys this record (baselines,
+        // detection); the others are counted in the inventory below.
+        let mut operations = c.operation.as_deref().map(|k| k.split(super::graphql::BATCH_KEY_SEPARATOR));
+        record.operation = operations.as_mut().and_then(Iterator::next);
         record.reason = c.reason;
         // Baselines, detection, blocks and throttles key on the one principal.
         record.subject = c.identity.as_ref().map(Identity::principal);
@@ -131,6 +134,11 @@ impl Observation {
         record.response_sample = sample;
         record.object_ids = &object_ids;
         observer.observe_known(&record, c.endpoint.as_ref());
+        for operation in operations.into_iter().flatten() {
+            let mut each = record;
+            each.operation = Some(operation);
+            observer.inventory().record(&each);
+        }
         static COUNT: AtomicU64 = AtomicU64::new(0);
         if COUNT.fetch_add(1, Ordering::Relaxed).is_multiple_of(MAINTENANCE_EVERY) {
             observer.maintenance();

@@ -257,6 +257,59 @@ pub struct RouteLimitConfig {
     pub name: Option<String>,
 }
 
+/// A quota on a GraphQL root field or operation (`[[limits.graphql]]`): each admitted
+/// selection of the field (aliases, fragments and batch members each count), or each
+/// admitted operation of that name, takes one unit. A request taking more units than the
+/// quota's burst is refused whole.
+///
+/// The quota is its own (`rate`, `burst`) or the quota of a REST route doing the same work
+/// (`shares = "POST /orders"`: one bucket, whichever door the caller uses). Exactly one of
+/// `field` and `operation`, and exactly one of `rate` and `shares`.
+///
+/// ```
+/// use zt_core::limit::LimitConfig;
+///
+/// let limits = LimitConfig::from_toml_str(r#"
+///     [[routes]]
+///     method = "POST"
+///     path = "/orders"
+///     rate = "10/s"
+///     [[graphql]]
+///     path = "/graphql"
+///     field = "Mutation.createOrder"
+///     shares = "POST /orders"
+/// "#).unwrap();
+/// assert_eq!(limits.graphql[0].field.as_deref(), Some("Mutation.createOrder"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlLimitConfig {
+    /// The GraphQL endpoint's route template (e.g. `/graphql`).
+    pub path: String,
+    /// A root field as a schema coordinate: `Mutation.createOrder`, `Query.orders`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// An operation name (callers choose names: prefer `field` for anything that matters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// The quota's own sustained rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    /// The burst (default: twice the rate's count); only with `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Charge the quota of this REST route (`"METHOD /template"`, configured in
+    /// `[[limits.routes]]` with the same `per`) instead of an own rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<String>,
+    /// Keyed by identity (default; the client address when anonymous) or client address.
+    #[serde(default)]
+    pub per: Per,
+    /// The policy name (default derived: `graphql_mutation_createorder`); only with `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 /// Which header carries the client address behind trusted proxies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientIpHeader {
@@ -427,6 +480,7 @@ impl Default for LockoutConfig {
 /// | `identity` | `"600/m"`, burst 1200, per verified identity (client address when anonymous) |
 /// | `address` | `"300/m"`, burst 600, per client address, checked before verification |
 /// | `routes` | none |
+/// | `graphql` | none (GraphQL routes still count each mutation root field on their quota) |
 /// | `trusted_proxies` | none: the TCP peer is the client |
 /// | `client_ip_header` | `"x-forwarded-for"` (only read from trusted proxies) |
 /// | `ipv6_prefix` | 64 |
@@ -449,6 +503,12 @@ pub struct LimitConfig {
     /// Per-route quotas replacing the defaults on their route.
     #[serde(default)]
     pub routes: Vec<RouteLimitConfig>,
+    /// Quotas per GraphQL root field or operation, charged once the request's operations
+    /// are known. Besides these, a GraphQL request takes one unit of its route's quota per
+    /// mutation root field it selects (at least one): a batch of 50 aliased mutations costs
+    /// what 50 requests do.
+    #[serde(default)]
+    pub graphql: Vec<GraphqlLimitConfig>,
     /// CIDRs (or single addresses) of reverse proxies whose client-address header is
     /// believed. Empty (default): the TCP peer is always the client.
     #[serde(default)]
@@ -500,6 +560,7 @@ impl Default for LimitConfig {
             identity: default_identity_quota(),
             address: default_address_quota(),
             routes: Vec::new(),
+            graphql: Vec::new(),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
             ipv6_prefix: default_ipv6_prefix(),

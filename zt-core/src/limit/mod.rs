@@ -64,6 +64,7 @@ mod client_address;
 mod clock;
 mod config;
 mod decision;
+mod graphql;
 mod key;
 mod lockout;
 mod quota;
@@ -82,10 +83,11 @@ use quick_cache::sync::{EntryAction, EntryResult};
 pub use client_address::ClientAddressResolver;
 pub use clock::{LimitClock, ManualClock};
 pub use config::{
-    ClientIpHeader, FailMode, LimitConfig, LockoutConfig, Per, QuotaConfig, Rate, RedisConfig,
-    RouteLimitConfig, StoreConfig,
+    ClientIpHeader, FailMode, GraphqlLimitConfig, LimitConfig, LockoutConfig, Per, QuotaConfig, Rate,
+    RedisConfig, RouteLimitConfig, StoreConfig,
 };
 pub use decision::{LimitCheck, PendingLimit, RateDecision};
+pub use graphql::GraphqlCharge;
 pub use key::LimitKey;
 pub use lockout::Lockout;
 pub use quota::QuotaRule;
@@ -119,6 +121,8 @@ struct Inner {
     address: Option<Arc<QuotaRule>>,
     /// method -> route template -> quotas replacing the defaults there.
     routes: HashMap<String, HashMap<String, RouteRules>>,
+    /// GraphQL route template -> quotas per root field or operation.
+    graphql: HashMap<String, Vec<graphql::GraphqlRule>>,
     /// Every quota once, for counting keys.
     rules: Vec<Arc<QuotaRule>>,
     store: Arc<dyn RateStore>,
@@ -237,6 +241,16 @@ impl LimiterBuilder<'_> {
             *place = Some(rule.clone());
             rules.push(rule);
         }
+        let mut graphql_rules: HashMap<String, Vec<graphql::GraphqlRule>> = HashMap::new();
+        for (i, entry) in config.graphql.iter().enumerate() {
+            let at = format!("limits.graphql[{i}]");
+            let rule = graphql::GraphqlRule::compile(entry, &at, &routes, &mut names, |name, quota, at| {
+                let rule = compile(name, quota, at)?;
+                rules.push(rule.clone());
+                Ok(rule)
+            })?;
+            graphql_rules.entry(entry.path.clone()).or_default().push(rule);
+        }
         let lockout = Lockout::new(&config.lockout, capacity, clock.clone())?;
         let store = match self.store {
             Some(store) => store,
@@ -248,6 +262,7 @@ impl LimiterBuilder<'_> {
                 identity,
                 address,
                 routes,
+                graphql: graphql_rules,
                 rules,
                 store,
                 lockout,
@@ -344,6 +359,72 @@ impl Limiter {
             identity => identity,
         };
         self.inner.store.check(rule, key, self.inner.tightening.cost(key))
+    }
+
+    /// What an admitted GraphQL request on `method route` owes once its operations are
+    /// known: one charge per `[[limits.graphql]]` quota it selects (units: the selections
+    /// of the field, or the operations of that name), and the route's identity quota for
+    /// each mutation root field beyond the one unit [`check_identity`](Self::check_identity)
+    /// already took. Take each with [`charge`](Self::charge).
+    ///
+    /// ```
+    /// use zt_core::limit::{LimitConfig, Limiter};
+    ///
+    /// let limiter = Limiter::new(&LimitConfig::default()).unwrap();
+    /// assert!(limiter.graphql_charges("POST", "/graphql", &[]).is_empty());
+    /// ```
+    pub fn graphql_charges(
+        &self,
+        method: &str,
+        route: &str,
+        operations: &[crate::graphql::OperationInfo],
+    ) -> Vec<GraphqlCharge> {
+        let route_rule = self
+            .route_rules(method, route)
+            .and_then(|r| r.identity.as_ref())
+            .or(self.inner.identity.as_ref());
+        graphql::charges(self.inner.graphql.get(route).map_or(&[][..], |r| r), route_rule, operations)
+    }
+
+    /// Takes `charge` for `key` (the verified identity, or the client address: see
+    /// [`GraphqlCharge::per`]). A charge larger than its quota's burst is refused at once.
+    ///
+    /// ```
+    /// use zt_core::graphql::{GraphqlConfig, GraphqlRequestBody, GraphqlSchema};
+    /// use zt_core::limit::{LimitCheck, LimitConfig, LimitKey, Limiter};
+    ///
+    /// let limits = LimitConfig::from_toml_str(r#"
+    ///     [[graphql]]
+    ///     path = "/graphql"
+    ///     field = "Mutation.ping"
+    ///     rate = "10/m"
+    ///     burst = 3
+    /// "#).unwrap();
+    /// let limiter = Limiter::new(&limits).unwrap();
+    /// let schema = GraphqlSchema::from_sdl(
+    ///     "type Query { a: Int } type Mutation { ping: Int }",
+    ///     GraphqlConfig::default(),
+    /// ).unwrap();
+    /// let body = br#"{"query": "mutation { a: ping b: ping c: ping d: ping }"}"#;
+    /// let operations = schema.check_with_scopes(GraphqlRequestBody::Json(body), Some(&[])).unwrap();
+    /// let charges = limiter.graphql_charges("POST", "/graphql", &operations);
+    /// assert_eq!(charges[0].units(), 4);
+    /// // Four pings against a burst of three: refused whole.
+    /// let LimitCheck::Ready(decision) = limiter.charge(&charges[0], LimitKey::Identity("iss|sub:a")) else {
+    ///     unreachable!("the memory store decides at once")
+    /// };
+    /// assert!(!decision.allowed);
+    /// ```
+    pub fn charge(&self, charge: &GraphqlCharge, key: LimitKey<'_>) -> LimitCheck {
+        let key = match key {
+            LimitKey::Address(ip) => LimitKey::Address(self.inner.resolver.group(ip)),
+            identity => identity,
+        };
+        let cost = u64::from(self.inner.tightening.cost(key)).saturating_mul(charge.units());
+        match u32::try_from(cost) {
+            Ok(cost) if cost <= charge.rule().burst() => self.inner.store.check(charge.rule_arc(), key, cost),
+            _ => LimitCheck::Ready(charge.rule().over_burst()),
+        }
     }
 
     /// The brute-force lockout table.

@@ -188,6 +188,12 @@ impl QuotaRule {
         }
     }
 
+    /// A refusal for a charge larger than the burst: it can never be afforded at once, so
+    /// it is refused without touching the bucket (the store would clamp it to the burst).
+    pub(crate) fn over_burst(&self) -> RateDecision {
+        self.decision(false, 0, self.window, Some(self.window), 1)
+    }
+
     fn refused(&self, wait: Duration, reset: Duration, cost: u32) -> RateDecision {
         self.decision(false, 0, reset, Some(wait), cost)
     }
