@@ -11,9 +11,13 @@
 //!
 //! - `kind` is `principal` (the canonical caller key, [`Identity::principal`]), `subject`
 //!   (the bare `sub`, any issuer), `client` (an OAuth client id), `address` (an IP address)
-//!   or `network` (any IP address in it; the block covers the configured
-//!   [`NetworkPrefix`](crate::observe::NetworkPrefix) around it). `value` is 1 to 256
-//!   characters. `seconds` is 1 to 86 400; `reason` (at most 256 characters) defaults to
+//!   or `network` (a CIDR such as `10.0.0.0/8`, or any IP address in it). Addresses and
+//!   networks are stored in the form client addresses are keyed in, whatever the spelling
+//!   (`::ffff:192.0.2.7` is `192.0.2.7`, `::ffff:10.0.0.0/104` is `10.0.0.0/8`, host bits are
+//!   cleared), and a network is at least the configured
+//!   [`NetworkPrefix`](crate::observe::NetworkPrefix) wide (a single address blocks the
+//!   network of that width around it); the reply names the target as stored. `value` is 1
+//!   to 256 characters. `seconds` is 1 to 86 400; `reason` (at most 256 characters) defaults to
 //!   `operator`.
 //! - `jti` is a JSON string (1 to 256 characters) or an integer, matched as its decimal text,
 //!   the text [`Identity::token_id`] gives for the token; `expires_at` is the token's `exp`
@@ -56,6 +60,8 @@
 //! ```
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -443,15 +449,20 @@ fn target(fields: &mut Fields) -> Result<Target, ControlError> {
     };
     const ADDRESS: ControlError = ControlError::Invalid {
         field: "value",
-        expected: "an IP address for an address or network block (a network: any address in it)",
+        expected: "an IP address for an address block, a CIDR or an IP address for a network block",
     };
+    // `Controls` stores addresses and networks in the form client addresses are keyed in
+    // (IPv4-mapped IPv6 as IPv4, host bits cleared, a network at least the configured
+    // width): the block the reply shows is the one that matches.
     match kind.as_str() {
         "principal" => Ok(Target::Principal(value)),
         "subject" => Ok(Target::Subject(value)),
         "client" => Ok(Target::Client(value)),
         "address" => value.parse::<IpAddr>().map(Target::Address).map_err(|_| ADDRESS),
-        // `Controls` widens it to the configured prefix.
-        "network" => value.parse::<IpAddr>().map(|ip| Target::Network(ip.into())).map_err(|_| ADDRESS),
+        "network" => match value.parse::<IpNet>() {
+            Ok(net) => Ok(Target::Network(net)),
+            Err(_) => value.parse::<IpAddr>().map(|ip| Target::Network(ip.into())).map_err(|_| ADDRESS),
+        },
         _ => Err(KIND),
     }
 }
@@ -656,6 +667,40 @@ mod tests {
     }
 
     #[test]
+    fn addresses_and_networks_are_stored_as_clients_are_keyed() {
+        quiet(|| {
+            let api = api(true);
+            let admin = who("zt:admin");
+            let controls = api.guard.observer().unwrap().controls();
+            for (kind, value, stored) in [
+                ("address", "::ffff:127.0.0.7", "address:127.0.0.7"),
+                ("address", "2001:DB8:0:0::1", "address:2001:db8::1"),
+                ("network", "::ffff:10.0.0.0/104", "network:10.0.0.0/8"),
+                ("network", "172.16.9.9/12", "network:172.16.0.0/12"),
+                ("network", "::ffff:198.51.100.9", "network:198.51.100.0/24"),
+                ("network", "198.51.100.9/28", "network:198.51.100.0/24"),
+            ] {
+                let body = serde_json::json!({"kind": kind, "value": value, "seconds": 60}).to_string();
+                let reply = call(&api, Endpoint::Block, Some(&admin), &body);
+                assert_eq!(reply.status, 201, "{value}: {}", reply.body);
+                let created: Value = serde_json::from_str(&reply.body).unwrap();
+                assert_eq!(created["target"], stored, "{value}");
+            }
+            for ip in ["127.0.0.7", "10.255.0.1", "172.31.0.1", "198.51.100.200"] {
+                assert!(controls.is_blocked(None, Some(ip.parse().unwrap())).is_some(), "{ip}");
+            }
+            assert!(controls.is_blocked(None, Some("172.32.0.1".parse().unwrap())).is_none());
+            let body = r#"{"kind": "network", "value": "::ffff:10.9.9.9/104"}"#;
+            assert_eq!(
+                call(&api, Endpoint::Unblock, Some(&admin), body).status,
+                204,
+                "any spelling lifts it"
+            );
+            assert!(controls.is_blocked(None, Some("10.255.0.1".parse().unwrap())).is_none());
+        })
+    }
+
+    #[test]
     fn bodies_are_parsed_strictly_with_a_clear_detail() {
         quiet(|| {
             let api = api(true);
@@ -697,7 +742,17 @@ mod tests {
                 (
                     Endpoint::Block,
                     r#"{"kind": "address", "value": "not-an-ip", "seconds": 60}"#,
-                    "`value` must be an IP address for an address or network block (a network: any address in it)",
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "address", "value": "10.0.0.0/8", "seconds": 60}"#,
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "network", "value": "10.0.0.0/33", "seconds": 60}"#,
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
                 ),
                 (
                     Endpoint::Block,

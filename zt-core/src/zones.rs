@@ -151,7 +151,8 @@ impl Zones {
                             format!("{cidr:?} is not a CIDR"),
                         )
                     })?;
-                source.push(net);
+                // As client addresses are keyed: `::ffff:10.0.0.0/104` admits IPv4 10/8.
+                source.push(crate::limit::canonical_net(net));
             }
             for (j, d) in z.spiffe_trust_domains.iter().enumerate() {
                 if d.is_empty() || d.contains('/') || d.chars().any(|c| c.is_ascii_uppercase()) {
@@ -301,7 +302,10 @@ impl Zone {
                 return Err(Reason::WorkloadNotAllowed);
             }
         }
-        if !self.source.is_empty() && !client_ip.is_some_and(|ip| self.source.iter().any(|n| n.contains(&ip)))
+        if !self.source.is_empty()
+            && !client_ip
+                .map(|ip| ip.to_canonical())
+                .is_some_and(|ip| self.source.iter().any(|n| n.contains(&ip)))
         {
             return Err(Reason::SourceNotAllowed);
         }
@@ -339,5 +343,32 @@ impl Zone {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(toml: &str) -> Zones {
+        let configs: Vec<ZoneConfig> = vec![toml::from_str(toml).unwrap()];
+        Zones::compile(&configs, &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn source_networks_are_read_as_client_addresses_are_keyed() {
+        let zones =
+            zone("name = \"default\"\nsource_cidrs = [\"::ffff:10.0.0.0/104\", \"::ffff:192.0.2.7\"]");
+        let z = zones.zone(0).unwrap();
+        for (ip, admitted) in [
+            ("10.1.2.3", true),
+            ("::ffff:10.9.9.9", true),
+            ("192.0.2.7", true),
+            ("192.0.2.8", false),
+            ("11.0.0.1", false),
+        ] {
+            let result = z.admit(None, Some(ip.parse().unwrap()), 0);
+            assert_eq!(result.is_ok(), admitted, "{ip}: {result:?}");
+        }
     }
 }
