@@ -135,3 +135,45 @@ async fn adv14_8_blocks_written_in_another_spelling_match_the_canonical_address(
         assert_eq!(raw_request(addr, "GET", "/health", &[], None).await.status, 200, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_5_anonymous_401_floods_never_block_a_colleague_behind_the_same_address() {
+    let admin = bearer("root", "zt:admin");
+    for (name, addr) in demos(observed_policy).await {
+        // 105 anonymous reads of distinct orders from one address (a NAT): all refused.
+        for n in 1..=105 {
+            let r = request_from("127.0.5.5", addr, "GET", &format!("/orders/{n}"), &[], None).await;
+            assert_eq!(r.status, 401, "{name}: request {n}: {r:?}");
+        }
+        // A colleague behind the same address with a valid token keeps working.
+        let colleague = bearer("carol", "orders:read");
+        let headers = [("authorization", colleague.as_str())];
+        let r = request_from("127.0.5.5", addr, "GET", "/orders/1", &headers, None).await;
+        assert_eq!(r.status, 404, "{name}: no such order, not blocked: {r:?}");
+        let r = request_from("127.0.5.5", addr, "GET", "/orders", &headers, None).await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        let listed = raw_request(addr, "GET", "/zt/controls", &[("authorization", &admin)], None).await;
+        let listed: Value = serde_json::from_str(&listed.body).unwrap();
+        assert_eq!(listed["blocks"], json!([]), "{name}: nothing was blocked");
+
+        // A verified caller walking the id space still is enumeration, blocked (the hard
+        // limit before warm-up is 100 distinct ids in a window; a window may end midway).
+        let mallory = bearer("mallory", "orders:read");
+        let headers = [("authorization", mallory.as_str())];
+        let mut blocked_at = None;
+        for n in 1..=300 {
+            let r = request_from("127.0.5.6", addr, "GET", &format!("/orders/{n}"), &headers, None).await;
+            if r.status == 403 {
+                assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:blocked"), "{name}");
+                blocked_at = Some(n);
+                break;
+            }
+            assert_eq!(r.status, 404, "{name}: {r:?}");
+        }
+        assert!(blocked_at.is_some(), "{name}: an authenticated enumeration is still blocked");
+        // ... and only the enumerating principal is: not the address it came from.
+        let r =
+            request_from("127.0.5.6", addr, "GET", "/orders", &[("authorization", &colleague)], None).await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+    }
+}
