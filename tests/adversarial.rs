@@ -177,3 +177,53 @@ async fn adv14_5_anonymous_401_floods_never_block_a_colleague_behind_the_same_ad
         assert_eq!(r.status, 200, "{name}: {r:?}");
     }
 }
+
+/// The demo policy with one zone for every route: authentication at most an hour old.
+fn zoned_policy() -> zt::Policy {
+    let mut policy = policy_with_jwks(trusted_jwks());
+    policy.zones.push(zt::zones::ZoneConfig {
+        name: "default".into(),
+        max_token_age: Some(std::time::Duration::from_secs(3600)),
+        ..Default::default()
+    });
+    policy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_9_max_token_age_reads_auth_time_whatever_its_numeric_form() {
+    let es = key(jsonwebtoken::Algorithm::ES256);
+    let now = now() as f64;
+    let with_auth_time = |auth_time: Value| {
+        let mut c = claims("alice", "orders:read");
+        c["auth_time"] = auth_time;
+        format!("Bearer {}", sign(es, &c))
+    };
+    for (name, addr) in demos(zoned_policy).await {
+        // A login six hours ago fails a one-hour rule, however the NumericDate is written
+        // (the token itself was issued a moment ago: `iat` must not stand in for it).
+        for old in [json!(now as i64 - 6 * 3600), json!(now - 6.0 * 3600.0 + 0.5), json!(1.7e9)] {
+            let r =
+                raw_request(addr, "GET", "/orders", &[("authorization", &with_auth_time(old.clone()))], None)
+                    .await;
+            assert_eq!(r.status, 401, "{name} auth_time {old}: {r:?}");
+            assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:authentication-too-old"), "{name}");
+        }
+        // A recent login passes, integral or not.
+        for recent in [json!(now as i64 - 60), json!(now - 60.25)] {
+            let r = raw_request(
+                addr,
+                "GET",
+                "/orders",
+                &[("authorization", &with_auth_time(recent.clone()))],
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{name} auth_time {recent}: {r:?}");
+        }
+        // Without `auth_time`, `iat` stands for the authentication.
+        let r =
+            raw_request(addr, "GET", "/orders", &[("authorization", &bearer("alice", "orders:read"))], None)
+                .await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+    }
+}

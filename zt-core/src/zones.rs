@@ -76,7 +76,8 @@ pub struct ZoneConfig {
     /// Source networks admitted (CIDR). Empty: any.
     #[serde(default)]
     pub source_cidrs: Vec<String>,
-    /// The authentication (`auth_time`, else `iat`) must be at most this old.
+    /// The authentication (`auth_time` when the token has one, else `iat`; any NumericDate,
+    /// fractions included) must be at most this old.
     #[serde(default, with = "humantime_serde")]
     pub max_token_age: Option<Duration>,
     /// The token's `acr` must be one of these. Empty: not checked.
@@ -317,10 +318,11 @@ impl Zone {
             return Err(Reason::BoundTokenRequired);
         }
         if let Some(max_age) = self.max_age {
-            let authenticated = jwt.and_then(|i| {
-                i.claim("auth_time")
-                    .and_then(Value::as_u64)
-                    .or_else(|| i.claim("iat").and_then(Value::as_u64))
+            // `auth_time` when the token has one, whatever its numeric form (verification
+            // refused a value that is not a NumericDate); `iat` only when it has none.
+            let authenticated = jwt.and_then(|i| match i.claim("auth_time") {
+                Some(auth_time) => crate::token::numeric_date_value(auth_time),
+                None => i.claim("iat").and_then(crate::token::numeric_date_value),
             });
             if authenticated.is_none_or(|t| now.saturating_sub(t) > max_age) {
                 return Err(Reason::AuthenticationTooOld);
