@@ -227,3 +227,44 @@ async fn adv14_9_max_token_age_reads_auth_time_whatever_its_numeric_form() {
         assert_eq!(r.status, 200, "{name}: {r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_7_integral_floats_never_reach_the_controls_as_non_integers() {
+    let admin = bearer("root", "zt:admin");
+    let exp = now() + 600;
+    for (name, addr) in demos(observed_policy).await {
+        // The demo's contract is in front of the controls: an `integer` written as a float
+        // is refused there (400, the member named), never a 500 and never half-applied.
+        for (path, body, member) in [
+            (
+                "/zt/controls/blocks",
+                json!({"kind": "subject", "value": "mallory", "seconds": 60.0}),
+                "/body/seconds",
+            ),
+            (
+                "/zt/controls/blocks",
+                json!({"kind": "subject", "value": "mallory", "seconds": 6e1}),
+                "/body/seconds",
+            ),
+            ("/zt/controls/revocations", json!({"jti": "j-1", "expires_at": 1.7e9}), "/body/expires_at"),
+            ("/zt/controls/revocations", json!({"jti": 4711.0, "expires_at": exp}), "/body/jti"),
+        ] {
+            let r = control(addr, path, &body).await;
+            assert_eq!(r.status, 400, "{name} {body}: {r:?}");
+            assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:invalid-body"), "{name} {body}");
+            assert!(r.body.contains(member), "{name} {body}: names {member}: {}", r.body);
+        }
+        let listed = raw_request(addr, "GET", "/zt/controls", &[("authorization", &admin)], None).await;
+        let listed: Value = serde_json::from_str(&listed.body).unwrap();
+        assert_eq!(
+            (listed["blocks"].clone(), listed["revocations"].clone()),
+            (json!([]), json!(0)),
+            "{name}"
+        );
+        // Integers are taken.
+        let body = json!({"kind": "subject", "value": "mallory", "seconds": 60});
+        assert_eq!(control(addr, "/zt/controls/blocks", &body).await.status, 201, "{name}");
+        let body = json!({"jti": 4711, "expires_at": exp});
+        assert_eq!(control(addr, "/zt/controls/revocations", &body).await.status, 201, "{name}");
+    }
+}

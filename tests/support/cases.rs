@@ -700,6 +700,30 @@ pub fn cases() -> Vec<Case> {
             ));
         }
     }
+    // 7: an `integer` the contract admits is one a handler's integer parser takes: a
+    // number with a fraction or an exponent, even an integral one, is refused (400).
+    let json = Some("application/json");
+    for (name, body) in [
+        ("adv14_7 integral float quantity is refused", &br#"{"item":"book","quantity":2.0}"#[..]),
+        ("adv14_7 exponent quantity is refused", br#"{"item":"book","quantity":2e0}"#),
+        ("adv14_7 upper-case exponent quantity is refused", br#"{"item":"book","quantity":1E1}"#),
+        ("adv14_7 trailing-zero fraction quantity is refused", br#"{"item":"book","quantity":20.00}"#),
+    ] {
+        cases.push(post(name, json, body, 400, Some("invalid-body")));
+    }
+    for (name, path) in [
+        ("adv14_7 integral float limit is refused", "/orders?limit=5.0"),
+        ("adv14_7 exponent limit is refused", "/orders?limit=5e0"),
+    ] {
+        cases.push(get(name, path, bearer(&good), 400, Some("invalid-parameters"), None));
+    }
+    cases.push(post(
+        "adv14_7 integer quantity is admitted",
+        json,
+        br#"{"item":"book","quantity":1000}"#,
+        201,
+        None,
+    ));
     // ---- end of task N's cases ----
     cases
 }

@@ -22,6 +22,10 @@
 //! - `jti` is a JSON string (1 to 256 characters) or an integer, matched as its decimal text,
 //!   the text [`Identity::token_id`] gives for the token; `expires_at` is the token's `exp`
 //!   (Unix seconds): the revocation lapses with the token.
+//! - Integers (`seconds`, `expires_at`, a numeric `jti`) are read by value, whatever the
+//!   spelling: `60.0` and `6e1` are 60, as JSON Schema counts them; a fraction or an
+//!   integer beyond 64 bits is refused (400). (zt's own OpenAPI contract, in front of the
+//!   controls in the demo, refuses integers not written as integers before they get here.)
 //!
 //! Bodies are parsed strictly here, whatever else checked them (an OpenAPI contract may, but
 //! nothing relies on it): `Content-Type: application/json`, at most [`MAX_BODY_BYTES`], one
@@ -413,17 +417,19 @@ fn revoke(controls: &Controls, body: Object) -> Result<ControlsReply, ControlErr
     let jti = match fields.take("jti") {
         None => return Err(ControlError::Missing("jti")),
         // The text `Identity::token_id` gives for the token: a string as it is, an integer
-        // as its decimal text.
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        // (in any spelling: `4711.0` is `4711`) as its decimal text.
+        Some(Value::Number(n)) => crate::json::integral(&n).ok_or(JTI)?.to_string(),
         Some(value @ Value::String(_)) => text(value, 1).ok_or(JTI)?,
         Some(_) => return Err(JTI),
     };
     let expires_at = match fields.take("expires_at") {
         None => return Err(ControlError::Missing("expires_at")),
-        Some(value) => value.as_u64().filter(|s| *s <= MAX_EXPIRES_AT).ok_or(ControlError::Invalid {
-            field: "expires_at",
-            expected: "an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
-        })?,
+        Some(value) => {
+            whole_number(&value).filter(|s| *s <= MAX_EXPIRES_AT).ok_or(ControlError::Invalid {
+                field: "expires_at",
+                expected: "an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+            })?
+        }
     };
     let exp = UNIX_EPOCH + Duration::from_secs(expires_at);
     controls.revoke(&jti, exp).map_err(|_| ControlError::RevocationsFull)?;
@@ -475,12 +481,11 @@ fn text(value: Value, min: usize) -> Option<String> {
     }
 }
 
-/// A non-negative whole number; `600.0` counts, as JSON Schema's `integer` counts it (an
-/// OpenAPI contract in front of this API would have let it through).
+/// A non-negative whole number in any spelling (`600`, `600.0`, `6e2`): JSON Schema's
+/// `integer` counts them all, so a contract other than zt's (which refuses the last two)
+/// may let them through; this API takes each as the integer it is rather than fail on it.
 fn whole_number(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
-    })
+    value.as_number().and_then(crate::json::integral).and_then(|i| u64::try_from(i).ok())
 }
 
 fn json_body(request: &ControlRequest<'_>) -> Result<Object, ControlError> {
@@ -663,6 +668,16 @@ mod tests {
             let body = format!(r#"{{"jti": "j-1", "expires_at": {exp}}}"#);
             assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
             assert!(controls.is_revoked("j-1"));
+            // Integers in any spelling are the integers they are (never a 500, never refused
+            // for the spelling): a float `jti` names the token whose `jti` is that integer.
+            let body = format!(r#"{{"jti": 4712.0, "expires_at": {exp}.0}}"#);
+            assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
+            assert!(controls.is_revoked("4712"));
+            let body = format!(r#"{{"jti": 4.713e3, "expires_at": {}e0}}"#, exp);
+            assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
+            assert!(controls.is_revoked("4713"));
+            let body = r#"{"kind": "subject", "value": "x", "seconds": 6e1}"#;
+            assert_eq!(call(&api, Endpoint::Block, Some(&admin), body).status, 201);
         })
     }
 
@@ -808,6 +823,16 @@ mod tests {
                 (
                     Endpoint::Revoke,
                     r#"{"jti": "a", "expires_at": 253402300800}"#,
+                    "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": 1e20, "expires_at": 1}"#,
+                    "`jti` must be a string of 1 to 256 characters or an integer",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": "a", "expires_at": 1700000000.5}"#,
                     "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
                 ),
                 (Endpoint::Revoke, r#"{"jti": "a"}"#, "`expires_at` is required"),

@@ -69,6 +69,13 @@
 //!
 //! # Documented choices
 //!
+//! - **Integers are written as integers** (requests): where a schema's `type` admits
+//!   `integer` but not `number`, a number must be written without a fraction or an exponent
+//!   and fit `i64` or `u64` (`60`, `-3`, `18446744073709551615`), else the violation is
+//!   `type`. JSON Schema alone also counts `60.0`, `6e1` and `1e20` as integers, but zt hands
+//!   the request on as sent, and a handler's integer parser (serde into `u32`,
+//!   `str::parse::<i64>`) refuses them: admitting them would turn a valid-looking request
+//!   into a handler failure. Responses are validated as JSON Schema says.
 //! - **Strict mode** ([`ContractOptions::strict`], default on; `x-zt-strict: false|true` on an
 //!   operation overrides it): unknown query parameters are violations, and request-body
 //!   objects are closed with `unevaluatedProperties: false` on the outermost schema at each

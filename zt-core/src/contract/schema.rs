@@ -41,6 +41,9 @@ const CLOSED_MARK: &str = "x-zt-closed";
 pub(super) const READ_ONLY_MARK: &str = "x-zt-readOnly";
 /// The keyword that marks a `writeOnly` property in a response schema (always fails).
 pub(super) const WRITE_ONLY_MARK: &str = "x-zt-writeOnly";
+/// The keyword beside `type: integer` in request schemas: a number must be written as an
+/// integer that fits 64 bits (see [`WrittenInteger`]).
+const INTEGER_MARK: &str = "x-zt-integer";
 /// Bounds the recursion of the conversion (schema nesting plus chains of components).
 const MAX_SCHEMA_DEPTH: usize = 200;
 /// Bounds the analysis walks (flags through references, in-place expansion).
@@ -229,6 +232,7 @@ impl SchemaCompiler {
             .offline()
             .with_keyword(READ_ONLY_MARK, forbidden_factory)
             .with_keyword(WRITE_ONLY_MARK, forbidden_factory)
+            .with_keyword(INTEGER_MARK, written_integer_factory)
             .with_format("byte", is_base64)
             .build(&bundle)
             .map_err(|e| self.build_error(loader, loc, &e))?;
@@ -565,6 +569,9 @@ impl SchemaCompiler {
             }
         }
         add_integer_bounds(map, &mut out);
+        if matches!(ctx.dir, Direction::Request { .. }) {
+            mark_integer(&mut out);
+        }
         if ctx.dir.closes()
             && !ctx.open
             && !map.contains_key("additionalProperties")
@@ -760,6 +767,53 @@ fn add_integer_bounds(source: &Map<String, Value>, out: &mut Map<String, Value>)
     }
 }
 
+/// Adds [`INTEGER_MARK`] to a request schema whose `type` admits integers but not every
+/// number.
+fn mark_integer(out: &mut Map<String, Value>) {
+    let has = |t: &str| match out.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(ts)) => ts.iter().any(|x| x == t),
+        _ => false,
+    };
+    if has("integer") && !has("number") {
+        out.insert(INTEGER_MARK.into(), Value::Bool(true));
+    }
+}
+
+/// What `type: integer` admits in a request: a number written as an integer that fits
+/// `i64` or `u64`. JSON Schema also counts `60.0`, `6e1` and `1e20` as integers, but a
+/// handler's integer parser (`serde` into `u32`, `str::parse::<i64>`, most languages' JSON
+/// libraries) refuses them, so admitting them hands the handler a value it fails on.
+/// Anything but a number is left to `type` itself.
+struct WrittenInteger;
+
+impl<'i> Keyword<'i> for WrittenInteger {
+    fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
+        if self.is_valid(instance) {
+            Ok(())
+        } else {
+            Err(ValidationError::custom(
+                "an integer must be written without a fraction or exponent and fit 64 bits",
+            ))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        match instance {
+            Value::Number(n) => n.is_i64() || n.is_u64(),
+            _ => true,
+        }
+    }
+}
+
+fn written_integer_factory<'a>(
+    _parent: &'a Map<String, Value>,
+    _value: &'a Value,
+    _path: Location,
+) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
+    Ok(Box::new(WrittenInteger))
+}
+
 fn is_base64(value: &str) -> bool {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -851,6 +905,8 @@ pub(super) fn collect(compiled: &Compiled, instance: &Value, prefix: &str, out: 
             ValidationErrorKind::Custom { keyword, .. } if keyword == WRITE_ONLY_MARK => {
                 out.push(base, "writeOnly")
             }
+            // Not an integer as zt reads `type: integer`: the `type` rule failed.
+            ValidationErrorKind::Custom { keyword, .. } if keyword == INTEGER_MARK => out.push(base, "type"),
             kind => out.push(base, kind.keyword()),
         }
         if out.is_full() {

@@ -224,3 +224,62 @@ fn yaml_integer_keys_become_strings() {
     assert!(super::loader::parse_text("? [a, b]\n: 1\n", false).is_err());
     assert!(super::loader::parse_text("a: .nan\n", false).is_err());
 }
+
+#[test]
+fn request_integers_must_be_written_as_integers() {
+    use crate::contract::{Contract, ContractOptions, ContractRequest, Lookup};
+    use crate::request::HeaderList;
+    let document = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": { "/n": { "post": {
+            "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer" } }],
+            "requestBody": { "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": {
+                    "i": { "type": "integer" },
+                    "maybe": { "type": ["integer", "null"] },
+                    "either": { "oneOf": [{ "type": "string" }, { "type": "integer" }] },
+                    "x": { "type": "number" },
+                    "any": { "type": ["integer", "number"] }
+                }
+            } } } },
+            "responses": { "200": { "description": "ok" } } } } }
+    });
+    let contract = Contract::from_value(document, None, ContractOptions::default()).unwrap();
+    let headers = HeaderList::default().with("content-type", "application/json");
+    let Lookup::Found { op, path_params } = contract.lookup("POST", "/n") else { panic!("found") };
+    let check = |query: Option<&str>, body: &str| {
+        let request = ContractRequest {
+            path_params: &path_params,
+            query,
+            headers: &headers,
+            body: Some(body.as_bytes()),
+        };
+        contract
+            .validate_request(op, &request)
+            .map_err(|v| v.items.iter().map(|v| format!("{} {}", v.pointer, v.keyword)).collect::<Vec<_>>())
+    };
+    for body in [
+        r#"{"i": 60}"#,
+        r#"{"i": -9223372036854775808}"#,
+        r#"{"i": 18446744073709551615}"#,
+        r#"{"maybe": null}"#,
+        r#"{"either": 7}"#,
+        r#"{"x": 60.0, "any": 6e1}"#,
+    ] {
+        assert_eq!(check(None, body), Ok(()), "{body}");
+    }
+    for (body, want) in [
+        (r#"{"i": 60.0}"#, "/body/i type"),
+        (r#"{"i": 6e1}"#, "/body/i type"),
+        (r#"{"i": 18446744073709551616}"#, "/body/i type"),
+        (r#"{"maybe": 1.0}"#, "/body/maybe type"),
+        (r#"{"either": 7.0}"#, "/body/either oneOf"),
+    ] {
+        assert_eq!(check(None, body), Err(vec![want.to_string()]), "{body}");
+    }
+    assert_eq!(check(Some("limit=5"), "{}"), Ok(()));
+    assert_eq!(check(Some("limit=5.0"), "{}"), Err(vec!["/query/limit type".to_string()]));
+    assert_eq!(check(Some("limit=5e0"), "{}"), Err(vec!["/query/limit type".to_string()]));
+}
