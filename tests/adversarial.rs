@@ -268,3 +268,45 @@ async fn adv14_7_integral_floats_never_reach_the_controls_as_non_integers() {
         assert_eq!(control(addr, "/zt/controls/revocations", &body).await.status, 201, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adv14_13_rest_withholds_note_from_callers_without_the_admin_scope_as_graphql_does() {
+    let writer = bearer("alice", "orders:read orders:write");
+    let admin = bearer("alice", "orders:read orders:admin");
+    for (name, addr) in demos(observed_policy).await {
+        let r = post_json(
+            addr,
+            "/orders",
+            &writer,
+            br#"{"item":"lamp","quantity":1,"note":"ship to the back door"}"#,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{name}: {r:?}");
+        let created: Value = serde_json::from_str(&r.body).unwrap();
+        assert!(created.get("note").is_none(), "{name}: the creation's answer withholds it too: {created}");
+        assert_eq!(created["item"], "lamp", "{name}: the rest is kept");
+        let id = created["id"].as_u64().unwrap();
+        let path = format!("/orders/{id}");
+        // Same order, same owner: only the caller's scopes differ.
+        let r = raw_request(addr, "GET", &path, &[("authorization", &writer)], None).await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        assert!(!r.body.contains("back door"), "{name}: GET /orders/{{id}} leaks note: {}", r.body);
+        let r = raw_request(addr, "GET", "/orders", &[("authorization", &writer)], None).await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        assert!(!r.body.contains("back door"), "{name}: GET /orders leaks note: {}", r.body);
+        let listed: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(listed[0]["item"], "lamp", "{name}: {listed}");
+        // The admin scope sees it, on REST as on GraphQL (`internalNote`).
+        let r = raw_request(addr, "GET", &path, &[("authorization", &admin)], None).await;
+        assert_eq!(
+            serde_json::from_str::<Value>(&r.body).unwrap()["note"],
+            "ship to the back door",
+            "{name}"
+        );
+        let r = raw_request(addr, "GET", "/orders", &[("authorization", &admin)], None).await;
+        assert!(r.body.contains("back door"), "{name}: {}", r.body);
+        let query = json!({"query": format!("{{ order(id: \"{id}\") {{ item internalNote }} }}")});
+        let r = post_json(addr, "/graphql", &writer, query.to_string().as_bytes()).await;
+        assert!(!r.body.contains("back door"), "{name}: GraphQL agrees: {}", r.body);
+    }
+}

@@ -44,6 +44,12 @@ pub(super) const WRITE_ONLY_MARK: &str = "x-zt-writeOnly";
 /// The keyword beside `type: integer` in request schemas: a number must be written as an
 /// integer that fits 64 bits (see [`WrittenInteger`]).
 const INTEGER_MARK: &str = "x-zt-integer";
+/// The OpenAPI extension on a response property schema naming the scopes a caller needs to
+/// see it (`x-zt-scopes: [orders:admin]`: every one listed). Kept in converted response
+/// schemas as an annotation (it asserts nothing) for the withholding walk.
+pub(super) const SCOPES_MARK: &str = "x-zt-scopes";
+/// Most scopes one `x-zt-scopes` lists.
+const MAX_PROPERTY_SCOPES: usize = 16;
 /// Bounds the recursion of the conversion (schema nesting plus chains of components).
 const MAX_SCHEMA_DEPTH: usize = 200;
 /// Bounds the analysis walks (flags through references, in-place expansion).
@@ -183,11 +189,42 @@ fn is_annotation(key: &str) -> bool {
         )
 }
 
+/// `x-zt-scopes`: an array of 1 to [`MAX_PROPERTY_SCOPES`] scope names (non-empty, no
+/// whitespace), as OAuth scope tokens are.
+fn valid_scopes(value: &Value) -> bool {
+    value.as_array().is_some_and(|scopes| {
+        (1..=MAX_PROPERTY_SCOPES).contains(&scopes.len())
+            && scopes.iter().all(|s| {
+                s.as_str()
+                    .is_some_and(|s| !s.is_empty() && s.len() <= 256 && !s.contains(char::is_whitespace))
+            })
+    })
+}
+
 fn def_ref(index: usize) -> Value {
     json!({ "$ref": format!("#/$defs/d{index}") })
 }
 
 impl SchemaCompiler {
+    /// The `x-zt-scopes` of a schema, checked, when it is used in a response (elsewhere it
+    /// is checked and then, like any `x-` annotation, asserts nothing).
+    fn scopes_mark(
+        &self,
+        loader: &Loader,
+        loc: &Loc,
+        map: &Map<String, Value>,
+        ctx: Ctx,
+    ) -> Result<Option<Value>, ContractError> {
+        let Some(scopes) = map.get(SCOPES_MARK) else { return Ok(None) };
+        if !valid_scopes(scopes) {
+            return Err(loader.invalid(
+                &loc.child(SCOPES_MARK),
+                format!("must list 1 to {MAX_PROPERTY_SCOPES} scope names (no whitespace)"),
+            ));
+        }
+        Ok((ctx.dir == Direction::Response).then(|| scopes.clone()))
+    }
+
     pub(super) fn new(version: Version) -> Self {
         SchemaCompiler {
             version,
@@ -380,7 +417,14 @@ impl SchemaCompiler {
             // and inherits this position's openness.
             if self.version == Version::V30 || map.keys().all(|k| k == "$ref" || is_annotation(k)) {
                 let i = self.def(loader, loc, &reference, ctx, deps)?;
-                return Ok(def_ref(i));
+                let mut reference = def_ref(i);
+                // The scopes a property needs stay beside the reference to its schema.
+                if let Some(scopes) = self.scopes_mark(loader, loc, map, ctx)?
+                    && let Value::Object(r) = &mut reference
+                {
+                    r.insert(SCOPES_MARK.into(), scopes);
+                }
+                return Ok(reference);
             }
         }
         let nullable = self.version == Version::V30 && map.get("nullable") == Some(&Value::Bool(true));
@@ -394,6 +438,9 @@ impl SchemaCompiler {
         }
         let forbidden = ctx.dir.forbidden();
         let mut out = Map::new();
+        if let Some(scopes) = self.scopes_mark(loader, loc, map, ctx)? {
+            out.insert(SCOPES_MARK.into(), scopes);
+        }
         for (key, value) in map {
             let at = loc.child(key);
             match key.as_str() {
