@@ -534,7 +534,7 @@ async fn malformed_control_bodies_are_400_problems() {
             (
                 "/zt/controls/blocks",
                 r#"{"kind": "address", "value": "not-an-ip", "seconds": 600}"#,
-                "`value` must be an IP address for an address or network block (a network: any address in it)",
+                "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
             ),
             (
                 "/zt/controls/blocks",

@@ -11,6 +11,12 @@
 //! <= 256 characters); an accepted order id is 1..12 ASCII digits once decoded; an accepted
 //! `GET /orders` query holds only single `limit` (integer 1..100) and `cursor` (<= 64
 //! characters); a body sent to an operation that declares none is never accepted.
+//!
+//! Integers (issue 14, finding 7): whatever the contract admits as `integer` parses as
+//! `i64`/`u64` the way handlers parse integers (serde into an integer type, `str::parse`):
+//! `quantity` and the controls' `seconds`, `expires_at` and numeric `jti` deserialize into
+//! `u64`/`i64` fields, and `limit` parses with `str::parse::<u64>`. `2.0`, `2e0` and `1e20`,
+//! which JSON Schema alone would count as integers, must be refused.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -38,7 +44,7 @@ fn contract() -> &'static Contract {
 #[allow(dead_code)]
 struct NewOrder {
     item: String,
-    quantity: serde_json::Number,
+    quantity: u64,
     #[serde(default)]
     note: Option<String>,
 }
@@ -46,11 +52,7 @@ struct NewOrder {
 /// The checks of the demo's `OrderStore::create`: `Err` is what it reports as a bypass.
 fn demo_accepts_order(body: &[u8]) -> Result<(), String> {
     let new: NewOrder = serde_json::from_slice(body).map_err(|e| format!("handler cannot parse: {e}"))?;
-    let quantity = new
-        .quantity
-        .as_u64()
-        .or_else(|| new.quantity.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as u64));
-    if !quantity.is_some_and(|q| (1..=1000).contains(&q)) {
+    if !(1..=1000).contains(&new.quantity) {
         return Err(format!("quantity {}", new.quantity));
     }
     if !(1..=64).contains(&new.item.chars().count()) {
@@ -62,6 +64,43 @@ fn demo_accepts_order(body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// `POST /zt/controls/blocks` as an integer-typed handler reads it.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct NewBlock {
+    kind: String,
+    value: String,
+    seconds: u64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A revocation's `jti`: a string, or an integer parsed as one.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Jti {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
+}
+
+/// `POST /zt/controls/revocations` as an integer-typed handler reads it.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct NewRevocation {
+    jti: Jti,
+    expires_at: u64,
+}
+
+/// An accepted control body parses into the integer-typed struct `T`.
+fn check_integers<T: serde::de::DeserializeOwned>(what: &str, body: Option<&[u8]>) {
+    let body = body.unwrap_or_else(|| panic!("{what} accepted without a body"));
+    if let Err(e) = serde_json::from_slice::<T>(body) {
+        panic!("contract bypass: {what} body {:?} accepted, an integer parser says {e}", String::from_utf8_lossy(body));
+    }
+}
+
 fn check_query(query: Option<&str>) {
     let Some(query) = query else { return };
     let mut seen_limit = false;
@@ -71,8 +110,9 @@ fn check_query(query: Option<&str>) {
             "limit" => {
                 assert!(!seen_limit, "duplicate limit accepted: {query:?}");
                 seen_limit = true;
-                let n: f64 = value.trim().parse().unwrap_or_else(|_| panic!("limit {value:?} accepted"));
-                assert!(n.fract() == 0.0 && (1.0..=100.0).contains(&n), "limit {value:?} accepted");
+                // As a handler parses an integer parameter: no trimming, no fraction.
+                let n: u64 = value.parse().unwrap_or_else(|_| panic!("limit {value:?} accepted"));
+                assert!((1..=100).contains(&n), "limit {value:?} accepted");
             }
             "cursor" => {
                 assert!(!seen_cursor, "duplicate cursor accepted: {query:?}");
@@ -147,6 +187,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         ("GET", "/orders") => check_query(query),
+        ("POST", "/zt/controls/blocks") => check_integers::<NewBlock>("POST /zt/controls/blocks", body),
+        ("POST", "/zt/controls/revocations") => {
+            check_integers::<NewRevocation>("POST /zt/controls/revocations", body)
+        }
         _ => {}
     }
 });

@@ -796,6 +796,83 @@ pub fn cases() -> Vec<Case> {
         ]);
     }
     // ---- end of Task G ----
+
+    // ---- Task N (issue 14: findings 5, 7, 8, 9, 13): single-request cases. ----
+    {
+        const INVALID_CLAIMS: &str = "The access token's claims do not meet this service's requirements.";
+        let claims_with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut c = claims("alice", "orders:read");
+            f(&mut c);
+            sign(es, &c)
+        };
+        // 9: NumericDates are JSON numbers, fractions included (RFC 7519 s.2); anything else
+        // is refused as invalid claims, `auth_time` too.
+        cases.push(get(
+            "adv14_9 non-integer NumericDates are read as numbers",
+            "/orders",
+            bearer(&claims_with(&|c| {
+                c["exp"] = json!(now as f64 + 600.5);
+                c["nbf"] = json!(now as f64 - 10.25);
+                c["iat"] = json!(now as f64 - 60.75);
+                c["auth_time"] = json!(now as f64 - 120.5);
+            })),
+            200,
+            None,
+            None,
+        ));
+        cases.push(get(
+            "adv14_9 NumericDates in exponent form are read as numbers",
+            "/orders",
+            bearer(&claims_with(&|c| {
+                c["exp"] = json!(1e11);
+                c["auth_time"] = json!(1e9);
+            })),
+            200,
+            None,
+            None,
+        ));
+        for (name, claim, value) in [
+            ("adv14_9 auth_time as a string is invalid claims", "auth_time", json!("yesterday")),
+            ("adv14_9 auth_time as a numeric string is invalid claims", "auth_time", json!("1700000000")),
+            ("adv14_9 auth_time null is invalid claims", "auth_time", json!(null)),
+            ("adv14_9 negative auth_time is invalid claims", "auth_time", json!(-1)),
+            ("adv14_9 iat as a string is invalid claims", "iat", json!("1700000000")),
+            ("adv14_9 nbf as a boolean is invalid claims", "nbf", json!(true)),
+            ("adv14_9 exp as an array is invalid claims", "exp", json!([now + 600])),
+        ] {
+            cases.push(denied_token(
+                name,
+                claims_with(&|c| c[claim] = value.clone()),
+                "invalid-claims",
+                INVALID_CLAIMS,
+            ));
+        }
+    }
+    // 7: an `integer` the contract admits is one a handler's integer parser takes: a
+    // number with a fraction or an exponent, even an integral one, is refused (400).
+    let json = Some("application/json");
+    for (name, body) in [
+        ("adv14_7 integral float quantity is refused", &br#"{"item":"book","quantity":2.0}"#[..]),
+        ("adv14_7 exponent quantity is refused", br#"{"item":"book","quantity":2e0}"#),
+        ("adv14_7 upper-case exponent quantity is refused", br#"{"item":"book","quantity":1E1}"#),
+        ("adv14_7 trailing-zero fraction quantity is refused", br#"{"item":"book","quantity":20.00}"#),
+    ] {
+        cases.push(post(name, json, body, 400, Some("invalid-body")));
+    }
+    for (name, path) in [
+        ("adv14_7 integral float limit is refused", "/orders?limit=5.0"),
+        ("adv14_7 exponent limit is refused", "/orders?limit=5e0"),
+    ] {
+        cases.push(get(name, path, bearer(&good), 400, Some("invalid-parameters"), None));
+    }
+    cases.push(post(
+        "adv14_7 integer quantity is admitted",
+        json,
+        br#"{"item":"book","quantity":1000}"#,
+        201,
+        None,
+    ));
+    // ---- end of task N's cases ----
     cases
 }
 

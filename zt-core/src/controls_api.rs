@@ -11,13 +11,21 @@
 //!
 //! - `kind` is `principal` (the canonical caller key, [`Identity::principal`]), `subject`
 //!   (the bare `sub`, any issuer), `client` (an OAuth client id), `address` (an IP address)
-//!   or `network` (any IP address in it; the block covers the configured
-//!   [`NetworkPrefix`](crate::observe::NetworkPrefix) around it). `value` is 1 to 256
-//!   characters. `seconds` is 1 to 86 400; `reason` (at most 256 characters) defaults to
+//!   or `network` (a CIDR such as `10.0.0.0/8`, or any IP address in it). Addresses and
+//!   networks are stored in the form client addresses are keyed in, whatever the spelling
+//!   (`::ffff:192.0.2.7` is `192.0.2.7`, `::ffff:10.0.0.0/104` is `10.0.0.0/8`, host bits are
+//!   cleared), and a network is at least the configured
+//!   [`NetworkPrefix`](crate::observe::NetworkPrefix) wide (a single address blocks the
+//!   network of that width around it); the reply names the target as stored. `value` is 1
+//!   to 256 characters. `seconds` is 1 to 86 400; `reason` (at most 256 characters) defaults to
 //!   `operator`.
 //! - `jti` is a JSON string (1 to 256 characters) or an integer, matched as its decimal text,
 //!   the text [`Identity::token_id`] gives for the token; `expires_at` is the token's `exp`
 //!   (Unix seconds): the revocation lapses with the token.
+//! - Integers (`seconds`, `expires_at`, a numeric `jti`) are read by value, whatever the
+//!   spelling: `60.0` and `6e1` are 60, as JSON Schema counts them; a fraction or an
+//!   integer beyond 64 bits is refused (400). (zt's own OpenAPI contract, in front of the
+//!   controls in the demo, refuses integers not written as integers before they get here.)
 //!
 //! Bodies are parsed strictly here, whatever else checked them (an OpenAPI contract may, but
 //! nothing relies on it): `Content-Type: application/json`, at most [`MAX_BODY_BYTES`], one
@@ -56,6 +64,8 @@
 //! ```
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -397,17 +407,19 @@ fn revoke(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let jti = match fields.take("jti") {
         None => return Err(ControlError::Missing("jti")),
         // The text `Identity::token_id` gives for the token: a string as it is, an integer
-        // as its decimal text.
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        // (in any spelling: `4711.0` is `4711`) as its decimal text.
+        Some(Value::Number(n)) => crate::json::integral(&n).ok_or(JTI)?.to_string(),
         Some(value @ Value::String(_)) => text(value, 1).ok_or(JTI)?,
         Some(_) => return Err(JTI),
     };
     let expires_at = match fields.take("expires_at") {
         None => return Err(ControlError::Missing("expires_at")),
-        Some(value) => value.as_u64().filter(|s| *s <= MAX_EXPIRES_AT).ok_or(ControlError::Invalid {
-            field: "expires_at",
-            expected: "an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
-        })?,
+        Some(value) => {
+            whole_number(&value).filter(|s| *s <= MAX_EXPIRES_AT).ok_or(ControlError::Invalid {
+                field: "expires_at",
+                expected: "an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+            })?
+        }
     };
     let exp = UNIX_EPOCH + Duration::from_secs(expires_at);
     controls.revoke(&jti, exp).map_err(|_| ControlError::RevocationsFull)?;
@@ -433,15 +445,20 @@ fn target(fields: &mut Fields) -> Result<Target, ControlError> {
     };
     const ADDRESS: ControlError = ControlError::Invalid {
         field: "value",
-        expected: "an IP address for an address or network block (a network: any address in it)",
+        expected: "an IP address for an address block, a CIDR or an IP address for a network block",
     };
+    // `Controls` stores addresses and networks in the form client addresses are keyed in
+    // (IPv4-mapped IPv6 as IPv4, host bits cleared, a network at least the configured
+    // width): the block the reply shows is the one that matches.
     match kind.as_str() {
         "principal" => Ok(Target::Principal(value)),
         "subject" => Ok(Target::Subject(value)),
         "client" => Ok(Target::Client(value)),
         "address" => value.parse::<IpAddr>().map(Target::Address).map_err(|_| ADDRESS),
-        // `Controls` widens it to the configured prefix.
-        "network" => value.parse::<IpAddr>().map(|ip| Target::Network(ip.into())).map_err(|_| ADDRESS),
+        "network" => match value.parse::<IpNet>() {
+            Ok(net) => Ok(Target::Network(net)),
+            Err(_) => value.parse::<IpAddr>().map(|ip| Target::Network(ip.into())).map_err(|_| ADDRESS),
+        },
         _ => Err(KIND),
     }
 }
@@ -454,12 +471,11 @@ fn text(value: Value, min: usize) -> Option<String> {
     }
 }
 
-/// A non-negative whole number; `600.0` counts, as JSON Schema's `integer` counts it (an
-/// OpenAPI contract in front of this API would have let it through).
+/// A non-negative whole number in any spelling (`600`, `600.0`, `6e2`): JSON Schema's
+/// `integer` counts them all, so a contract other than zt's (which refuses the last two)
+/// may let them through; this API takes each as the integer it is rather than fail on it.
 fn whole_number(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
-    })
+    value.as_number().and_then(crate::json::integral).and_then(|i| u64::try_from(i).ok())
 }
 
 fn json_body(request: &ControlRequest<'_>) -> Result<Object, ControlError> {
@@ -642,6 +658,50 @@ mod tests {
             let body = format!(r#"{{"jti": "j-1", "expires_at": {exp}}}"#);
             assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
             assert!(controls.is_revoked("j-1"));
+            // Integers in any spelling are the integers they are (never a 500, never refused
+            // for the spelling): a float `jti` names the token whose `jti` is that integer.
+            let body = format!(r#"{{"jti": 4712.0, "expires_at": {exp}.0}}"#);
+            assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
+            assert!(controls.is_revoked("4712"));
+            let body = format!(r#"{{"jti": 4.713e3, "expires_at": {}e0}}"#, exp);
+            assert_eq!(call(&api, Endpoint::Revoke, Some(&admin), &body).status, 201);
+            assert!(controls.is_revoked("4713"));
+            let body = r#"{"kind": "subject", "value": "x", "seconds": 6e1}"#;
+            assert_eq!(call(&api, Endpoint::Block, Some(&admin), body).status, 201);
+        })
+    }
+
+    #[test]
+    fn addresses_and_networks_are_stored_as_clients_are_keyed() {
+        quiet(|| {
+            let api = api(true);
+            let admin = who("zt:admin");
+            let controls = api.guard.observer().unwrap().controls();
+            for (kind, value, stored) in [
+                ("address", "::ffff:127.0.0.7", "address:127.0.0.7"),
+                ("address", "2001:DB8:0:0::1", "address:2001:db8::1"),
+                ("network", "::ffff:10.0.0.0/104", "network:10.0.0.0/8"),
+                ("network", "172.16.9.9/12", "network:172.16.0.0/12"),
+                ("network", "::ffff:198.51.100.9", "network:198.51.100.0/24"),
+                ("network", "198.51.100.9/28", "network:198.51.100.0/24"),
+            ] {
+                let body = serde_json::json!({"kind": kind, "value": value, "seconds": 60}).to_string();
+                let reply = call(&api, Endpoint::Block, Some(&admin), &body);
+                assert_eq!(reply.status, 201, "{value}: {}", reply.body);
+                let created: Value = serde_json::from_str(&reply.body).unwrap();
+                assert_eq!(created["target"], stored, "{value}");
+            }
+            for ip in ["127.0.0.7", "10.255.0.1", "172.31.0.1", "198.51.100.200"] {
+                assert!(controls.is_blocked(None, Some(ip.parse().unwrap())).is_some(), "{ip}");
+            }
+            assert!(controls.is_blocked(None, Some("172.32.0.1".parse().unwrap())).is_none());
+            let body = r#"{"kind": "network", "value": "::ffff:10.9.9.9/104"}"#;
+            assert_eq!(
+                call(&api, Endpoint::Unblock, Some(&admin), body).status,
+                204,
+                "any spelling lifts it"
+            );
+            assert!(controls.is_blocked(None, Some("10.255.0.1".parse().unwrap())).is_none());
         })
     }
 
@@ -687,7 +747,17 @@ mod tests {
                 (
                     Endpoint::Block,
                     r#"{"kind": "address", "value": "not-an-ip", "seconds": 60}"#,
-                    "`value` must be an IP address for an address or network block (a network: any address in it)",
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "address", "value": "10.0.0.0/8", "seconds": 60}"#,
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
+                ),
+                (
+                    Endpoint::Block,
+                    r#"{"kind": "network", "value": "10.0.0.0/33", "seconds": 60}"#,
+                    "`value` must be an IP address for an address block, a CIDR or an IP address for a network block",
                 ),
                 (
                     Endpoint::Block,
@@ -743,6 +813,16 @@ mod tests {
                 (
                     Endpoint::Revoke,
                     r#"{"jti": "a", "expires_at": 253402300800}"#,
+                    "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": 1e20, "expires_at": 1}"#,
+                    "`jti` must be a string of 1 to 256 characters or an integer",
+                ),
+                (
+                    Endpoint::Revoke,
+                    r#"{"jti": "a", "expires_at": 1700000000.5}"#,
                     "`expires_at` must be an integer from 0 to 253402300799 (the token's exp, Unix seconds)",
                 ),
                 (Endpoint::Revoke, r#"{"jti": "a"}"#, "`expires_at` is required"),

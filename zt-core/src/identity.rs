@@ -90,14 +90,16 @@ pub(crate) fn claims_principal(issuer: &str, claims: &Map<String, Value>) -> Opt
     Some(key)
 }
 
-/// The `jti` claim as text: a string as it is, an integer as its decimal text; `Err` for
-/// any other JSON type (an object, an array, a boolean, a fraction), which no revocation
-/// could ever name reliably, so the token is refused rather than made unrevocable.
+/// The `jti` claim as text: a string as it is, an integer as its decimal text (an integral
+/// number in any spelling: `4711.0` is `4711`, as the controls API reads a revocation's
+/// `jti`); `Err` for any other JSON type (an object, an array, a boolean, a fraction, an
+/// integer beyond 64 bits), which no revocation could ever name reliably, so the token is
+/// refused rather than made unrevocable.
 pub(crate) fn token_id(claims: &Map<String, Value>) -> Result<Option<String>, ()> {
     match claims.get("jti") {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) => crate::json::integral(n).map(|i| Some(i.to_string())).ok_or(()),
         Some(_) => Err(()),
     }
 }
@@ -294,6 +296,21 @@ impl Identity {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_numeric_jti_is_its_integer_in_any_spelling() {
+        let id = |jti: Value| {
+            let Value::Object(claims) = json!({ "jti": jti }) else { unreachable!("an object") };
+            token_id(&claims)
+        };
+        assert_eq!(id(json!(4711)), Ok(Some("4711".into())));
+        assert_eq!(id(serde_json::from_str("4711.0").unwrap()), Ok(Some("4711".into())));
+        assert_eq!(id(serde_json::from_str("4.711e3").unwrap()), Ok(Some("4711".into())));
+        assert_eq!(id(json!("4711.0")), Ok(Some("4711.0".into())), "a string is as it is");
+        assert_eq!(id(json!(1.5)), Err(()));
+        assert_eq!(id(json!(1e20)), Err(()));
+        assert_eq!(id(json!(true)), Err(()));
+    }
 
     #[test]
     fn scopes_from_scope_and_scp() {

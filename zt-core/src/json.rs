@@ -93,6 +93,24 @@ pub(crate) fn parse(text: &[u8], max_bytes: usize) -> Result<Value, JsonError> {
     }
 }
 
+/// A number's integer value when it has one that fits `i64` or `u64`, whatever its
+/// spelling: `60`, `60.0` and `6e1` are all 60 (JSON Schema's reading of `integer`).
+/// `None` for a fraction (`1.5`) and for integers beyond 64 bits (`1e20`). What zt itself
+/// takes where it reads an integer (the runtime controls, a numeric `jti`), so a value is
+/// one integer everywhere zt hands it on.
+pub(crate) fn integral(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    // Every integral f64 in this range is exact in i128; `u64::MAX as f64` rounds up to
+    // 2^64, hence the strict upper bound.
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64).then_some(f as i128)
+}
+
 /// Appends an escaped JSON-pointer segment (`~` -> `~0`, `/` -> `~1`).
 pub(crate) fn push_segment(pointer: &mut String, segment: &str) {
     pointer.push('/');
@@ -251,6 +269,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn integral_numbers_in_any_spelling() {
+        let read = |text: &str| integral(&serde_json::from_str::<serde_json::Number>(text).unwrap());
+        for (text, want) in [
+            ("60", Some(60)),
+            ("60.0", Some(60)),
+            ("6e1", Some(60)),
+            ("6.0E+1", Some(60)),
+            ("-0.0", Some(0)),
+            ("-9223372036854775808", Some(i128::from(i64::MIN))),
+            ("18446744073709551615", Some(i128::from(u64::MAX))),
+            ("1.5", None),
+            ("1e20", None),
+            ("18446744073709551616", None),
+            ("-1e19", None),
+        ] {
+            assert_eq!(read(text), want, "{text}");
+        }
+    }
 
     fn kind(text: &[u8]) -> JsonErrorKind {
         match parse(text, BOUNDED_BY_CALLER) {

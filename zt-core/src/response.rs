@@ -21,6 +21,18 @@ pub struct ResponseCheck {
     pub(crate) operation: usize,
     /// Responses larger than this are passed on unchecked (and logged).
     pub limit: usize,
+    /// Whether the contract validates the response (`contract.responses` is not `off`);
+    /// when it does not, the body is read only to withhold guarded properties.
+    pub(crate) validate: bool,
+    /// The verified caller, whose scopes decide which `x-zt-scopes` properties it sees.
+    pub(crate) caller: Option<crate::identity::Identity>,
+}
+
+impl ResponseCheck {
+    /// True when the caller holds `scope` (never without a verified caller).
+    pub(crate) fn grants(&self, scope: &str) -> bool {
+        self.caller.as_ref().is_some_and(|c| c.has_scope(scope))
+    }
 }
 
 /// Removes the properties at `pointers` (as reported by the contract: `/body/a/b`).

@@ -208,14 +208,28 @@ fn claims_object(payload: &[u8]) -> Option<Map<String, Value>> {
     }
 }
 
+/// A claim that must be a NumericDate when present (`exp`, `nbf`, `iat`, RFC 7519 s.4.1;
+/// `auth_time`, OpenID Connect Core s.2): `Ok(None)` when absent, the whole
+/// seconds when it is one, [`Reason::InvalidClaims`] otherwise (null included).
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
     match claims.get(name) {
         None => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(f) if f.is_finite() && f >= 0.0 => Ok(Some(f as u64)),
-            _ => Err(Reason::InvalidClaims),
-        },
+        Some(v) => numeric_date_value(v).map(Some).ok_or(Reason::InvalidClaims),
     }
+}
+
+/// A NumericDate as whole seconds since the epoch: any JSON number at or after the epoch,
+/// written as an integer, with a fraction or an exponent (`1700000000`, `1700000000.25`,
+/// `1.7e9`), since RFC 7519 s.2 allows non-integer values. The fraction is dropped (a
+/// second at most, inside any leeway). `None` for anything else: a string (even of
+/// digits), a boolean, null, a negative or non-finite number.
+pub(crate) fn numeric_date_value(value: &Value) -> Option<u64> {
+    let Value::Number(n) = value else { return None };
+    if let Some(whole) = n.as_u64() {
+        return Some(whole);
+    }
+    // Negative integers fail here too; `as` saturates beyond u64::MAX (year 5e11).
+    n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)
 }
 
 impl IssuerVerifier {
@@ -437,6 +451,10 @@ impl Verifier {
             let exp = numeric_date(&claims, "exp")?.ok_or(Reason::InvalidClaims)?;
             let nbf = numeric_date(&claims, "nbf")?;
             let iat = numeric_date(&claims, "iat")?;
+            // Read when a zone asks how old the authentication is (`max_token_age`): a
+            // value that is not a NumericDate is refused here, never silently replaced by
+            // `iat` there.
+            numeric_date(&claims, "auth_time")?;
             issuer.check_times(exp, nbf, iat, now)?;
             issuer.check_audience(&claims)?;
             // A `jti` no revocation could name (not a string or an integer) is refused.
@@ -482,6 +500,36 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::request::HeaderList;
+
+    #[test]
+    fn numeric_dates_are_any_non_negative_json_number() {
+        let read = |text: &str| numeric_date_value(&serde_json::from_str::<Value>(text).unwrap());
+        for (text, want) in [
+            ("1700000000", Some(1_700_000_000)),
+            ("1700000000.75", Some(1_700_000_000)),
+            ("1.7e9", Some(1_700_000_000)),
+            ("17E8", Some(1_700_000_000)),
+            ("0", Some(0)),
+            ("-0.0", Some(0)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("1e30", Some(u64::MAX)),
+            ("-1", None),
+            ("-0.5", None),
+            ("\"1700000000\"", None),
+            ("true", None),
+            ("null", None),
+            ("[1]", None),
+            ("{}", None),
+        ] {
+            assert_eq!(read(text), want, "{text}");
+        }
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"iat": 1.5, "auth_time": "x", "nbf": null}"#).unwrap();
+        assert_eq!(numeric_date(&claims, "iat"), Ok(Some(1)));
+        assert_eq!(numeric_date(&claims, "exp"), Ok(None), "absent");
+        assert_eq!(numeric_date(&claims, "auth_time"), Err(Reason::InvalidClaims));
+        assert_eq!(numeric_date(&claims, "nbf"), Err(Reason::InvalidClaims), "null is not a date");
+    }
 
     fn view<'a>(headers: &'a HeaderList, query: Option<&'a str>) -> RequestView<'a> {
         RequestView {

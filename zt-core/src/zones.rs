@@ -76,7 +76,8 @@ pub struct ZoneConfig {
     /// Source networks admitted (CIDR). Empty: any.
     #[serde(default)]
     pub source_cidrs: Vec<String>,
-    /// The authentication (`auth_time`, else `iat`) must be at most this old.
+    /// The authentication (`auth_time` when the token has one, else `iat`; any NumericDate,
+    /// fractions included) must be at most this old.
     #[serde(default, with = "humantime_serde")]
     pub max_token_age: Option<Duration>,
     /// The token's `acr` must be one of these. Empty: not checked.
@@ -151,7 +152,8 @@ impl Zones {
                             format!("{cidr:?} is not a CIDR"),
                         )
                     })?;
-                source.push(net);
+                // As client addresses are keyed: `::ffff:10.0.0.0/104` admits IPv4 10/8.
+                source.push(crate::limit::canonical_net(net));
             }
             for (j, d) in z.spiffe_trust_domains.iter().enumerate() {
                 if d.is_empty() || d.contains('/') || d.chars().any(|c| c.is_ascii_uppercase()) {
@@ -301,7 +303,10 @@ impl Zone {
                 return Err(Reason::WorkloadNotAllowed);
             }
         }
-        if !self.source.is_empty() && !client_ip.is_some_and(|ip| self.source.iter().any(|n| n.contains(&ip)))
+        if !self.source.is_empty()
+            && !client_ip
+                .map(|ip| ip.to_canonical())
+                .is_some_and(|ip| self.source.iter().any(|n| n.contains(&ip)))
         {
             return Err(Reason::SourceNotAllowed);
         }
@@ -313,10 +318,11 @@ impl Zone {
             return Err(Reason::BoundTokenRequired);
         }
         if let Some(max_age) = self.max_age {
-            let authenticated = jwt.and_then(|i| {
-                i.claim("auth_time")
-                    .and_then(Value::as_u64)
-                    .or_else(|| i.claim("iat").and_then(Value::as_u64))
+            // `auth_time` when the token has one, whatever its numeric form (verification
+            // refused a value that is not a NumericDate); `iat` only when it has none.
+            let authenticated = jwt.and_then(|i| match i.claim("auth_time") {
+                Some(auth_time) => crate::token::numeric_date_value(auth_time),
+                None => i.claim("iat").and_then(crate::token::numeric_date_value),
             });
             if authenticated.is_none_or(|t| now.saturating_sub(t) > max_age) {
                 return Err(Reason::AuthenticationTooOld);
@@ -339,5 +345,32 @@ impl Zone {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(toml: &str) -> Zones {
+        let configs: Vec<ZoneConfig> = vec![toml::from_str(toml).unwrap()];
+        Zones::compile(&configs, &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn source_networks_are_read_as_client_addresses_are_keyed() {
+        let zones =
+            zone("name = \"default\"\nsource_cidrs = [\"::ffff:10.0.0.0/104\", \"::ffff:192.0.2.7\"]");
+        let z = zones.zone(0).unwrap();
+        for (ip, admitted) in [
+            ("10.1.2.3", true),
+            ("::ffff:10.9.9.9", true),
+            ("192.0.2.7", true),
+            ("192.0.2.8", false),
+            ("11.0.0.1", false),
+        ] {
+            let result = z.admit(None, Some(ip.parse().unwrap()), 0);
+            assert_eq!(result.is_ok(), admitted, "{ip}: {result:?}");
+        }
     }
 }

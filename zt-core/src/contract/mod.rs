@@ -69,6 +69,13 @@
 //!
 //! # Documented choices
 //!
+//! - **Integers are written as integers** (requests): where a schema's `type` admits
+//!   `integer` but not `number`, a number must be written without a fraction or an exponent
+//!   and fit `i64` or `u64` (`60`, `-3`, `18446744073709551615`), else the violation is
+//!   `type`. JSON Schema alone also counts `60.0`, `6e1` and `1e20` as integers, but zt hands
+//!   the request on as sent, and a handler's integer parser (serde into `u32`,
+//!   `str::parse::<i64>`) refuses them: admitting them would turn a valid-looking request
+//!   into a handler failure. Responses are validated as JSON Schema says.
 //! - **Strict mode** ([`ContractOptions::strict`], default on; `x-zt-strict: false|true` on an
 //!   operation overrides it): unknown query parameters are violations, and request-body
 //!   objects are closed with `unevaluatedProperties: false` on the outermost schema at each
@@ -139,7 +146,7 @@ use serde_json::Value;
 
 pub use error::ContractError;
 pub use operation::{ContractOptions, ContractRequest, Lookup, Operation};
-pub use report::{ResponseReport, Violation, ViolationKind, Violations};
+pub use report::{ResponseReport, Violation, ViolationKind, Violations, Withheld};
 pub use source::{SourceDocument, load_document};
 
 use crate::request::HeaderLookup;
@@ -315,6 +322,66 @@ impl Contract {
                 violations: vec![Violation { pointer: String::new(), keyword: "operation".into() }],
                 ..ResponseReport::default()
             },
+        }
+    }
+}
+
+impl Contract {
+    /// True when a response of operation `op` may carry properties that need a scope
+    /// (`x-zt-scopes` on a property schema): its bodies must be read and passed to
+    /// [`Contract::withhold_response`] before they are sent, whether or not responses are
+    /// validated.
+    pub fn guards_response_fields(&self, op: usize) -> bool {
+        self.compiled.get(op).is_some_and(|c| c.responses.guards_fields())
+    }
+
+    /// Removes from a response body of operation `op` the properties the caller may not
+    /// see: those whose schema, for `status` and the body's media type, says
+    /// `x-zt-scopes: [...]` with a scope `has_scope` denies. The REST counterpart of a
+    /// GraphQL field's `@requiresScopes`: the same data, guarded the same on both paths.
+    ///
+    /// Only JSON bodies are walked; properties are found wherever the schema puts them
+    /// (nested objects, array items, `$ref`, `allOf`/`anyOf`/`oneOf` branches, maps).
+    /// A property that needs a scope should not be `required` (a response without it
+    /// would then fail validation).
+    ///
+    /// ```
+    /// use zt_core::contract::{Contract, ContractOptions, Withheld};
+    ///
+    /// let document = serde_json::json!({
+    ///     "openapi": "3.1.0",
+    ///     "info": { "title": "orders", "version": "1" },
+    ///     "paths": { "/orders/{id}": { "get": {
+    ///         "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+    ///         "responses": { "200": { "description": "an order", "content": { "application/json": {
+    ///             "schema": { "type": "object", "properties": {
+    ///                 "item": { "type": "string" },
+    ///                 "note": { "type": "string", "x-zt-scopes": ["orders:admin"] } } } } } } } } } }
+    /// });
+    /// let contract = Contract::from_value(document, None, ContractOptions::default()).unwrap();
+    /// assert!(contract.guards_response_fields(0));
+    /// let body = br#"{"item":"lamp","note":"back door"}"#;
+    /// let reader = |scope: &str| scope == "orders:read";
+    /// let Withheld::Removed { body, fields } =
+    ///     contract.withhold_response(0, 200, Some("application/json"), body, &reader)
+    /// else { panic!("note is withheld") };
+    /// assert_eq!(body, br#"{"item":"lamp"}"#);
+    /// assert_eq!(fields, ["/body/note"]);
+    /// let admin = |scope: &str| scope == "orders:admin";
+    /// let body = br#"{"item":"lamp","note":"back door"}"#;
+    /// assert_eq!(contract.withhold_response(0, 200, Some("application/json"), body, &admin), Withheld::Nothing);
+    /// ```
+    pub fn withhold_response(
+        &self,
+        op: usize,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        has_scope: &dyn Fn(&str) -> bool,
+    ) -> Withheld {
+        match self.compiled.get(op) {
+            Some(compiled) => compiled.responses.withhold(status, content_type, body, has_scope),
+            None => Withheld::Nothing,
         }
     }
 }

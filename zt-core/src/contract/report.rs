@@ -80,6 +80,27 @@ pub struct ResponseReport {
     pub truncated: bool,
 }
 
+/// What [`Contract::withhold_response`](super::Contract::withhold_response) did to a
+/// response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Withheld {
+    /// Nothing the caller may not see: send the body as it is.
+    Nothing,
+    /// Properties were removed: send `body` instead (same status; drop the original
+    /// `Content-Length`).
+    Removed {
+        /// The body without them.
+        body: Vec<u8>,
+        /// Where they were, once per schema position (`/body/note`; array items as `*`:
+        /// `/body/*/note`): safe to log, never a value.
+        fields: Vec<String>,
+    },
+    /// The response declares guarded properties but its body is not readable JSON: they
+    /// cannot be found, so none of the body may be sent (fail closed).
+    Unreadable,
+}
+
 impl ResponseReport {
     /// True when nothing was found.
     pub fn is_clean(&self) -> bool {

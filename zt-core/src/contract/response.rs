@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::error::ContractError;
 use super::loader::{Loader, Loc};
 use super::media::{MediaType, select};
-use super::report::{Collector, ResponseReport};
-use super::schema::{self, Compiled, Direction, SchemaCompiler, View};
+use super::report::{Collector, ResponseReport, Withheld};
+use super::schema::{self, Compiled, Direction, SCOPES_MARK, SchemaCompiler, View};
 use crate::json::{self, push_request_segment};
 
 /// Instance nodes one undeclared-field walk may visit.
@@ -29,6 +29,17 @@ struct ResponseEntry {
 /// An operation's declared responses.
 pub(super) struct ResponseSpec {
     entries: Vec<(StatusKey, ResponseEntry)>,
+    /// Some response schema names a property with `x-zt-scopes`.
+    guards_fields: bool,
+}
+
+/// True when `value` (a converted schema) carries [`SCOPES_MARK`] anywhere.
+fn mentions_scopes(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key(SCOPES_MARK) || map.values().any(mentions_scopes),
+        Value::Array(items) => items.iter().any(mentions_scopes),
+        _ => false,
+    }
 }
 
 fn status_key(code: &str) -> Option<StatusKey> {
@@ -49,7 +60,7 @@ fn status_key(code: &str) -> Option<StatusKey> {
 impl ResponseSpec {
     /// No responses declared: nothing is checked.
     pub(super) fn none() -> Self {
-        ResponseSpec { entries: Vec::new() }
+        ResponseSpec { entries: Vec::new(), guards_fields: false }
     }
 
     /// Compiles a Responses Object.
@@ -94,7 +105,49 @@ impl ResponseSpec {
             }
             entries.push((key, ResponseEntry { media }));
         }
-        Ok(ResponseSpec { entries })
+        let guards_fields = entries
+            .iter()
+            .flat_map(|(_, e)| e.media.iter())
+            .any(|(_, compiled)| compiled.as_ref().is_some_and(|c| mentions_scopes(&c.bundle)));
+        Ok(ResponseSpec { entries, guards_fields })
+    }
+
+    /// True when some response names a property that needs a scope (`x-zt-scopes`).
+    pub(super) fn guards_fields(&self) -> bool {
+        self.guards_fields
+    }
+
+    /// Removes the properties the caller may not see (`x-zt-scopes` it does not hold all
+    /// of) from a JSON response body, wherever the schema for `status` puts them.
+    pub(super) fn withhold(
+        &self,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        has_scope: &dyn Fn(&str) -> bool,
+    ) -> Withheld {
+        if !self.guards_fields || body.is_empty() {
+            return Withheld::Nothing;
+        }
+        let Some(entry) = self.find(status) else { return Withheld::Nothing };
+        let Some(actual) = content_type.and_then(MediaType::parse) else { return Withheld::Nothing };
+        let Some(Some(compiled)) = select(&entry.media, &actual) else { return Withheld::Nothing };
+        if !actual.is_json() || !mentions_scopes(&compiled.bundle) {
+            return Withheld::Nothing;
+        }
+        // The guarded properties of a body that cannot be read cannot be found: fail closed.
+        let Ok(mut value) = json::parse(body, json::BOUNDED_BY_CALLER) else { return Withheld::Unreadable };
+        let view = View::new(&compiled.bundle);
+        let mut fields = Vec::new();
+        let mut pointer = "/body".to_string();
+        withhold_in(view, &[view.root()], &mut value, &mut pointer, has_scope, &mut fields);
+        if fields.is_empty() {
+            return Withheld::Nothing;
+        }
+        match serde_json::to_vec(&value) {
+            Ok(body) => Withheld::Removed { body, fields },
+            Err(_) => Withheld::Unreadable,
+        }
     }
 
     fn find(&self, status: u16) -> Option<&ResponseEntry> {
@@ -162,6 +215,62 @@ impl ResponseSpec {
             report.truncated = walk.truncated;
         }
         out.into_report(report)
+    }
+}
+
+/// True when one of `schemas` (or what it applies in place) requires a scope the caller
+/// does not hold.
+fn needs_other_scopes(view: View<'_>, schemas: &[&Value], has_scope: &dyn Fn(&str) -> bool) -> bool {
+    schemas.iter().flat_map(|s| view.expand(s)).any(|s| {
+        s.get(SCOPES_MARK)
+            .and_then(Value::as_array)
+            .is_some_and(|scopes| scopes.iter().any(|scope| !scope.as_str().is_some_and(has_scope)))
+    })
+}
+
+/// Removes, in place, the properties of `instance` whose schemas need a scope the caller
+/// lacks; records each removal's pointer once (array items as `*`: `/body/*/note`). The
+/// body was bounded (and its nesting by the JSON reader), so the walk is too.
+fn withhold_in<'a>(
+    view: View<'a>,
+    schemas: &[&'a Value],
+    instance: &mut Value,
+    pointer: &mut String,
+    has_scope: &dyn Fn(&str) -> bool,
+    fields: &mut Vec<String>,
+) {
+    match instance {
+        Value::Object(map) => {
+            let maps: Vec<&'a Value> = schemas.iter().flat_map(|s| view.open_maps(s)).collect();
+            map.retain(|key, value| {
+                let len = pointer.len();
+                push_request_segment(pointer, key);
+                let props: Vec<&'a Value> = schemas.iter().flat_map(|s| view.property(s, key)).collect();
+                let applicable = if props.is_empty() { &maps } else { &props };
+                let keep = !needs_other_scopes(view, applicable, has_scope);
+                if keep {
+                    withhold_in(view, applicable, value, pointer, has_scope, fields);
+                } else if !fields.contains(pointer) {
+                    fields.push(pointer.clone());
+                }
+                pointer.truncate(len);
+                keep
+            });
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let mut applicable: Vec<&'a Value> =
+                    schemas.iter().flat_map(|s| view.prefix_item(s, i)).collect();
+                if applicable.is_empty() {
+                    applicable = schemas.iter().flat_map(|s| view.items(s)).collect();
+                }
+                let len = pointer.len();
+                pointer.push_str("/*");
+                withhold_in(view, &applicable, item, pointer, has_scope, fields);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 

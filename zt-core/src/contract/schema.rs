@@ -41,6 +41,15 @@ const CLOSED_MARK: &str = "x-zt-closed";
 pub(super) const READ_ONLY_MARK: &str = "x-zt-readOnly";
 /// The keyword that marks a `writeOnly` property in a response schema (always fails).
 pub(super) const WRITE_ONLY_MARK: &str = "x-zt-writeOnly";
+/// The keyword beside `type: integer` in request schemas: a number must be written as an
+/// integer that fits 64 bits (see [`WrittenInteger`]).
+const INTEGER_MARK: &str = "x-zt-integer";
+/// The OpenAPI extension on a response property schema naming the scopes a caller needs to
+/// see it (`x-zt-scopes: [orders:admin]`: every one listed). Kept in converted response
+/// schemas as an annotation (it asserts nothing) for the withholding walk.
+pub(super) const SCOPES_MARK: &str = "x-zt-scopes";
+/// Most scopes one `x-zt-scopes` lists.
+const MAX_PROPERTY_SCOPES: usize = 16;
 /// Bounds the recursion of the conversion (schema nesting plus chains of components).
 const MAX_SCHEMA_DEPTH: usize = 200;
 /// Bounds the analysis walks (flags through references, in-place expansion).
@@ -180,11 +189,42 @@ fn is_annotation(key: &str) -> bool {
         )
 }
 
+/// `x-zt-scopes`: an array of 1 to [`MAX_PROPERTY_SCOPES`] scope names (non-empty, no
+/// whitespace), as OAuth scope tokens are.
+fn valid_scopes(value: &Value) -> bool {
+    value.as_array().is_some_and(|scopes| {
+        (1..=MAX_PROPERTY_SCOPES).contains(&scopes.len())
+            && scopes.iter().all(|s| {
+                s.as_str()
+                    .is_some_and(|s| !s.is_empty() && s.len() <= 256 && !s.contains(char::is_whitespace))
+            })
+    })
+}
+
 fn def_ref(index: usize) -> Value {
     json!({ "$ref": format!("#/$defs/d{index}") })
 }
 
 impl SchemaCompiler {
+    /// The `x-zt-scopes` of a schema, checked, when it is used in a response (elsewhere it
+    /// is checked and then, like any `x-` annotation, asserts nothing).
+    fn scopes_mark(
+        &self,
+        loader: &Loader,
+        loc: &Loc,
+        map: &Map<String, Value>,
+        ctx: Ctx,
+    ) -> Result<Option<Value>, ContractError> {
+        let Some(scopes) = map.get(SCOPES_MARK) else { return Ok(None) };
+        if !valid_scopes(scopes) {
+            return Err(loader.invalid(
+                &loc.child(SCOPES_MARK),
+                format!("must list 1 to {MAX_PROPERTY_SCOPES} scope names (no whitespace)"),
+            ));
+        }
+        Ok((ctx.dir == Direction::Response).then(|| scopes.clone()))
+    }
+
     pub(super) fn new(version: Version) -> Self {
         SchemaCompiler {
             version,
@@ -229,6 +269,7 @@ impl SchemaCompiler {
             .offline()
             .with_keyword(READ_ONLY_MARK, forbidden_factory)
             .with_keyword(WRITE_ONLY_MARK, forbidden_factory)
+            .with_keyword(INTEGER_MARK, written_integer_factory)
             .with_format("byte", is_base64)
             .build(&bundle)
             .map_err(|e| self.build_error(loader, loc, &e))?;
@@ -376,7 +417,14 @@ impl SchemaCompiler {
             // and inherits this position's openness.
             if self.version == Version::V30 || map.keys().all(|k| k == "$ref" || is_annotation(k)) {
                 let i = self.def(loader, loc, &reference, ctx, deps)?;
-                return Ok(def_ref(i));
+                let mut reference = def_ref(i);
+                // The scopes a property needs stay beside the reference to its schema.
+                if let Some(scopes) = self.scopes_mark(loader, loc, map, ctx)?
+                    && let Value::Object(r) = &mut reference
+                {
+                    r.insert(SCOPES_MARK.into(), scopes);
+                }
+                return Ok(reference);
             }
         }
         let nullable = self.version == Version::V30 && map.get("nullable") == Some(&Value::Bool(true));
@@ -390,6 +438,9 @@ impl SchemaCompiler {
         }
         let forbidden = ctx.dir.forbidden();
         let mut out = Map::new();
+        if let Some(scopes) = self.scopes_mark(loader, loc, map, ctx)? {
+            out.insert(SCOPES_MARK.into(), scopes);
+        }
         for (key, value) in map {
             let at = loc.child(key);
             match key.as_str() {
@@ -565,6 +616,9 @@ impl SchemaCompiler {
             }
         }
         add_integer_bounds(map, &mut out);
+        if matches!(ctx.dir, Direction::Request { .. }) {
+            mark_integer(&mut out);
+        }
         if ctx.dir.closes()
             && !ctx.open
             && !map.contains_key("additionalProperties")
@@ -760,6 +814,53 @@ fn add_integer_bounds(source: &Map<String, Value>, out: &mut Map<String, Value>)
     }
 }
 
+/// Adds [`INTEGER_MARK`] to a request schema whose `type` admits integers but not every
+/// number.
+fn mark_integer(out: &mut Map<String, Value>) {
+    let has = |t: &str| match out.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(ts)) => ts.iter().any(|x| x == t),
+        _ => false,
+    };
+    if has("integer") && !has("number") {
+        out.insert(INTEGER_MARK.into(), Value::Bool(true));
+    }
+}
+
+/// What `type: integer` admits in a request: a number written as an integer that fits
+/// `i64` or `u64`. JSON Schema also counts `60.0`, `6e1` and `1e20` as integers, but a
+/// handler's integer parser (`serde` into `u32`, `str::parse::<i64>`, most languages' JSON
+/// libraries) refuses them, so admitting them hands the handler a value it fails on.
+/// Anything but a number is left to `type` itself.
+struct WrittenInteger;
+
+impl<'i> Keyword<'i> for WrittenInteger {
+    fn validate(&self, instance: &'i Value) -> Result<(), ValidationError<'i>> {
+        if self.is_valid(instance) {
+            Ok(())
+        } else {
+            Err(ValidationError::custom(
+                "an integer must be written without a fraction or exponent and fit 64 bits",
+            ))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        match instance {
+            Value::Number(n) => n.is_i64() || n.is_u64(),
+            _ => true,
+        }
+    }
+}
+
+fn written_integer_factory<'a>(
+    _parent: &'a Map<String, Value>,
+    _value: &'a Value,
+    _path: Location,
+) -> Result<Box<dyn for<'i> Keyword<'i>>, ValidationError<'a>> {
+    Ok(Box::new(WrittenInteger))
+}
+
 fn is_base64(value: &str) -> bool {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -851,6 +952,8 @@ pub(super) fn collect(compiled: &Compiled, instance: &Value, prefix: &str, out: 
             ValidationErrorKind::Custom { keyword, .. } if keyword == WRITE_ONLY_MARK => {
                 out.push(base, "writeOnly")
             }
+            // Not an integer as zt reads `type: integer`: the `type` rule failed.
+            ValidationErrorKind::Custom { keyword, .. } if keyword == INTEGER_MARK => out.push(base, "type"),
             kind => out.push(base, kind.keyword()),
         }
         if out.is_full() {

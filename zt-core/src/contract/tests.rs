@@ -224,3 +224,137 @@ fn yaml_integer_keys_become_strings() {
     assert!(super::loader::parse_text("? [a, b]\n: 1\n", false).is_err());
     assert!(super::loader::parse_text("a: .nan\n", false).is_err());
 }
+
+#[test]
+fn request_integers_must_be_written_as_integers() {
+    use crate::contract::{Contract, ContractOptions, ContractRequest, Lookup};
+    use crate::request::HeaderList;
+    let document = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": { "/n": { "post": {
+            "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer" } }],
+            "requestBody": { "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": {
+                    "i": { "type": "integer" },
+                    "maybe": { "type": ["integer", "null"] },
+                    "either": { "oneOf": [{ "type": "string" }, { "type": "integer" }] },
+                    "x": { "type": "number" },
+                    "any": { "type": ["integer", "number"] }
+                }
+            } } } },
+            "responses": { "200": { "description": "ok" } } } } }
+    });
+    let contract = Contract::from_value(document, None, ContractOptions::default()).unwrap();
+    let headers = HeaderList::default().with("content-type", "application/json");
+    let Lookup::Found { op, path_params } = contract.lookup("POST", "/n") else { panic!("found") };
+    let check = |query: Option<&str>, body: &str| {
+        let request = ContractRequest {
+            path_params: &path_params,
+            query,
+            headers: &headers,
+            body: Some(body.as_bytes()),
+        };
+        contract
+            .validate_request(op, &request)
+            .map_err(|v| v.items.iter().map(|v| format!("{} {}", v.pointer, v.keyword)).collect::<Vec<_>>())
+    };
+    for body in [
+        r#"{"i": 60}"#,
+        r#"{"i": -9223372036854775808}"#,
+        r#"{"i": 18446744073709551615}"#,
+        r#"{"maybe": null}"#,
+        r#"{"either": 7}"#,
+        r#"{"x": 60.0, "any": 6e1}"#,
+    ] {
+        assert_eq!(check(None, body), Ok(()), "{body}");
+    }
+    for (body, want) in [
+        (r#"{"i": 60.0}"#, "/body/i type"),
+        (r#"{"i": 6e1}"#, "/body/i type"),
+        (r#"{"i": 18446744073709551616}"#, "/body/i type"),
+        (r#"{"maybe": 1.0}"#, "/body/maybe type"),
+        (r#"{"either": 7.0}"#, "/body/either oneOf"),
+    ] {
+        assert_eq!(check(None, body), Err(vec![want.to_string()]), "{body}");
+    }
+    assert_eq!(check(Some("limit=5"), "{}"), Ok(()));
+    assert_eq!(check(Some("limit=5.0"), "{}"), Err(vec!["/query/limit type".to_string()]));
+    assert_eq!(check(Some("limit=5e0"), "{}"), Err(vec!["/query/limit type".to_string()]));
+}
+
+#[test]
+fn response_properties_with_scopes_are_withheld_wherever_the_schema_puts_them() {
+    use crate::contract::{Contract, ContractOptions, Withheld};
+    let document = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "components": { "schemas": {
+            "Secret": { "type": "string", "x-zt-scopes": ["s:admin"] },
+            "Order": { "type": "object", "properties": {
+                "id": { "type": "integer" },
+                "note": { "type": "string", "x-zt-scopes": ["s:admin", "s:staff"] },
+                "code": { "$ref": "#/components/schemas/Secret" },
+                "meta": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Secret" } }
+            } }
+        } },
+        "paths": { "/o": { "get": {
+            "requestBody": { "content": { "application/json": { "schema": {
+                "type": "object", "properties": { "note": { "type": "string", "x-zt-scopes": ["s:admin"] } }
+            } } } },
+            "responses": {
+                "200": { "description": "ok", "content": { "application/json": { "schema": {
+                    "allOf": [{ "type": "object", "properties": {
+                        "orders": { "type": "array", "items": { "$ref": "#/components/schemas/Order" } } } }]
+                } } } },
+                "404": { "description": "none", "content": { "application/json": { "schema": { "type": "object" } } } }
+            } } } }
+    });
+    let contract = Contract::from_value(document, None, ContractOptions::default()).unwrap();
+    assert!(contract.guards_response_fields(0));
+    let body = json!({"orders": [
+        {"id": 1, "note": "n1", "code": "c1", "meta": {"a": "x"}},
+        {"id": 2, "note": "n2"}
+    ]})
+    .to_string();
+    let withhold = |grants: &'static [&'static str]| {
+        contract
+            .withhold_response(0, 200, Some("application/json"), body.as_bytes(), &|s| grants.contains(&s))
+    };
+    let Withheld::Removed { body: out, fields } = withhold(&[]) else { panic!("withheld") };
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out).unwrap(),
+        json!({"orders": [{"id": 1, "meta": {}}, {"id": 2}]})
+    );
+    assert_eq!(fields, ["/body/orders/*/code", "/body/orders/*/meta/a", "/body/orders/*/note"]);
+    // `note` needs both scopes; `code` and the map's values need s:admin only.
+    let Withheld::Removed { body: out, fields } = withhold(&["s:admin"]) else { panic!("withheld") };
+    assert_eq!(fields, ["/body/orders/*/note"]);
+    assert!(!String::from_utf8(out).unwrap().contains("n1"));
+    assert_eq!(withhold(&["s:admin", "s:staff"]), Withheld::Nothing);
+    // Other statuses' schemas guard nothing; unreadable JSON is never sent half-checked.
+    assert_eq!(
+        contract.withhold_response(0, 404, Some("application/json"), b"{}", &|_| false),
+        Withheld::Nothing
+    );
+    assert_eq!(
+        contract.withhold_response(0, 200, Some("application/json"), b"{\"orders\": [", &|_| false),
+        Withheld::Unreadable
+    );
+    assert_eq!(contract.withhold_response(0, 200, Some("text/plain"), b"x", &|_| false), Withheld::Nothing);
+
+    // A malformed `x-zt-scopes` is a load error naming it.
+    for bad in [json!([]), json!("s:admin"), json!([""]), json!(["two words"]), json!([1])] {
+        let document = json!({
+            "openapi": "3.1.0", "info": { "title": "t", "version": "1" },
+            "paths": { "/o": { "get": { "responses": { "200": { "description": "ok", "content": {
+                "application/json": { "schema": { "type": "object", "properties": {
+                    "note": { "type": "string", "x-zt-scopes": bad.clone() } } } } } } } } } }
+        });
+        let Err(error) = Contract::from_value(document, None, ContractOptions::default()) else {
+            panic!("{bad} refused")
+        };
+        assert!(error.to_string().contains("x-zt-scopes"), "{bad}: {error}");
+    }
+}

@@ -597,8 +597,55 @@ impl Responding {
         ResponseBody::Block(rendered)
     }
 
-    /// Checks a response body against the contract (see [`crate::response`]).
+    /// Checks a response body against the contract (see [`crate::response`]), then
+    /// withholds the properties the caller lacks the scope for (`x-zt-scopes`).
     fn check_response(
+        &self,
+        check: &ResponseCheck,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Action {
+        let action = if check.validate {
+            self.validate_response(check, status, content_type, body)
+        } else {
+            Action::Pass
+        };
+        let Some(contract) = &self.shared.contract else { return action };
+        let sent = match &action {
+            Action::Pass => body,
+            Action::Replace(stripped) => stripped.as_slice(),
+            Action::Block => return Action::Block,
+        };
+        let withheld =
+            contract.withhold_response(check.operation, status, content_type, sent, &|s| check.grants(s));
+        let (replacement, fields) = match withheld {
+            crate::contract::Withheld::Removed { body, fields } => (Some(body), fields),
+            crate::contract::Withheld::Unreadable => (None, vec!["/body".to_string()]),
+            _ => return action,
+        };
+        let enforced = self.shared.enforces(false);
+        let _entered = self.span.enter();
+        tracing::event!(
+            target: "zt::security",
+            tracing::Level::INFO,
+            event.action = "zt.fields_withheld",
+            zt.request_id = self.request_id.as_str(),
+            http.response.status_code = status,
+            zt.withheld_fields = ?fields,
+            zt.enforced = enforced,
+            "response properties withheld: the caller lacks the scope they need (x-zt-scopes)"
+        );
+        match (enforced, replacement) {
+            (false, _) => action,
+            (true, Some(body)) => Action::Replace(body),
+            // Guarded properties in a body that cannot be read: fail closed.
+            (true, None) => Action::Block,
+        }
+    }
+
+    /// Validates a response body against the contract (`contract.responses`).
+    fn validate_response(
         &self,
         check: &ResponseCheck,
         status: u16,

@@ -169,7 +169,8 @@ impl ClientAddressResolver {
 }
 
 /// Trusted ranges written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`) match IPv4 peers.
-fn canonical_net(net: IpNet) -> IpNet {
+/// Also how the runtime controls store a blocked network (`observe::Controls`).
+pub(crate) fn canonical_net(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net
         && let Some(v4) = v6.addr().to_ipv4_mapped()
         && v6.prefix_len() >= 96

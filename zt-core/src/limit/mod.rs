@@ -81,6 +81,7 @@ use std::time::Duration;
 use quick_cache::sync::{EntryAction, EntryResult};
 
 pub use client_address::ClientAddressResolver;
+pub(crate) use client_address::canonical_net;
 pub use clock::{LimitClock, ManualClock};
 pub use config::{
     ClientIpHeader, FailMode, GraphqlLimitConfig, LimitConfig, LockoutConfig, Per, QuotaConfig, Rate,

@@ -3,14 +3,16 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::Reply;
 use crate::identity::Identity;
+use crate::limit::canonical_net;
 use crate::problem::PROBLEM_TYPE_BASE;
 
 use super::clock::{ObserveClock, duration_micros, from_micros};
@@ -293,7 +295,58 @@ pub struct Controls {
     blocks: Sharded<Arc<Block>>,
     revoked: Sharded<u64>,
     prefix: NetworkPrefix,
+    wide: WideNetworks,
     clock: ObserveClock,
+}
+
+/// The prefix lengths of network blocks wider than the configured [`NetworkPrefix`] (an
+/// operator's `10.0.0.0/8` when networks are /24): bit `n` is set once a block of length
+/// `n` was stored. A lookup tries the configured width, then each width set here, so wide
+/// blocks cost one more shard read per width in use, and nothing while there are none.
+/// Bits are never cleared (clearing on unblock or sweep would race with a concurrent
+/// block of the same width); a width no longer in use costs its lookup until restart.
+#[derive(Default)]
+struct WideNetworks {
+    /// IPv4 lengths 0..=31.
+    v4: AtomicU64,
+    /// IPv6 lengths 0..=127, 64 per word.
+    v6: [AtomicU64; 2],
+}
+
+impl WideNetworks {
+    fn note(&self, net: &IpNet) {
+        let len = usize::from(net.prefix_len());
+        let word = match net {
+            IpNet::V4(_) => &self.v4,
+            IpNet::V6(_) => match self.v6.get(len / 64) {
+                Some(word) => word,
+                None => return,
+            },
+        };
+        word.fetch_or(1 << (len % 64), Ordering::Relaxed);
+    }
+
+    /// The first of `find`'s answers for the networks of these widths around `ip` (a
+    /// canonical address: IPv4-mapped IPv6 already made IPv4), narrowest first.
+    fn find<T>(&self, ip: IpAddr, mut find: impl FnMut(IpNet) -> Option<T>) -> Option<T> {
+        let words = match ip {
+            IpAddr::V4(_) => [0, self.v4.load(Ordering::Relaxed)],
+            IpAddr::V6(_) => [self.v6[1].load(Ordering::Relaxed), self.v6[0].load(Ordering::Relaxed)],
+        };
+        // Words high to low, bits high to low: the longest (narrowest) prefix first.
+        for (word, base) in words.into_iter().zip([64u32, 0]) {
+            let mut bits = word;
+            while bits != 0 {
+                let bit = 63 - bits.leading_zeros();
+                bits &= !(1u64 << bit);
+                let Ok(len) = u8::try_from(base + bit) else { continue };
+                if let Some(found) = IpNet::new(ip, len).ok().and_then(|net| find(net.trunc())) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
 }
 
 impl std::fmt::Debug for Controls {
@@ -312,13 +365,16 @@ impl Controls {
             blocks: Sharded::new(config.max_blocks),
             revoked: Sharded::new(config.max_revocations),
             prefix,
+            wide: WideNetworks::default(),
             clock,
         }
     }
 
-    /// The block in force for this subject, this address, or this address's network (in
-    /// that order), if any. Lock-free when nothing is blocked; otherwise up to three
-    /// shard read locks.
+    /// The block in force for this subject, this address, or a network it is in (in that
+    /// order), if any. Lock-free when nothing is blocked; otherwise up to three shard read
+    /// locks, plus one per width of the network blocks wider than the configured
+    /// [`NetworkPrefix`]. The address is read as clients are keyed: `::ffff:192.0.2.1` is
+    /// `192.0.2.1`.
     pub fn is_blocked(&self, subject: Option<&str>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
         if self.blocks.is_empty() {
             return None;
@@ -334,12 +390,20 @@ impl Controls {
         {
             return Some(b);
         }
-        let ip = ip?;
-        if let Some(b) = self.blocks.read(key_of(domain::ADDRESS, &ip), live).flatten() {
+        self.address_block(ip?, |key| self.blocks.read(key, live).flatten())
+    }
+
+    /// A block of this address or of a network it is in: the address, its network of the
+    /// configured width, then the wider networks blocked.
+    fn address_block(&self, ip: IpAddr, find: impl Fn(u64) -> Option<Arc<Block>>) -> Option<Arc<Block>> {
+        let ip = ip.to_canonical();
+        if let Some(b) = find(key_of(domain::ADDRESS, &ip)) {
             return Some(b);
         }
-        let net = self.prefix.network_of(ip);
-        self.blocks.read(key_of(domain::NETWORK, &net), live).flatten()
+        if let Some(b) = find(key_of(domain::NETWORK, &self.prefix.network_of(ip))) {
+            return Some(b);
+        }
+        self.wide.find(ip, |net| find(key_of(domain::NETWORK, &net)))
     }
 
     /// The block in force for this caller, if any: its principal, its bare subject, its
@@ -381,11 +445,7 @@ impl Controls {
                 return Some(b);
             }
         }
-        let ip = ip?;
-        if let Some(b) = find(key_of(domain::ADDRESS, &ip)) {
-            return Some(b);
-        }
-        find(key_of(domain::NETWORK, &self.prefix.network_of(ip)))
+        self.address_block(ip?, find)
     }
 
     /// Whether any token is revoked now (expired revocations may still count until the
@@ -448,8 +508,30 @@ impl Controls {
         self.block(Target::Network(net), BlockKind::Deny, duration, reason, false, None)
     }
 
-    /// Blocks `target` for `duration` (an operator's block: `automatic` is false). A network
-    /// is widened to the configured [`NetworkPrefix`] around its address.
+    /// Blocks `target` for `duration` (an operator's block: `automatic` is false).
+    ///
+    /// Addresses and networks are stored as client addresses are keyed, whatever the
+    /// spelling: an IPv4-mapped IPv6 address is its IPv4 address (`::ffff:192.0.2.7` is
+    /// `192.0.2.7`, `::ffff:10.0.0.0/104` is `10.0.0.0/8`), and a network loses its host
+    /// bits. A network narrower than the configured [`NetworkPrefix`] (a single address
+    /// among them) is widened to it; a wider one (`10.0.0.0/8`) is kept as it is. The
+    /// block returned names the target as stored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock, Target};
+    ///
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+    /// let mapped = Target::Address("::ffff:192.0.2.7".parse().unwrap());
+    /// let block = controls.block_target(mapped, Duration::from_secs(600), "abuse");
+    /// assert_eq!(block.target.to_string(), "address:192.0.2.7");
+    /// assert!(controls.is_blocked(None, Some("192.0.2.7".parse().unwrap())).is_some());
+    ///
+    /// let wide = Target::Network("::ffff:10.1.2.3/104".parse().unwrap());
+    /// let block = controls.block_target(wide, Duration::from_secs(600), "abuse");
+    /// assert_eq!(block.target.to_string(), "network:10.0.0.0/8");
+    /// assert!(controls.is_blocked(None, Some("10.200.0.1".parse().unwrap())).is_some());
+    /// ```
     pub fn block_target(&self, target: Target, duration: Duration, reason: &str) -> Arc<Block> {
         self.block(target, BlockKind::Deny, duration, reason, false, None)
     }
@@ -464,11 +546,12 @@ impl Controls {
         automatic: bool,
         incident: Option<Arc<Incident>>,
     ) -> Arc<Block> {
-        let target = match target {
-            // A network block is stored under its canonical prefix so lookups find it.
-            Target::Network(net) => Target::Network(self.prefix.network_of(net.addr())),
-            other => other,
-        };
+        let target = self.canonical(target);
+        if let Target::Network(net) = &target
+            && net.prefix_len() < self.prefix.network_of(net.addr()).prefix_len()
+        {
+            self.wide.note(net);
+        }
         let now = self.clock.now_micros();
         let expires_us = now.saturating_add(duration_micros(duration));
         let key = target.key();
@@ -504,15 +587,30 @@ impl Controls {
     }
 
     /// Lifts the block or challenge on a target; true when there was one.
+    ///
+    /// The target is read as [`Controls::block_target`] stores it (any spelling of the
+    /// address or network lifts its block).
     pub fn unblock(&self, target: &Target) -> bool {
-        let target = match target {
-            Target::Network(net) => Target::Network(self.prefix.network_of(net.addr())),
-            other => other.clone(),
-        };
+        let target = self.canonical(target.clone());
         let key = target.key();
         let removed = self.blocks.write(key, |map| map.remove(&key).is_some()).unwrap_or(false);
         self.publish_gauge();
         removed
+    }
+
+    /// `target` as it is stored and looked up: addresses and networks in the form client
+    /// addresses are keyed in (see [`Controls::block_target`]), so a block written in
+    /// another spelling still matches.
+    fn canonical(&self, target: Target) -> Target {
+        match target {
+            Target::Address(ip) => Target::Address(ip.to_canonical()),
+            Target::Network(net) => {
+                let net = canonical_net(net).trunc();
+                let configured = self.prefix.network_of(net.addr());
+                Target::Network(if net.prefix_len() < configured.prefix_len() { net } else { configured })
+            }
+            other => other,
+        }
     }
 
     /// Drops expired blocks and revocations and refreshes `zt_active_blocks`. Reads
@@ -586,6 +684,33 @@ mod tests {
             assert!(c.is_blocked(None, Some("2001:db8:1:3::1".parse().unwrap())).is_none());
             assert!(c.unblock(&Target::Network("203.0.113.200/24".parse().unwrap())));
             assert!(c.is_blocked(None, Some("203.0.113.1".parse().unwrap())).is_none());
+
+            // Other spellings of an address or a network are the canonical ones.
+            let b = c.block_address("::ffff:192.0.2.7".parse().unwrap(), Duration::from_secs(60), "m");
+            assert_eq!(b.target, Target::Address("192.0.2.7".parse().unwrap()));
+            assert!(c.is_blocked(None, Some("192.0.2.7".parse().unwrap())).is_some());
+            assert!(c.is_caller_blocked(None, Some("::ffff:192.0.2.7".parse().unwrap())).is_some());
+            assert!(c.unblock(&Target::Address("192.0.2.7".parse().unwrap())));
+            // Wider than the configured /24 and /64: kept, and found for any address in it.
+            for (net, inside, outside, stored) in [
+                ("::ffff:10.1.2.3/104", "10.200.0.1", "11.0.0.1", "10.0.0.0/8"),
+                ("0.0.0.0/0", "192.0.2.1", "2001:db8::1", "0.0.0.0/0"),
+                ("2001:db8:ff00::1/40", "2001:db8:ff12::9", "2001:db8:1::1", "2001:db8:ff00::/40"),
+            ] {
+                let b = c.block_target(Target::Network(net.parse().unwrap()), Duration::from_secs(60), "m");
+                assert_eq!(b.target.to_string(), format!("network:{stored}"));
+                assert!(c.is_blocked(None, Some(inside.parse().unwrap())).is_some(), "{net} {inside}");
+                assert!(c.is_blocked(None, Some(outside.parse().unwrap())).is_none(), "{net} {outside}");
+                assert!(c.unblock(&Target::Network(net.parse().unwrap())), "{net}");
+                assert!(c.is_blocked(None, Some(inside.parse().unwrap())).is_none(), "{net} lifted");
+            }
+            // Narrower than the configured width: widened to it.
+            let b = c.block_target(
+                Target::Network("192.0.2.9/30".parse().unwrap()),
+                Duration::from_secs(60),
+                "m",
+            );
+            assert_eq!(b.target.to_string(), "network:192.0.2.0/24");
         })
     }
 

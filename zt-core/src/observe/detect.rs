@@ -174,7 +174,9 @@ pub struct DetectionConfig {
     /// An episode ends after this long without anomalies. Default 15 min.
     #[serde(with = "humantime_serde")]
     pub episode_idle: Duration,
-    /// Enumeration: fewest distinct object ids that can fire. Default 20.
+    /// Enumeration: fewest distinct object ids that can fire. Default 20. Only requests
+    /// from verified callers count (an anonymous flood is the address quota's and the
+    /// lockout's to stop, and would otherwise block everyone behind its address).
     pub enumeration_min_distinct: u32,
     /// Enumeration: multiple of the caller's baseline that fires. Default 4.
     pub enumeration_factor: f64,
@@ -693,8 +695,14 @@ impl Detector {
         if r.is_error() {
             s.win.errors = s.win.errors.saturating_add(1);
         }
-        for (_, id) in r.object_ids {
-            s.ids.insert(key_of(domain::OBJECT_ID, id), MAX_DISTINCT_IDS);
+        // Enumeration is a verified caller reading objects it may not own (BOLA). Anonymous
+        // requests are refused before any object is read, and every caller behind one NAT
+        // shares their address: counting them would let a 401 flood block colleagues with
+        // valid tokens. Anonymous floods are the address quota's and lockout's job.
+        if r.is_authenticated() {
+            for (_, id) in r.object_ids {
+                s.ids.insert(key_of(domain::OBJECT_ID, id), MAX_DISTINCT_IDS);
+            }
         }
         let hour = utc_hour(now);
         if let Some(h) = s.hours.get_mut(hour) {

@@ -145,8 +145,10 @@ pub struct RequestRecord<'a> {
     /// asked for one: scanned for sensitive data classes, never stored or logged.
     pub response_sample: Option<&'a [u8]>,
     /// The values of path parameters that name objects (`("id", "42")`; typically every
-    /// path parameter of the matched route): distinct values per caller per window are the
-    /// enumeration (BOLA) signal. Only hashes are kept.
+    /// path parameter of the matched route): distinct values per verified caller per window
+    /// are the enumeration (BOLA) signal; requests without a verified caller
+    /// ([`subject`](Self::subject) or [`auth_method`](Self::auth_method)) are not counted.
+    /// Only hashes are kept.
     pub object_ids: &'a [(&'a str, &'a str)],
     /// The W3C trace id, when the request is traced.
     pub trace_id: Option<&'a str>,
@@ -202,6 +204,12 @@ impl<'a> RequestRecord<'a> {
             Some(slug) => AUTH_FAILURE_SLUGS.contains(&slug),
             None => self.decision == Decision::Allow && self.status == 401,
         }
+    }
+
+    /// True when the request names a verified caller (a subject or an authentication
+    /// method): it passed authentication, whatever was decided after.
+    pub(crate) fn is_authenticated(&self) -> bool {
+        self.subject.is_some() || self.auth_method.is_some()
     }
 
     /// True when a limiter refused the request (`rate-limited`, `locked-out`).

@@ -262,6 +262,46 @@ fn id_enumeration_is_detected_blocked_and_measured() {
 }
 
 #[test]
+fn anonymous_requests_never_count_as_enumeration() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // 300 distinct ids, refused 401 before any object was read: no verified caller.
+        for k in 0..300u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(10 * k));
+            let id = k.to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut r = RequestRecord::new(h.observer.now(), "req-anon", "GET", &path, 401, Decision::Deny);
+            r.route = Some("/orders/{id}");
+            r.reason = Some("missing-credentials");
+            r.client_ip = Some(ip("198.51.100.23"));
+            r.user_agent = Some("orders-app/2.1");
+            r.object_ids = &ids;
+            let obs = h.observer.observe(&r);
+            assert!(obs.with_rule(Rule::Enumeration).is_none(), "request {k}: {obs:?}");
+        }
+        assert_eq!(h.observer.controls().active_blocks(), 0, "the address was not blocked");
+        // The same walk by a verified caller from that address fires at the hard limit.
+        let mut fired = None;
+        for k in 0..300u64 {
+            h.clock.advance(Duration::from_millis(10));
+            let id = k.to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            if h.observer
+                .observe(&get_order(&h, "mallory", &path, &ids))
+                .with_rule(Rule::Enumeration)
+                .is_some()
+            {
+                fired = Some(k + 1);
+                break;
+            }
+        }
+        assert_eq!(fired, Some(100), "enumeration_hard_limit before warm-up");
+    })
+}
+
+#[test]
 fn credential_stuffing_from_one_network_is_throttled() {
     let h = Harness::new(ObserverConfig::default());
     let victims: Vec<String> = (0..40).map(|i| format!("victim{i}")).collect();

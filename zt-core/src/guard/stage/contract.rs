@@ -69,8 +69,16 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             },
         };
         if let Some(op) = facts.operation {
-            if shared.contract_config.responses != ResponseValidation::Off {
-                facts.response_check = Some(ResponseCheck { operation: op, limit: RESPONSE_CHECK_LIMIT });
+            // Read the response to validate it, or to withhold the properties that need a
+            // scope (`x-zt-scopes`) from callers without it, whatever the validation mode.
+            let validate = shared.contract_config.responses != ResponseValidation::Off;
+            if validate || contract.guards_response_fields(op) {
+                facts.response_check = Some(ResponseCheck {
+                    operation: op,
+                    limit: RESPONSE_CHECK_LIMIT,
+                    validate,
+                    caller: facts.identity.clone(),
+                });
             }
             let checked = match facts.framing {
                 // 415 before reading a body that could never be accepted.
