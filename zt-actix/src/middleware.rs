@@ -184,6 +184,9 @@ async fn respond<B: MessageBody>(
             add_headers(&mut response, &headers);
             return response.map_into_left_body();
         }
+        ResponsePlan::Block(blocked) => {
+            return ServiceResponse::new(response.into_parts().0, reply(blocked)).map_into_right_body();
+        }
         ResponsePlan::Read(read) => read,
     };
     let (request, response) = response.into_parts();

@@ -26,6 +26,9 @@ pub struct ResponseCheck {
     pub(crate) validate: bool,
     /// The verified caller, whose scopes decide which `x-zt-scopes` properties it sees.
     pub(crate) caller: Option<crate::identity::Identity>,
+    /// The operation's responses have `x-zt-scopes` properties: a body zt cannot read
+    /// (a stream, or of unknown or excessive length) is never sent unfiltered.
+    pub(crate) guards_fields: bool,
 }
 
 impl ResponseCheck {

@@ -193,6 +193,7 @@ where
     let length = response.body().size_hint().exact();
     let read = match responding.head(response.status().as_u16(), content_type, length) {
         ResponsePlan::Send(headers) => return Ok(add_headers(response, &headers)),
+        ResponsePlan::Block(blocked) => return Ok(reply(blocked)),
         ResponsePlan::Read(read) => read,
     };
     let (mut parts, body) = response.into_parts();

@@ -467,6 +467,9 @@ pub enum ResponsePlan {
     /// Read its body (at most [`ReadResponse::limit`] bytes), then call
     /// [`ReadResponse::finish`].
     Read(ReadResponse),
+    /// Send this 502 problem instead: the response may carry properties the caller must not
+    /// see (`x-zt-scopes`) and is a stream zt cannot filter. The outcome is recorded.
+    Block(Reply),
 }
 
 /// A bounded response body to read for validation or sampling.
@@ -513,7 +516,15 @@ impl Responding {
                     .is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
             });
         let bounded = body_length.filter(|n| *n <= limit as u64);
-        if wanted && !stream && bounded.is_some() {
+        let guarded = self.response_check.as_ref().is_some_and(|c| c.guards_fields);
+        if guarded && stream && self.shared.enforces(false) {
+            // Properties some callers may not see cannot be withheld from a stream: fail
+            // closed rather than send them unfiltered.
+            return ResponsePlan::Block(self.blocked(0));
+        }
+        // A body of unknown length is read (up to the limit; longer is a 502) when it may
+        // carry guarded properties, else only when it declares a bounded length.
+        if wanted && !stream && (bounded.is_some() || (guarded && self.shared.enforces(false))) {
             let content_type = content_type.map(|t| String::from_utf8_lossy(t).into_owned());
             return ResponsePlan::Read(ReadResponse { responding: self, status, content_type, limit });
         }
@@ -588,13 +599,17 @@ enum Action {
 
 impl Responding {
     /// The 502 sent instead of a response that left the contract or could not be read.
-    fn block(mut self, response_bytes: u64) -> ResponseBody {
+    fn block(self, response_bytes: u64) -> ResponseBody {
+        ResponseBody::Block(self.blocked(response_bytes))
+    }
+
+    fn blocked(mut self, response_bytes: u64) -> Reply {
         let rendered = self.shared.render(&Denial::new(Reason::ResponseContractViolation), &self.request_id);
         crate::telemetry::record_status(&self.span, rendered.status);
         if let (Some(observation), Some(observer)) = (self.observation.take(), &self.shared.observer) {
             observation.finish(observer, rendered.status, response_bytes, None);
         }
-        ResponseBody::Block(rendered)
+        rendered
     }
 
     /// Checks a response body against the contract (see [`crate::response`]), then

@@ -72,12 +72,14 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             // Read the response to validate it, or to withhold the properties that need a
             // scope (`x-zt-scopes`) from callers without it, whatever the validation mode.
             let validate = shared.contract_config.responses != ResponseValidation::Off;
-            if validate || contract.guards_response_fields(op) {
+            let guards_fields = contract.guards_response_fields(op);
+            if validate || guards_fields {
                 facts.response_check = Some(ResponseCheck {
                     operation: op,
                     limit: RESPONSE_CHECK_LIMIT,
                     validate,
                     caller: facts.identity.clone(),
+                    guards_fields,
                 });
             }
             let checked = match facts.framing {
