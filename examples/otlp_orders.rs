@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use orders::{DemoConfig, DevKey};
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -36,11 +37,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The console at RUST_LOG (default INFO: denials, not every request); the exporter gets
+    // every request's span, which zt emits at DEBUG (`span_level`).
+    let console = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let exported = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("zt::request", tracing::Level::DEBUG);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer())
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zt")))
+        .with(tracing_subscriber::fmt::layer().with_filter(console))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zt")).with_filter(exported))
         .init();
 
     let config = DemoConfig::from_env()?;

@@ -115,7 +115,7 @@ async fn repeated_bad_tokens_lock_the_address_out_until_it_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_bad_tokens_never_lock_out_the_subject_they_name() {
+async fn adv14_1_replayed_bad_tokens_never_lock_out_the_subject_they_name() {
     // An attacker holding validly signed tokens that name a victim (expired ones, ID tokens
     // for another audience) replays them from many addresses: the victim's own valid token
     // keeps working. The failures count against the presenting addresses.

@@ -14,6 +14,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use serde_json::{Value, json};
 use support::*;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// An OTLP/HTTP receiver on 127.0.0.1: keeps every JSON body posted to `/v1/traces`.
@@ -83,8 +84,14 @@ fn request_spans_export_over_otlp_with_their_fields() {
     // run on the async runtime that serves the requests).
     let provider =
         opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    // As `examples/otlp_orders.rs` wires it: the console at INFO, the exporter with
+    // `zt::request` at DEBUG (the request span's default level), so every span is exported.
+    let exported = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("zt::request", tracing::Level::DEBUG);
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zt")));
+        .with(tracing_subscriber::fmt::layer().with_filter(tracing::level_filters::LevelFilter::INFO))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zt")).with_filter(exported));
 
     let reader = token("alice", "orders:read");
     let authorization = format!("Bearer {reader}");

@@ -27,7 +27,12 @@ impl Write for Buffer {
     }
 }
 
+/// What a `fmt` JSON subscriber at DEBUG (one that asks for every request's span) writes.
 fn capture(f: impl FnOnce()) -> String {
+    capture_at(tracing::Level::DEBUG, f)
+}
+
+fn capture_at(level: tracing::Level, f: impl FnOnce()) -> String {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -35,7 +40,7 @@ fn capture(f: impl FnOnce()) -> String {
         .with_span_events(FmtSpan::CLOSE)
         .with_current_span(true)
         .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .finish();
     tracing::subscriber::with_default(subscriber, f);
     let bytes = buffer.0.lock().unwrap().clone();
@@ -128,4 +133,44 @@ fn allowed_requests_record_allow_and_emit_no_warning() {
     assert!(log.contains("\"zt.decision\":\"allow\""));
     assert!(log.contains("\"http.response.status_code\":200"));
     assert!(!log.contains(&t));
+}
+
+#[test]
+fn at_info_allowed_requests_write_nothing_and_denials_still_warn() {
+    // The default span level is DEBUG (as tower-http's TraceLayer): a service logging at
+    // INFO pays for no span on an allowed request, and still gets every denial.
+    let g = guard();
+    let allowed = capture_at(tracing::Level::INFO, || {
+        assert_eq!(run(&g, &token("bob", "orders:read"), ""), Ok(true));
+    });
+    assert_eq!(allowed, "", "nothing formatted for an allowed request");
+    let denied = capture_at(tracing::Level::INFO, || {
+        assert!(run(&g, &token("alice", "profile"), "").is_err());
+    });
+    let lines: Vec<serde_json::Value> = denied.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let event = lines.iter().find(|l| l["target"] == "zt::decision").expect("decision event");
+    assert_eq!(
+        (event["level"].as_str(), event["fields"]["zt.reason"].as_str()),
+        (Some("WARN"), Some("insufficient-scope"))
+    );
+    assert_eq!(
+        event["fields"]["enduser.id"],
+        format!("{ISSUER}|sub:alice"),
+        "the caller is in the event itself"
+    );
+
+    // `span_level = "info"` puts the span back at INFO.
+    let policy = zt::Policy::builder()
+        .issuer(zt::policy::IssuerConfig::new(ISSUER).audience(AUDIENCE).jwks(trusted_jwks()))
+        .route("GET", "/orders", zt::scopes::all(["orders:read"]))
+        .span_level(zt::telemetry::SpanLevel::Info)
+        .build();
+    let g = Guard::new(policy).unwrap();
+    let log = capture_at(tracing::Level::INFO, || {
+        assert_eq!(run(&g, &token("bob", "orders:read"), ""), Ok(true));
+    });
+    assert!(log.contains("\"zt.decision\":\"allow\""), "{log}");
+    let parsed: zt::Policy = zt::Policy::from_toml_str("span_level = \"trace\"").unwrap();
+    assert_eq!(parsed.span_level, zt::telemetry::SpanLevel::Trace);
+    assert!(zt::Policy::from_toml_str("span_level = \"loud\"").is_err());
 }

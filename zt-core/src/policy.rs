@@ -91,6 +91,10 @@ pub struct Policy {
     /// limits and field rules instead of the OpenAPI contract.
     #[serde(default)]
     pub graphql: Vec<GraphqlEndpointConfig>,
+    /// The level of the per-request `zt.request` span (`trace`, `debug` or `info`; default
+    /// `debug`, see [`crate::telemetry`]). Denial events log at WARN whatever it is.
+    #[serde(default)]
+    pub span_level: crate::telemetry::SpanLevel,
 }
 
 /// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
@@ -511,6 +515,7 @@ impl Default for Policy {
             limits: None,
             observe: None,
             graphql: Vec::new(),
+            span_level: crate::telemetry::SpanLevel::default(),
         }
     }
 }
@@ -636,6 +641,11 @@ impl PolicyBuilder {
             scopes,
             zone: None,
         });
+        self
+    }
+    /// The level of the per-request span (default `Debug`).
+    pub fn span_level(mut self, level: crate::telemetry::SpanLevel) -> Self {
+        self.policy.span_level = level;
         self
     }
     /// Finishes the policy (validation happens in `Guard::new`).

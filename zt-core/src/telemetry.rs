@@ -22,6 +22,25 @@
 //!
 //! Tokens, claim values other than subject and client id, and query strings are never
 //! recorded.
+//!
+//! The span's level is the policy's `span_level`, `debug` by default, as tower-http's
+//! `TraceLayer` chose: a service logging at INFO with the `fmt` subscriber does not format a
+//! span on every allowed request, while every denial still logs its WARN event. To export
+//! every request's span (OTLP), enable `zt::request` at DEBUG for that layer alone:
+//!
+//! ```
+//! use tracing_subscriber::{filter::Targets, layer::SubscriberExt, Layer};
+//!
+//! let exported = Targets::new()
+//!     .with_default(tracing::Level::INFO)
+//!     .with_target("zt::request", tracing::Level::DEBUG);
+//! let subscriber = tracing_subscriber::registry()
+//!     // The console at INFO: denials, not every request.
+//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing::level_filters::LevelFilter::INFO))
+//!     // Stands for `tracing_opentelemetry::layer()`: every `zt.request` span.
+//!     .with(tracing_subscriber::fmt::layer().json().with_filter(exported));
+//! # drop(subscriber);
+//! ```
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,28 +91,58 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-pub(crate) fn request_span(view: &RequestView<'_>, request_id: &RequestId, mode: &'static str) -> Span {
-    let span = tracing::info_span!(
-        target: "zt::request",
-        "zt.request",
-        http.request.method = view.method,
-        url.path = view.path,
-        http.route = Empty,
-        client.address = Empty,
-        http.response.status_code = Empty,
-        enduser.id = Empty,
-        zt.request_id = request_id.as_str(),
-        zt.decision = Empty,
-        zt.reason = Empty,
-        zt.auth_method = Empty,
-        zt.client_id = Empty,
-        zt.required_scopes = Empty,
-        zt.mode = mode,
-        graphql.operation.name = Empty,
-        graphql.operation.type = Empty,
-        zt.graphql.document_hash = Empty,
-        zt.graphql.cost = Empty,
-    );
+/// The level of the per-request span (`span_level` in the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanLevel {
+    /// `TRACE`.
+    Trace,
+    /// `DEBUG` (default): off under an INFO subscriber, on for an exporter that asks.
+    #[default]
+    Debug,
+    /// `INFO`: formatted by an INFO `fmt` subscriber on every request.
+    Info,
+}
+
+/// One span callsite per level: a `tracing` callsite's level is fixed at compile time.
+macro_rules! request_span_at {
+    ($level:expr, $view:expr, $request_id:expr, $mode:expr) => {
+        tracing::span!(
+            target: "zt::request",
+            $level,
+            "zt.request",
+            http.request.method = $view.method,
+            url.path = $view.path,
+            http.route = Empty,
+            client.address = Empty,
+            http.response.status_code = Empty,
+            enduser.id = Empty,
+            zt.request_id = $request_id.as_str(),
+            zt.decision = Empty,
+            zt.reason = Empty,
+            zt.auth_method = Empty,
+            zt.client_id = Empty,
+            zt.required_scopes = Empty,
+            zt.mode = $mode,
+            graphql.operation.name = Empty,
+            graphql.operation.type = Empty,
+            zt.graphql.document_hash = Empty,
+            zt.graphql.cost = Empty,
+        )
+    };
+}
+
+pub(crate) fn request_span(
+    view: &RequestView<'_>,
+    request_id: &RequestId,
+    mode: &'static str,
+    level: SpanLevel,
+) -> Span {
+    let span = match level {
+        SpanLevel::Trace => request_span_at!(tracing::Level::TRACE, view, request_id, mode),
+        SpanLevel::Debug => request_span_at!(tracing::Level::DEBUG, view, request_id, mode),
+        SpanLevel::Info => request_span_at!(tracing::Level::INFO, view, request_id, mode),
+    };
     if let Some(peer) = view.peer_addr
         && !span.is_disabled()
     {

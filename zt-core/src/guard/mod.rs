@@ -169,7 +169,12 @@ impl Guard {
     /// the [`Pending`] and call [`Guard::resume`] with the same request.
     pub fn check(&self, view: &RequestView<'_>) -> Check {
         let request_id = RequestId::generate();
-        let span = telemetry::request_span(view, &request_id, self.shared.policy.mode.as_str());
+        let span = telemetry::request_span(
+            view,
+            &request_id,
+            self.shared.policy.mode.as_str(),
+            self.shared.policy.span_level,
+        );
         self.drive(view, Facts::new(request_id, span, view.path), 0)
     }
 
