@@ -41,40 +41,8 @@ async fn request_from(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> RawResponse {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(SocketAddr::new(from.parse::<IpAddr>().expect("address"), 0)).expect("bind source");
-    let mut stream = socket.connect(addr).await.expect("connect");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if let Some(body) = body {
-        request.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body.unwrap_or_default());
-    stream.write_all(&bytes).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read");
-    parse(&raw)
-}
-
-/// A response without chunked framing (the demos answer these requests with a length).
-fn parse(raw: &[u8]) -> RawResponse {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    RawResponse { status, headers, body: body.to_string() }
+    let from: IpAddr = from.parse().expect("address");
+    raw_request_from(Some(from), addr, method, path, headers, body).await
 }
 
 fn bearer(sub: &str, scope: &str) -> String {

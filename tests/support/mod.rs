@@ -239,8 +239,25 @@ pub async fn raw_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> RawResponse {
+    raw_request_from(None, addr, method, path, headers, body).await
+}
+
+/// [`raw_request`] from the client address `from` (a loopback address such as
+/// `127.0.0.7`), so the server sees that peer without trusting any header.
+pub async fn raw_request_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(from) = from {
+        socket.bind(SocketAddr::new(from, 0)).expect("bind source");
+    }
+    let mut stream = socket.connect(addr).await.expect("connect");
     let mut request = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
