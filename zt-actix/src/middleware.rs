@@ -144,16 +144,17 @@ fn rejected<B>(rejected: Rejected, request: ServiceRequest) -> ServiceResponse<E
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders) {
     for (name, value) in headers.iter() {
-        if let Ok(value) = HeaderValue::from_str(value)
-            && !response.headers().contains_key(name)
+        // The name parsed once (a `&str` key would be parsed again by the lookup).
+        let name = HeaderName::from_static(name);
+        if !response.headers().contains_key(&name)
+            && let Ok(value) = HeaderValue::from_str(value)
         {
-            response.headers_mut().insert(HeaderName::from_static(name), value);
+            response.headers_mut().insert(name, value);
         }
     }
 }
 
-/// Reads the payload (bounded) for the body phase.
-/// A payload read whole, up to `limit` bytes.
+/// Reads a payload whole, up to `limit` bytes (the body phase, zt's own endpoints).
 pub(crate) async fn read_payload(mut payload: Payload, limit: usize) -> Result<Bytes, BodyError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {

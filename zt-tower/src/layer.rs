@@ -126,10 +126,11 @@ where
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Response<B> {
     for (name, value) in headers.iter() {
-        if let Ok(value) = HeaderValue::from_str(value)
-            && !response.headers().contains_key(name)
+        // The name parsed once (a `&str` key would be parsed again by each map call).
+        if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(HeaderName::from_static(name))
+            && let Ok(value) = HeaderValue::from_str(value)
         {
-            response.headers_mut().insert(HeaderName::from_static(name), value);
+            slot.insert(value);
         }
     }
     response
