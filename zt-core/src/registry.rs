@@ -237,20 +237,16 @@ impl BuiltinEndpoint {
         content_type: Option<&[u8]>,
         body: Result<&[u8], BodyError>,
     ) -> Reply {
-        if let Builtin::Jwks(issuer) = &self.0 {
-            return issuer.jwks_response();
-        }
-        let Some(admission) = admission else {
-            return Reply {
+        match (&self.0, admission) {
+            // Public: answered with or without a decision.
+            (Builtin::Jwks(issuer), _) => issuer.jwks_response(),
+            (_, None) => Reply {
                 status: 500,
                 headers: vec![("content-type", "text/plain; charset=utf-8".into())],
                 body: "zt: this endpoint was reached without zt's decision (is the zt layer in front of it?)"
                     .into(),
-            };
-        };
-        match &self.0 {
-            Builtin::Jwks(issuer) => issuer.jwks_response(),
-            Builtin::Controls(api, endpoint) => api.handle(
+            },
+            (Builtin::Controls(api, endpoint), Some(admission)) => api.handle(
                 *endpoint,
                 ControlRequest {
                     identity: admission.identity(),
@@ -259,7 +255,7 @@ impl BuiltinEndpoint {
                     request_id: admission.request_id().as_str(),
                 },
             ),
-            Builtin::Exchange(issuer) => match (admission.identity(), body) {
+            (Builtin::Exchange(issuer), Some(admission)) => match (admission.identity(), body) {
                 (None, _) => admission.reject(Reason::MissingCredentials),
                 (Some(_), Err(_)) => ExchangeError::MalformedBody.to_response(),
                 (Some(who), Ok(body)) => issuer.exchange_response(who, content_type, body),

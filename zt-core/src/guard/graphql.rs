@@ -118,8 +118,12 @@ pub(crate) enum Charged {
     /// A quota was spent (429) or a fail-closed store was unreachable (503).
     Denied(Denial),
     /// The shared store answers later: await, then the same two outcomes.
-    Wait(Pin<Box<dyn Future<Output = Result<Option<RateDecision>, Denial>> + Send>>),
+    Wait(QuotaWait),
 }
+
+/// The shared store's answer to a request's GraphQL quotas: the tightest decision, or the
+/// denial.
+pub(crate) type QuotaWait = Pin<Box<dyn Future<Output = Result<Option<RateDecision>, Denial>> + Send>>;
 
 /// Charges the quotas per GraphQL root field or operation, and the route quota's unit
 /// per mutation root field ([`Limiter::graphql_charges`](crate::limit::Limiter::graphql_charges)),

@@ -20,7 +20,7 @@ use tracing::Span;
 
 use super::engine::Shared;
 use super::facts::{Facts, Wait};
-use super::graphql::{Charged, charge_operations, graphql_denial, record_operations};
+use super::graphql::{Charged, QuotaWait, charge_operations, graphql_denial, record_operations};
 use super::observation::Observation;
 use super::stage::violation_denial;
 use crate::Reply;
@@ -122,7 +122,7 @@ enum BodyVerdict {
     Pass,
     Deny(Denial),
     /// Per-field GraphQL quotas kept in the shared store: await their decision.
-    Wait(Pin<Box<dyn Future<Output = Result<Option<crate::limit::RateDecision>, Denial>> + Send>>),
+    Wait(QuotaWait),
 }
 
 /// An admitted request: forward it with [`Admitted::forward`], after reading its body and
@@ -516,15 +516,16 @@ impl Responding {
                     .is_some_and(|e| e.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
             });
         let bounded = body_length.filter(|n| *n <= limit as u64);
-        let guarded = self.response_check.as_ref().is_some_and(|c| c.guards_fields);
-        if guarded && stream && self.shared.enforces(false) {
-            // Properties some callers may not see cannot be withheld from a stream: fail
-            // closed rather than send them unfiltered.
+        // Properties some callers may not see (`x-zt-scopes`) never leave unfiltered.
+        let fail_closed =
+            self.response_check.as_ref().is_some_and(|c| c.guards_fields) && self.shared.enforces(false);
+        if fail_closed && stream {
+            // They cannot be withheld from a stream: refuse it.
             return ResponsePlan::Block(self.blocked(0));
         }
         // A body of unknown length is read (up to the limit; longer is a 502) when it may
         // carry guarded properties, else only when it declares a bounded length.
-        if wanted && !stream && (bounded.is_some() || (guarded && self.shared.enforces(false))) {
+        if wanted && !stream && (bounded.is_some() || fail_closed) {
             let content_type = content_type.map(|t| String::from_utf8_lossy(t).into_owned());
             return ResponsePlan::Read(ReadResponse { responding: self, status, content_type, limit });
         }

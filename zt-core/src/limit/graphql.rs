@@ -62,21 +62,7 @@ impl GraphqlRule {
                     Some(name) => name.clone(),
                     None => derived_name(&selector),
                 };
-                let valid = !name.is_empty()
-                    && name.len() <= 64
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-                if !valid {
-                    return Err(PolicyError::invalid(
-                        format!("{at}.name"),
-                        format!("`{name}`: a policy name is 1 to 64 letters, digits, `_`, `-` or `.`"),
-                    ));
-                }
-                if names.contains(&name) {
-                    return Err(PolicyError::invalid(
-                        format!("{at}.name"),
-                        format!("the policy name `{name}` is already in use (set a distinct `name`)"),
-                    ));
-                }
+                super::check_policy_name(&name, at, names)?;
                 let rule =
                     compile(&name, &QuotaConfig { rate: *rate, burst: entry.burst }, &format!("{at}.rate"))?;
                 names.push(name);

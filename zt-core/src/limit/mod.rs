@@ -210,21 +210,7 @@ impl LimiterBuilder<'_> {
                 Some(name) => name.clone(),
                 None => derived_name(&method, &route.path),
             };
-            if name.is_empty()
-                || name.len() > 64
-                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-            {
-                return Err(PolicyError::invalid(
-                    format!("{at}.name"),
-                    format!("`{name}`: a policy name is 1 to 64 letters, digits, `_`, `-` or `.`"),
-                ));
-            }
-            if names.contains(&name) {
-                return Err(PolicyError::invalid(
-                    format!("{at}.name"),
-                    format!("the policy name `{name}` is already in use (set a distinct `name`)"),
-                ));
-            }
+            check_policy_name(&name, &at, &names)?;
             let quota = QuotaConfig { rate: route.rate, burst: route.burst };
             let rule = compile(&name, &quota, &format!("{at}.rate"))?;
             names.push(name);
@@ -286,6 +272,27 @@ fn configured_store(store: &StoreConfig, clock: &LimitClock) -> Result<Arc<dyn R
             Err(PolicyError::invalid("limits.store", "the Redis store needs zt-core's `redis` feature"))
         }
     }
+}
+
+/// A quota's policy name (sent in `RateLimit-Policy`): 1 to 64 of `[A-Za-z0-9_.-]`, and
+/// not one of `taken`. `at` names the entry (`limits.routes[2]`).
+fn check_policy_name(name: &str, at: &str, taken: &[String]) -> Result<(), PolicyError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err(PolicyError::invalid(
+            format!("{at}.name"),
+            format!("`{name}`: a policy name is 1 to 64 letters, digits, `_`, `-` or `.`"),
+        ));
+    }
+    if taken.iter().any(|t| t == name) {
+        return Err(PolicyError::invalid(
+            format!("{at}.name"),
+            format!("the policy name `{name}` is already in use (set a distinct `name`)"),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST` + `/orders/{id}` -> `post_orders_id`.
