@@ -57,6 +57,7 @@ pub mod contract;
 pub mod controls_api;
 pub mod denial;
 mod error;
+pub mod fleet;
 pub mod graphql;
 mod guard;
 pub mod identity;

@@ -95,6 +95,11 @@ pub struct Policy {
     /// `debug`, see [`crate::telemetry`]). Denial events log at WARN whatever it is.
     #[serde(default)]
     pub span_level: crate::telemetry::SpanLevel,
+    /// The store the replicas of this service share (see [`crate::fleet`]): quotas, blocks,
+    /// revocations, lockouts and detection counters become fleet-wide. None: each replica
+    /// keeps its own. Needs the zt-core feature `redis`.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
@@ -516,6 +521,7 @@ impl Default for Policy {
             observe: None,
             graphql: Vec::new(),
             span_level: crate::telemetry::SpanLevel::default(),
+            fleet: None,
         }
     }
 }
@@ -646,6 +652,11 @@ impl PolicyBuilder {
     /// The level of the per-request span (default `Debug`).
     pub fn span_level(mut self, level: crate::telemetry::SpanLevel) -> Self {
         self.policy.span_level = level;
+        self
+    }
+    /// Shares this service's security posture with its other replicas through `fleet`.
+    pub fn fleet(mut self, fleet: crate::fleet::FleetConfig) -> Self {
+        self.policy.fleet = Some(fleet);
         self
     }
     /// Finishes the policy (validation happens in `Guard::new`).

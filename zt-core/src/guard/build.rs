@@ -139,6 +139,12 @@ impl GuardBuilder {
         let table = policy_routes.compile()?;
         let zones = crate::zones::Zones::compile(&policy.zones, &route_zones, &policy.bindings)?;
         let certificates = quick_cache::sync::Cache::new(CERTIFICATE_CACHE);
+        #[cfg(feature = "redis")]
+        let fleet = policy.fleet.as_ref().map(crate::fleet::Fleet::new).transpose()?;
+        #[cfg(not(feature = "redis"))]
+        if policy.fleet.is_some() {
+            return Err(PolicyError::invalid("fleet", "a shared store needs zt's `redis` feature"));
+        }
         let limiter = match &policy.limits {
             Some(config) => Some(Limiter::new(config)?),
             None => None,
@@ -169,6 +175,8 @@ impl GuardBuilder {
             limiter,
             observer,
             graphql,
+            #[cfg(feature = "redis")]
+            fleet,
         });
         let routing = Arc::new(resolve(&shared, table));
         Ok(Guard { shared, routing })

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) observer: Option<Observer>,
     /// GraphQL endpoints by route template.
     pub(crate) graphql: HashMap<String, Arc<GraphqlSchema>>,
+    /// The store shared with the other replicas, when the policy has `[fleet]`.
+    #[cfg(feature = "redis")]
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The route table and what each route's stages need, resolved once when the routes are

@@ -74,10 +74,27 @@ impl Guard {
         self.shared.verifier.cached_tokens()
     }
 
-    /// Fetches every remote key set now (optional: otherwise the first request does).
+    /// Fetches every remote key set now (optional: otherwise the first request does) and,
+    /// with a `[fleet]`, loads the shared controls (blocks, revocations, lockouts) before
+    /// the first request, waiting at most `fleet.timeout` plus one `fleet.sync_interval`.
     /// Returns the issuers whose keys could not be fetched.
     pub async fn warm_up(&self) -> Vec<String> {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.shared.fleet
+            && !fleet.synced(fleet.timeout() + fleet.sync_interval()).await
+        {
+            tracing::warn!(
+                target: "zt::fleet",
+                "the shared controls could not be loaded at start-up; serving with an empty copy until the store answers"
+            );
+        }
         self.fetch_keys_detailed().await.into_iter().map(|(issuer, _)| issuer).collect()
+    }
+
+    /// The store shared with the other replicas, when the policy has a `[fleet]`.
+    #[cfg(feature = "redis")]
+    pub fn fleet(&self) -> Option<&crate::fleet::Fleet> {
+        self.shared.fleet.as_ref()
     }
 
     /// Fetches every remote key set now and fails, naming the issuer and the cause, when
@@ -168,6 +185,12 @@ impl Guard {
     /// Decides on a request. Returns at once unless a stage must wait for I/O; then await
     /// the [`Pending`] and call [`Guard::resume`] with the same request.
     pub fn check(&self, view: &RequestView<'_>) -> Check {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.shared.fleet {
+            // One atomic load once running: the shared controls follow the fleet from the
+            // first request inside the application's runtime.
+            fleet.start();
+        }
         let request_id = RequestId::generate();
         let span = telemetry::request_span(
             view,
