@@ -146,13 +146,25 @@ impl GuardBuilder {
             return Err(PolicyError::invalid("fleet", "a shared store needs zt's `redis` feature"));
         }
         let limiter = match &policy.limits {
-            Some(config) => Some(Limiter::new(config)?),
+            Some(config) => {
+                let builder = Limiter::builder(config);
+                #[cfg(feature = "redis")]
+                let builder = match &fleet {
+                    Some(fleet) => builder.fleet(fleet.clone()),
+                    None => builder,
+                };
+                Some(builder.build()?)
+            }
             None => None,
         };
         let observer = match &policy.observe {
             Some(config) => {
                 // The observer acts in the Guard's mode; its config has none of its own.
                 let mut builder = Observer::builder(config.clone()).mode(policy.mode);
+                #[cfg(feature = "redis")]
+                if let Some(fleet) = &fleet {
+                    builder = builder.fleet(fleet.clone());
+                }
                 if let Some(limiter) = &limiter {
                     builder = builder.action_sink(Arc::new(LimiterSink(limiter.clone())));
                 }

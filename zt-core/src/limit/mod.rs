@@ -154,12 +154,22 @@ pub struct LimiterBuilder<'a> {
     config: &'a LimitConfig,
     clock: Option<LimitClock>,
     store: Option<Arc<dyn RateStore>>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl LimiterBuilder<'_> {
     /// Uses this clock (e.g. a [`ManualClock`] in tests) instead of the monotonic one.
     pub fn clock(mut self, clock: LimitClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Shares quotas and lockouts with the other replicas through `fleet` (the Guard passes
+    /// the policy's `[fleet]`).
+    #[cfg(feature = "redis")]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -316,7 +326,13 @@ impl Limiter {
 
     /// Starts a limiter with options (clock, store).
     pub fn builder(config: &LimitConfig) -> LimiterBuilder<'_> {
-        LimiterBuilder { config, clock: None, store: None }
+        LimiterBuilder {
+            config,
+            clock: None,
+            store: None,
+            #[cfg(feature = "redis")]
+            fleet: None,
+        }
     }
 
     /// The client-address resolver (trusted proxies, header, IPv6 grouping).

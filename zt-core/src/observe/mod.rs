@@ -380,6 +380,9 @@ struct Inner {
     sink: Option<Arc<dyn ActionSink>>,
     challenge: Option<ChallengeHook>,
     requests: kpi::RequestCounters,
+    /// The store shared with the other replicas, if any.
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -398,9 +401,19 @@ pub struct ObserverBuilder {
     clock: ObserveClock,
     sink: Option<Arc<dyn ActionSink>>,
     challenge: Option<ChallengeHook>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl ObserverBuilder {
+    /// Shares controls (blocks, revocations) and the fleet-wide detection counters with the
+    /// other replicas through `fleet` (the Guard passes the policy's `[fleet]`).
+    #[cfg(feature = "redis")]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// The mode to act in: the Guard passes its own (the policy's top-level `mode`). In
     /// [`Mode::Report`] actions are logged with `zt.enforced = false` and none is put in
     /// place. Default [`Mode::Enforce`].
@@ -461,6 +474,8 @@ impl ObserverBuilder {
                 sink: self.sink,
                 challenge: self.challenge,
                 requests: kpi::RequestCounters::new(),
+                #[cfg(feature = "redis")]
+                fleet: self.fleet,
             }),
         })
     }
@@ -474,7 +489,15 @@ impl Observer {
 
     /// Starts an observer with options.
     pub fn builder(config: ObserverConfig) -> ObserverBuilder {
-        ObserverBuilder { config, mode: None, clock: ObserveClock::system(), sink: None, challenge: None }
+        ObserverBuilder {
+            config,
+            mode: None,
+            clock: ObserveClock::system(),
+            sink: None,
+            challenge: None,
+            #[cfg(feature = "redis")]
+            fleet: None,
+        }
     }
 
     /// The current time on the observer's clock: stamp [`RequestRecord::timestamp`] with it.
@@ -490,6 +513,12 @@ impl Observer {
     /// The mode it acts in ([`ObserverBuilder::mode`]).
     pub fn mode(&self) -> Mode {
         self.inner.mode
+    }
+
+    /// The store shared with the other replicas ([`ObserverBuilder::fleet`]).
+    #[cfg(feature = "redis")]
+    pub fn fleet(&self) -> Option<&crate::fleet::Fleet> {
+        self.inner.fleet.as_ref()
     }
 
     /// Blocks, challenges and revocations.
