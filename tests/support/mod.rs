@@ -196,37 +196,67 @@ pub async fn post_json(addr: SocketAddr, path: &str, authorization: &str, body: 
 }
 
 /// A redis-server on a free 127.0.0.1 port (no persistence), stopped on drop; `None` when
-/// `redis-server` is not installed or does not start.
+/// `redis-server` is not installed or does not start. [`RedisServer::kill`] and
+/// [`RedisServer::restart`] stop it and start it again, empty, on the same port (an outage,
+/// then a restart that lost every key).
 pub struct RedisServer {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     /// Its port.
     pub port: u16,
 }
 
+#[allow(dead_code)]
 impl RedisServer {
     pub fn start() -> Option<RedisServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut server = RedisServer { child: None, port };
+        server.launch().then_some(server)
+    }
+
+    fn launch(&mut self) -> bool {
+        let port = self.port.to_string();
+        let Ok(child) = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
-            .ok()?;
+        else {
+            return false;
+        };
         // Dropped (and the process killed) if it never accepts connections.
-        let server = RedisServer { child, port };
+        self.child = Some(child);
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        None
+        self.kill();
+        false
+    }
+
+    /// The URL of this server.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops the server (SIGKILL: no goodbye to the clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with no keys; true once it accepts connections.
+    pub fn restart(&mut self) -> bool {
+        self.kill();
+        self.launch()
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
