@@ -292,6 +292,9 @@ struct Snapshot {
 
 type RefreshFuture = Shared<BoxFuture<'static, Result<(), Arc<str>>>>;
 
+/// Called with the issuer when a refresh finds a published key removed.
+pub(crate) type RemovalHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// A remote key set: a JWKS URL, or one found through OIDC discovery.
 pub(crate) struct RemoteKeys {
     issuer: String,
@@ -303,6 +306,9 @@ pub(crate) struct RemoteKeys {
     inflight: Mutex<Option<RefreshFuture>>,
     fetcher: Arc<dyn KeyFetcher>,
     config: RemoteKeysConfig,
+    /// Told when a refresh finds that a published key was removed (the fleet tells the
+    /// other replicas, which refresh at once instead of at their own next expiry).
+    removed: OnceLock<RemovalHook>,
 }
 
 /// The answer of a key lookup.
@@ -475,9 +481,7 @@ impl KeySource {
     pub(crate) fn still_has(&self, kid: Option<&str>, fingerprint: u64) -> bool {
         match self {
             KeySource::Static(set) => set.contains(kid, fingerprint),
-            KeySource::Remote(remote) => {
-                remote.snapshot.load().as_ref().is_some_and(|s| s.set.contains(kid, fingerprint))
-            }
+            KeySource::Remote(remote) => remote.still_has(kid, fingerprint),
         }
     }
 
@@ -506,7 +510,45 @@ impl RemoteKeys {
             inflight: Mutex::new(None),
             fetcher: fetcher.clone(),
             config: config.clone(),
+            removed: OnceLock::new(),
         }
+    }
+
+    #[cfg(feature = "redis")]
+    /// The issuer these keys belong to.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    #[cfg(feature = "redis")]
+    /// Calls `hook` (with the issuer) whenever a refresh finds a published key removed.
+    pub(crate) fn on_removal(&self, hook: RemovalHook) {
+        let _ = self.removed.set(hook);
+    }
+
+    #[cfg(feature = "redis")]
+    /// Another replica saw this issuer's keys change: refresh now, unless a fetch happened
+    /// within the refresh floor (which keeps the issuer safe from a fleet-wide fetch storm;
+    /// the next resync asks again).
+    pub(crate) fn changed_elsewhere(self: &Arc<Self>) -> bool {
+        if !self.may_fetch(self.config.refresh_floor) {
+            return false;
+        }
+        self.refresh_in_background();
+        true
+    }
+
+    /// A cached token's check: the key is still in the current snapshot. A snapshot past
+    /// its freshness is refreshed in the background here too, so a key removed from the
+    /// issuer's set stops cached tokens within the set's lifetime even when no uncached
+    /// token ever arrives.
+    fn still_has(self: &Arc<Self>, kid: Option<&str>, fingerprint: u64) -> bool {
+        let guard = self.snapshot.load();
+        let Some(snapshot) = guard.as_ref() else { return false };
+        if now_ms() > snapshot.fresh_until_ms && self.may_fetch(self.config.refresh_floor) {
+            self.refresh_in_background();
+        }
+        snapshot.set.contains(kid, fingerprint)
     }
 
     fn may_fetch(&self, interval: Duration) -> bool {
@@ -599,8 +641,18 @@ impl RemoteKeys {
             .unwrap_or(self.config.default_refresh)
             .clamp(self.config.refresh_floor, self.config.refresh_ceiling.max(self.config.refresh_floor));
         tracing::debug!(target: "zt::keys", issuer = %self.issuer, keys = set.len(), "key set refreshed");
-        self.snapshot
-            .store(Some(Arc::new(Snapshot { set, fresh_until_ms: now_ms() + ttl.as_millis() as u64 })));
+        let previous = self
+            .snapshot
+            .swap(Some(Arc::new(Snapshot { set, fresh_until_ms: now_ms() + ttl.as_millis() as u64 })));
+        let current = self.snapshot.load();
+        if let (Some(previous), Some(current)) = (previous, current.as_ref())
+            && previous.set.keys.iter().any(|k| !current.set.contains(k.kid.as_deref(), k.fingerprint))
+        {
+            tracing::info!(target: "zt::keys", issuer = %self.issuer, "a published key was removed; tokens it signed are refused from now on");
+            if let Some(hook) = self.removed.get() {
+                hook(&self.issuer);
+            }
+        }
         Ok(())
     }
 

@@ -22,7 +22,12 @@
 
 mod config;
 #[cfg(feature = "redis")]
+mod keys;
+#[cfg(feature = "redis")]
 mod runtime;
+
+#[cfg(feature = "redis")]
+pub(crate) use keys::share_key_changes;
 
 pub use config::{FleetConfig, FleetTlsConfig, SentinelConfig};
 #[cfg(feature = "redis")]

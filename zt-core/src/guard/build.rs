@@ -84,6 +84,12 @@ impl GuardBuilder {
             ),
         };
         let verifier = Verifier::new(&policy.issuers, &policy.tokens, &policy.remote_keys, &fetcher)?;
+        #[cfg(feature = "redis")]
+        let fleet = policy.fleet.as_ref().map(crate::fleet::Fleet::new).transpose()?;
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &fleet {
+            crate::fleet::share_key_changes(&verifier, fleet);
+        }
         let graphql = graphql_endpoints(&policy, self.graphql)?;
         let contract_config = policy.contract.clone().unwrap_or_default();
         let contract = match (self.contract, &policy.contract) {
@@ -139,8 +145,6 @@ impl GuardBuilder {
         let table = policy_routes.compile()?;
         let zones = crate::zones::Zones::compile(&policy.zones, &route_zones, &policy.bindings)?;
         let certificates = quick_cache::sync::Cache::new(CERTIFICATE_CACHE);
-        #[cfg(feature = "redis")]
-        let fleet = policy.fleet.as_ref().map(crate::fleet::Fleet::new).transpose()?;
         #[cfg(not(feature = "redis"))]
         if policy.fleet.is_some() {
             return Err(PolicyError::invalid("fleet", "a shared store needs zt's `redis` feature"));
