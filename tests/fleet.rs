@@ -180,7 +180,7 @@ async fn two_replicas_share_a_bus(config: FleetConfig, label: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_one_server() {
     if !installed() {
-        eeprintln!("SKIPPED: redis-server is not installed");
+        eprintln!("SKIPPED: redis-server is not installed");
         return;
     }
     let redis = RedisServer::start().expect("redis");
@@ -190,7 +190,7 @@ async fn replicas_share_one_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_a_server_over_tls_with_client_certificates() {
     if !installed() {
-        eeprintln!("SKIPPED: redis-server is not installed");
+        eprintln!("SKIPPED: redis-server is not installed");
         return;
     }
     let pki = pki::pki();
@@ -251,7 +251,7 @@ async fn replicas_share_a_server_over_tls_with_client_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_follow_a_sentinel_primary() {
     if !installed() {
-        eeprintln!("SKIPPED: redis-server is not installed");
+        eprintln!("SKIPPED: redis-server is not installed");
         return;
     }
     let mut servers = Servers::new("sentinel");
@@ -276,7 +276,7 @@ async fn replicas_follow_a_sentinel_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_a_cluster() {
     if !installed() {
-        eeprintln!("SKIPPED: redis-server is not installed");
+        eprintln!("SKIPPED: redis-server is not installed");
         return;
     }
     let mut servers = Servers::new("cluster");
@@ -443,7 +443,7 @@ async fn until_refused(guard: &Guard, token: &str, within: Duration) -> Option<D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_removed_on_one_replica_stops_cached_tokens_on_all() {
     if !installed() {
-        eeprintln!("SKIPPED: redis-server is not installed");
+        eprintln!("SKIPPED: redis-server is not installed");
         return;
     }
     let redis = RedisServer::start().expect("redis");
