@@ -56,6 +56,7 @@ pub mod cert;
 pub mod contract;
 pub mod controls_api;
 pub mod denial;
+pub mod dpop;
 mod error;
 pub mod fleet;
 pub mod graphql;
