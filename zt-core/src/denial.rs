@@ -7,6 +7,7 @@
 use crate::Reply;
 use serde::Serialize;
 
+use crate::dpop::DpopError;
 use crate::graphql::GraphqlReason;
 pub use crate::problem::PROBLEM_TYPE_BASE;
 
@@ -99,6 +100,15 @@ pub enum Reason {
     /// A GraphQL request was refused by the endpoint's schema, limits or field rules
     /// (status and problem `type` per [`GraphqlReason`]).
     Graphql(GraphqlReason),
+    /// The DPoP proof that came with `Authorization: DPoP` was refused (401 with a
+    /// `WWW-Authenticate: DPoP` challenge; see [`crate::dpop`]).
+    Dpop(DpopError),
+    /// A DPoP-bound token (`cnf.jkt`) was presented as a bearer token (401, RFC 9449 s.7.2):
+    /// without its proof it is as good as stolen.
+    DpopBoundTokenAsBearer,
+    /// The zone requires a sender-constrained token (DPoP or certificate-bound) and this
+    /// one is not (401).
+    SenderConstrainedRequired,
 }
 
 impl Reason {
@@ -144,7 +154,10 @@ impl Reason {
             | Reason::CertificateBindingMismatch
             | Reason::AuthenticationTooOld
             | Reason::AuthenticationContextNotMet
-            | Reason::TokenRevoked => 401,
+            | Reason::TokenRevoked
+            | Reason::Dpop(_)
+            | Reason::DpopBoundTokenAsBearer
+            | Reason::SenderConstrainedRequired => 401,
         }
     }
 
@@ -192,6 +205,9 @@ impl Reason {
             Reason::Blocked => "blocked",
             Reason::TokenRevoked => "token-revoked",
             Reason::Graphql(reason) => reason.slug(),
+            Reason::Dpop(error) => error.slug(),
+            Reason::DpopBoundTokenAsBearer => "dpop-bound-token-as-bearer",
+            Reason::SenderConstrainedRequired => "sender-constrained-token-required",
         }
     }
 
@@ -238,7 +254,10 @@ impl Reason {
             | Reason::InvalidClaims
             | Reason::BoundTokenRequired
             | Reason::CertificateBindingMismatch
-            | Reason::TokenRevoked => "Invalid access token",
+            | Reason::TokenRevoked
+            | Reason::DpopBoundTokenAsBearer
+            | Reason::SenderConstrainedRequired => "Invalid access token",
+            Reason::Dpop(_) => "Invalid DPoP proof",
         }
     }
 
@@ -300,6 +319,13 @@ impl Reason {
             Reason::Blocked => "Requests from this caller are blocked for now.",
             Reason::TokenRevoked => "The access token has been revoked.",
             Reason::Graphql(reason) => reason.message(),
+            Reason::Dpop(error) => dpop_detail(error),
+            Reason::DpopBoundTokenAsBearer => {
+                "The access token is DPoP-bound: present it with the DPoP scheme and a proof."
+            }
+            Reason::SenderConstrainedRequired => {
+                "This resource requires a sender-constrained access token (DPoP or certificate-bound)."
+            }
         }
     }
 
@@ -325,8 +351,12 @@ impl Reason {
             | Reason::InvalidClaims
             | Reason::BoundTokenRequired
             | Reason::CertificateBindingMismatch
-            | Reason::TokenRevoked => Some("invalid_token"),
+            | Reason::TokenRevoked
+            | Reason::DpopBoundTokenAsBearer
+            | Reason::SenderConstrainedRequired => Some("invalid_token"),
             Reason::Graphql(reason) => graphql_bearer_error(reason),
+            // Said in the `DPoP` challenge, not the Bearer one.
+            Reason::Dpop(_) => None,
             // Not authentication failures (no 401): no `error` attribute.
             Reason::KeysUnavailable
             | Reason::InvalidPath
@@ -371,6 +401,28 @@ impl Reason {
     /// The problem `type` URI, e.g. `urn:zt:problem:token-expired`.
     pub fn problem_type(self) -> String {
         format!("{PROBLEM_TYPE_BASE}{}", self.slug())
+    }
+}
+
+/// The fixed `detail` of a refused DPoP proof (the error's own text: it names the check,
+/// never the proof).
+fn dpop_detail(error: DpopError) -> &'static str {
+    match error {
+        DpopError::Missing => "Exactly one DPoP proof header is required with the DPoP scheme.",
+        DpopError::Malformed => "The DPoP proof is not a well-formed JWT.",
+        DpopError::WrongType => "The DPoP proof's typ must be dpop+jwt.",
+        DpopError::AlgorithmNotAllowed => "The DPoP proof's algorithm is not accepted.",
+        DpopError::BadKey => "The DPoP proof's key is missing, private or unusable.",
+        DpopError::InvalidSignature => "The DPoP proof's signature is invalid.",
+        DpopError::MissingClaim => "The DPoP proof lacks a required claim.",
+        DpopError::WrongMethod => "The DPoP proof is for another method.",
+        DpopError::WrongUri => "The DPoP proof is for another URI.",
+        DpopError::Stale => "The DPoP proof is not fresh.",
+        DpopError::WrongAccessToken => "The DPoP proof is not bound to this access token.",
+        DpopError::ThumbprintMismatch => "The DPoP proof's key is not the one the access token is bound to.",
+        DpopError::Replayed => "The DPoP proof was already used.",
+        DpopError::NonceRequired => "A DPoP nonce is required; use the one in DPoP-Nonce.",
+        DpopError::StaleNonce => "The DPoP nonce is stale; use the one in DPoP-Nonce.",
     }
 }
 

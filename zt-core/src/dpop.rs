@@ -105,7 +105,7 @@ impl Default for DpopConfig {
 /// Why a proof was refused. Every kind is answered `401` with
 /// `WWW-Authenticate: DPoP error="invalid_dpop_proof"`, except [`DpopError::NonceRequired`]
 /// and [`DpopError::StaleNonce`] (`error="use_dpop_nonce"` with a fresh `DPoP-Nonce`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum DpopError {
     /// No `DPoP` header, or more than one.
@@ -264,14 +264,20 @@ impl DpopVerifier {
         let mut origins = Vec::new();
         for (i, origin) in config.origins.iter().enumerate() {
             let parsed = parse_origin(origin).ok_or_else(|| {
-                PolicyError::invalid(format!("dpop.origins[{i}]"), "must be an origin like https://api.example.com")
+                PolicyError::invalid(
+                    format!("dpop.origins[{i}]"),
+                    "must be an origin like https://api.example.com",
+                )
             })?;
             origins.push(parsed);
         }
         let nonce_secret = match &config.nonce_secret_env {
             Some(name) => {
                 let value = std::env::var(name).map_err(|_| {
-                    PolicyError::invalid("dpop.nonce_secret_env", format!("the environment variable {name} is not set"))
+                    PolicyError::invalid(
+                        "dpop.nonce_secret_env",
+                        format!("the environment variable {name} is not set"),
+                    )
                 })?;
                 if value.len() < 16 {
                     return Err(PolicyError::invalid(
@@ -325,7 +331,8 @@ impl DpopVerifier {
             return Err(DpopError::Malformed);
         }
         let mut parts = proof.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(DpopError::Malformed);
         };
@@ -351,7 +358,8 @@ impl DpopVerifier {
         if PRIVATE.iter().any(|member| jwk_value.contains_key(*member)) {
             return Err(DpopError::BadKey);
         }
-        let jwk: Jwk = serde_json::from_value(Value::Object(jwk_value.clone())).map_err(|_| DpopError::BadKey)?;
+        let jwk: Jwk =
+            serde_json::from_value(Value::Object(jwk_value.clone())).map_err(|_| DpopError::BadKey)?;
         if !key_fits(&jwk, alg) {
             return Err(DpopError::BadKey);
         }
@@ -516,7 +524,10 @@ fn split_uri(uri: &str) -> Option<(String, &str)> {
 fn parse_origin(origin: &str) -> Option<(String, String)> {
     let (scheme, authority) = origin.trim_end_matches('/').split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
-    if !(scheme == "https" || scheme == "http") || authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
+    if !(scheme == "https" || scheme == "http")
+        || authority.is_empty()
+        || authority.contains(['/', '@', '?', '#'])
+    {
         return None;
     }
     let authority = authority.to_ascii_lowercase();
@@ -656,7 +667,9 @@ mod tests {
         let mut claims = c.claims();
         claims["htm"] = "GET".into();
         assert_eq!(v.verify(&c.with(c.header(), claims), &r), Err(DpopError::WrongMethod));
-        for htu in ["https://api.example.com/other", "https://evil.example/orders", "ftp://api.example.com/orders"] {
+        for htu in
+            ["https://api.example.com/other", "https://evil.example/orders", "ftp://api.example.com/orders"]
+        {
             let mut claims = c.claims();
             claims["htu"] = htu.into();
             assert_eq!(v.verify(&c.with(c.header(), claims), &r), Err(DpopError::WrongUri), "{htu}");
@@ -732,7 +745,8 @@ mod tests {
     #[test]
     fn configured_origins_and_thumbprints() {
         let c = case();
-        let v = verifier(DpopConfig { origins: vec!["https://api.example.com".into()], ..DpopConfig::default() });
+        let v =
+            verifier(DpopConfig { origins: vec!["https://api.example.com".into()], ..DpopConfig::default() });
         let mut r = c.request();
         r.host = Some("attacker.example"); // ignored: the configured origin decides
         assert!(v.verify(&c.with(c.header(), c.claims()), &r).is_ok());
@@ -743,7 +757,16 @@ mod tests {
         });
         let Value::Object(example) = example else { unreachable!() };
         assert_eq!(jwk_thumbprint(&example).unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
-        assert!(DpopVerifier::new(&DpopConfig { algorithms: vec!["HS256".into()], ..DpopConfig::default() }).is_err());
-        assert!(DpopVerifier::new(&DpopConfig { origins: vec!["api.example.com".into()], ..DpopConfig::default() }).is_err());
+        assert!(
+            DpopVerifier::new(&DpopConfig { algorithms: vec!["HS256".into()], ..DpopConfig::default() })
+                .is_err()
+        );
+        assert!(
+            DpopVerifier::new(&DpopConfig {
+                origins: vec!["api.example.com".into()],
+                ..DpopConfig::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -43,6 +43,8 @@ pub struct Identity {
     // Kept beside the (cached, shared) claims: the same token may arrive over different
     // connections, each with its own certificate.
     certificate: Option<Arc<CertificateIdentity>>,
+    // Per request too: a DPoP proof of possession of the token's key came with it.
+    proof_of_possession: bool,
 }
 
 struct IdentityInner {
@@ -141,6 +143,7 @@ impl Identity {
                 claims,
             }),
             certificate: None,
+            proof_of_possession: false,
         }
     }
 
@@ -164,6 +167,7 @@ impl Identity {
                 claims: Map::new(),
             }),
             certificate: Some(certificate),
+            proof_of_possession: false,
         }
     }
 
@@ -171,6 +175,28 @@ impl Identity {
     pub(crate) fn with_certificate(mut self, certificate: Arc<CertificateIdentity>) -> Identity {
         self.certificate = Some(certificate);
         self
+    }
+
+    /// Marks that a valid DPoP proof of the token's key came with this request.
+    pub(crate) fn with_proof_of_possession(mut self) -> Identity {
+        self.proof_of_possession = true;
+        self
+    }
+
+    /// The `cnf.jkt` confirmation of a DPoP-bound token (RFC 9449 s.6), if any.
+    pub fn dpop_binding(&self) -> Option<&str> {
+        self.inner.claims.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str)
+    }
+
+    /// True when the token is DPoP-bound and this request proved possession of its key.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.proof_of_possession && self.dpop_binding().is_some()
+    }
+
+    /// True when the token is sender-constrained on this request: bound to the connection's
+    /// client certificate (RFC 8705) or to a DPoP key whose possession was proven (RFC 9449).
+    pub fn is_sender_constrained(&self) -> bool {
+        self.is_certificate_bound() || self.is_dpop_bound()
     }
 
     /// The canonical caller key, the one name of this caller everywhere: quotas, lockout,

@@ -100,6 +100,11 @@ pub struct Policy {
     /// keeps its own. Needs the zt-core feature `redis`.
     #[serde(default)]
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// DPoP proof-of-possession (RFC 9449; on by default, see [`crate::dpop`]): tokens bound
+    /// to a client key (`cnf.jkt`) are accepted with `Authorization: DPoP` and a proof, and
+    /// refused as bearer tokens.
+    #[serde(default)]
+    pub dpop: crate::dpop::DpopConfig,
 }
 
 /// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
@@ -522,6 +527,7 @@ impl Default for Policy {
             graphql: Vec::new(),
             span_level: crate::telemetry::SpanLevel::default(),
             fleet: None,
+            dpop: crate::dpop::DpopConfig::default(),
         }
     }
 }

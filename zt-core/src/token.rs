@@ -26,6 +26,8 @@ use crate::request::{HeaderValue, RequestView};
 pub(crate) enum Credential<'a> {
     None,
     Bearer(&'a str),
+    /// `Authorization: DPoP <token>` (RFC 9449): the proof comes in the `DPoP` header.
+    Dpop(&'a str),
     /// Malformed, repeated, or sent in more than one way.
     Malformed,
 }
@@ -51,15 +53,17 @@ fn is_b64token(s: &str) -> bool {
     !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
 }
 
-/// Parses `Authorization: Bearer <token>`. `Ok(None)`: another scheme.
-fn parse_authorization(value: &[u8]) -> Result<Option<&str>, ()> {
+/// Parses `Authorization: Bearer <token>` (or `DPoP <token>` when `dpop`; the flag says
+/// which). `Ok(None)`: another scheme.
+fn parse_authorization(value: &[u8], dpop: bool) -> Result<Option<(&str, bool)>, ()> {
     let value = std::str::from_utf8(value).map_err(|_| ())?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case("dpop");
+    if !scheme.eq_ignore_ascii_case("bearer") && !is_dpop {
         return if scheme.is_empty() { Err(()) } else { Ok(None) };
     }
     let token = rest.trim_matches(' ');
-    if is_b64token(token) { Ok(Some(token)) } else { Err(()) }
+    if is_b64token(token) { Ok(Some((token, is_dpop))) } else { Err(()) }
 }
 
 fn single<'a>(found: &mut Option<&'a str>, value: &'a str) -> Result<(), ()> {
@@ -67,15 +71,17 @@ fn single<'a>(found: &mut Option<&'a str>, value: &'a str) -> Result<(), ()> {
 }
 
 /// Reads the credential from the enabled sources. More than one -> malformed.
-pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig) -> Credential<'a> {
+pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig, dpop: bool) -> Credential<'a> {
     let mut found: Option<&'a str> = None;
+    let mut with_dpop = false;
     let result: Result<(), ()> = (|| {
         match view.headers.get_one("authorization") {
             HeaderValue::Absent => {}
             HeaderValue::Repeated => return Err(()),
             HeaderValue::One(v) => {
-                if let Some(token) = parse_authorization(v)? {
+                if let Some((token, is_dpop)) = parse_authorization(v, dpop)? {
                     single(&mut found, token)?;
+                    with_dpop = is_dpop;
                 }
             }
         }
@@ -137,6 +143,7 @@ pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig) -> Crede
     match (result, found) {
         (Err(()), _) => Credential::Malformed,
         (Ok(()), Some(t)) if t.len() > config.max_token_length => Credential::Malformed,
+        (Ok(()), Some(t)) if with_dpop => Credential::Dpop(t),
         (Ok(()), Some(t)) => Credential::Bearer(t),
         (Ok(()), None) => Credential::None,
     }
@@ -559,46 +566,52 @@ mod tests {
     fn bearer_parsing() {
         let cfg = TokenConfig::default();
         let h = HeaderList::default().with("authorization", "bearer abc.def.ghi");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("abc.def.ghi"));
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Bearer("abc.def.ghi"));
         let h = HeaderList::default().with("authorization", "BEARER  abc");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("abc"));
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Bearer("abc"));
         let h = HeaderList::default().with("authorization", "Bearer ");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
         let h = HeaderList::default().with("authorization", "Bearer a b");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
         let h = HeaderList::default().with("authorization", "Basic dXNlcjpwYXNz");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::None);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::None);
         let h = HeaderList::default().with("authorization", "Bearer a").with("authorization", "Bearer a");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
         let h = HeaderList::default().with("authorization", [0xffu8, 0x20, 0x41]);
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
+        // The DPoP scheme (RFC 9449), only when accepted; another scheme otherwise.
+        let h = HeaderList::default().with("authorization", "DPoP abc.def.ghi");
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Dpop("abc.def.ghi"));
+        assert_eq!(extract(&view(&h, None), &cfg, false), Credential::None);
+        let h = HeaderList::default().with("authorization", "dpop a b");
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
     }
 
     #[test]
     fn query_tokens_only_when_enabled_and_never_two_credentials() {
         let mut cfg = TokenConfig::default();
         let h = HeaderList::default();
-        assert_eq!(extract(&view(&h, Some("access_token=abc")), &cfg), Credential::None);
+        assert_eq!(extract(&view(&h, Some("access_token=abc")), &cfg, true), Credential::None);
         cfg.dangerous_allow_query_token = true;
-        assert_eq!(extract(&view(&h, Some("x=1&access_token=abc")), &cfg), Credential::Bearer("abc"));
+        assert_eq!(extract(&view(&h, Some("x=1&access_token=abc")), &cfg, true), Credential::Bearer("abc"));
         let h2 = HeaderList::default().with("authorization", "Bearer abc");
-        assert_eq!(extract(&view(&h2, Some("access_token=abc")), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h2, Some("access_token=abc")), &cfg, true), Credential::Malformed);
     }
 
     #[test]
     fn cookie_source() {
         let cfg = TokenConfig { cookie: Some("at".into()), ..Default::default() };
         let h = HeaderList::default().with("cookie", "a=1; at=tok.en.x; b=2");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Bearer("tok.en.x"));
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Bearer("tok.en.x"));
         let h = HeaderList::default().with("cookie", "at=x; at=y");
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
     }
 
     #[test]
     fn oversized_tokens_are_malformed() {
         let cfg = TokenConfig { max_token_length: 10, ..Default::default() };
         let h = HeaderList::default().with("authorization", format!("Bearer {}", "a".repeat(11)));
-        assert_eq!(extract(&view(&h, None), &cfg), Credential::Malformed);
+        assert_eq!(extract(&view(&h, None), &cfg, true), Credential::Malformed);
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct ZoneConfig {
     /// The access token must be bound to the client certificate (`cnf.x5t#S256`).
     #[serde(default)]
     pub require_bound_token: bool,
+    /// The access token must be sender-constrained: bound to the client certificate
+    /// (RFC 8705) or to a DPoP key whose possession this request proved (RFC 9449).
+    #[serde(default)]
+    pub require_sender_constrained: bool,
     /// Source networks admitted (CIDR). Empty: any.
     #[serde(default)]
     pub source_cidrs: Vec<String>,
@@ -105,6 +109,7 @@ pub(crate) struct Zone {
     spiffe_ids: Vec<String>,
     require_mtls: bool,
     require_bound_token: bool,
+    require_sender_constrained: bool,
     source: Vec<IpNet>,
     max_age: Option<u64>,
     acr: Vec<String>,
@@ -195,6 +200,7 @@ impl Zones {
                 spiffe_ids: z.spiffe_ids.clone(),
                 require_mtls: z.require_mtls,
                 require_bound_token: z.require_bound_token,
+                require_sender_constrained: z.require_sender_constrained,
                 source,
                 max_age: z.max_token_age.map(|d| d.as_secs()),
                 acr: z.acr_values.clone(),
@@ -316,6 +322,9 @@ impl Zone {
         }
         if self.require_bound_token && !jwt.is_some_and(Identity::is_certificate_bound) {
             return Err(Reason::BoundTokenRequired);
+        }
+        if self.require_sender_constrained && !jwt.is_some_and(Identity::is_sender_constrained) {
+            return Err(Reason::SenderConstrainedRequired);
         }
         if let Some(max_age) = self.max_age {
             // `auth_time` when the token has one, whatever its numeric form (verification

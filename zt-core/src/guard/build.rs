@@ -91,6 +91,7 @@ impl GuardBuilder {
             crate::fleet::share_key_changes(&verifier, fleet);
         }
         let graphql = graphql_endpoints(&policy, self.graphql)?;
+        let dpop = policy.dpop.enabled.then(|| crate::dpop::DpopVerifier::new(&policy.dpop)).transpose()?;
         let contract_config = policy.contract.clone().unwrap_or_default();
         let contract = match (self.contract, &policy.contract) {
             (Some(contract), _) => Some(Arc::new(contract)),
@@ -193,6 +194,7 @@ impl GuardBuilder {
             graphql,
             #[cfg(feature = "redis")]
             fleet,
+            dpop,
         });
         let routing = Arc::new(resolve(&shared, table));
         Ok(Guard { shared, routing })

@@ -12,7 +12,7 @@ use tracing::Span;
 use crate::Reply;
 use crate::cert::CertificateIdentity;
 use crate::contract::Contract;
-use crate::denial::Denial;
+use crate::denial::{Denial, Reason};
 use crate::graphql::GraphqlSchema;
 use crate::identity::Identity;
 use crate::limit::Limiter;
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     /// The store shared with the other replicas, when the policy has `[fleet]`.
     #[cfg(feature = "redis")]
     pub(crate) fleet: Option<crate::fleet::Fleet>,
+    /// DPoP proofs, when the policy accepts the DPoP scheme.
+    pub(crate) dpop: Option<crate::dpop::DpopVerifier>,
 }
 
 /// The route table and what each route's stages need, resolved once when the routes are
@@ -96,7 +98,28 @@ impl Shared {
 
     /// Renders a denial as status, headers and problem+json body.
     pub(crate) fn render(&self, denial: &Denial, request_id: &RequestId) -> Reply {
-        denial.render(&self.realm, request_id.as_str())
+        let mut reply = denial.render(&self.realm, request_id.as_str());
+        if let Some(dpop) = &self.dpop
+            && denial.rendered.is_none()
+            && denial.reason.challenges()
+            && denial.reason.status() == 401
+        {
+            // The DPoP scheme is offered beside Bearer (RFC 9449 s.7.1), with the error when
+            // the proof was what failed.
+            let mut challenge = format!("DPoP algs=\"{}\"", dpop.algorithm_names());
+            if let Reason::Dpop(error) = denial.reason {
+                challenge.push_str(&format!(
+                    ", error=\"{}\", error_description=\"{}\"",
+                    error.challenge_error(),
+                    denial.reason.detail()
+                ));
+                if error.challenge_error() == "use_dpop_nonce" {
+                    reply.headers.push(("dpop-nonce", dpop.nonce(crate::token::unix_now())));
+                }
+            }
+            reply.headers.push(("www-authenticate", challenge));
+        }
+        reply
     }
 
     /// Records a denial on the span and emits the `zt::decision` WARN event.

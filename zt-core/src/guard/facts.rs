@@ -35,6 +35,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) client_key: Option<IpAddr>,
     /// The credential as presented.
     pub(crate) credential: Presented<'a>,
+    /// The DPoP proof, when the credential came with the DPoP scheme.
+    pub(crate) proof: Proof<'a>,
     /// The verified-token cache entry of a presented bearer token.
     pub(crate) cached: Option<Arc<CachedToken>>,
     /// The verified caller, once authenticated.
@@ -60,6 +62,16 @@ pub(crate) struct Facts<'a> {
     pub(crate) response_check: Option<crate::response::ResponseCheck>,
 }
 
+/// The DPoP proof of a request that used the DPoP scheme.
+pub(crate) enum Proof<'a> {
+    /// The Bearer scheme (or no credential): no proof expected.
+    NotUsed,
+    /// The DPoP scheme without exactly one `DPoP` header.
+    Missing,
+    /// The `DPoP` header's value.
+    Header(Cow<'a, str>),
+}
+
 /// A presented credential.
 pub(crate) enum Presented<'a> {
     None,
@@ -82,6 +94,7 @@ impl<'a> Facts<'a> {
             client_ip: None,
             client_key: None,
             credential: Presented::None,
+            proof: Proof::NotUsed,
             cached: None,
             identity: None,
             rate: None,
@@ -116,6 +129,11 @@ impl<'a> Facts<'a> {
                 Presented::None => Presented::None,
                 Presented::Bearer(token) => Presented::Bearer(Cow::Owned(token.into_owned())),
                 Presented::Malformed => Presented::Malformed,
+            },
+            proof: match self.proof {
+                Proof::Header(proof) => Proof::Header(Cow::Owned(proof.into_owned())),
+                Proof::Missing => Proof::Missing,
+                Proof::NotUsed => Proof::NotUsed,
             },
             cached: self.cached,
             identity: self.identity,
@@ -181,4 +199,8 @@ pub(crate) enum Waited {
     CallerQuota(RateDecision),
     /// An issuer's keys were fetched (or the fetch failed: the last good set stays).
     Keys,
+    /// The shared store's replay record of a DPoP proof: `Some(true)` when it was new,
+    /// `Some(false)` when another replica had seen it, `None` when the store did not answer.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    DpopReplay(Option<bool>),
 }

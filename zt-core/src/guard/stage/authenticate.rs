@@ -6,14 +6,40 @@ use std::sync::Arc;
 
 use crate::cert::CertificateIdentity;
 use crate::denial::Reason;
+use crate::dpop::{DpopError, ProofRequest, VerifiedProof};
 use crate::guard::engine::Guard;
-use crate::guard::facts::{Facts, Flow, Presented, Waited};
+use crate::guard::facts::{Facts, Flow, Presented, Proof, Waited};
 use crate::identity::Identity;
 use crate::limit::{LimitKey, Limiter};
+use crate::request::{HeaderValue, RequestView};
 use crate::token::Step;
 
-pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
+pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
     let shared = &*guard.shared;
+    let waited = facts.waited.take();
+    // Resumed after the shared replay record of a DPoP proof: the token and the proof were
+    // verified before the wait.
+    if let Some(Waited::DpopReplay(outcome)) = waited {
+        let Some(identity) = facts.identity.take() else {
+            return Flow::deny(Reason::Dpop(DpopError::Replayed));
+        };
+        return match outcome {
+            Some(false) => {
+                if let Some(limiter) = shared.limiter.as_ref() {
+                    record_failure(limiter, facts.client_key, Reason::Dpop(DpopError::Replayed));
+                }
+                Flow::deny(Reason::Dpop(DpopError::Replayed))
+            }
+            Some(true) => admit(shared.limiter.as_ref(), facts, identity),
+            None => {
+                // The store did not answer: this replica's own record still refused a
+                // replay here; say that the fleet-wide one was skipped.
+                metrics::counter!("zt_dpop_replay_unchecked_total").increment(1);
+                tracing::warn!(target: "zt::fleet", "DPoP replay checked on this replica only: the shared store did not answer");
+                admit(shared.limiter.as_ref(), facts, identity)
+            }
+        };
+    }
     let token = match &facts.credential {
         Presented::Malformed => return Flow::deny(Reason::MalformedCredentials),
         // Mutual TLS alone (service to service): the certificate is the identity.
@@ -31,7 +57,7 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
         Presented::Bearer(token) => token,
     };
     // After a key fetch, decide with what there is now (never fetch twice).
-    let allow_fetch = !matches!(facts.waited.take(), Some(Waited::Keys));
+    let allow_fetch = !matches!(waited, Some(Waited::Keys));
     let limiter = shared.limiter.as_ref();
     let verified = match shared.verifier.verify_with(token, facts.cached.take(), allow_fetch) {
         Step::Done(result) => {
@@ -69,6 +95,37 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
     if !identity.has_principal() {
         return Flow::deny(Reason::InvalidClaims);
     }
+    let (identity, proof) = match possession(guard, view, &facts.proof, token, identity) {
+        Ok(checked) => checked,
+        Err(reason) => {
+            if let Some(limiter) = limiter {
+                record_failure(limiter, facts.client_key, reason);
+            }
+            return Flow::deny(reason);
+        }
+    };
+    #[cfg(feature = "redis")]
+    if let (Some(fleet), Some(proof)) = (&shared.fleet, proof) {
+        // One replica must refuse a proof already used on another: record it fleet-wide.
+        facts.identity = Some(identity);
+        let fleet = fleet.clone();
+        let hex: String = proof.replay_key.iter().map(|b| format!("{b:02x}")).collect();
+        let ttl_ms =
+            proof.remember_until.saturating_sub(crate::token::unix_now()).max(1).saturating_mul(1000);
+        return Flow::Wait(Box::pin(async move {
+            let mut record = redis::cmd("SET");
+            record.arg(fleet.key(&format!("dpop:{hex}"))).arg(1).arg("NX").arg("PX").arg(ttl_ms);
+            let outcome = fleet.query::<Option<String>>(&record).await.ok().map(|set| set.is_some());
+            Waited::DpopReplay(outcome)
+        }));
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = proof;
+    admit(limiter, facts, identity)
+}
+
+/// The verified caller's own lockout, then its failure count reset.
+fn admit(limiter: Option<&Limiter>, facts: &mut Facts<'_>, identity: Identity) -> Flow {
     if let Some(limiter) = limiter {
         let key = LimitKey::Identity(identity.principal());
         if limiter.lockout().locked(key).is_some() {
@@ -80,6 +137,42 @@ pub(super) fn run(guard: &Guard, facts: &mut Facts<'_>) -> Flow {
     }
     facts.identity = Some(identity);
     Flow::Continue
+}
+
+/// Proof of possession (RFC 9449): a DPoP-bound token needs the DPoP scheme and a valid
+/// proof; the DPoP scheme needs a DPoP-bound token. Returns the identity (marked when
+/// possession was proven) and the proof to record fleet-wide.
+fn possession(
+    guard: &Guard,
+    view: &RequestView<'_>,
+    proof: &Proof<'_>,
+    token: &str,
+    identity: Identity,
+) -> Result<(Identity, Option<VerifiedProof>), Reason> {
+    let header = match (proof, identity.dpop_binding()) {
+        (Proof::NotUsed, None) => return Ok((identity, None)),
+        (Proof::NotUsed, Some(_)) => return Err(Reason::DpopBoundTokenAsBearer),
+        // The DPoP scheme with a token bound to no key: nothing to prove possession of.
+        (_, None) => return Err(Reason::Dpop(DpopError::ThumbprintMismatch)),
+        (Proof::Missing, Some(_)) => return Err(Reason::Dpop(DpopError::Missing)),
+        (Proof::Header(header), Some(_)) => header,
+    };
+    // The DPoP scheme is only read when a verifier exists.
+    let Some(verifier) = &guard.shared.dpop else { return Err(Reason::Dpop(DpopError::Malformed)) };
+    let host = match view.headers.get_one("host") {
+        HeaderValue::One(value) => std::str::from_utf8(value).ok(),
+        HeaderValue::Absent | HeaderValue::Repeated => None,
+    };
+    let request = ProofRequest {
+        method: view.method,
+        host,
+        path: view.path,
+        access_token: token,
+        bound_thumbprint: identity.dpop_binding().unwrap_or_default(),
+        now: crate::token::unix_now(),
+    };
+    let verified = verifier.verify(header, &request).map_err(Reason::Dpop)?;
+    Ok((identity.with_proof_of_possession(), Some(verified)))
 }
 
 /// Attaches the connection's certificate and enforces a token's certificate binding

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::cert::CertificateIdentity;
 use crate::denial::Reason;
 use crate::guard::engine::Guard;
-use crate::guard::facts::{Facts, Flow, Presented};
-use crate::request::{PeerCertificates, RequestView};
+use crate::guard::facts::{Facts, Flow, Presented, Proof};
+use crate::request::{HeaderValue, PeerCertificates, RequestView};
 use crate::token::{self, Credential};
 
 /// Most parsed client certificates kept (a connection's certificate is parsed once).
@@ -33,11 +33,22 @@ pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'
         }
         None => facts.client_ip = view.peer_addr.map(|a| a.ip()),
     }
-    facts.credential = match token::extract(view, &shared.policy.tokens) {
+    facts.credential = match token::extract(view, &shared.policy.tokens, shared.dpop.is_some()) {
         Credential::None => Presented::None,
         Credential::Malformed => Presented::Malformed,
         Credential::Bearer(token) => {
             facts.cached = shared.verifier.cached(token);
+            Presented::Bearer(Cow::Borrowed(token))
+        }
+        Credential::Dpop(token) => {
+            facts.cached = shared.verifier.cached(token);
+            facts.proof = match view.headers.get_one("dpop") {
+                HeaderValue::One(value) => match std::str::from_utf8(value) {
+                    Ok(proof) => Proof::Header(Cow::Borrowed(proof.trim_matches(' '))),
+                    Err(_) => Proof::Missing,
+                },
+                HeaderValue::Absent | HeaderValue::Repeated => Proof::Missing,
+            };
             Presented::Bearer(Cow::Borrowed(token))
         }
     };

@@ -66,7 +66,7 @@ pub(crate) fn run<'a>(stage: Stage, guard: &Guard, view: &RequestView<'a>, facts
         Stage::Route => route::run(guard, view, facts),
         Stage::Credential => credential::run(guard, view, facts),
         Stage::AddressAbuse => address::run(guard, view, facts),
-        Stage::Authenticate => authenticate::run(guard, facts),
+        Stage::Authenticate => authenticate::run(guard, view, facts),
         Stage::Controls => controls::run(guard, facts),
         Stage::Authorize => authorize::run(guard, facts),
         Stage::Zones => zones::run(guard, facts),
