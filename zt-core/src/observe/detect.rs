@@ -11,6 +11,7 @@ use crate::error::PolicyError;
 
 use super::bot::{self, BotConfig, Timing};
 use super::clock::{duration_micros, utc_hour};
+use super::fleet_counters::{Figures, FleetCounters, Tallied, Tally, TallyKind};
 use super::geo::CountryCode;
 use super::incident::{Episode, Incident, IncidentLog};
 use super::inventory::Keys;
@@ -27,6 +28,9 @@ const KNOWN_NETWORKS: usize = 8;
 const KNOWN_COUNTRIES: usize = 4;
 /// Most empty windows replayed into a baseline after a quiet spell (bounds the work).
 const MAX_GAP_WINDOWS: u64 = 8;
+/// A target at this share of a threshold (or more) is hot: with a fleet, its counts are
+/// flushed within `fleet_flush_hot` instead of `fleet_flush`.
+const HOT_PRESSURE: f64 = 0.5;
 
 /// A supporting measurement of a reason (e.g. the failures behind a credential-stuffing
 /// finding).
@@ -218,6 +222,18 @@ pub struct DetectionConfig {
     /// Endpoint errors: share of errors that fires (and at least baseline + 0.25).
     /// Default 0.5.
     pub endpoint_error_ratio: f64,
+    /// With a fleet (`[fleet]`): how often this replica sends its share of the fleet-wide
+    /// counters (distinct object ids, requests and errors per caller; failed
+    /// authentications and attempted subjects per network) and reads the fleet-wide
+    /// figures back, in one pipeline. Default 1 s; at most `window`.
+    #[serde(with = "humantime_serde")]
+    pub fleet_flush: Duration,
+    /// With a fleet: how soon counts of a *hot* caller or network (at half a threshold or
+    /// more) are sent instead. This bounds how far past a threshold a walk spread over the
+    /// replicas gets before the fleet-wide figure stops it. Default 20 ms; at most
+    /// `fleet_flush`.
+    #[serde(with = "humantime_serde")]
+    pub fleet_flush_hot: Duration,
 }
 
 impl Default for DetectionConfig {
@@ -250,6 +266,8 @@ impl Default for DetectionConfig {
             endpoint_rate_factor: 10.0,
             endpoint_error_min: 100,
             endpoint_error_ratio: 0.5,
+            fleet_flush: Duration::from_secs(1),
+            fleet_flush_hot: Duration::from_millis(20),
         }
     }
 }
@@ -260,6 +278,15 @@ impl DetectionConfig {
         let at = |f: &str| format!("observe.detection.{f}");
         if self.window < Duration::from_secs(1) {
             return Err(PolicyError::invalid(at("window"), "must be at least 1s"));
+        }
+        if self.fleet_flush.is_zero() || self.fleet_flush > self.window {
+            return Err(PolicyError::invalid(at("fleet_flush"), "must be longer than 0s and at most `window`"));
+        }
+        if self.fleet_flush_hot.is_zero() || self.fleet_flush_hot > self.fleet_flush {
+            return Err(PolicyError::invalid(
+                at("fleet_flush_hot"),
+                "must be longer than 0s and at most `fleet_flush`",
+            ));
         }
         if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {
             return Err(PolicyError::invalid(at("ewma_alpha"), "must be in (0, 1]"));
@@ -409,15 +436,25 @@ pub(crate) struct CallerState {
     hours: [u32; 24],
     timing: Option<Box<Timing>>,
     episode: Episode,
+    /// This replica's share of the caller's fleet-wide figures (with a fleet).
+    tally: Option<Tally>,
+}
+
+impl Tallied for CallerState {
+    fn tally(&mut self) -> Option<&mut Tally> {
+        self.tally.as_mut()
+    }
 }
 
 impl CallerState {
-    fn new(now: u64) -> CallerState {
+    /// `start`: the first window's start (`now`, or the epoch-aligned window holding it when
+    /// the figures are fleet-wide, so every replica's windows coincide).
+    fn new(now: u64, start: u64, tally: Option<Tally>) -> CallerState {
         CallerState {
             last_seen: now,
             total: 0,
             windows: 0,
-            win: Window { start: now, ..Window::default() },
+            win: Window { start, ..Window::default() },
             ids: CappedSet::default(),
             rate: Ewma::default(),
             errors: Ewma::default(),
@@ -428,6 +465,7 @@ impl CallerState {
             hours: [0; 24],
             timing: None,
             episode: Episode::default(),
+            tally,
         }
     }
 
@@ -438,12 +476,20 @@ impl CallerState {
         }
         if self.win.fired == 0 {
             // Learn only from windows without anomalies, and forget a watch that led
-            // nowhere.
-            self.rate.update(f64::from(self.win.requests), alpha);
-            if self.win.requests > 0 {
-                self.errors.update(f64::from(self.win.errors) / f64::from(self.win.requests), alpha);
+            // nowhere. With a fleet, learn the fleet-wide figures the rules compared: a
+            // baseline of one replica's share would make every caller spread over N
+            // replicas look N times busier than usual.
+            let local = Figures {
+                hits: self.win.requests,
+                errors: self.win.errors,
+                distinct: self.ids.len() as u32,
+            };
+            let learned = self.tally.as_ref().map_or(local, |t| t.seen().max(local));
+            self.rate.update(f64::from(learned.hits), alpha);
+            if learned.hits > 0 {
+                self.errors.update(f64::from(learned.errors) / f64::from(learned.hits), alpha);
             }
-            self.distinct.update(self.ids.len() as f64, alpha);
+            self.distinct.update(f64::from(learned.distinct), alpha);
             for _ in 1..elapsed.min(MAX_GAP_WINDOWS) {
                 self.rate.update(0.0, alpha);
                 self.distinct.update(0.0, alpha);
@@ -453,6 +499,9 @@ impl CallerState {
         self.windows = self.windows.saturating_add(elapsed);
         self.win = self.win.next(elapsed, len);
         self.ids.clear();
+        if let Some(tally) = self.tally.as_mut() {
+            tally.reset(self.win.start / len.max(1));
+        }
     }
 }
 
@@ -501,6 +550,14 @@ pub(crate) struct NetworkState {
     win: Window,
     subjects: CappedSet,
     episode: Episode,
+    /// This replica's share of the network's fleet-wide figures (with a fleet).
+    tally: Option<Tally>,
+}
+
+impl Tallied for NetworkState {
+    fn tally(&mut self) -> Option<&mut Tally> {
+        self.tally.as_mut()
+    }
 }
 
 /// What detection found for one target on one request.
@@ -543,6 +600,8 @@ pub(crate) struct Detector {
     callers: Bounded<CallerState>,
     endpoints: Bounded<EndpointState>,
     networks: Bounded<NetworkState>,
+    /// The fleet-wide counters, when the observer has a fleet.
+    shared: Option<Arc<FleetCounters>>,
 }
 
 impl Detector {
@@ -557,7 +616,48 @@ impl Detector {
             bots,
             prefix,
             cfg,
+            shared: None,
         }
+    }
+
+    /// Counts enumeration, request rates, error ratios and credential stuffing fleet-wide
+    /// through `counters` (see `fleet_counters`).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_fleet(mut self, counters: Option<Arc<FleetCounters>>) -> Detector {
+        self.shared = counters;
+        self
+    }
+
+    /// The start of the window holding `now` for a new target: epoch-aligned with a fleet
+    /// (every replica must name the same window), else the target's first request.
+    fn window_start(&self, now: u64) -> u64 {
+        if self.shared.is_some() { now - now % self.window_us } else { now }
+    }
+
+    /// The caller's tally, when the fleet counts it: named by principal, else address.
+    fn caller_tally(&self, r: &RequestRecord<'_>, now: u64) -> Option<Tally> {
+        let shared = self.shared.as_ref()?;
+        let window = now / self.window_us;
+        match (r.subject, r.client_ip) {
+            (Some(subject), _) => Some(shared.tally(TallyKind::Caller, &[b"p", subject.as_bytes()], window)),
+            (None, Some(std::net::IpAddr::V4(ip))) => {
+                Some(shared.tally(TallyKind::Caller, &[b"a", &ip.octets()], window))
+            }
+            (None, Some(std::net::IpAddr::V6(ip))) => {
+                Some(shared.tally(TallyKind::Caller, &[b"a", &ip.octets()], window))
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn network_tally(&self, net: &ipnet::IpNet, now: u64) -> Option<Tally> {
+        let shared = self.shared.as_ref()?;
+        let window = now / self.window_us;
+        let len = [net.prefix_len()];
+        Some(match net.network() {
+            std::net::IpAddr::V4(ip) => shared.tally(TallyKind::Network, &[&ip.octets(), &len], window),
+            std::net::IpAddr::V6(ip) => shared.tally(TallyKind::Network, &[&ip.octets(), &len], window),
+        })
     }
 
     pub(crate) fn sizes(&self) -> DetectorSizes {
@@ -582,6 +682,10 @@ impl Detector {
         now: u64,
         log: &IncidentLog,
     ) -> Vec<Finding> {
+        if let Some(shared) = &self.shared {
+            // Lazily, inside the application's runtime; one atomic load once running.
+            shared.start();
+        }
         let mut findings = Vec::new();
         let mut reasons = Vec::new();
         if let Some(key) = keys.endpoint {
@@ -683,10 +787,17 @@ impl Detector {
         reasons: &mut Vec<AnomalyReason>,
     ) -> Option<Finding> {
         let cfg = &self.cfg;
-        let entry = self.callers.entry(key, || CallerState::new(now));
+        let entry = self
+            .callers
+            .entry(key, || CallerState::new(now, self.window_start(now), self.caller_tally(r, now)));
         let mut s = lock(&entry);
         if now.saturating_sub(s.last_seen) > self.idle_reset_us {
-            *s = CallerState::new(now);
+            // Starting over keeps the fleet name (and the queue flag) of the caller.
+            let mut tally = s.tally.take();
+            if let Some(tally) = tally.as_mut() {
+                tally.reset(now / self.window_us);
+            }
+            *s = CallerState::new(now, self.window_start(now), tally);
         }
         s.roll(now, self.window_us, cfg.ewma_alpha);
         s.last_seen = now.max(s.last_seen);
@@ -695,15 +806,31 @@ impl Detector {
         if r.is_error() {
             s.win.errors = s.win.errors.saturating_add(1);
         }
+        let st = &mut *s;
+        if let Some(tally) = st.tally.as_mut() {
+            tally.hit(r.is_error());
+        }
         // Enumeration is a verified caller reading objects it may not own (BOLA). Anonymous
         // requests are refused before any object is read, and every caller behind one NAT
         // shares their address: counting them would let a 401 flood block colleagues with
         // valid tokens. Anonymous floods are the address quota's and lockout's job.
         if r.is_authenticated() {
             for (_, id) in r.object_ids {
-                s.ids.insert(key_of(domain::OBJECT_ID, id), MAX_DISTINCT_IDS);
+                // Only ids new to this replica's window are hashed for the fleet.
+                if st.ids.insert(key_of(domain::OBJECT_ID, id), MAX_DISTINCT_IDS)
+                    && let (Some(tally), Some(shared)) = (st.tally.as_mut(), &self.shared)
+                {
+                    tally.add(shared.element(TallyKind::Caller, id));
+                }
             }
         }
+        // The figures the rules compare: this replica's, or the fleet's merged with them.
+        let local = Figures { hits: s.win.requests, errors: s.win.errors, distinct: s.ids.len() as u32 };
+        let figures = match s.tally.as_mut() {
+            Some(tally) => tally.merge(local),
+            None => local,
+        };
+        let mut pressure: f64 = 0.0;
         let hour = utc_hour(now);
         if let Some(h) = s.hours.get_mut(hour) {
             *h = h.saturating_add(1);
@@ -711,13 +838,14 @@ impl Detector {
         let warmed = s.total > cfg.warmup_requests && s.windows >= 1;
 
         // Enumeration: distinct object ids in the window.
-        let distinct = s.ids.len() as f64;
+        let distinct = f64::from(figures.distinct);
         if distinct > 0.0 {
             let threshold = if warmed {
                 f64::from(cfg.enumeration_min_distinct).max(cfg.enumeration_factor * s.distinct.mean)
             } else {
                 f64::from(cfg.enumeration_hard_limit)
             };
+            pressure = pressure.max(distinct / threshold);
             s.episode.watch(now, distinct / threshold);
             if distinct >= threshold && s.win.fire(Rule::Enumeration) {
                 let mut why = reason(
@@ -727,14 +855,15 @@ impl Detector {
                     threshold,
                     "distinct object ids requested in the window",
                 );
-                why.related = Some(Related { name: "requests", value: f64::from(s.win.requests) });
+                why.related = Some(Related { name: "requests", value: f64::from(figures.hits) });
                 reasons.push(why);
             }
         }
         if warmed {
             // Request rate.
-            let observed = f64::from(s.win.requests);
+            let observed = f64::from(figures.hits);
             let threshold = f64::from(cfg.rate_min).max(cfg.rate_factor * s.rate.mean);
+            pressure = pressure.max(observed / threshold);
             s.episode.watch(now, observed / threshold);
             if observed >= threshold && s.win.fire(Rule::RequestRate) {
                 reasons.push(reason(
@@ -746,8 +875,9 @@ impl Detector {
                 ));
             }
             // Error ratio.
-            if s.win.errors >= cfg.error_min {
-                let ratio = f64::from(s.win.errors) / f64::from(s.win.requests.max(1));
+            pressure = pressure.max(f64::from(figures.errors) / f64::from(cfg.error_min.max(1)));
+            if figures.errors >= cfg.error_min {
+                let ratio = f64::from(figures.errors) / f64::from(figures.hits.max(1));
                 let threshold = cfg.error_ratio.max(s.errors.mean + 0.25);
                 if ratio >= threshold && s.win.fire(Rule::ErrorRatio) {
                     let mut why = reason(
@@ -757,7 +887,7 @@ impl Detector {
                         threshold,
                         "share of error responses in the window",
                     );
-                    why.related = Some(Related { name: "errors", value: f64::from(s.win.errors) });
+                    why.related = Some(Related { name: "errors", value: f64::from(figures.errors) });
                     reasons.push(why);
                 }
             }
@@ -803,6 +933,14 @@ impl Detector {
         }
         if self.is_human_facing(r.route) {
             self.bot_signals(r, now, &mut s, reasons);
+        }
+        if let (Some(shared), Some(tally)) = (&self.shared, s.tally.as_mut()) {
+            if !tally.queued {
+                tally.queued = shared.enqueue(entry.clone());
+            }
+            if pressure >= HOT_PRESSURE {
+                shared.wake();
+            }
         }
         if reasons.is_empty() {
             return None;
@@ -880,9 +1018,10 @@ impl Detector {
         let cfg = &self.cfg;
         let net = self.prefix.network_of(ip);
         let entry = self.networks.entry(key_of(domain::NETWORK, &net), || NetworkState {
-            win: Window { start: now, ..Window::default() },
+            win: Window { start: self.window_start(now), ..Window::default() },
             subjects: CappedSet::default(),
             episode: Episode::default(),
+            tally: self.network_tally(&net, now),
         });
         let mut s = lock(&entry);
         let elapsed = s.win.elapsed(now, self.window_us);
@@ -892,14 +1031,38 @@ impl Detector {
             }
             s.win = s.win.next(elapsed, self.window_us);
             s.subjects.clear();
+            let window = s.win.start / self.window_us;
+            if let Some(tally) = s.tally.as_mut() {
+                tally.reset(window);
+            }
         }
         s.win.errors = s.win.errors.saturating_add(1);
-        if let Some(subject) = r.attempted_subject.or(r.subject) {
-            s.subjects.insert(key_of(domain::ATTEMPTED, subject), MAX_DISTINCT_SUBJECTS);
+        let st = &mut *s;
+        if let Some(tally) = st.tally.as_mut() {
+            tally.hit(false);
         }
-        let failures = f64::from(s.win.errors);
-        let subjects = s.subjects.len() as f64;
+        if let Some(subject) = r.attempted_subject.or(r.subject)
+            && st.subjects.insert(key_of(domain::ATTEMPTED, subject), MAX_DISTINCT_SUBJECTS)
+            && let (Some(tally), Some(shared)) = (st.tally.as_mut(), &self.shared)
+        {
+            tally.add(shared.element(TallyKind::Network, subject));
+        }
+        let local = Figures { hits: s.win.errors, errors: 0, distinct: s.subjects.len() as u32 };
+        let figures = match s.tally.as_mut() {
+            Some(tally) => tally.merge(local),
+            None => local,
+        };
+        let failures = f64::from(figures.hits);
+        let subjects = f64::from(figures.distinct);
         let min_failures = f64::from(cfg.stuffing_min_failures.max(1));
+        if let (Some(shared), Some(tally)) = (&self.shared, s.tally.as_mut()) {
+            if !tally.queued {
+                tally.queued = shared.enqueue(entry.clone());
+            }
+            if failures / min_failures >= HOT_PRESSURE {
+                shared.wake();
+            }
+        }
         s.episode.watch(now, failures / min_failures);
         let many_subjects = subjects >= f64::from(cfg.stuffing_min_subjects);
         let sheer_volume = failures >= 3.0 * min_failures;

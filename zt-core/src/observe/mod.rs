@@ -148,6 +148,7 @@ mod controls;
 mod detect;
 mod ecs;
 mod event;
+mod fleet_counters;
 mod geo;
 mod incident;
 // Crate-visible: the Guard names `inventory::standard_method`.
@@ -408,6 +409,31 @@ pub struct ObserverBuilder {
 impl ObserverBuilder {
     /// Shares controls (blocks, revocations) and the fleet-wide detection counters with the
     /// other replicas through `fleet` (the Guard passes the policy's `[fleet]`).
+    ///
+    /// Enumeration (distinct object ids), request rate and error ratio per caller, and
+    /// credential stuffing per network, then fire on fleet-wide figures: counted locally,
+    /// flushed in one pipeline about once per [`DetectionConfig::fleet_flush`] (sooner for a
+    /// caller near a threshold), keyed by HMAC-SHA256 under the fleet secret so the store
+    /// never holds a caller name, address or object id in clear, and expiring after two
+    /// windows. Baselines stay local (learned from the fleet-wide figures).
+    ///
+    /// [`build`](ObserverBuilder::build) refuses a fleet without a secret
+    /// (`fleet.secret_env`): detection kept per replica would let a walk spread over N
+    /// replicas go N times past every threshold, the very gap the fleet closes, and a
+    /// start-up warning is easy to miss while a refused start is fixed once.
+    ///
+    /// ```no_run
+    /// use zt_core::fleet::{Fleet, FleetConfig};
+    /// use zt_core::observe::{Observer, ObserverConfig};
+    ///
+    /// // The secret is the same on every replica (at least 16 bytes).
+    /// let mut config = FleetConfig::new("redis://127.0.0.1:6379/");
+    /// config.secret_env = Some("ZT_FLEET_SECRET".into());
+    /// let fleet = Fleet::new(&config)?;
+    /// let observer = Observer::builder(ObserverConfig::default()).fleet(fleet).build()?;
+    /// assert!(observer.fleet().is_some());
+    /// # Ok::<(), zt_core::PolicyError>(())
+    /// ```
     #[cfg(feature = "redis")]
     pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
         self.fleet = Some(fleet);
@@ -461,6 +487,12 @@ impl ObserverBuilder {
         let controls = Controls::new(&config.controls, config.network_prefix, self.clock.clone());
         let inventory = Inventory::with_clock(config.inventory.clone(), self.clock.clone());
         let detector = Detector::new(config.detection.clone(), config.bots.clone(), config.network_prefix);
+        // Fleet-wide detection counters need the fleet secret (see `ObserverBuilder::fleet`).
+        #[cfg(feature = "redis")]
+        let detector = detector.with_fleet(match &self.fleet {
+            Some(fleet) => Some(Arc::new(fleet_counters::FleetCounters::new(fleet.clone(), &config.detection)?)),
+            None => None,
+        });
         Ok(Observer {
             inner: Arc::new(Inner {
                 config,
