@@ -230,7 +230,7 @@ pub struct DetectionConfig {
     pub fleet_flush: Duration,
     /// With a fleet: how soon counts of a *hot* caller or network (at half a threshold or
     /// more) are sent instead. This bounds how far past a threshold a walk spread over the
-    /// replicas gets before the fleet-wide figure stops it. Default 20 ms; at most
+    /// replicas gets before the fleet-wide figure stops it. Default 10 ms; at most
     /// `fleet_flush`.
     #[serde(with = "humantime_serde")]
     pub fleet_flush_hot: Duration,
@@ -267,7 +267,7 @@ impl Default for DetectionConfig {
             endpoint_error_min: 100,
             endpoint_error_ratio: 0.5,
             fleet_flush: Duration::from_secs(1),
-            fleet_flush_hot: Duration::from_millis(20),
+            fleet_flush_hot: Duration::from_millis(10),
         }
     }
 }

@@ -483,13 +483,12 @@ mod shared {
 
         async fn flush_chunk(&self, cells: &[Arc<dyn TallyCell>]) -> bool {
             let mut elements: Vec<Element> = Vec::new();
-            // (cell, kind, tag, what was taken, where its elements start in `elements`)
-            let mut entries: Vec<(&Arc<dyn TallyCell>, TallyKind, [u8; 16], Taken, usize)> = Vec::new();
+            let mut entries: Vec<Entry<'_>> = Vec::new();
             for cell in cells {
                 cell.with_tally(&mut |t| {
                     let at = elements.len();
                     if let Some(taken) = t.take(&mut elements) {
-                        entries.push((cell, t.kind(), *t.tag(), taken, at));
+                        entries.push(Entry { cell, kind: t.kind(), tag: *t.tag(), taken, at });
                     }
                 });
             }
@@ -498,7 +497,7 @@ mod shared {
             }
             let ttl_ms = self.window_ms.saturating_mul(2);
             let mut pipe = redis::pipe();
-            for (_, kind, tag, taken, at) in &entries {
+            for Entry { kind, tag, taken, at, .. } in &entries {
                 let base = self.base_key(*kind, tag, taken.window);
                 let ids = format!("{base}:ids");
                 let counts = format!("{base}:counts");
@@ -526,7 +525,7 @@ mod shared {
             let replies = replies.unwrap_or_default();
             let mut replies = replies.iter();
             let mut all = true;
-            for (cell, kind, _, taken, at) in &entries {
+            for Entry { cell, kind, taken, at, .. } in &entries {
                 let distinct = count(replies.next());
                 let hits = count(replies.next());
                 let errors = if *kind == TallyKind::Caller { count(replies.next()) } else { Some(0) };
@@ -552,6 +551,16 @@ mod shared {
             }
             all
         }
+    }
+
+    /// One tally's part of a flush.
+    struct Entry<'a> {
+        cell: &'a Arc<dyn TallyCell>,
+        kind: TallyKind,
+        tag: [u8; 16],
+        taken: Taken,
+        /// Where its elements start in the flush's buffer.
+        at: usize,
     }
 
     /// A count in a reply: an integer (saturated to `u32`), else `None` (an error reply, a
@@ -639,7 +648,7 @@ mod tests {
         assert_eq!(t.merge(Figures::default()), figures(1, 0, 1), "counted once, not twice");
         let mut again = Vec::new();
         let retaken = t.take(&mut again).unwrap();
-        assert_eq!((retaken.figures, again), (figures(1, 0, 1), vec![[1; 8]]));
+        assert_eq!((retaken.figures, &again[..]), (figures(1, 0, 1), &[[1u8; 8]][..]));
         // The window ends before the reply: the late reply is dropped.
         t.reset(4);
         t.answered(&retaken, figures(50, 0, 9));
