@@ -190,8 +190,9 @@ async fn assert_no_clear_names(redis: &RedisServer, prefix: &str, names: &[&str]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enumeration_walk_over_three_replicas_is_blocked_near_the_single_replica_threshold() {
-    if !in_child_with_secret("enumeration_walk_over_three_replicas_is_blocked_near_the_single_replica_threshold")
-    {
+    if !in_child_with_secret(
+        "enumeration_walk_over_three_replicas_is_blocked_near_the_single_replica_threshold",
+    ) {
         return;
     }
     let Some(redis) = RedisServer::start() else {
@@ -235,6 +236,13 @@ async fn enumeration_walk_over_three_replicas_is_blocked_near_the_single_replica
         three.answered,
         one.answered
     );
+    // Every replica refuses soon after the first one did (each on the fleet-wide figure).
+    let last = three.refused_at.iter().max().copied().unwrap_or(0);
+    assert!(
+        f64::from(last) <= 1.2 * f64::from(one.first_refused),
+        "the last replica refused at id {last}, the single replica at {}",
+        one.first_refused
+    );
     let keys = assert_no_clear_names(&redis, &prefix, &["mallory", "issuer.test"]).await;
     assert!(keys > 0, "the walk was counted in Redis");
 }
@@ -261,14 +269,19 @@ async fn a_request_rate_spread_over_replicas_is_detected_on_fleet_wide_figures()
         demo_guard(fleet_policy(&redis, &prefix, &observe)),
         demo_guard(fleet_policy(&redis, &prefix, &observe)),
     ];
-    let replicas =
-        [spawn_axum(guards[0].clone()).await, spawn_axum(guards[1].clone()).await, spawn_actix(guards[2].clone())];
+    let replicas = [
+        spawn_axum(guards[0].clone()).await,
+        spawn_axum(guards[1].clone()).await,
+        spawn_actix(guards[2].clone()),
+    ];
     let rita = format!("Bearer {}", token("rita", "orders:read"));
     let fired = |guards: &[zt::Guard]| -> Vec<usize> {
         guards
             .iter()
             .enumerate()
-            .filter(|(_, g)| g.observer().unwrap().incidents().iter().any(|i| i.rules.contains(&Rule::RequestRate)))
+            .filter(|(_, g)| {
+                g.observer().unwrap().incidents().iter().any(|i| i.rules.contains(&Rule::RequestRate))
+            })
             .map(|(i, _)| i)
             .collect()
     };

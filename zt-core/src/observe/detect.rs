@@ -28,9 +28,10 @@ const KNOWN_NETWORKS: usize = 8;
 const KNOWN_COUNTRIES: usize = 4;
 /// Most empty windows replayed into a baseline after a quiet spell (bounds the work).
 const MAX_GAP_WINDOWS: u64 = 8;
-/// A target at this share of a threshold (or more) is hot: with a fleet, its counts are
+/// A target at this share of a threshold (or more, fleet-wide; divided by the live replica
+/// count for what one replica sees) is hot: with a fleet, its counts are
 /// flushed within `fleet_flush_hot` instead of `fleet_flush`.
-const HOT_PRESSURE: f64 = 0.5;
+const HOT_PRESSURE: f64 = 0.25;
 
 /// A supporting measurement of a reason (e.g. the failures behind a credential-stuffing
 /// finding).
@@ -228,10 +229,12 @@ pub struct DetectionConfig {
     /// figures back, in one pipeline. Default 1 s; at most `window`.
     #[serde(with = "humantime_serde")]
     pub fleet_flush: Duration,
-    /// With a fleet: how soon counts of a *hot* caller or network (at half a threshold or
-    /// more) are sent instead. This bounds how far past a threshold a walk spread over the
-    /// replicas gets before the fleet-wide figure stops it. Default 10 ms; at most
-    /// `fleet_flush`.
+    /// With a fleet: how soon counts of a *hot* caller or network (at a quarter of a
+    /// threshold or more fleet-wide, i.e. `1/(4N)` of it on one of `N` replicas) are sent
+    /// instead. This bounds how far past a threshold a walk spread over the replicas gets
+    /// before the fleet-wide figure stops it: about `rate × (fleet_flush_hot + one round
+    /// trip)` ids per other replica. Default 2 ms (at most 500 flushes a second per replica,
+    /// only while some target is hot); at most `fleet_flush`.
     #[serde(with = "humantime_serde")]
     pub fleet_flush_hot: Duration,
 }
@@ -267,7 +270,7 @@ impl Default for DetectionConfig {
             endpoint_error_min: 100,
             endpoint_error_ratio: 0.5,
             fleet_flush: Duration::from_secs(1),
-            fleet_flush_hot: Duration::from_millis(10),
+            fleet_flush_hot: Duration::from_millis(2),
         }
     }
 }
@@ -280,7 +283,10 @@ impl DetectionConfig {
             return Err(PolicyError::invalid(at("window"), "must be at least 1s"));
         }
         if self.fleet_flush.is_zero() || self.fleet_flush > self.window {
-            return Err(PolicyError::invalid(at("fleet_flush"), "must be longer than 0s and at most `window`"));
+            return Err(PolicyError::invalid(
+                at("fleet_flush"),
+                "must be longer than 0s and at most `window`",
+            ));
         }
         if self.fleet_flush_hot.is_zero() || self.fleet_flush_hot > self.fleet_flush {
             return Err(PolicyError::invalid(
@@ -479,11 +485,8 @@ impl CallerState {
             // nowhere. With a fleet, learn the fleet-wide figures the rules compared: a
             // baseline of one replica's share would make every caller spread over N
             // replicas look N times busier than usual.
-            let local = Figures {
-                hits: self.win.requests,
-                errors: self.win.errors,
-                distinct: self.ids.len() as u32,
-            };
+            let local =
+                Figures { hits: self.win.requests, errors: self.win.errors, distinct: self.ids.len() as u32 };
             let learned = self.tally.as_ref().map_or(local, |t| t.seen().max(local));
             self.rate.update(f64::from(learned.hits), alpha);
             if learned.hits > 0 {
@@ -938,7 +941,7 @@ impl Detector {
             if !tally.queued {
                 tally.queued = shared.enqueue(entry.clone());
             }
-            if pressure >= HOT_PRESSURE {
+            if pressure >= shared.hot_at(HOT_PRESSURE) {
                 shared.wake();
             }
         }
@@ -1059,7 +1062,7 @@ impl Detector {
             if !tally.queued {
                 tally.queued = shared.enqueue(entry.clone());
             }
-            if failures / min_failures >= HOT_PRESSURE {
+            if failures / min_failures >= shared.hot_at(HOT_PRESSURE) {
                 shared.wake();
             }
         }

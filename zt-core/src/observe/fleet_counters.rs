@@ -26,7 +26,7 @@
 //! background task sends everything queued in one pipeline (per 512 callers) about once per
 //! [`DetectionConfig::fleet_flush`](super::DetectionConfig::fleet_flush); the replies
 //! (`PFCOUNT`, `HINCRBY` in the same pipeline) are the fleet-wide figures. A caller or
-//! network at half a threshold or more is *hot*: its requests wake the task, which then
+//! network at a quarter of a threshold or more (fleet-wide) is *hot*: its requests wake the task, which then
 //! flushes at most once per [`DetectionConfig::fleet_flush_hot`](super::DetectionConfig::fleet_flush_hot),
 //! so a fast walk is seen fleet-wide within a few requests rather than a second of them.
 //!
@@ -294,6 +294,9 @@ impl FleetCounters {
     pub(crate) fn wake(&self) {
         match *self {}
     }
+    pub(crate) fn hot_at(&self, _: f64) -> f64 {
+        match *self {}
+    }
 }
 
 #[cfg(feature = "redis")]
@@ -459,6 +462,16 @@ mod shared {
             self.wake.notify_one();
         }
 
+        /// The pressure (share of a threshold) at which a target is hot, given the share
+        /// `whole` that counts as hot fleet-wide. Divided by the live replica count: behind
+        /// a round-robin balancer each replica sees about 1/N of a walk, so a walk that is
+        /// half-way to a threshold fleet-wide looks like 1/(2N) of it here before the first
+        /// flush answers (without this a fast walk over 3 replicas ran to 1.5x the threshold
+        /// before any replica saw it as hot).
+        pub(crate) fn hot_at(&self, whole: f64) -> f64 {
+            whole / f64::from(self.fleet.live_replicas())
+        }
+
         fn base_key(&self, kind: TallyKind, tag: &[u8; 16], window: u64) -> String {
             let kind = match kind {
                 TallyKind::Caller => "c",
@@ -575,7 +588,12 @@ mod shared {
     /// The flush task: every `every`, or sooner (at most every `hot_every`) when a hot
     /// target wakes it. After a failed flush it waits a full `every` before the next one, so
     /// an unreachable store costs one timeout per interval, not one per hot request.
-    async fn run(weak: Weak<FleetCounters>, wake: Arc<tokio::sync::Notify>, every: Duration, hot_every: Duration) {
+    async fn run(
+        weak: Weak<FleetCounters>,
+        wake: Arc<tokio::sync::Notify>,
+        every: Duration,
+        hot_every: Duration,
+    ) {
         let mut last: Option<Instant> = None;
         let mut backing_off = false;
         loop {

@@ -490,7 +490,9 @@ impl ObserverBuilder {
         // Fleet-wide detection counters need the fleet secret (see `ObserverBuilder::fleet`).
         #[cfg(feature = "redis")]
         let detector = detector.with_fleet(match &self.fleet {
-            Some(fleet) => Some(Arc::new(fleet_counters::FleetCounters::new(fleet.clone(), &config.detection)?)),
+            Some(fleet) => {
+                Some(Arc::new(fleet_counters::FleetCounters::new(fleet.clone(), &config.detection)?))
+            }
             None => None,
         });
         Ok(Observer {
