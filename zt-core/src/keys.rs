@@ -492,6 +492,26 @@ impl KeySource {
             KeySource::Remote(remote) => Some(remote.refresh()),
         }
     }
+
+    /// The fetch a lookup asked for (an unknown `kid`, or no set yet): joins the one under
+    /// way, or starts one, unless a fetch was attempted within the unknown-`kid` interval.
+    /// That closes a race: a request that found no set while the first fetch was in flight,
+    /// and reached here just after it finished, would otherwise fetch a second time.
+    pub(crate) fn refresh_for_lookup(&self) -> Option<RefreshFuture> {
+        match self {
+            KeySource::Static(_) => None,
+            KeySource::Remote(remote) => {
+                let running = remote.is_refreshing();
+                if !running
+                    && remote.snapshot.load().is_some()
+                    && !remote.may_fetch(remote.config.unknown_kid_refetch_interval)
+                {
+                    return None;
+                }
+                Some(remote.refresh())
+            }
+        }
+    }
 }
 
 impl RemoteKeys {

@@ -66,7 +66,7 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
         Step::Fetch(issuer) => {
             let guard = guard.clone();
             return Flow::Wait(Box::pin(async move {
-                if let Some(refresh) = guard.shared.verifier.issuers[issuer].keys.refresh() {
+                if let Some(refresh) = guard.shared.verifier.issuers[issuer].keys.refresh_for_lookup() {
                     // A failed fetch keeps the last good set; the stage then decides with what
                     // there is (and fails closed without any set).
                     let _ = refresh.await;
