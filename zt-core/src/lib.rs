@@ -73,6 +73,7 @@ mod problem;
 mod registry;
 mod reply;
 pub mod request;
+pub mod resource;
 pub mod response;
 mod routes;
 pub mod scopes;

@@ -105,6 +105,10 @@ pub struct Policy {
     /// refused as bearer tokens.
     #[serde(default)]
     pub dpop: crate::dpop::DpopConfig,
+    /// This API as an OAuth protected resource (RFC 9728 metadata, `resource_metadata` in
+    /// challenges, the resource as every issuer's audience; see [`crate::resource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<crate::resource::ResourceConfig>,
 }
 
 /// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
@@ -528,6 +532,7 @@ impl Default for Policy {
             span_level: crate::telemetry::SpanLevel::default(),
             fleet: None,
             dpop: crate::dpop::DpopConfig::default(),
+            resource: None,
         }
     }
 }

@@ -92,6 +92,13 @@ impl GuardBuilder {
         }
         let graphql = graphql_endpoints(&policy, self.graphql)?;
         let dpop = policy.dpop.enabled.then(|| crate::dpop::DpopVerifier::new(&policy.dpop)).transpose()?;
+        let resource_metadata_url = match &policy.resource {
+            Some(resource) => {
+                resource.validate(&policy.issuers)?;
+                Some(resource.metadata_url())
+            }
+            None => None,
+        };
         let contract_config = policy.contract.clone().unwrap_or_default();
         let contract = match (self.contract, &policy.contract) {
             (Some(contract), _) => Some(Arc::new(contract)),
@@ -195,6 +202,7 @@ impl GuardBuilder {
             #[cfg(feature = "redis")]
             fleet,
             dpop,
+            resource_metadata_url,
         });
         let routing = Arc::new(resolve(&shared, table));
         Ok(Guard { shared, routing })

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) fleet: Option<crate::fleet::Fleet>,
     /// DPoP proofs, when the policy accepts the DPoP scheme.
     pub(crate) dpop: Option<crate::dpop::DpopVerifier>,
+    /// With a `[resource]`: the URL of its RFC 9728 metadata, named in every 401 challenge.
+    pub(crate) resource_metadata_url: Option<String>,
 }
 
 /// The route table and what each route's stages need, resolved once when the routes are
@@ -118,6 +120,18 @@ impl Shared {
                 }
             }
             reply.headers.push(("www-authenticate", challenge));
+        }
+        if let Some(url) = &self.resource_metadata_url
+            && denial.rendered.is_none()
+            && denial.reason.status() == 401
+        {
+            // RFC 9728 s.5.1: every challenge names the metadata (validated at start-up: no
+            // quote or control character can break out of the parameter).
+            for (name, value) in reply.headers.iter_mut() {
+                if *name == "www-authenticate" {
+                    value.push_str(&format!(", resource_metadata=\"{url}\""));
+                }
+            }
         }
         reply
     }

@@ -91,6 +91,32 @@ impl Guard {
         self.fetch_keys_detailed().await.into_iter().map(|(issuer, _)| issuer).collect()
     }
 
+    /// The RFC 9728 protected-resource metadata (JSON) when the policy has a `[resource]`
+    /// (see [`crate::resource`]): `scopes_supported` lists every scope the routes compiled
+    /// into this guard require.
+    pub fn resource_metadata(&self) -> Option<String> {
+        let config = self.shared.policy.resource.as_ref()?;
+        let table = &self.routing.table;
+        let scopes =
+            (0..table.len()).filter_map(|i| table.get(i)).flat_map(|route| match route.requirement {
+                crate::scopes::Requirement::Public => [].iter(),
+                crate::scopes::Requirement::Scopes(sets) => sets.iter(),
+            });
+        let scopes = scopes.flat_map(|set| set.iter().map(String::as_str));
+        let algs = self
+            .shared
+            .dpop
+            .as_ref()
+            .map(|_| self.shared.policy.dpop.algorithms.iter().map(String::as_str).collect());
+        Some(crate::resource::document(
+            config,
+            &self.shared.policy.issuers,
+            scopes,
+            algs,
+            self.shared.policy.tokens.dangerous_allow_query_token,
+        ))
+    }
+
     /// The store shared with the other replicas, when the policy has a `[fleet]`.
     #[cfg(feature = "redis")]
     pub fn fleet(&self) -> Option<&crate::fleet::Fleet> {
