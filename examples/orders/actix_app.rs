@@ -65,6 +65,7 @@ async fn graphql_get(
 pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyError> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let inventory_guard = guard.clone();
+    let router_has_resource = guard.resource().is_some();
     let mut router = Router::new(guard);
     let inventory = move || {
         let guard = inventory_guard.clone();
@@ -74,6 +75,10 @@ pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyEr
     // Runtime controls (block, unblock, revoke): zt:admin only, enforced even in
     // report-only mode.
     router = router.controls("/zt/controls");
+    // RFC 9728 metadata, when the policy names the API as a protected resource.
+    if router_has_resource {
+        router = router.resource_metadata();
+    }
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
     }

@@ -71,6 +71,7 @@ fn inventory_reply(guard: &Guard) -> Response {
 pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<GuardedApp, String> {
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let guard_for_inventory = guard.clone();
+    let router_has_resource = guard.resource().is_some();
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
@@ -97,6 +98,10 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<GuardedApp, String>
     // Runtime controls (block, unblock, revoke): zt:admin only, enforced even in
     // report-only mode.
     router = router.controls("/zt/controls");
+    // RFC 9728 metadata, when the policy names the API as a protected resource.
+    if router_has_resource {
+        router = router.resource_metadata();
+    }
     let graphql = Arc::new(GraphqlService::new()?);
     Ok(router.with_state(App { store: Arc::new(OrderStore::default()), graphql }).into_axum())
 }

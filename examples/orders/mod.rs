@@ -84,12 +84,18 @@ pub struct DemoConfig {
     /// `ZT_POLICY`: a policy file (e.g. examples/orders.policy.toml); the variables above
     /// override its basics.
     pub policy_file: Option<String>,
-    /// `ZT_RATE` / `ZT_RATE_BURST` / `ZT_RATE_ANON` / `ZT_TRUSTED_PROXIES` / `ZT_REDIS_URL`.
+    /// `ZT_RATE` / `ZT_RATE_BURST` / `ZT_RATE_ANON` / `ZT_TRUSTED_PROXIES`; `ZT_REDIS_URL`
+    /// (`redis://`, `rediss://`): the `[fleet]` the replicas share, with its secret in
+    /// `ZT_FLEET_SECRET`.
     pub rate: Option<String>,
     pub rate_burst: Option<String>,
     pub rate_anon: Option<String>,
     pub trusted_proxies: Option<String>,
     pub redis_url: Option<String>,
+    /// `ZT_RESOURCE`: this API's OAuth resource identifier (RFC 9728 metadata at
+    /// `/.well-known/oauth-protected-resource`, named in 401 challenges, accepted as the
+    /// tokens' audience). Default `http://localhost:<port>` (`https` with TLS).
+    pub resource: Option<String>,
     /// `ZT_METRICS_LISTEN`: where Prometheus scrapes the KPIs (default 127.0.0.1:9464).
     pub metrics_listen: SocketAddr,
     /// `ZT_TLS_CERT` / `ZT_TLS_KEY` / `ZT_CLIENT_CA`: serve over TLS (mutual TLS with a CA).
@@ -103,6 +109,10 @@ pub struct DemoConfig {
     pub limits_on: bool,
     pub observe_on: bool,
 }
+
+/// The environment variable the demo reads the fleet-wide secret from (with `ZT_REDIS_URL`,
+/// unless the policy file names another): every replica must have the same one.
+pub const FLEET_SECRET_ENV: &str = "ZT_FLEET_SECRET";
 
 /// An `on`/`off` switch from the environment (unset: on).
 fn switch(name: &str) -> Result<bool, String> {
@@ -140,6 +150,7 @@ impl DemoConfig {
             rate_anon: var("ZT_RATE_ANON"),
             trusted_proxies: var("ZT_TRUSTED_PROXIES"),
             redis_url: var("ZT_REDIS_URL"),
+            resource: var("ZT_RESOURCE"),
             tls_cert: var("ZT_TLS_CERT"),
             tls_key: var("ZT_TLS_KEY"),
             client_ca: var("ZT_CLIENT_CA"),
@@ -224,8 +235,37 @@ impl DemoConfig {
         if policy.realm.is_none() {
             policy.realm = Some(audience);
         }
+        // The API as an OAuth protected resource (RFC 9728): its identifier is also an
+        // audience tokens for it may carry (RFC 8707), beside `ZT_AUDIENCE`.
+        if policy.resource.is_none() || self.resource.is_some() {
+            let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+            let identifier = self
+                .resource
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://localhost:{}", self.listen.port()));
+            policy.resource = Some(zt::resource::ResourceConfig::new(identifier));
+        }
+        if let Some(resource) = &policy.resource {
+            for issuer in &mut policy.issuers {
+                if !issuer.audiences.contains(&resource.identifier) {
+                    issuer.audiences.push(resource.identifier.clone());
+                }
+            }
+        }
         if let Some(mode) = self.mode {
             policy.mode = mode;
+        }
+        // `ZT_REDIS_URL`: the replicas share one posture through this Redis (quotas,
+        // lockouts, blocks, revocations, detection counters, key-set changes, DPoP replay).
+        if let Some(url) = &self.redis_url {
+            let mut fleet = policy.fleet.take().unwrap_or_else(|| zt::fleet::FleetConfig::new(url));
+            fleet.url = Some(url.clone());
+            fleet.sentinel = None;
+            fleet.cluster = Vec::new();
+            if fleet.secret_env.is_none() {
+                fleet.secret_env = Some(FLEET_SECRET_ENV.to_string());
+            }
+            policy.fleet = Some(fleet);
         }
         policy.limits = match self.limits_on {
             true => Some(self.limits(policy.limits.take())?),
@@ -257,11 +297,8 @@ impl DemoConfig {
             let list: Vec<String> = proxies.split(',').map(|p| format!("{:?}", p.trim())).collect();
             toml.push_str(&format!("trusted_proxies = [{}]\n", list.join(", ")));
         }
-        if let Some(url) = &self.redis_url {
-            toml.push_str(&format!("[store.redis]\nurl = {url:?}\n"));
-        }
         let from_env = zt::limit::LimitConfig::from_toml_str(&toml)
-            .map_err(|e| format!("ZT_RATE*/ZT_TRUSTED_PROXIES/ZT_REDIS_URL: {e}"))?;
+            .map_err(|e| format!("ZT_RATE*/ZT_TRUSTED_PROXIES: {e}"))?;
         let mut limits = base.unwrap_or_default();
         if self.rate.is_some() {
             limits.identity = from_env.identity;
@@ -271,9 +308,6 @@ impl DemoConfig {
         }
         if self.trusted_proxies.is_some() {
             limits.trusted_proxies = from_env.trusted_proxies;
-        }
-        if self.redis_url.is_some() {
-            limits.store = from_env.store;
         }
         Ok(limits)
     }

@@ -276,6 +276,29 @@ impl Router {
         self.controls_with(prefix, controls_api::default_requirement())
     }
 
+    /// Serves the RFC 9728 protected-resource metadata of the policy's `[resource]` at
+    /// `/.well-known/oauth-protected-resource` (plus the identifier's path), public, with
+    /// `scopes_supported` from every route of the finished router (see
+    /// [`zt_core::resource`]). Without a `[resource]`, finishing the router fails.
+    ///
+    /// ```
+    /// use zt_core::{policy::{IssuerConfig, Policy}, resource::ResourceConfig, Guard};
+    /// use zt_actix::Router;
+    ///
+    /// let mut policy = Policy::builder()
+    ///     .issuer(IssuerConfig::new("https://issuer.example").audience("https://api.example")
+    ///         .jwks_url("https://issuer.example/jwks"))
+    ///     .build();
+    /// policy.resource = Some(ResourceConfig::new("https://api.example"));
+    /// let app = Router::new(Guard::new(policy).unwrap()).resource_metadata().finish().unwrap();
+    /// ```
+    pub fn resource_metadata(mut self) -> Self {
+        if let Some((path, endpoint)) = self.routes.resource_metadata() {
+            self.registered.push((path, MethodRoute { routes: vec![route_for("GET", builtin(endpoint))] }));
+        }
+        self
+    }
+
     /// [`Router::controls`] with another requirement (never public: that is an error).
     pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
         for (path, endpoint) in self.routes.controls(prefix, requirement) {

@@ -6,6 +6,8 @@
 //! move, which routes stay enforced in report-only mode, how an error surfaces) is here,
 //! once, for both frameworks.
 
+use std::sync::{Arc, OnceLock};
+
 use crate::Reply;
 use crate::controls_api::{self, ControlRequest, ControlsApi};
 use crate::denial::Reason;
@@ -38,12 +40,15 @@ pub struct RouteRegistry {
     guard: Guard,
     table: RouteTable,
     errors: Vec<PolicyError>,
+    /// The metadata endpoints registered here or in nested registries, filled in by
+    /// [`finish`](Self::finish) once every route (and so every scope) is known.
+    metadata: Vec<Arc<OnceLock<String>>>,
 }
 
 impl RouteRegistry {
     /// An empty registry for routes `guard` will enforce.
     pub fn new(guard: Guard) -> Self {
-        RouteRegistry { guard, table: RouteTable::new(), errors: Vec::new() }
+        RouteRegistry { guard, table: RouteTable::new(), errors: Vec::new(), metadata: Vec::new() }
     }
 
     /// The guard the routes are for.
@@ -90,6 +95,7 @@ impl RouteRegistry {
             return false;
         }
         self.errors.extend(nested.errors);
+        self.metadata.extend(nested.metadata);
         let merged = nested.table.prefixed(prefix).and_then(|prefixed| self.table.merge(&prefixed));
         self.keep(merged)
     }
@@ -97,6 +103,7 @@ impl RouteRegistry {
     /// Takes another router's routes (and its errors) as they are.
     pub fn merge(&mut self, other: RouteRegistry) {
         self.errors.extend(other.errors);
+        self.metadata.extend(other.metadata);
         let merged = self.table.merge(&other.table);
         self.keep(merged);
     }
@@ -124,13 +131,42 @@ impl RouteRegistry {
         endpoints
     }
 
+    /// Registers the RFC 9728 protected-resource metadata ([`crate::resource`]) as a public
+    /// `GET` route at [`ResourceConfig::metadata_path`](crate::resource::ResourceConfig::metadata_path)
+    /// and returns it with its path for the adapter to route. Nothing when the policy has
+    /// no `[resource]` (an error is kept: the call asks for something the policy lacks).
+    pub fn resource_metadata(&mut self) -> Option<(String, BuiltinEndpoint)> {
+        let Some(resource) = self.guard.shared.policy.resource.as_ref() else {
+            self.errors.push(PolicyError::invalid(
+                "resource",
+                "resource_metadata() needs a [resource] section naming the API's identifier",
+            ));
+            return None;
+        };
+        let path = resource.metadata_path();
+        // zt's own endpoint, like the controls: not part of the service's contract.
+        let added = self.table.add_always_enforced("GET", &path, crate::scopes::public());
+        if !self.keep(added) {
+            return None;
+        }
+        let document = Arc::new(OnceLock::new());
+        self.metadata.push(document.clone());
+        Some((path, BuiltinEndpoint(Builtin::ResourceMetadata(document))))
+    }
+
     /// The guard with every registered route compiled in, or the first error any
     /// registration made.
     pub fn finish(self) -> Result<Guard, PolicyError> {
-        match self.errors.into_iter().next() {
-            Some(e) => Err(e),
-            None => self.guard.with_routes(&self.table),
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
         }
+        let guard = self.guard.with_routes(&self.table)?;
+        if let Some(document) = guard.resource_metadata() {
+            for slot in &self.metadata {
+                let _ = slot.set(document.clone());
+            }
+        }
+        Ok(guard)
     }
 }
 
@@ -184,6 +220,8 @@ enum Builtin {
     Controls(ControlsApi, controls_api::Endpoint),
     Jwks(TokenIssuer),
     Exchange(TokenIssuer),
+    /// The RFC 9728 document, set when the router is finished.
+    ResourceMetadata(Arc<OnceLock<String>>),
 }
 
 impl std::fmt::Debug for BuiltinEndpoint {
@@ -192,6 +230,7 @@ impl std::fmt::Debug for BuiltinEndpoint {
             Builtin::Controls(_, endpoint) => format!("controls {endpoint:?}"),
             Builtin::Jwks(_) => "jwks".into(),
             Builtin::Exchange(_) => "token exchange".into(),
+            Builtin::ResourceMetadata(_) => "resource metadata".into(),
         };
         f.debug_tuple("BuiltinEndpoint").field(&kind).finish()
     }
@@ -213,7 +252,7 @@ impl BuiltinEndpoint {
     pub fn method(&self) -> &'static str {
         match &self.0 {
             Builtin::Controls(_, endpoint) => endpoint.method(),
-            Builtin::Jwks(_) => "GET",
+            Builtin::Jwks(_) | Builtin::ResourceMetadata(_) => "GET",
             Builtin::Exchange(_) => "POST",
         }
     }
@@ -221,7 +260,9 @@ impl BuiltinEndpoint {
     /// The largest body it reads; `None`: it reads none.
     pub fn body_limit(&self) -> Option<usize> {
         match &self.0 {
-            Builtin::Controls(_, controls_api::Endpoint::List) | Builtin::Jwks(_) => None,
+            Builtin::Controls(_, controls_api::Endpoint::List)
+            | Builtin::Jwks(_)
+            | Builtin::ResourceMetadata(_) => None,
             Builtin::Controls(..) => Some(controls_api::MAX_BODY_BYTES),
             Builtin::Exchange(_) => Some(MAX_FORM_BYTES),
         }
@@ -240,6 +281,22 @@ impl BuiltinEndpoint {
         match (&self.0, admission) {
             // Public: answered with or without a decision.
             (Builtin::Jwks(issuer), _) => issuer.jwks_response(),
+            (Builtin::ResourceMetadata(document), _) => match document.get() {
+                Some(document) => Reply {
+                    status: 200,
+                    headers: vec![
+                        ("content-type", "application/json".into()),
+                        ("cache-control", "public, max-age=300".into()),
+                    ],
+                    body: document.clone(),
+                },
+                // Only before the router is finished, which serves nothing.
+                None => Reply {
+                    status: 503,
+                    headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+                    body: "zt: the resource metadata is not ready (the router was not finished)".into(),
+                },
+            },
             (_, None) => Reply {
                 status: 500,
                 headers: vec![("content-type", "text/plain; charset=utf-8".into())],

@@ -91,6 +91,11 @@ impl Guard {
         self.fetch_keys_detailed().await.into_iter().map(|(issuer, _)| issuer).collect()
     }
 
+    /// The policy's `[resource]` (this API as an OAuth protected resource), if any.
+    pub fn resource(&self) -> Option<&crate::resource::ResourceConfig> {
+        self.shared.policy.resource.as_ref()
+    }
+
     /// The RFC 9728 protected-resource metadata (JSON) when the policy has a `[resource]`
     /// (see [`crate::resource`]): `scopes_supported` lists every scope the routes compiled
     /// into this guard require.
