@@ -359,6 +359,30 @@ impl Admission {
     pub fn reject(&self, reason: Reason) -> Reply {
         self.shared.render(&Denial::new(reason), &self.request_id)
     }
+
+    /// A 403 `insufficient_scope` naming the scopes that would be enough
+    /// (`WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`, RFC 6750 s.3.1),
+    /// for a decision a handler makes on what the request asks for: a JSON-RPC method or an
+    /// MCP tool with its own scopes. A client may then ask its authorization server for
+    /// those scopes (step-up) and retry.
+    pub fn reject_for_scopes(&self, scopes: &[&str]) -> Reply {
+        let mut denial = Denial::new(Reason::InsufficientScope);
+        denial.required_scopes = scopes.iter().map(|s| (*s).to_string()).collect();
+        let request_id = self.request_id.as_str();
+        let user = self.identity.as_ref().and_then(Identity::subject).unwrap_or("");
+        let required = denial.required_scopes.join(" ");
+        tracing::event!(
+            target: "zt::decision",
+            tracing::Level::WARN,
+            zt.request_id = request_id,
+            enduser.id = user,
+            zt.decision = "deny",
+            zt.reason = "insufficient-scope",
+            zt.required_scopes = required.as_str(),
+            "request denied by the handler's scope check"
+        );
+        self.shared.render(&denial, &self.request_id)
+    }
 }
 
 /// A denied request: send [`Rejected::into_response`]. The status is recorded and the
