@@ -343,15 +343,19 @@ pub enum StoreConfig {
     Redis(RedisConfig),
 }
 
-/// What to do when Redis cannot answer in time.
+/// What to do when Redis cannot answer in time (see the module docs of the shared store for
+/// what each admits).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
-    /// Decide with this replica's in-memory limiter until Redis is back (default): quotas
-    /// stay enforced, per replica. A WARN event marks the start of each outage.
+    /// Decide with this replica's in-memory limiter until Redis is back (default): each
+    /// replica enforces its share of every quota (rate and burst divided by the live replica
+    /// count of the `[fleet]`; the whole quota for a `store.redis`), so the fleet admits
+    /// about one quota. A WARN event marks the start of each outage.
     #[default]
     FallbackLocal,
-    /// Answer "unavailable" (the Guard maps it to 503): nothing passes unmetered.
+    /// Answer "unavailable" (the Guard maps it to 503) on routes that need a credential:
+    /// nothing passes unmetered. Public routes (health, readiness) keep their local share.
     FailClosed,
 }
 
@@ -526,9 +530,16 @@ pub struct LimitConfig {
     /// RSS), so the default bounds each table near 7.5 MiB.
     #[serde(default = "default_capacity")]
     pub capacity: usize,
-    /// Where quota state lives.
+    /// Where quota state lives when the policy has no `[fleet]`. With a `[fleet]`, quotas
+    /// (and lockouts) are shared through it and this must stay `"memory"` (giving both is an
+    /// error: one shared store, one connection).
     #[serde(default)]
     pub store: StoreConfig,
+    /// What quotas do while the policy's `[fleet]` cannot be reached or is slow (default
+    /// `fallback_local`: each replica enforces its share). Only with a `[fleet]`; a
+    /// `store.redis` has its own `fail_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_mode: Option<FailMode>,
     /// Brute-force lockout.
     #[serde(default)]
     pub lockout: LockoutConfig,
@@ -566,6 +577,7 @@ impl Default for LimitConfig {
             ipv6_prefix: default_ipv6_prefix(),
             capacity: default_capacity(),
             store: StoreConfig::default(),
+            fail_mode: None,
             lockout: LockoutConfig::default(),
             headers_on_success: false,
         }

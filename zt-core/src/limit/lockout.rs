@@ -20,11 +20,40 @@
 //! Lockout start (WARN) and end (INFO) are events on target `zt::limit`, naming the key in
 //! structured fields only (`client.address` or `enduser.id`). The end event is emitted by the
 //! first lockout call at or after the end time (no timer thread).
+//!
+//! # Across replicas (with a `[fleet]`)
+//!
+//! Checks stay local lookups ([`Lockout::locked`] never waits). What is shared:
+//! - **Failure counts**: every failure is counted here at once and, in a task spawned on the
+//!   current Tokio runtime, by one atomic script on the key's shared record
+//!   (`{prefix}:v1:lo:a:{address}` / `..:lo:i:{identity}`: count, window start, repeat
+//!   level, lock end, expiring with the window or `max` after the lock ends). The script
+//!   locks at the threshold with the same doubling levels, and in the same atomic step
+//!   publishes the lock on the fleet's bus (topic `lockout`); the replica that counted it
+//!   applies it when the script answers, the others when the message arrives.
+//! - **Locks** are also indexed in Redis (`{prefix}:v1:lo:locks`, scored by their end) and
+//!   loaded by every resync (on (re)subscribing and every `sync_interval`): a replica that
+//!   starts, restarts or missed a message enforces the current locks within one interval
+//!   (`Guard::warm_up` waits for the first). Local locks are never shortened by a resync.
+//! - [`Lockout::record_success`] clears the shared count too, when this replica saw failures
+//!   for the key (a success elsewhere leaves the shared count to its window: stricter).
+//!
+//! **Guesses across `N` replicas**, Redis up: `threshold`, plus the requests already past
+//! the lockout check when the threshold-th failure was counted (at most those that arrive
+//! within one script round trip and one pub/sub delivery) — not `threshold × N`. Each
+//! failure's script also carries this replica's own count as a floor, so a Redis that lost
+//! its keys resumes from what each replica saw.
+//!
+//! Redis down (the fleet's last round trip failed): each replica counts and locks by itself
+//! at `max(1, threshold / N)` failures (`N`: the live replica count last seen), so the fleet
+//! allows at most `N × max(1, ⌊threshold / N⌋) ≤ max(threshold, N)` guesses per window;
+//! counts made while up are part of the same local window, so nothing restarts from zero.
+//! Locks decided during an outage stay on the replica that decided them.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use quick_cache::sync::{EntryAction, EntryResult};
@@ -83,6 +112,9 @@ pub struct Lockout {
     ends: Mutex<BinaryHeap<Reverse<PendingEnd>>>,
     /// The earliest due end event (`u64::MAX`: none).
     next_end: AtomicU64,
+    /// The shared counts and locks, with a `[fleet]`.
+    #[cfg(feature = "redis")]
+    pub(super) shared: Option<super::lockout_fleet::SharedLockout>,
 }
 
 impl std::fmt::Debug for Lockout {
@@ -132,7 +164,54 @@ impl Lockout {
             horizon: AtomicU64::new(0),
             ends: Mutex::new(BinaryHeap::new()),
             next_end: AtomicU64::new(u64::MAX),
+            #[cfg(feature = "redis")]
+            shared: None,
         })
+    }
+
+    /// Shares failure counts and locks through `fleet` (see the module docs); without one,
+    /// or when lockout is off, the table stays local.
+    #[cfg(feature = "redis")]
+    pub(crate) fn on_fleet(mut self, fleet: Option<crate::fleet::Fleet>) -> Arc<Lockout> {
+        let Some(fleet) = fleet.filter(|_| self.enabled) else { return Arc::new(self) };
+        let lockout = Arc::new_cyclic(|this| {
+            self.shared = Some(super::lockout_fleet::SharedLockout::new(fleet.clone(), this.clone()));
+            self
+        });
+        super::lockout_fleet::listen(&fleet, &lockout);
+        lockout
+    }
+
+    pub(super) fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    pub(super) fn window(&self) -> Duration {
+        Duration::from_nanos(self.window)
+    }
+
+    pub(super) fn base(&self) -> Duration {
+        self.base
+    }
+
+    pub(super) fn max(&self) -> Duration {
+        self.max
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The threshold this replica locks at by itself: the whole one, or with the shared
+    /// store down its share.
+    fn local_threshold(&self) -> u32 {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared
+            && !shared.reachable()
+        {
+            return (self.threshold / shared.divisor()).max(1);
+        }
+        self.threshold
     }
 
     /// Whether lockout is enabled.
@@ -155,7 +234,11 @@ impl Lockout {
     }
 
     /// Counts a failed authentication. Returns the lockout's length when this failure
-    /// started one. Failures of a key that is locked out already are not counted.
+    /// started one here. Failures of a key that is locked out already are not counted.
+    ///
+    /// With a `[fleet]` the failure is also counted on the shared record, asynchronously: a
+    /// lock the shared count decides is applied when the script answers (and this returns
+    /// `None` for it).
     pub fn record_failure(&self, key: LimitKey<'_>) -> Option<Duration> {
         if !self.enabled {
             return None;
@@ -163,7 +246,9 @@ impl Lockout {
         let now = self.clock.now_nanos();
         self.sweep(now);
         let max = nanos(self.max);
-        let update = |e: &mut Entry| -> Option<(Duration, u32)> {
+        let threshold = self.local_threshold();
+        // (failures before this one, the lockout it started): None when not counted.
+        let update = |e: &mut Entry| -> Option<(u32, Option<(Duration, u32)>)> {
             if e.locked_until > now {
                 return None;
             }
@@ -174,27 +259,35 @@ impl Lockout {
                 e.failures = 0;
                 e.window_start = now;
             }
+            let before = e.failures;
             e.failures += 1;
-            if e.failures < self.threshold {
-                return None;
+            if e.failures < threshold {
+                return Some((before, None));
             }
             let duration = self.lock_duration(e.level);
             e.level = e.level.saturating_add(1);
             e.failures = 0;
             e.locked_until = now.saturating_add(nanos(duration));
-            Some((duration, e.level))
+            Some((before, Some((duration, e.level))))
         };
         let digest = KeyDigest::of(key);
-        let started = match self.table.entry(&digest, None, |_, e| EntryAction::Retain(update(e))) {
-            EntryResult::Retained(started) => started,
+        let counted = match self.table.entry(&digest, None, |_, e| EntryAction::Retain(update(e))) {
+            EntryResult::Retained(counted) => counted,
             EntryResult::Vacant(guard) => {
                 let mut e = Entry::default();
-                let started = update(&mut e);
+                let counted = update(&mut e);
                 let _ = guard.insert(e);
-                started
+                counted
             }
             EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => None,
         };
+        let (before, started) = counted?;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.count_failure(key, before);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = before;
         let (duration, level) = started?;
         let until = now.saturating_add(nanos(duration));
         self.horizon.fetch_max(until, Ordering::AcqRel);
@@ -205,9 +298,63 @@ impl Lockout {
             "lockout started",
             zt.lockout.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             zt.lockout.level = level,
-            zt.lockout.failures = self.threshold
+            zt.lockout.failures = threshold
         );
         Some(duration)
+    }
+
+    /// Applies a lock decided by the shared count (`announce`: by this replica's script, so
+    /// this replica emits the start and end events; else quietly, the deciding replica
+    /// does). Never shortens a lock already held. True when it changed anything.
+    #[cfg(feature = "redis")]
+    pub(super) fn apply_lock(&self, key: LimitKey<'_>, remaining: Duration, level: u32, announce: bool) -> bool {
+        if !self.enabled || remaining.is_zero() {
+            return false;
+        }
+        let now = self.clock.now_nanos();
+        let until = now.saturating_add(nanos(remaining));
+        let merge = |e: &mut Entry| -> bool {
+            let longer = until > e.locked_until;
+            if longer {
+                e.locked_until = until;
+                e.failures = 0;
+            }
+            e.level = e.level.max(level);
+            longer
+        };
+        let digest = KeyDigest::of(key);
+        let longer = match self.table.entry(&digest, None, |_, e| EntryAction::Retain(merge(e))) {
+            EntryResult::Retained(longer) => longer,
+            EntryResult::Vacant(guard) => {
+                let _ = guard.insert(Entry { failures: 0, window_start: now, locked_until: until, level });
+                true
+            }
+            EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => false,
+        };
+        if !longer {
+            return false;
+        }
+        self.horizon.fetch_max(until, Ordering::AcqRel);
+        if announce {
+            self.schedule_end(until, digest, key);
+            key_event!(
+                Level::WARN,
+                key,
+                "lockout started",
+                zt.lockout.duration_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+                zt.lockout.level = level,
+                zt.lockout.failures = self.threshold,
+                zt.lockout.shared = true
+            );
+        } else {
+            key_event!(
+                Level::DEBUG,
+                key,
+                "lockout applied from the fleet",
+                zt.lockout.duration_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX)
+            );
+        }
+        true
     }
 
     /// Clears a key's failure count (not an active lockout, not the repeat level).
@@ -224,6 +371,10 @@ impl Lockout {
             e.failures = 0;
             EntryAction::Retain(())
         });
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            shared.clear_failures(key);
+        }
     }
 
     /// How much longer `key` is locked out, if it is.

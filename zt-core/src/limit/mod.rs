@@ -67,6 +67,8 @@ mod decision;
 mod graphql;
 mod key;
 mod lockout;
+#[cfg(feature = "redis")]
+mod lockout_fleet;
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
@@ -94,7 +96,7 @@ pub use lockout::Lockout;
 pub use quota::QuotaRule;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
-pub use store::{MemoryStore, RateStore};
+pub use store::{MemoryStore, RateStore, RouteAccess};
 
 use crate::error::PolicyError;
 use crate::request::HeaderLookup;
@@ -127,7 +129,7 @@ struct Inner {
     /// Every quota once, for counting keys.
     rules: Vec<Arc<QuotaRule>>,
     store: Arc<dyn RateStore>,
-    lockout: Lockout,
+    lockout: Arc<Lockout>,
     tightening: Tightening,
     headers_on_success: bool,
     capacity: usize,
@@ -166,7 +168,9 @@ impl LimiterBuilder<'_> {
     }
 
     /// Shares quotas and lockouts with the other replicas through `fleet` (the Guard passes
-    /// the policy's `[fleet]`).
+    /// the policy's `[fleet]`): quotas run on its connection ([`RedisStore::on_fleet`], fail
+    /// mode `limits.fail_mode`), failure counts and lockouts are shared ([`Lockout`]).
+    /// `limits.store` must then stay `"memory"` (the build fails otherwise).
     #[cfg(feature = "redis")]
     pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
         self.fleet = Some(fleet);
@@ -249,9 +253,36 @@ impl LimiterBuilder<'_> {
             graphql_rules.entry(entry.path.clone()).or_default().push(rule);
         }
         let lockout = Lockout::new(&config.lockout, capacity, clock.clone())?;
-        let store = match self.store {
-            Some(store) => store,
-            None => configured_store(&config.store, &clock)?,
+        #[cfg(feature = "redis")]
+        let lockout = lockout.on_fleet(self.fleet.clone());
+        #[cfg(not(feature = "redis"))]
+        let lockout = Arc::new(lockout);
+        #[cfg(feature = "redis")]
+        let fleet = self.fleet;
+        #[cfg(not(feature = "redis"))]
+        let fleet: Option<std::convert::Infallible> = None;
+        let store = match (self.store, fleet) {
+            (Some(store), _) => store,
+            (None, None) => {
+                if config.fail_mode.is_some() {
+                    return Err(PolicyError::invalid(
+                        "limits.fail_mode",
+                        "applies to quotas shared through [fleet]; without one, set store.redis.fail_mode",
+                    ));
+                }
+                configured_store(&config.store, &clock)?
+            }
+            #[cfg(feature = "redis")]
+            (None, Some(fleet)) => {
+                if config.store != StoreConfig::Memory {
+                    return Err(PolicyError::invalid(
+                        "limits.store",
+                        "the policy has a [fleet]: quotas are shared through it; remove limits.store \
+                         (set limits.fail_mode for what quotas do while it is unreachable)",
+                    ));
+                }
+                Arc::new(RedisStore::on_fleet(fleet, config.fail_mode.unwrap_or_default(), clock.clone()))
+            }
         };
         Ok(Limiter {
             inner: Arc::new(Inner {
@@ -362,17 +393,54 @@ impl Limiter {
     /// Takes one request from the address ceiling for `route` (its `per = "address"` quota,
     /// else the default address quota). Call it before verifying the token.
     pub fn check_address(&self, addr: IpAddr, method: &str, route: &str) -> LimitCheck {
+        self.check_address_on(addr, method, route, RouteAccess::Protected)
+    }
+
+    /// [`check_address`](Self::check_address) on a route of the given access (the Guard
+    /// passes [`RouteAccess::Public`] for routes without a requirement): a `fail_closed`
+    /// shared store does not refuse public routes while it is down, it gives them their
+    /// local share.
+    ///
+    /// ```
+    /// use zt_core::limit::{LimitCheck, LimitConfig, Limiter, RouteAccess};
+    ///
+    /// let limiter = Limiter::new(&LimitConfig::default()).unwrap();
+    /// let peer = "203.0.113.9".parse().unwrap();
+    /// let check = limiter.check_address_on(peer, "GET", "/health", RouteAccess::Public);
+    /// assert!(matches!(check, LimitCheck::Ready(d) if d.allowed));
+    /// ```
+    pub fn check_address_on(&self, addr: IpAddr, method: &str, route: &str, access: RouteAccess) -> LimitCheck {
         let rule =
             self.route_rules(method, route).and_then(|r| r.address.as_ref()).or(self.inner.address.as_ref());
         let Some(rule) = rule else { return LimitCheck::Unlimited };
         let key = LimitKey::Address(self.inner.resolver.group(addr));
-        self.inner.store.check(rule, key, self.inner.tightening.cost(key))
+        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), access)
     }
 
     /// Takes one request from the identity quota for `route` (its `per = "identity"` quota,
     /// else the default identity quota). `key` is the verified identity, or the client
     /// address for an anonymous call.
     pub fn check_identity(&self, key: LimitKey<'_>, method: &str, route: &str) -> LimitCheck {
+        self.check_identity_on(key, method, route, RouteAccess::Protected)
+    }
+
+    /// [`check_identity`](Self::check_identity) on a route of the given access (see
+    /// [`check_address_on`](Self::check_address_on)).
+    ///
+    /// ```
+    /// use zt_core::limit::{LimitCheck, LimitConfig, LimitKey, Limiter, RouteAccess};
+    ///
+    /// let limiter = Limiter::new(&LimitConfig::default()).unwrap();
+    /// let check = limiter.check_identity_on(LimitKey::Identity("alice"), "GET", "/orders", RouteAccess::Protected);
+    /// assert!(matches!(check, LimitCheck::Ready(d) if d.allowed));
+    /// ```
+    pub fn check_identity_on(
+        &self,
+        key: LimitKey<'_>,
+        method: &str,
+        route: &str,
+        access: RouteAccess,
+    ) -> LimitCheck {
         let rule = self
             .route_rules(method, route)
             .and_then(|r| r.identity.as_ref())
@@ -382,7 +450,7 @@ impl Limiter {
             LimitKey::Address(ip) => LimitKey::Address(self.inner.resolver.group(ip)),
             identity => identity,
         };
-        self.inner.store.check(rule, key, self.inner.tightening.cost(key))
+        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), access)
     }
 
     /// What an admitted GraphQL request on `method route` owes once its operations are

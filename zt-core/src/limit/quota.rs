@@ -81,6 +81,10 @@ pub struct QuotaRule {
     limiter: RateLimiter<KeyDigest, BoundedState, LimitClock, StateInformationMiddleware>,
     /// The limiter's map, shared to count keys (governor does not lend its store).
     keys: Arc<BoundedMap<u64>>,
+    /// The clock reading governor took as its origin (TATs in `keys` count from it), for
+    /// the shared stores' mirror of the shared state.
+    start: u64,
+    clock: LimitClock,
 }
 
 impl std::fmt::Debug for QuotaRule {
@@ -113,12 +117,16 @@ impl QuotaRule {
             Quota::with_period(interval).ok_or("the rate is too fast")?.allow_burst(burst_nz);
         let keys = Arc::new(bounded_map(capacity));
         let state = BoundedState { map: keys.clone() };
+        // Read just before governor reads its own origin: with the monotonic clock this one
+        // is at most a few nanoseconds earlier, which makes mirrored TATs later by as much
+        // (stricter, never laxer).
+        let start = clock.now_nanos();
         let limiter = RateLimiter::<KeyDigest, BoundedState, LimitClock, StateInformationMiddleware>::new(
             governor_quota,
             state,
-            clock,
+            clock.clone(),
         );
-        Ok(QuotaRule { name, rate: quota.rate, burst, interval, window, limiter, keys })
+        Ok(QuotaRule { name, rate: quota.rate, burst, interval, window, limiter, keys, start, clock })
     }
 
     /// The policy name.
@@ -185,6 +193,35 @@ impl QuotaRule {
                 let reset = wait.saturating_add(self.interval.saturating_mul(self.burst - cost));
                 self.refused(wait, reset, cost)
             }
+        }
+    }
+
+    /// How far `digest`'s theoretical arrival time lies ahead of now in the in-memory state
+    /// (zero for a key with a whole quota or none at all): what this replica knows the key
+    /// has spent, for the shared stores' repair of a store that forgot it.
+    pub(crate) fn ahead(&self, digest: KeyDigest) -> Duration {
+        let Some(tat) = self.keys.peek(&digest) else { return Duration::ZERO };
+        let now = self.clock.now_nanos().saturating_sub(self.start);
+        Duration::from_nanos(tat.saturating_sub(now))
+    }
+
+    /// Records what a shared store answered for `digest`: its quota is whole again after
+    /// `reset`. Only ever moves the in-memory TAT later, so what this replica charged by
+    /// itself (during an outage) is kept; the fallback then starts from the shared state.
+    pub(crate) fn mirror(&self, digest: KeyDigest, reset: Duration) {
+        let now = self.clock.now_nanos().saturating_sub(self.start);
+        let tat = now.saturating_add(super::clock::nanos(reset.min(self.window)));
+        if tat == 0 || self.keys.peek(&digest).is_some_and(|t| t >= tat) {
+            return; // Nothing to learn (the common case once a key is mirrored: a read lock).
+        }
+        match self.keys.entry(&digest, None, |_, t| {
+            *t = (*t).max(tat);
+            EntryAction::Retain(())
+        }) {
+            EntryResult::Vacant(guard) => {
+                let _ = guard.insert(tat);
+            }
+            EntryResult::Retained(()) | EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => {}
         }
     }
 

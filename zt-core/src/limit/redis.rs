@@ -1,27 +1,68 @@
-//! The Redis store: one quota shared by every replica.
+//! The shared stores: one quota for every replica, in Redis — through the policy's
+//! `[fleet]` ([`RedisStore::on_fleet`], what the Guard builds when a policy has one) or a
+//! store of its own (`limits.store = { redis = { url = ".." } }`, [`RedisStore::new`]).
 //!
 //! Each check is one round trip: `EVALSHA` of a Lua script that runs GCRA atomically on the
-//! server (`redis` reloads the script and retries once on `NOSCRIPT`). The script reads the
-//! server's clock (`TIME`), so replicas with skewed clocks still agree; it stores the
-//! key's theoretical arrival time with `SET .. PX` set to the time the quota is whole again,
-//! so an idle key disappears by itself and Redis memory stays bounded by the active keys.
-//! Keys are `{prefix}:{policy}:a:{address}` and `{prefix}:{policy}:i:{identity}`.
+//! server (reloaded and retried once on `NOSCRIPT`). The script reads the server's clock
+//! (`TIME`), so replicas with skewed clocks still agree; it stores the key's theoretical
+//! arrival time (TAT) with `SET .. PX` set to the time the quota is whole again, so an idle
+//! key disappears by itself and Redis memory stays bounded by the active keys. Keys:
+//! `{fleet prefix}:v1:rl:{policy}:a:{address}` / `..:i:{identity}` on a fleet,
+//! `{prefix}:{policy}:a:{address}` / `..:i:{identity}` on an own store.
 //!
-//! Connections: one multiplexed connection per store ([`ConnectionManager`], created on the
-//! first check, inside the application's Tokio runtime), reconnected after failures. Every
-//! check has a budget (`timeout`, connection included).
+//! Every answer is also *mirrored* into this replica's in-memory state for the same quota
+//! (the TAT only ever moves later there), which is what the fail modes and the repair below
+//! start from. The memory store is untouched by any of this.
 //!
 //! # Failure
 //!
-//! An error or a timeout starts an *outage*: one WARN event on target `zt::limit`, then,
-//! until Redis answers again, checks decide at once without waiting for it:
-//! - `fallback_local` (default): with this replica's in-memory limiter for the same quota
-//!   (so each replica enforces the whole quota by itself); decisions carry `fallback`.
-//! - `fail_closed`: "unavailable" (`unavailable`, mapped to 503 with `Retry-After`).
+//! An error, a timeout or an unexpected reply (a slow Redis counts as down: an attacker may
+//! cause latency) starts an *outage*: one WARN event on target `zt::limit`, the gauge
+//! `zt_limit_fallback` at 1 and `zt_limit_fallback_switches_total{to="local"}`; until Redis
+//! answers again, checks decide at once without waiting for it:
+//! - `fallback_local` (default): with this replica's **share** of the quota: rate and burst
+//!   divided by the fleet's live replica count `N` ([`Fleet::live_replicas`], last counted
+//!   before the outage; 1 for an own store), at least one request per window. It is the
+//!   in-memory GCRA charged `N` cells per request, so it starts from the mirrored shared
+//!   state: a caller who had spent its quota on Redis stays limited. Decisions carry
+//!   `fallback`.
+//! - `fail_closed`: "unavailable" (`unavailable`, mapped to 503 with `Retry-After`) on every
+//!   route that needs a credential. Routes the policy marks **public** (no requirement:
+//!   health and readiness probes, for instance) are checked with
+//!   [`RouteAccess::Public`](super::RouteAccess) and fall back to their local share instead:
+//!   still limited, never failed because the store is down, so a load balancer does not
+//!   drain every replica at once.
 //!
-//! One check per `retry_interval` probes Redis; the first that succeeds ends the outage
-//! (one INFO event with its length) and checks go back to Redis. Nothing fails open
-//! silently.
+//! One check per `retry_interval` (a fleet's: its `sync_interval`, at most 1 s) probes
+//! Redis; the first that succeeds ends the outage (one INFO event with its length, the
+//! gauge back at 0, `..{to="shared"}`).
+//!
+//! # Repair: no quota is given back
+//!
+//! Every check sends the script a *floor*: how far this replica's in-memory TAT for the key
+//! lies ahead of now, less `timeout` (a successful answer took less than that, so the floor
+//! never exceeds what Redis itself held: no drift in normal operation). The script raises
+//! the key's TAT to at least `now + floor`. So after an outage each replica's first check of
+//! a key hands Redis what that replica charged locally, and a Redis that lost its keys
+//! (restarted empty, flushed, failed over to a replica that lagged) is repaired key by key
+//! from the replicas' mirrors — no marker key, no window of fresh quotas. Because a share is
+//! charged `N` cells per request, one replica's TAT estimates the fleet-wide spending when
+//! the load balancer spreads a caller evenly.
+//!
+//! # Bounds (per key and quota of rate `r`, burst `b`, window `w = b / r`, `N` replicas)
+//!
+//! - Redis up: one quota fleet-wide (atomic GCRA on the server).
+//! - An outage of length `T` (`fallback_local`, or public routes under `fail_closed`): each
+//!   replica admits at most `⌊b / N⌋ + (r / N) · T` (with `N > b`: one per window, so
+//!   `1 + T / w`), so the fleet at most **`b + r · T`** (with `N > b`: `N · (1 + T / w)`) —
+//!   and at most the caller's remaining quota plus `r · T` when every replica saw its recent
+//!   traffic. Slow Redis and unreachable Redis are the same case.
+//! - After the outage, or after Redis lost its keys: what the replicas charged is handed
+//!   back as floors, so the total from the outage's start on stays within one quota
+//!   (`b + r · elapsed`), less only `timeout · r` cells per key (the floor's margin) and
+//!   what replicas that never saw the caller could not know.
+//! - The live count is what the replicas' heartbeats said before the outage: a replica
+//!   started during the outage counts itself alone (`N = 1`) until the store is back.
 //!
 //! Requires a Tokio runtime with the time driver (both zt adapters run on Tokio).
 
@@ -33,6 +74,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use crate::error::PolicyError;
+use crate::fleet::Fleet;
+use crate::limit::RouteAccess;
 use crate::limit::clock::{LimitClock, nanos};
 use crate::limit::config::{FailMode, RedisConfig};
 use crate::limit::decision::{LimitCheck, PendingLimit, RateDecision};
@@ -41,20 +84,30 @@ use crate::limit::quota::QuotaRule;
 use crate::limit::store::RateStore;
 
 /// GCRA in one atomic step. Times in microseconds (exact in Lua's doubles until the year
-/// 2255). KEYS[1]: the key. ARGV: emission interval, burst, cost (cells).
-/// Returns {allowed (0/1), remaining cells, retry after, time to a whole quota}.
+/// 2255). KEYS[1]: the key. ARGV: emission interval, burst, cost (cells), floor (the TAT is
+/// at least now + floor: what the calling replica knows was spent). Returns {allowed (0/1),
+/// remaining cells, retry after, time to a whole quota}.
 const GCRA_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local floor = tonumber(ARGV[4]) or 0
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
+local repaired = false
+if floor > 0 and tat < now + floor then
+  tat = now + floor
+  repaired = true
+end
 local new_tat = tat + interval * cost
 local allow_at = new_tat - interval * burst
 if now < allow_at then
+  if repaired then
+    redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000)))
+  end
   return {0, 0, allow_at - now, tat - now}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000)
@@ -62,18 +115,35 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('
 return {1, math.floor((now + interval * burst - new_tat) / interval), 0, new_tat - now}
 ";
 
-/// A [`RateStore`] in Redis. Build it through [`Limiter::new`](super::Limiter::new) with
-/// `store = { redis = { url = ".." } }`, or directly for a custom set-up.
+/// A [`RateStore`] in Redis, shared by every replica. The Guard builds one on the policy's
+/// `[fleet]`; [`Limiter::new`](super::Limiter::new) builds one for
+/// `store = { redis = { url = ".." } }`; or build one directly for a custom set-up.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use zt_core::fleet::{Fleet, FleetConfig};
+/// use zt_core::limit::{FailMode, LimitClock, LimitConfig, Limiter, RedisStore};
+///
+/// let fleet = Fleet::new(&FleetConfig::new("redis://127.0.0.1:6379/")).unwrap();
+/// let store = RedisStore::on_fleet(fleet, FailMode::FallbackLocal, LimitClock::monotonic());
+/// let limiter = Limiter::builder(&LimitConfig::default()).store(Arc::new(store)).build().unwrap();
+/// # let _ = limiter;
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+enum Backend {
+    /// `limits.store.redis`: a connection of the limiter's own.
+    Own { client: redis::Client, manager: OnceLock<Result<ConnectionManager, String>>, prefix: Box<str> },
+    /// The policy's `[fleet]`: its connection, keys and live replica count.
+    Fleet(Fleet),
+}
+
 struct Inner {
-    client: redis::Client,
-    manager: OnceLock<Result<ConnectionManager, String>>,
+    backend: Backend,
     script: Script,
-    prefix: Box<str>,
     timeout: Duration,
     retry_interval: Duration,
     fail_mode: FailMode,
@@ -85,8 +155,12 @@ struct Inner {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.inner.backend {
+            Backend::Own { prefix, .. } => format!("own ({prefix})"),
+            Backend::Fleet(_) => "fleet".to_string(),
+        };
         f.debug_struct("RedisStore")
-            .field("prefix", &self.inner.prefix)
+            .field("backend", &backend)
             .field("timeout", &self.inner.timeout)
             .field("fail_mode", &self.inner.fail_mode)
             .field("down", &self.inner.down.load(Ordering::Relaxed))
@@ -121,41 +195,70 @@ impl RedisStore {
                 "must be non-empty printable ASCII without spaces",
             ));
         }
-        Ok(RedisStore {
+        let backend = Backend::Own { client, manager: OnceLock::new(), prefix: prefix.into() };
+        Ok(RedisStore::with(backend, config.timeout, config.retry_interval, config.fail_mode, clock))
+    }
+
+    /// A store on the fleet's connection: keys `fleet.key("rl:...")`, the fleet's timeout,
+    /// and during an outage each replica's share of every quota (divided by
+    /// [`Fleet::live_replicas`]). Outages are probed once per `sync_interval` (at most 1 s).
+    pub fn on_fleet(fleet: Fleet, fail_mode: FailMode, clock: LimitClock) -> RedisStore {
+        let timeout = fleet.timeout();
+        let retry = fleet.sync_interval().min(Duration::from_secs(1));
+        RedisStore::with(Backend::Fleet(fleet), timeout, retry, fail_mode, clock)
+    }
+
+    fn with(
+        backend: Backend,
+        timeout: Duration,
+        retry_interval: Duration,
+        fail_mode: FailMode,
+        clock: LimitClock,
+    ) -> RedisStore {
+        RedisStore {
             inner: Arc::new(Inner {
-                client,
-                manager: OnceLock::new(),
+                backend,
                 script: Script::new(GCRA_SCRIPT),
-                prefix: prefix.into(),
-                timeout: config.timeout,
-                retry_interval: config.retry_interval,
-                fail_mode: config.fail_mode,
+                timeout,
+                retry_interval,
+                fail_mode,
                 clock,
                 down: AtomicBool::new(false),
                 down_since: AtomicU64::new(0),
                 next_probe: AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     /// True while an outage is in progress.
     pub fn is_down(&self) -> bool {
         self.inner.down.load(Ordering::Acquire)
     }
+
+    /// The divisor of every quota during an outage: the fleet's live replica count (as
+    /// last counted), 1 for a store of its own.
+    pub fn share_divisor(&self) -> u32 {
+        self.inner.divisor()
+    }
 }
 
 impl RateStore for RedisStore {
     fn check(&self, rule: &Arc<QuotaRule>, key: LimitKey<'_>, cost: u32) -> LimitCheck {
+        self.check_on(rule, key, cost, RouteAccess::Protected)
+    }
+
+    fn check_on(&self, rule: &Arc<QuotaRule>, key: LimitKey<'_>, cost: u32, access: RouteAccess) -> LimitCheck {
         let inner = &self.inner;
         let digest = KeyDigest::of(key);
         let cost = cost.clamp(1, rule.burst());
         if inner.down.load(Ordering::Acquire) && !inner.claim_probe() {
-            return LimitCheck::Ready(inner.degraded(rule, digest, cost));
+            return LimitCheck::Ready(inner.degraded(rule, digest, cost, access));
         }
-        let redis_key = match key {
-            LimitKey::Address(ip) => format!("{}:{}:a:{ip}", inner.prefix, rule.name()),
-            LimitKey::Identity(id) => format!("{}:{}:i:{id}", inner.prefix, rule.name()),
-        };
+        // What this replica knows was spent, less the longest a successful round trip takes:
+        // never above what Redis holds, unless Redis forgot it (see the module docs).
+        let floor = rule.ahead(digest).saturating_sub(inner.timeout);
+        let floor_us = u64::try_from(floor.as_micros()).unwrap_or(u64::MAX);
+        let redis_key = inner.key(rule, key);
         let inner = self.inner.clone();
         let rule = rule.clone();
         LimitCheck::Pending(PendingLimit::new(async move {
@@ -163,22 +266,21 @@ impl RateStore for RedisStore {
             // anywhere else they would panic. Treat that as an outage instead.
             if tokio::runtime::Handle::try_current().is_err() {
                 inner.mark_down("no_tokio_runtime");
-                return inner.degraded(&rule, digest, cost);
+                return inner.degraded(&rule, digest, cost, access);
             }
-            let outcome = tokio::time::timeout(inner.timeout, inner.eval(&rule, &redis_key, cost)).await;
-            let failure = match outcome {
-                Ok(Ok(reply)) => match decode(&rule, &reply, cost) {
+            let failure = match inner.eval(&rule, &redis_key, cost, floor_us).await {
+                Ok(reply) => match decode(&rule, &reply, cost) {
                     Some(decision) => {
+                        rule.mirror(digest, decision.reset);
                         inner.mark_up();
                         return decision;
                     }
                     None => "unexpected_reply",
                 },
-                Ok(Err(e)) => error_cause(&e),
-                Err(_elapsed) => "timeout",
+                Err(cause) => cause,
             };
             inner.mark_down(failure);
-            inner.degraded(&rule, digest, cost)
+            inner.degraded(&rule, digest, cost, access)
         }))
     }
 
@@ -212,15 +314,37 @@ fn decode(rule: &QuotaRule, reply: &[i64], cost: u32) -> Option<RateDecision> {
 }
 
 impl Inner {
-    fn manager(&self) -> Result<ConnectionManager, RedisError> {
-        let created = self.manager.get_or_init(|| {
+    fn key(&self, rule: &QuotaRule, key: LimitKey<'_>) -> String {
+        let (kind, value) = match key {
+            LimitKey::Address(ip) => ("a", ip.to_string()),
+            LimitKey::Identity(id) => ("i", id.to_string()),
+        };
+        match &self.backend {
+            Backend::Own { prefix, .. } => format!("{prefix}:{}:{kind}:{value}", rule.name()),
+            Backend::Fleet(fleet) => fleet.key(&format!("rl:{}:{kind}:{value}", rule.name())),
+        }
+    }
+
+    fn divisor(&self) -> u32 {
+        match &self.backend {
+            Backend::Own { .. } => 1,
+            Backend::Fleet(fleet) => fleet.live_replicas().max(1),
+        }
+    }
+
+    fn manager(
+        &self,
+        client: &redis::Client,
+        manager: &OnceLock<Result<ConnectionManager, String>>,
+    ) -> Result<ConnectionManager, RedisError> {
+        let created = manager.get_or_init(|| {
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.timeout))
                 .set_response_timeout(Some(self.timeout))
                 // Reconnection is paced by the outage probes, not by a retry loop that
                 // would hold requests.
                 .set_number_of_retries(0);
-            ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(|e| e.to_string())
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| e.to_string())
         });
         match created {
             Ok(manager) => Ok(manager.clone()),
@@ -230,18 +354,37 @@ impl Inner {
         }
     }
 
-    async fn eval(&self, rule: &QuotaRule, key: &str, cost: u32) -> Result<Vec<i64>, RedisError> {
-        let mut connection = self.manager()?;
+    /// One script call within the timeout; the error is a short cause for the event.
+    async fn eval(
+        &self,
+        rule: &QuotaRule,
+        key: &str,
+        cost: u32,
+        floor_us: u64,
+    ) -> Result<Vec<i64>, &'static str> {
         let interval_us = u64::try_from(rule.interval().as_micros()).unwrap_or(u64::MAX).max(1);
         let mut invocation = self.script.prepare_invoke();
-        invocation.key(key).arg(interval_us).arg(rule.burst()).arg(cost);
-        match invocation.invoke_async(&mut connection).await {
-            // After a lost connection the manager starts reconnecting: try once more on the
-            // new connection, within the same time budget.
-            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
-                invocation.invoke_async(&mut connection).await
+        invocation.key(key).arg(interval_us).arg(rule.burst()).arg(cost).arg(floor_us);
+        match &self.backend {
+            Backend::Fleet(fleet) => fleet.invoke::<Vec<i64>>(&invocation).await.map_err(|e| e.cause()),
+            Backend::Own { client, manager, .. } => {
+                let attempt = async {
+                    let mut connection = self.manager(client, manager)?;
+                    match invocation.invoke_async(&mut connection).await {
+                        // After a lost connection the manager starts reconnecting: try once
+                        // more on the new connection, within the same time budget.
+                        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                            invocation.invoke_async(&mut connection).await
+                        }
+                        other => other,
+                    }
+                };
+                match tokio::time::timeout(self.timeout, attempt).await {
+                    Ok(Ok(reply)) => Ok(reply),
+                    Ok(Err(e)) => Err(error_cause(&e)),
+                    Err(_elapsed) => Err("timeout"),
+                }
             }
-            other => other,
         }
     }
 
@@ -268,22 +411,27 @@ impl Inner {
             return;
         }
         self.down_since.store(now, Ordering::Release);
+        metrics::gauge!("zt_limit_fallback").set(1.0);
+        metrics::counter!("zt_limit_fallback_switches_total", "to" => "local").increment(1);
+        let replicas = self.divisor();
         match self.fail_mode {
             FailMode::FallbackLocal => tracing::event!(
                 target: "zt::limit",
                 tracing::Level::WARN,
                 zt.store = "redis",
                 zt.fail_mode = "fallback_local",
+                zt.live_replicas = replicas,
                 error.type = cause,
-                "rate-limit store unreachable: enforcing quotas per replica in memory until it recovers"
+                "rate-limit store unreachable: each replica enforces its share of every quota until it recovers"
             ),
             FailMode::FailClosed => tracing::event!(
                 target: "zt::limit",
                 tracing::Level::WARN,
                 zt.store = "redis",
                 zt.fail_mode = "fail_closed",
+                zt.live_replicas = replicas,
                 error.type = cause,
-                "rate-limit store unreachable: refusing rate-limited requests until it recovers"
+                "rate-limit store unreachable: refusing rate-limited requests on protected routes until it recovers"
             ),
         }
     }
@@ -292,6 +440,8 @@ impl Inner {
         if !self.down.load(Ordering::Acquire) || !self.down.swap(false, Ordering::AcqRel) {
             return;
         }
+        metrics::gauge!("zt_limit_fallback").set(0.0);
+        metrics::counter!("zt_limit_fallback_switches_total", "to" => "shared").increment(1);
         let since = self.down_since.load(Ordering::Acquire);
         let outage = Duration::from_nanos(self.clock.now_nanos().saturating_sub(since));
         tracing::event!(
@@ -303,15 +453,19 @@ impl Inner {
         );
     }
 
-    fn degraded(&self, rule: &QuotaRule, digest: KeyDigest, cost: u32) -> RateDecision {
-        match self.fail_mode {
-            FailMode::FallbackLocal => {
-                let mut decision = rule.check_digest(digest, cost);
+    /// The decision while Redis cannot answer: this replica's share, or unavailable.
+    fn degraded(&self, rule: &QuotaRule, digest: KeyDigest, cost: u32, access: RouteAccess) -> RateDecision {
+        match (self.fail_mode, access) {
+            (FailMode::FailClosed, RouteAccess::Protected) => {
+                RateDecision::unavailable(rule.policy(), self.retry_interval.max(Duration::from_secs(1)))
+            }
+            (FailMode::FallbackLocal, _) | (FailMode::FailClosed, RouteAccess::Public) => {
+                // Charging N cells per request on the full quota is GCRA with rate / N and
+                // burst / N; the clamp keeps at least one request per window.
+                let share = cost.saturating_mul(self.divisor()).min(rule.burst());
+                let mut decision = rule.check_digest(digest, share);
                 decision.fallback = true;
                 decision
-            }
-            FailMode::FailClosed => {
-                RateDecision::unavailable(rule.policy(), self.retry_interval.max(Duration::from_secs(1)))
             }
         }
     }

@@ -4,7 +4,7 @@
 use crate::denial::{Denial, Reason};
 use crate::guard::engine::Guard;
 use crate::guard::facts::{Facts, Flow, Waited};
-use crate::limit::LimitKey;
+use crate::limit::{LimitKey, RouteAccess};
 use crate::request::RequestView;
 
 pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
@@ -31,7 +31,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             let Some(route) = guard.routing.table.get(facts.route.unwrap_or(usize::MAX)) else {
                 return Flow::Continue;
             };
-            match limiter.check_address(key, view.method, route.template) {
+            // Probes of public routes (health) keep their local share under `fail_closed`.
+            let access = if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
+            match limiter.check_address_on(key, view.method, route.template, access) {
                 crate::limit::LimitCheck::Unlimited => return Flow::Continue,
                 crate::limit::LimitCheck::Ready(decision) => decision,
                 crate::limit::LimitCheck::Pending(pending) => {

@@ -5,7 +5,7 @@ use crate::denial::{Denial, Reason};
 use crate::guard::engine::Guard;
 use crate::guard::facts::{Facts, Flow, Waited};
 use crate::identity::Identity;
-use crate::limit::{LimitCheck, LimitKey, RateDecision};
+use crate::limit::{LimitCheck, LimitKey, RateDecision, RouteAccess};
 use crate::request::RequestView;
 
 pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
@@ -21,7 +21,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             let Some(route) = facts.route.and_then(|i| guard.routing.table.get(i)) else {
                 return Flow::Continue;
             };
-            match limiter.check_identity(key, view.method, route.template) {
+            let access = if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
+            match limiter.check_identity_on(key, view.method, route.template, access) {
                 LimitCheck::Unlimited => return Flow::Continue,
                 LimitCheck::Ready(decision) => decision,
                 LimitCheck::Pending(pending) => {
