@@ -343,19 +343,40 @@ pub enum StoreConfig {
     Redis(RedisConfig),
 }
 
-/// What to do when Redis cannot answer in time (see the module docs of the shared store for
-/// what each admits).
+/// What quotas do while the shared store cannot answer in time (unreachable, or slower than
+/// its timeout: an attacker may cause latency). For a quota of rate `r` and burst `b`, `N`
+/// replicas (the `[fleet]`'s live count; 1 for a `store.redis`) and an outage of length `T`,
+/// on routes that need a credential:
+///
+/// | mode | each replica admits per key | the fleet admits per key, at most |
+/// |---|---|---|
+/// | `bounded` (default) | its share: rate `r / N`, burst `b / N` (at least 1 per window), from its mirror of the shared state | `b + r·T` (one quota) |
+/// | `fallback_local` | the whole quota, from its mirror of the shared state | `N·(b + r·T)` |
+/// | `fail_closed` | nothing: 503 `limiter-unavailable` | `0` |
+///
+/// Routes without a requirement (health and readiness probes) are never refused because of
+/// an outage under any mode: each replica gives them the whole quota from its mirror (they
+/// are limited as a single replica would limit them, never 503).
+///
+/// Switching into and out of the fallback has hysteresis (`FAILURES_TO_FALLBACK`
+/// consecutive failures in, `SUCCESSES_TO_RECOVER` consecutive successful probes out), with a
+/// WARN/INFO event, the gauge `zt_limit_fallback` and the counter
+/// `zt_limit_fallback_switches_total{to="local"|"shared"}` each way. See
+/// [`RedisStore`](super::RedisStore) for the repair of a store that lost its keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
-    /// Decide with this replica's in-memory limiter until Redis is back (default): each
-    /// replica enforces its share of every quota (rate and burst divided by the live replica
-    /// count of the `[fleet]`; the whole quota for a `store.redis`), so the fleet admits
-    /// about one quota. A WARN event marks the start of each outage.
+    /// Each replica enforces its share of every quota (default): rate and burst divided by
+    /// the live replica count, starting from what the shared store last said about the key,
+    /// so the fleet admits about one quota during an outage.
     #[default]
+    Bounded,
+    /// Each replica enforces the whole quota by itself, starting from what the shared store
+    /// last said about the key: the fleet admits up to `N` quotas during an outage. Kept for
+    /// configurations written before `bounded`; prefer `bounded`.
     FallbackLocal,
-    /// Answer "unavailable" (the Guard maps it to 503) on routes that need a credential:
-    /// nothing passes unmetered. Public routes (health, readiness) keep their local share.
+    /// Answer "unavailable" (the Guard maps it to 503 with `Retry-After`) on routes that
+    /// need a credential: nothing passes unmetered. Public routes keep the local quota.
     FailClosed,
 }
 
@@ -370,7 +391,8 @@ pub struct RedisConfig {
     /// an outage.
     #[serde(default = "default_redis_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// What to do while Redis is unreachable or slow (default `fallback_local`).
+    /// What to do while Redis is unreachable or slow (default `bounded`, which with one
+    /// store of its own admits what `fallback_local` does: the whole quota per replica).
     #[serde(default)]
     pub fail_mode: FailMode,
     /// Key prefix (default `zt:rl`); keys are `{prefix}:{policy}:a:{address}` and
@@ -536,7 +558,7 @@ pub struct LimitConfig {
     #[serde(default)]
     pub store: StoreConfig,
     /// What quotas do while the policy's `[fleet]` cannot be reached or is slow (default
-    /// `fallback_local`: each replica enforces its share). Only with a `[fleet]`; a
+    /// `bounded`: each replica enforces its share; see [`FailMode`]). Only with a `[fleet]`; a
     /// `store.redis` has its own `fail_mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_mode: Option<FailMode>,

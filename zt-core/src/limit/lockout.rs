@@ -53,7 +53,9 @@
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+#[cfg(feature = "redis")]
+use std::sync::Arc;
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use quick_cache::sync::{EntryAction, EntryResult};
@@ -182,22 +184,27 @@ impl Lockout {
         lockout
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn threshold(&self) -> u32 {
         self.threshold
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn window(&self) -> Duration {
         Duration::from_nanos(self.window)
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn base(&self) -> Duration {
         self.base
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn max(&self) -> Duration {
         self.max
     }
 
+    #[cfg(feature = "redis")]
     pub(super) fn capacity(&self) -> usize {
         self.capacity
     }

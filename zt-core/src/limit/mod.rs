@@ -25,8 +25,10 @@
 //!    refused decision is a 429 with those headers, an `unavailable` one a 503.
 //!
 //! With the in-memory store (default) every check is [`LimitCheck::Ready`]: synchronous and
-//! allocation-free. With Redis it is [`LimitCheck::Pending`] (one round trip), except during
-//! an outage, when it is decided at once by the fail mode.
+//! allocation-free. With Redis (a `[fleet]`, or `store.redis`) it is [`LimitCheck::Pending`]
+//! (one round trip: one script for the key's quota and shared throttle factor), except in a
+//! fallback, when it is decided at once by the fail mode ([`FailMode`]; the shared store's
+//! docs, `RedisStore`, give the round trips per request and the bounds).
 //!
 //! Every table (each quota, the lockout table, the tightening table) holds at most
 //! `capacity` keys (default 100 000) and evicts cold keys by itself; nothing needs to be
@@ -95,7 +97,7 @@ pub use key::LimitKey;
 pub use lockout::Lockout;
 pub use quota::QuotaRule;
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{FAILURES_TO_FALLBACK, RedisStore, SUCCESSES_TO_RECOVER};
 pub use store::{MemoryStore, RateStore, RouteAccess};
 
 use crate::error::PolicyError;
@@ -414,7 +416,7 @@ impl Limiter {
             self.route_rules(method, route).and_then(|r| r.address.as_ref()).or(self.inner.address.as_ref());
         let Some(rule) = rule else { return LimitCheck::Unlimited };
         let key = LimitKey::Address(self.inner.resolver.group(addr));
-        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), access)
+        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), 1, access)
     }
 
     /// Takes one request from the identity quota for `route` (its `per = "identity"` quota,
@@ -450,7 +452,7 @@ impl Limiter {
             LimitKey::Address(ip) => LimitKey::Address(self.inner.resolver.group(ip)),
             identity => identity,
         };
-        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), access)
+        self.inner.store.check_on(rule, key, self.inner.tightening.cost(key), 1, access)
     }
 
     /// What an admitted GraphQL request on `method route` owes once its operations are
@@ -514,7 +516,10 @@ impl Limiter {
         };
         let cost = u64::from(self.inner.tightening.cost(key)).saturating_mul(charge.units());
         match u32::try_from(cost) {
-            Ok(cost) if cost <= charge.rule().burst() => self.inner.store.check(charge.rule_arc(), key, cost),
+            Ok(cost) if cost <= charge.rule().burst() => {
+                let units = u32::try_from(charge.units()).unwrap_or(u32::MAX);
+                self.inner.store.check_on(charge.rule_arc(), key, cost, units, RouteAccess::Protected)
+            }
             _ => LimitCheck::Ready(charge.rule().over_burst()),
         }
     }
@@ -530,14 +535,21 @@ impl Limiter {
     ///
     /// `factor` is capped at [`MAX_TIGHTEN_FACTOR`]; 0 and 1 change nothing. Tightening the
     /// same key again keeps the larger factor and the later end. The table holds at most
-    /// `capacity` keys; entries expire by themselves. With the Redis store, tightening is
-    /// per replica (each replica charges the factor against the shared quota).
+    /// `capacity` keys; entries expire by themselves. With a shared store (a `[fleet]` or
+    /// `store.redis`) the factor is shared too, with its expiry (one `SET .. PX` written in
+    /// the background): every replica's quota script charges the larger of its own factor
+    /// and the shared one. In an outage each replica charges the factors it was told itself.
     pub fn tighten(&self, key: LimitKey<'_>, factor: u32, duration: Duration) {
         let key = match key {
             LimitKey::Address(ip) => LimitKey::Address(self.inner.resolver.group(ip)),
             identity => identity,
         };
+        let factor = factor.min(MAX_TIGHTEN_FACTOR);
+        if factor <= 1 || duration.is_zero() {
+            return;
+        }
         self.inner.tightening.tighten(key, factor, duration);
+        self.inner.store.tighten(key, factor, duration);
     }
 
     /// Whether allowed responses carry the rate-limit headers.

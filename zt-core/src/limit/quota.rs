@@ -83,7 +83,9 @@ pub struct QuotaRule {
     keys: Arc<BoundedMap<u64>>,
     /// The clock reading governor took as its origin (TATs in `keys` count from it), for
     /// the shared stores' mirror of the shared state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     start: u64,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     clock: LimitClock,
 }
 
@@ -199,6 +201,7 @@ impl QuotaRule {
     /// How far `digest`'s theoretical arrival time lies ahead of now in the in-memory state
     /// (zero for a key with a whole quota or none at all): what this replica knows the key
     /// has spent, for the shared stores' repair of a store that forgot it.
+    #[cfg(feature = "redis")]
     pub(crate) fn ahead(&self, digest: KeyDigest) -> Duration {
         let Some(tat) = self.keys.peek(&digest) else { return Duration::ZERO };
         let now = self.clock.now_nanos().saturating_sub(self.start);
@@ -208,6 +211,7 @@ impl QuotaRule {
     /// Records what a shared store answered for `digest`: its quota is whole again after
     /// `reset`. Only ever moves the in-memory TAT later, so what this replica charged by
     /// itself (during an outage) is kept; the fallback then starts from the shared state.
+    #[cfg(feature = "redis")]
     pub(crate) fn mirror(&self, digest: KeyDigest, reset: Duration) {
         let now = self.clock.now_nanos().saturating_sub(self.start);
         let tat = now.saturating_add(super::clock::nanos(reset.min(self.window)));
