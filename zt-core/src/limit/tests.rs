@@ -335,3 +335,69 @@ fn concurrent_checks_never_overshoot() {
         assert_eq!(allowed.load(Ordering::Relaxed), 50);
     }
 }
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_mirrored_tat_only_moves_later_and_is_what_the_fallback_starts_from() {
+    let manual = ManualClock::new();
+    let quota = QuotaConfig { rate: Rate::new(60, Duration::from_secs(60)).unwrap(), burst: Some(10) };
+    let rule = QuotaRule::new("m".into(), &quota, 100, manual.clock()).unwrap();
+    let key = key::KeyDigest::of(LimitKey::Identity("alice"));
+    assert_eq!(rule.ahead(key), Duration::ZERO, "an unseen key has its whole quota");
+    // The store said: whole again in 10 s (the burst spent).
+    rule.mirror(key, Duration::from_secs(10));
+    assert_eq!(rule.ahead(key), Duration::from_secs(10));
+    // An older, laxer answer does not give quota back.
+    rule.mirror(key, Duration::from_secs(2));
+    assert_eq!(rule.ahead(key), Duration::from_secs(10));
+    assert!(!rule.check_digest(key, 1).allowed, "the fallback starts from the spent quota");
+    manual.advance(Duration::from_secs(1));
+    assert!(rule.check_digest(key, 1).allowed, "one interval later, one request");
+    assert!(!rule.check_digest(key, 1).allowed);
+}
+
+/// A store on a port nothing listens on: every check fails fast (connection refused).
+#[cfg(feature = "redis")]
+fn unreachable_store(fail_mode: FailMode) -> (RedisStore, Arc<QuotaRule>) {
+    let mut config = RedisConfig::new("redis://127.0.0.1:1/");
+    config.fail_mode = fail_mode;
+    config.retry_interval = Duration::from_secs(3600);
+    let store = RedisStore::new(&config, LimitClock::monotonic()).unwrap();
+    let quota = QuotaConfig { rate: Rate::new(60, Duration::from_secs(3600)).unwrap(), burst: Some(6) };
+    let rule = Arc::new(QuotaRule::new("h".into(), &quota, 100, LimitClock::monotonic()).unwrap());
+    (store, rule)
+}
+
+#[cfg(feature = "redis")]
+async fn decide(store: &RedisStore, rule: &Arc<QuotaRule>, who: &str, access: RouteAccess) -> RateDecision {
+    store.check_on(rule, LimitKey::Identity(who), 1, 1, access).decision().await.unwrap()
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_fallback_starts_after_consecutive_failures_and_decides_by_fail_mode() {
+    let (store, rule) = unreachable_store(FailMode::Bounded);
+    for i in 0..FAILURES_TO_FALLBACK {
+        assert!(!store.is_down(), "not in fallback after {i} failures");
+        // Each failed check is still decided (by the fallback), never an error.
+        let d = decide(&store, &rule, "alice", RouteAccess::Protected).await;
+        assert!(d.allowed && d.fallback, "{d:?}");
+    }
+    assert!(store.is_down(), "in fallback after {FAILURES_TO_FALLBACK} consecutive failures");
+    // In fallback: decided at once, without a round trip.
+    assert!(matches!(store.check_on(&rule, LimitKey::Identity("bob"), 1, 1, RouteAccess::Protected), LimitCheck::Ready(_)));
+
+    let (closed, rule) = unreachable_store(FailMode::FailClosed);
+    for _ in 0..FAILURES_TO_FALLBACK {
+        let d = decide(&closed, &rule, "alice", RouteAccess::Protected).await;
+        assert!(d.unavailable, "fail_closed refuses protected routes: {d:?}");
+    }
+    // A public route (health) keeps the whole local quota: six of six, then refused as a
+    // single replica would refuse it, never unavailable.
+    for i in 0..6 {
+        let d = decide(&closed, &rule, "probe", RouteAccess::Public).await;
+        assert!(d.allowed && !d.unavailable, "public check {i}: {d:?}");
+    }
+    let d = decide(&closed, &rule, "probe", RouteAccess::Public).await;
+    assert!(!d.allowed && !d.unavailable, "{d:?}");
+}
