@@ -36,8 +36,9 @@
 //! After [`FAILURES_TO_FALLBACK`] consecutive failures the store switches into *fallback*:
 //! one WARN event on target `zt::limit`, the gauge `zt_limit_fallback` at 1 and
 //! `zt_limit_fallback_switches_total{to="local"}`; checks then decide at once without
-//! waiting for Redis, except one probe per `retry_interval` (a fleet's: its `sync_interval`,
-//! at most 1 s). A successful probe lets the next check probe too; after
+//! waiting for Redis; one check per `retry_interval` (a fleet's: its `sync_interval`, at most
+//! 1 s) also probes Redis in the background, so no request waits for a slow store. A
+//! successful probe lets the next check probe too; after
 //! [`SUCCESSES_TO_RECOVER`] consecutive successes the fallback ends (one INFO event with its
 //! length, the gauge back at 0, `..{to="shared"}`). A store that answers every other call
 //! neither flaps nor leaves the fallback.
@@ -318,17 +319,36 @@ impl RateStore for RedisStore {
         let inner = &self.inner;
         let digest = KeyDigest::of(key);
         let cost = cost.clamp(1, rule.burst());
-        if inner.down.load(Ordering::Acquire) && !inner.claim_probe() {
-            return LimitCheck::Ready(inner.degraded(rule, digest, cost, access));
+        let units = units.max(1);
+        if inner.down.load(Ordering::Acquire) {
+            // In fallback no request waits for the store: this one is decided locally, and
+            // at most one per retry interval also probes the store in the background (the
+            // probe charges the shared quota too: stricter, never laxer).
+            let decision = inner.degraded(rule, digest, cost, access);
+            if inner.claim_probe()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let (floor_us, keys) = (inner.floor_us(rule, digest), inner.keys(rule, key));
+                let (inner, rule) = (self.inner.clone(), rule.clone());
+                runtime.spawn(async move {
+                    match inner.eval(&rule, &keys, cost, units, floor_us).await {
+                        Ok(reply) => match decode(&rule, &reply) {
+                            Some(decision) => {
+                                rule.mirror(digest, decision.reset);
+                                inner.succeeded();
+                            }
+                            None => inner.failed("unexpected_reply"),
+                        },
+                        Err(cause) => inner.failed(cause),
+                    }
+                });
+            }
+            return LimitCheck::Ready(decision);
         }
-        // What this replica knows was spent, less the longest a successful round trip takes:
-        // never above what Redis holds, unless Redis forgot it (see the module docs).
-        let floor = rule.ahead(digest).saturating_sub(inner.timeout);
-        let floor_us = u64::try_from(floor.as_micros()).unwrap_or(u64::MAX);
+        let floor_us = inner.floor_us(rule, digest);
         let keys = inner.keys(rule, key);
         let inner = self.inner.clone();
         let rule = rule.clone();
-        let units = units.max(1);
         LimitCheck::Pending(PendingLimit::new(async move {
             // Tokio timers and the connection's driver task need a Tokio runtime; polled
             // anywhere else they would panic. Treat that as an outage instead.
@@ -426,6 +446,14 @@ impl Inner {
     fn keys(&self, rule: &QuotaRule, key: LimitKey<'_>) -> [String; 2] {
         let (quota, throttle) = self.key_names(rule.name(), key);
         [quota, throttle]
+    }
+
+    /// What this replica knows was spent on `digest`, less the longest a successful round
+    /// trip takes: never above what Redis holds, unless Redis forgot it (see the module
+    /// docs), in microseconds.
+    fn floor_us(&self, rule: &QuotaRule, digest: KeyDigest) -> u64 {
+        let floor = rule.ahead(digest).saturating_sub(self.timeout);
+        u64::try_from(floor.as_micros()).unwrap_or(u64::MAX)
     }
 
     fn divisor(&self) -> u32 {
