@@ -262,6 +262,30 @@ async fn redis_restarted_empty_does_not_reset_spent_quotas() {
     assert!(f64::from(again.admitted) <= allowed, "the spent quota stays spent");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_refuses_protected_routes_but_never_fails_health_when_redis_is_down() {
+    let Some(mut redis) = redis() else { return };
+    let limits = format!("fail_mode = \"fail_closed\"\n{OUTAGE_LIMITS}");
+    let (guards, addrs) = replicas(&limits, &fleet(&redis.url(), "closed")).await;
+    let token = token("frank", "orders:read");
+    let up = load(&addrs, &token, Duration::from_millis(500), 0).await;
+    assert_eq!((up.server_errors, up.health_failures), (0, 0), "{up:?}");
+    redis.kill();
+    let down = load(&addrs, &token, Duration::from_secs(2), 1).await;
+    eprintln!(
+        "fail_closed, Redis down ({} requests): {} answered 503 on /orders, {} admitted; /health failures {}",
+        down.requests, down.server_errors, down.admitted, down.health_failures
+    );
+    assert_eq!(down.health_failures, 0, "the load balancer's probe never fails because Redis is down");
+    assert!(down.server_errors > 0, "protected routes are refused (503), nothing passes unmetered");
+    // The failures before the switch into fallback are decided by the fail mode too:
+    // fail_closed admits nothing on a protected route while Redis cannot answer.
+    assert_eq!(down.admitted, 0, "{down:?}");
+    let r = orders(addrs[0], &token).await;
+    assert_eq!(r, 503);
+    drop(guards);
+}
+
 /// A TCP proxy to `target` that holds every chunk from the server for `delay` (shared,
 /// changeable), keeping their order: latency without loss.
 async fn delaying_proxy(target: u16, delay: Arc<AtomicU64>) -> u16 {
