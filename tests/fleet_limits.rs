@@ -453,3 +453,50 @@ async fn lockout_is_fleet_wide_survives_a_replica_restart_and_divides_when_redis
     assert!(refused_by.iter().all(|&r| r), "every replica locked the address by itself");
     assert!(down_guesses <= share * N as u32, "at most threshold guesses fleet-wide with Redis down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_factor_set_on_one_replica_applies_on_all_until_it_expires() {
+    let Some(redis) = redis() else { return };
+    let config = LimitConfig::from_toml_str("identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\n")
+        .unwrap();
+    let fleet_config = fleet(&redis.url(), "throttle");
+    let limiters: Vec<zt::limit::Limiter> = (0..2)
+        .map(|_| {
+            let fleet = zt::fleet::Fleet::new(&fleet_config).unwrap();
+            zt::limit::Limiter::builder(&config).fleet(fleet).build().unwrap()
+        })
+        .collect();
+    let alice = zt::limit::LimitKey::Identity("iss|alice");
+    let quota = |limiter: &zt::limit::Limiter| {
+        let check = limiter.check_identity(alice, "GET", "/orders");
+        async move { check.decision().await.unwrap() }
+    };
+    let first = quota(&limiters[1]).await;
+    assert_eq!((first.allowed, first.limit, first.fallback), (true, 1000, false), "{first:?}");
+    // Detection on replica 0 throttles alice to a tenth for a moment.
+    limiters[0].tighten(alice, 10, Duration::from_secs(1));
+    let mut seen = None;
+    for _ in 0..200 {
+        let d = quota(&limiters[1]).await;
+        if d.limit == 100 {
+            seen = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let throttled = seen.expect("replica 1 charges the factor replica 0 set");
+    eprintln!("throttle shared: replica 1 sees q={} after replica 0 tightened by 10", throttled.limit);
+    // Bob is not throttled anywhere.
+    let bob = limiters[1].check_identity(zt::limit::LimitKey::Identity("iss|bob"), "GET", "/orders");
+    assert_eq!(bob.decision().await.unwrap().limit, 1000);
+    // The factor expires with its duration, on every replica.
+    let mut restored = false;
+    for _ in 0..400 {
+        if quota(&limiters[1]).await.limit == 1000 {
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(restored, "the shared factor expires");
+}
