@@ -123,7 +123,7 @@ async fn load(replicas: &[SocketAddr], token: &str, length: Duration, start: usi
             _ => tally.other += 1,
         }
         tally.requests += 1;
-        if i % 3 == 0 && raw_request(addr, "GET", "/health", &[], None).await.status != 200 {
+        if i.is_multiple_of(3) && raw_request(addr, "GET", "/health", &[], None).await.status != 200 {
             tally.health_failures += 1;
         }
         i += 1;
@@ -428,7 +428,10 @@ async fn lockout_is_fleet_wide_survives_a_replica_restart_and_divides_when_redis
 
     // Redis down: each replica counts alone, at threshold / N.
     redis.kill();
-    assert!(eventually(|| guards.iter().all(|g| !g.fleet().unwrap().is_up())).await, "every replica sees the outage");
+    assert!(
+        eventually(|| guards.iter().all(|g| !g.fleet().unwrap().is_up())).await,
+        "every replica sees the outage"
+    );
     let walker: IpAddr = "127.0.0.7".parse().unwrap();
     let mut down_guesses = 0;
     let mut refused_by = [false; N];
@@ -457,8 +460,9 @@ async fn lockout_is_fleet_wide_survives_a_replica_restart_and_divides_when_redis
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttle_factor_set_on_one_replica_applies_on_all_until_it_expires() {
     let Some(redis) = redis() else { return };
-    let config = LimitConfig::from_toml_str("identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\n")
-        .unwrap();
+    let config =
+        LimitConfig::from_toml_str("identity = { rate = \"6000/m\", burst = 1000 }\naddress = \"off\"\n")
+            .unwrap();
     let fleet_config = fleet(&redis.url(), "throttle");
     let limiters: Vec<zt::limit::Limiter> = (0..2)
         .map(|_| {

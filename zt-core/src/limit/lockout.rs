@@ -52,9 +52,9 @@
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "redis")]
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
@@ -314,7 +314,13 @@ impl Lockout {
     /// this replica emits the start and end events; else quietly, the deciding replica
     /// does). Never shortens a lock already held. True when it changed anything.
     #[cfg(feature = "redis")]
-    pub(super) fn apply_lock(&self, key: LimitKey<'_>, remaining: Duration, level: u32, announce: bool) -> bool {
+    pub(super) fn apply_lock(
+        &self,
+        key: LimitKey<'_>,
+        remaining: Duration,
+        level: u32,
+        announce: bool,
+    ) -> bool {
         if !self.enabled || remaining.is_zero() {
             return false;
         }

@@ -411,7 +411,13 @@ impl Limiter {
     /// let check = limiter.check_address_on(peer, "GET", "/health", RouteAccess::Public);
     /// assert!(matches!(check, LimitCheck::Ready(d) if d.allowed));
     /// ```
-    pub fn check_address_on(&self, addr: IpAddr, method: &str, route: &str, access: RouteAccess) -> LimitCheck {
+    pub fn check_address_on(
+        &self,
+        addr: IpAddr,
+        method: &str,
+        route: &str,
+        access: RouteAccess,
+    ) -> LimitCheck {
         let rule =
             self.route_rules(method, route).and_then(|r| r.address.as_ref()).or(self.inner.address.as_ref());
         let Some(rule) = rule else { return LimitCheck::Unlimited };

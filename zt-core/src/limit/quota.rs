@@ -225,7 +225,10 @@ impl QuotaRule {
             EntryResult::Vacant(guard) => {
                 let _ = guard.insert(tat);
             }
-            EntryResult::Retained(()) | EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => {}
+            EntryResult::Retained(())
+            | EntryResult::Removed(..)
+            | EntryResult::Replaced(..)
+            | EntryResult::Timeout => {}
         }
     }
 

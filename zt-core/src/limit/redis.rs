@@ -180,6 +180,8 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+// One per store, inside its Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     /// `limits.store.redis`: a connection of the limiter's own.
     Own { client: redis::Client, manager: OnceLock<Result<ConnectionManager, String>>, prefix: Box<str> },
@@ -498,7 +500,9 @@ impl Inner {
                     match invocation.invoke_async(&mut connection).await {
                         // After a lost connection the manager starts reconnecting: try once
                         // more on the new connection, within the same time budget.
-                        Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                        Err(e)
+                            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+                        {
                             invocation.invoke_async(&mut connection).await
                         }
                         other => other,
@@ -524,7 +528,14 @@ impl Inner {
     ) -> Result<Vec<i64>, &'static str> {
         let interval_us = u64::try_from(rule.interval().as_micros()).unwrap_or(u64::MAX).max(1);
         let mut invocation = self.script.prepare_invoke();
-        invocation.key(&keys[0]).key(&keys[1]).arg(interval_us).arg(rule.burst()).arg(cost).arg(units).arg(floor_us);
+        invocation
+            .key(&keys[0])
+            .key(&keys[1])
+            .arg(interval_us)
+            .arg(rule.burst())
+            .arg(cost)
+            .arg(units)
+            .arg(floor_us);
         self.run(&invocation).await
     }
 
@@ -620,11 +631,16 @@ impl Inner {
     fn degraded(&self, rule: &QuotaRule, digest: KeyDigest, cost: u32, access: RouteAccess) -> RateDecision {
         let cells = match (self.fail_mode, access) {
             (FailMode::FailClosed, RouteAccess::Protected) => {
-                return RateDecision::unavailable(rule.policy(), self.retry_interval.max(Duration::from_secs(1)));
+                return RateDecision::unavailable(
+                    rule.policy(),
+                    self.retry_interval.max(Duration::from_secs(1)),
+                );
             }
             // Charging N cells per request on the full quota is GCRA with rate / N and
             // burst / N; the clamp keeps at least one request per window.
-            (FailMode::Bounded, RouteAccess::Protected) => cost.saturating_mul(self.divisor()).min(rule.burst()),
+            (FailMode::Bounded, RouteAccess::Protected) => {
+                cost.saturating_mul(self.divisor()).min(rule.burst())
+            }
             (FailMode::FallbackLocal, _) | (_, RouteAccess::Public) => cost,
         };
         let mut decision = rule.check_digest(digest, cells);

@@ -385,7 +385,10 @@ async fn the_fallback_starts_after_consecutive_failures_and_decides_by_fail_mode
     }
     assert!(store.is_down(), "in fallback after {FAILURES_TO_FALLBACK} consecutive failures");
     // In fallback: decided at once, without a round trip.
-    assert!(matches!(store.check_on(&rule, LimitKey::Identity("bob"), 1, 1, RouteAccess::Protected), LimitCheck::Ready(_)));
+    assert!(matches!(
+        store.check_on(&rule, LimitKey::Identity("bob"), 1, 1, RouteAccess::Protected),
+        LimitCheck::Ready(_)
+    ));
 
     let (closed, rule) = unreachable_store(FailMode::FailClosed);
     for _ in 0..FAILURES_TO_FALLBACK {

@@ -32,7 +32,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                 return Flow::Continue;
             };
             // Probes of public routes (health) keep their local share under `fail_closed`.
-            let access = if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
+            let access =
+                if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
             match limiter.check_address_on(key, view.method, route.template, access) {
                 crate::limit::LimitCheck::Unlimited => return Flow::Continue,
                 crate::limit::LimitCheck::Ready(decision) => decision,

@@ -21,7 +21,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             let Some(route) = facts.route.and_then(|i| guard.routing.table.get(i)) else {
                 return Flow::Continue;
             };
-            let access = if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
+            let access =
+                if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
             match limiter.check_identity_on(key, view.method, route.template, access) {
                 LimitCheck::Unlimited => return Flow::Continue,
                 LimitCheck::Ready(decision) => decision,
