@@ -15,7 +15,7 @@ use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
-use zt_core::limit::{LimitConfig, LimitKey, Limiter, ManualClock, RateDecision};
+use zt_core::limit::{FAILURES_TO_FALLBACK, LimitConfig, LimitKey, Limiter, ManualClock, RateDecision};
 
 // ---------------------------------------------------------------------------------------
 // A redis-server child process.
@@ -182,6 +182,15 @@ fn replica(url: &str, prefix: &str, fail_mode: &str) -> (Limiter, ManualClock) {
     (limiter, clock)
 }
 
+/// `who`'s checks on each limiter in turn: whether each was admitted.
+async fn checks_in_turn(limiters: [&Limiter; 4], who: &str) -> Vec<bool> {
+    let mut admitted = Vec::new();
+    for limiter in limiters {
+        admitted.push(check(limiter, who).await.allowed);
+    }
+    admitted
+}
+
 async fn check(limiter: &Limiter, who: &str) -> RateDecision {
     limiter.check_identity(LimitKey::Identity(who), "GET", "/orders").decision().await.unwrap()
 }
@@ -239,21 +248,24 @@ async fn one_quota_shared_by_two_replicas_survives_an_outage() {
     assert!(ttl > 0 && ttl <= 60 * 60 * 1000, "PTTL {ttl}");
     assert!(capture.take().is_empty(), "no events while healthy");
 
-    // Outage: kill the server.
+    // Outage: kill the server. Every failed check is decided by the fail mode at once, from
+    // what Redis last said (alice's quota is spent: no fresh local quota for her); the switch
+    // into fallback (and its event) comes after FAILURES_TO_FALLBACK consecutive failures.
     server.kill();
-    let d = check(&a, "alice").await;
-    assert!(d.fallback && d.allowed && !d.unavailable, "fallback_local decides in memory: {d:?}");
-    let d = check(&a, "alice").await;
-    assert!(d.fallback, "{d:?}");
-    let d = check(&b, "alice").await;
-    assert!(d.unavailable && !d.allowed, "fail_closed: {d:?}");
-    assert_eq!(d.headers(), vec![("retry-after", "1".to_string())]);
-    // The fallback enforces the quota locally: 4 in all, then refusals.
-    let mut allowed = 2;
-    for _ in 0..4 {
-        if check(&a, "alice").await.allowed {
-            allowed += 1;
-        }
+    for _ in 0..FAILURES_TO_FALLBACK {
+        let d = check(&a, "alice").await;
+        assert!(d.fallback && !d.allowed && !d.unavailable, "fallback_local starts from the mirror: {d:?}");
+        let d = check(&b, "alice").await;
+        assert!(d.unavailable && !d.allowed, "fail_closed: {d:?}");
+        assert_eq!(d.headers(), vec![("retry-after", "1".to_string())]);
+    }
+    // A key Redis never answered for gets the whole quota locally (one store of its own:
+    // no fleet to share it with): 4, then refusals.
+    let mut allowed = 0;
+    for _ in 0..6 {
+        let d = check(&a, "frank").await;
+        assert!(d.fallback, "{d:?}");
+        allowed += u32::from(d.allowed);
     }
     assert_eq!(allowed, 4, "the local fallback still enforces the quota");
 
@@ -264,17 +276,18 @@ async fn one_quota_shared_by_two_replicas_survives_an_outage() {
     assert_eq!(modes, ["fallback_local", "fail_closed"]);
     assert!(warnings.iter().all(|e| e.field("zt.store") == Some("redis") && e.field("error.type").is_some()));
 
-    // Recovery on the same port. The new server starts empty.
+    // Recovery on the same port. The new server starts empty, and is repaired from the
+    // replicas' mirrors: alice's spent quota is not given back.
     let _server = RedisServer::start(server.port);
     let d = until_recovered(&a, &clock_a, "alice").await;
-    assert!(d.allowed);
+    assert!(!d.allowed, "{d:?}");
     let d = until_recovered(&b, &clock_b, "alice").await;
-    assert!(d.allowed);
-    // Shared again: 2 taken above, 2 left across both replicas.
-    assert!(check(&a, "alice").await.allowed);
-    assert!(check(&b, "alice").await.allowed);
-    assert!(!check(&a, "alice").await.allowed);
-    assert!(!check(&b, "alice").await.allowed);
+    assert!(!d.allowed, "{d:?}");
+    // Shared again: bob took one (on b) before the outage, three left across both
+    // replicas. b's first check hands Redis what b knows (the floor is a maximum: had a,
+    // which never saw bob, charged first, b's floor would have been below a's fresh TAT).
+    let bobs: Vec<bool> = checks_in_turn([&b, &a, &b, &a], "bob").await;
+    assert_eq!(bobs, [true, true, true, false]);
 
     let events = capture.take();
     let recovered: Vec<&Captured> =
@@ -296,14 +309,18 @@ async fn a_slow_redis_counts_as_an_outage() {
 
     // CLIENT PAUSE .. WRITE holds every script until unpaused: our check must time out.
     assert_eq!(server.command(&["CLIENT", "PAUSE", "60000", "WRITE"]).as_deref(), Some("+OK"));
-    let d = check(&a, "carol").await;
-    assert!(d.fallback && d.allowed, "{d:?}");
+    for _ in 0..FAILURES_TO_FALLBACK {
+        let d = check(&a, "carol").await;
+        assert!(d.fallback && d.allowed, "{d:?}");
+    }
     let events = capture.take();
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 1, "one event, at the switch into fallback: {events:?}");
     assert_eq!(events[0].field("error.type"), Some("timeout"));
 
     assert_eq!(server.command(&["CLIENT", "UNPAUSE"]).as_deref(), Some("+OK"));
-    assert!(until_recovered(&a, &clock, "carol").await.allowed);
+    // Carol had 1 from Redis and 3 from the fallback: her quota of 4 is spent, shared again.
+    let d = until_recovered(&a, &clock, "carol").await;
+    assert!(!d.allowed, "what the fallback admitted was charged to the shared quota: {d:?}");
 }
 
 #[tokio::test]
@@ -327,8 +344,10 @@ async fn an_unreachable_redis_at_start_falls_back() {
     let _guard = tracing::subscriber::set_default(capture.clone());
     let url = format!("redis://127.0.0.1:{}", free_port());
     let (a, _clock) = replica(&url, &unique_prefix(), "fallback_local");
-    let d = check(&a, "erin").await;
-    assert!(d.fallback && d.allowed, "{d:?}");
+    for _ in 0..FAILURES_TO_FALLBACK {
+        let d = check(&a, "erin").await;
+        assert!(d.fallback && d.allowed, "{d:?}");
+    }
     let events = capture.take();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].level, Level::WARN);

@@ -623,7 +623,7 @@ impl Inner {
             tracing::Level::INFO,
             zt.store = "redis",
             zt.outage_ms = u64::try_from(outage.as_millis()).unwrap_or(u64::MAX),
-            "rate-limit store recovered: quotas are shared again"
+            "rate-limit store recovered"
         );
     }
 
