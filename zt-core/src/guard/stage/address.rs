@@ -31,7 +31,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             let Some(route) = guard.routing.table.get(facts.route.unwrap_or(usize::MAX)) else {
                 return Flow::Continue;
             };
-            // Probes of public routes (health) keep their local share under `fail_closed`.
+            // Public routes (health, readiness) keep the whole local quota in an outage, under
+            // every fail mode: a load balancer's probe never fails because the store is down.
             let access =
                 if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
             match limiter.check_address_on(key, view.method, route.template, access) {
