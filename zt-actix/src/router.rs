@@ -402,12 +402,10 @@ pub(crate) fn builtin(
                 None => Ok(Bytes::new()),
             };
             let content_type = request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-            let extensions = request.extensions();
-            reply(endpoint.answer(
-                extensions.get::<Admission>(),
-                content_type,
-                read.as_deref().map_err(|e| *e),
-            ))
+            // Cloned out: the extensions' borrow must not be held while the answer waits
+            // (a controls write awaits the fleet's store).
+            let admission = request.extensions().get::<Admission>().cloned();
+            reply(endpoint.answer(admission.as_ref(), content_type, read.as_deref().map_err(|e| *e)).await)
         }
     }
 }

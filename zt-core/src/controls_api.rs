@@ -60,6 +60,8 @@
 //!     body: Ok(b""),
 //!     request_id: request_id.as_str(),
 //! });
+//! // Without a fleet the answer is ready at once (with one, `.await` it).
+//! let reply = futures_util::FutureExt::now_or_never(reply).unwrap();
 //! assert_eq!(reply.status(), 401);
 //! ```
 
@@ -204,6 +206,14 @@ pub enum ControlError {
     /// The revocation list is full of unexpired revocations (503): rotate keys instead.
     #[error("the revocation list is full of unexpired revocations")]
     RevocationsFull,
+    /// The fleet's shared store did not acknowledge the change (503): nothing changed, on
+    /// this replica or any other; retry. `cause` is `timeout`, `unreachable` or
+    /// `server_error` (never a URL, key or value).
+    #[error("the shared store did not acknowledge the change ({cause}): nothing was changed, retry")]
+    StoreUnavailable {
+        /// Why, in one word.
+        cause: &'static str,
+    },
 }
 
 impl ControlError {
@@ -213,7 +223,7 @@ impl ControlError {
             ControlError::UnsupportedMediaType => 415,
             ControlError::TooLarge => 413,
             ControlError::MonitoringOff | ControlError::NoSuchBlock => 404,
-            ControlError::RevocationsFull => 503,
+            ControlError::RevocationsFull | ControlError::StoreUnavailable { .. } => 503,
             _ => 400,
         }
     }
@@ -227,6 +237,7 @@ impl ControlError {
             ControlError::MonitoringOff => "monitoring-off",
             ControlError::NoSuchBlock => "no-such-block",
             ControlError::RevocationsFull => "revocation-list-full",
+            ControlError::StoreUnavailable { .. } => "controls-unavailable",
             _ => Reason::InvalidBody.slug(),
         };
         format!("{PROBLEM_TYPE_BASE}{slug}")
@@ -239,6 +250,7 @@ impl ControlError {
             ControlError::MonitoringOff => "Monitoring is off",
             ControlError::NoSuchBlock => "No such block",
             ControlError::RevocationsFull => "Revocation list full",
+            ControlError::StoreUnavailable { .. } => "Controls unavailable",
             _ => "Invalid control request",
         }
     }
@@ -252,15 +264,16 @@ impl ControlError {
             "detail": self.to_string(),
             "request_id": request_id,
         });
-        Reply {
-            status: self.status(),
-            headers: vec![
-                ("content-type", "application/problem+json".to_string()),
-                ("cache-control", "no-store".to_string()),
-                ("x-request-id", request_id.to_string()),
-            ],
-            body: body.to_string(),
+        let mut headers = vec![
+            ("content-type", "application/problem+json".to_string()),
+            ("cache-control", "no-store".to_string()),
+            ("x-request-id", request_id.to_string()),
+        ];
+        if let ControlError::StoreUnavailable { .. } = self {
+            // The store is retried every second while it is down.
+            headers.push(("retry-after", "1".to_string()));
         }
+        Reply { status: self.status(), headers, body: body.to_string() }
     }
 }
 
@@ -301,7 +314,13 @@ impl ControlsApi {
     /// Answers one request: the caller is checked against the requirement first (401 without
     /// an identity, 403 `insufficient_scope`, rendered like the Guard's denials), then the
     /// body, then the controls act.
-    pub fn handle(&self, endpoint: Endpoint, request: ControlRequest<'_>) -> Reply {
+    ///
+    /// With a `[fleet]`, a block, unblock or revocation is answered once the shared store
+    /// acknowledged it (at most `fleet.timeout`), so every replica enforces it from then on
+    /// (within the sync bound); when the store does not answer, nothing changed and the
+    /// answer is a 503 problem ([`ControlError::StoreUnavailable`]). Without a fleet the
+    /// future is ready at once.
+    pub async fn handle(&self, endpoint: Endpoint, request: ControlRequest<'_>) -> Reply {
         if let Err(denial) = self.authorize(request.identity) {
             let rendered = denial.render(self.guard.realm(), request.request_id);
             return Reply { status: rendered.status, headers: rendered.headers, body: rendered.body };
@@ -312,9 +331,18 @@ impl ControlsApi {
         let controls = observer.controls();
         let result = match endpoint {
             Endpoint::List => Ok(list(controls)),
-            Endpoint::Block => json_body(&request).and_then(|body| block(controls, body)),
-            Endpoint::Unblock => json_body(&request).and_then(|body| unblock(controls, body)),
-            Endpoint::Revoke => json_body(&request).and_then(|body| revoke(controls, body)),
+            Endpoint::Block => match json_body(&request) {
+                Ok(body) => block(controls, body).await,
+                Err(e) => Err(e),
+            },
+            Endpoint::Unblock => match json_body(&request) {
+                Ok(body) => unblock(controls, body).await,
+                Err(e) => Err(e),
+            },
+            Endpoint::Revoke => match json_body(&request) {
+                Ok(body) => revoke(controls, body).await,
+                Err(e) => Err(e),
+            },
         };
         result.unwrap_or_else(|e| e.reply(request.request_id))
     }
@@ -368,7 +396,7 @@ fn list(controls: &Controls) -> Reply {
     ok_json(200, &serde_json::json!({"blocks": blocks, "revocations": controls.revocations()}))
 }
 
-fn block(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
+async fn block(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["kind", "value", "seconds", "reason"], "kind, value, seconds, reason")?;
     let target = target(&mut fields)?;
     let seconds = match fields.take("seconds") {
@@ -384,15 +412,15 @@ fn block(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
             expected: "a string of at most 256 characters",
         })?,
     };
-    let block = controls.block_target(target, Duration::from_secs(seconds), &reason);
+    let block = controls.block_target_confirmed(target, Duration::from_secs(seconds), &reason).await?;
     tracing::warn!(zt.target = %block.target, seconds, "operator block");
     Ok(ok_json(201, &view(&block)))
 }
 
-fn unblock(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
+async fn unblock(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["kind", "value"], "kind, value")?;
     let target = target(&mut fields)?;
-    if controls.unblock(&target) {
+    if controls.unblock_confirmed(&target).await? {
         tracing::warn!(zt.target = %target, "operator unblock");
         Ok(empty(204))
     } else {
@@ -400,7 +428,7 @@ fn unblock(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     }
 }
 
-fn revoke(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
+async fn revoke(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
     let mut fields = body.fields(&["jti", "expires_at"], "jti, expires_at")?;
     const JTI: ControlError =
         ControlError::Invalid { field: "jti", expected: "a string of 1 to 256 characters or an integer" };
@@ -422,7 +450,7 @@ fn revoke(controls: &Controls, body: Object) -> Result<Reply, ControlError> {
         }
     };
     let exp = UNIX_EPOCH + Duration::from_secs(expires_at);
-    controls.revoke(&jti, exp).map_err(|_| ControlError::RevocationsFull)?;
+    controls.revoke_confirmed(&jti, exp).await?;
     tracing::warn!(expires_at, "operator revocation");
     Ok(empty(201))
 }
@@ -585,7 +613,7 @@ mod tests {
 
     fn call(api: &ControlsApi, endpoint: Endpoint, identity: Option<&Identity>, body: &str) -> Reply {
         let request_id = RequestId::generate();
-        api.handle(
+        let reply = api.handle(
             endpoint,
             ControlRequest {
                 identity,
@@ -593,7 +621,9 @@ mod tests {
                 body: Ok(body.as_bytes()),
                 request_id: request_id.as_str(),
             },
-        )
+        );
+        // No fleet: ready at once.
+        futures_util::FutureExt::now_or_never(reply).expect("no fleet, no wait")
     }
 
     fn detail(reply: &Reply) -> String {
@@ -839,7 +869,7 @@ mod tests {
 
             let request_id = RequestId::generate();
             let request = |content_type: Option<&'static [u8]>, body: Result<&'static [u8], BodyError>| {
-                api.handle(
+                let reply = api.handle(
                     Endpoint::Block,
                     ControlRequest {
                         identity: Some(&admin),
@@ -847,7 +877,8 @@ mod tests {
                         body,
                         request_id: request_id.as_str(),
                     },
-                )
+                );
+                futures_util::FutureExt::now_or_never(reply).expect("no fleet, no wait")
             };
             assert_eq!(request(None, Ok(b"{}")).status, 415);
             assert_eq!(request(Some(b"text/plain"), Ok(b"{}")).status, 415);

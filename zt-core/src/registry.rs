@@ -207,7 +207,7 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// let issuer = TokenIssuer::new(TokenIssuerConfig::new("https://a.example").audience("b")).unwrap();
 /// let jwks = BuiltinEndpoint::jwks(issuer);
 /// assert_eq!((jwks.method(), jwks.body_limit()), ("GET", None));
-/// let reply = jwks.answer(None, None, Ok(b""));
+/// let reply = futures_util::FutureExt::now_or_never(jwks.answer(None, None, Ok(b""))).unwrap();
 /// assert_eq!(reply.status(), 200);
 /// assert!(reply.body().contains("\"keys\""));
 /// # }
@@ -272,7 +272,10 @@ impl BuiltinEndpoint {
     /// with its `Content-Type` and its body as read (an empty one when
     /// [`body_limit`](Self::body_limit) is `None`). A request without an admission did not
     /// come through zt (a wiring bug): it gets a 500, never an action.
-    pub fn answer(
+    ///
+    /// Async for the controls API, whose writes wait for the fleet's shared store when there
+    /// is one (see [`ControlsApi::handle`]); every other answer is ready at once.
+    pub async fn answer(
         &self,
         admission: Option<&Admission>,
         content_type: Option<&[u8]>,
@@ -303,15 +306,18 @@ impl BuiltinEndpoint {
                 body: "zt: this endpoint was reached without zt's decision (is the zt layer in front of it?)"
                     .into(),
             },
-            (Builtin::Controls(api, endpoint), Some(admission)) => api.handle(
-                *endpoint,
-                ControlRequest {
-                    identity: admission.identity(),
-                    content_type,
-                    body,
-                    request_id: admission.request_id().as_str(),
-                },
-            ),
+            (Builtin::Controls(api, endpoint), Some(admission)) => {
+                api.handle(
+                    *endpoint,
+                    ControlRequest {
+                        identity: admission.identity(),
+                        content_type,
+                        body,
+                        request_id: admission.request_id().as_str(),
+                    },
+                )
+                .await
+            }
             (Builtin::Exchange(issuer), Some(admission)) => match (admission.identity(), body) {
                 (None, _) => admission.reject(Reason::MissingCredentials),
                 (Some(_), Err(_)) => ExchangeError::MalformedBody.to_response(),

@@ -22,6 +22,8 @@
 
 mod config;
 #[cfg(feature = "redis")]
+pub(crate) mod controls;
+#[cfg(feature = "redis")]
 mod keys;
 #[cfg(feature = "redis")]
 mod runtime;

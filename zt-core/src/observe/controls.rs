@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::Reply;
+use crate::controls_api::ControlError;
 use crate::identity::Identity;
 use crate::limit::canonical_net;
 use crate::problem::PROBLEM_TYPE_BASE;
@@ -212,7 +213,7 @@ impl<V> Sharded<V> {
     }
 
     fn shard(&self, key: u64) -> Option<&RwLock<HashMap<u64, V>>> {
-        self.shards.get((key as usize) % SHARDS)
+        self.shards.get(Self::index(key))
     }
 
     fn is_empty(&self) -> bool {
@@ -263,6 +264,29 @@ impl<V> Sharded<V> {
     fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
+
+    /// Replaces every shard's map with the one built for it (`fresh[i]` for shard `i`),
+    /// each swap under that shard's write lock: a reader sees the old map or the new one,
+    /// never an empty one in between.
+    #[cfg(feature = "redis")]
+    fn replace(&self, fresh: Vec<HashMap<u64, V>>) {
+        for (shard, map) in self.shards.iter().zip(fresh) {
+            let mut held = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = held.len();
+            let after = map.len();
+            *held = map;
+            if after > before {
+                self.len.fetch_add(after - before, Ordering::Relaxed);
+            } else {
+                self.len.fetch_sub(before - after, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The shard index of a key, for building maps to [`Sharded::replace`] with.
+    fn index(key: u64) -> usize {
+        (key as usize) % SHARDS
+    }
 }
 
 /// Blocks, challenges and revocations, queried by the Guard on the hot path.
@@ -275,12 +299,19 @@ impl<V> Sharded<V> {
 /// (blocking, revoking) are rare and take one shard's write lock.
 ///
 /// Everything expires. Blocks last their duration; revocations last until the token's own
-/// `exp` (after which the token is refused anyway). Both stores are bounded:
+/// `exp` plus the verification leeway ([`Controls::set_revocation_leeway`]: a token is
+/// accepted that long after its `exp`, so its revocation must last as long). Both stores
+/// are bounded:
 /// - blocks: [`ControlsConfig::max_blocks`] (default 100 000). A full shard first drops
 ///   expired entries, then the block that would expire soonest.
 /// - revocations: [`ControlsConfig::max_revocations`] (default 100 000). A full shard drops
 ///   expired entries; if it is still full, [`Controls::revoke`] fails rather than forget a
 ///   revocation whose token is still valid (the caller then knows to rotate keys instead).
+///
+/// With a `[fleet]` (the `redis` feature), this is the replica's copy of the fleet's
+/// controls: every write also goes to the shared store (the `*_confirmed` methods wait for
+/// its acknowledgement; the others, used by detection, write in the background) and changes
+/// made on other replicas are applied as they are pushed. Checks stay local either way.
 ///
 /// ```
 /// use std::time::Duration;
@@ -292,13 +323,32 @@ impl<V> Sharded<V> {
 /// assert!(controls.is_blocked(Some("alice"), None).is_none());
 /// ```
 pub struct Controls {
+    local: Arc<LocalCopy>,
+    /// The fleet's copy of the controls, once attached (`fleet::controls`).
+    #[cfg(feature = "redis")]
+    shared: std::sync::OnceLock<Arc<crate::fleet::controls::SharedControls>>,
+}
+
+/// The stores themselves: what the checks read. Shared (by `Arc`) with the fleet's sync
+/// task, which applies changes from other replicas to it.
+pub(crate) struct LocalCopy {
     blocks: Sharded<Arc<Block>>,
-    revoked: Sharded<u64>,
+    revoked: Sharded<Revocation>,
     prefix: NetworkPrefix,
     wide: WideNetworks,
     clock: ObserveClock,
+    /// Added to a token's `exp` for its revocation's end (microseconds).
+    leeway_us: AtomicU64,
 }
 
+/// One revoked token: until when, and its `jti` (kept so the copy can seed an emptied
+/// shared store).
+#[derive(Debug, Clone)]
+struct Revocation {
+    until_us: u64,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    jti: Arc<str>,
+}
 /// The prefix lengths of network blocks wider than the configured [`NetworkPrefix`] (an
 /// operator's `10.0.0.0/8` when networks are /24): bit `n` is set once a block of length
 /// `n` was stored. A lookup tries the configured width, then each width set here, so wide
@@ -352,8 +402,8 @@ impl WideNetworks {
 impl std::fmt::Debug for Controls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controls")
-            .field("blocks", &self.blocks.len())
-            .field("revoked", &self.revoked.len())
+            .field("blocks", &self.local.blocks.len())
+            .field("revoked", &self.local.revoked.len())
             .finish_non_exhaustive()
     }
 }
@@ -362,12 +412,57 @@ impl Controls {
     /// Empty stores with these bounds.
     pub fn new(config: &ControlsConfig, prefix: NetworkPrefix, clock: ObserveClock) -> Controls {
         Controls {
-            blocks: Sharded::new(config.max_blocks),
-            revoked: Sharded::new(config.max_revocations),
-            prefix,
-            wide: WideNetworks::default(),
-            clock,
+            local: Arc::new(LocalCopy {
+                blocks: Sharded::new(config.max_blocks),
+                revoked: Sharded::new(config.max_revocations),
+                prefix,
+                wide: WideNetworks::default(),
+                clock,
+                leeway_us: AtomicU64::new(0),
+            }),
+            #[cfg(feature = "redis")]
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// How long after a token's `exp` its revocation still holds: the verification leeway
+    /// (the Guard sets the largest of its issuers' leeways; default 0). Applies to
+    /// revocations made from now on.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use zt_core::observe::{Controls, ControlsConfig, ManualClock, NetworkPrefix};
+    ///
+    /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), clock.clock());
+    /// controls.set_revocation_leeway(Duration::from_secs(60));
+    /// controls.revoke("jti-1", clock.now() + Duration::from_secs(10)).unwrap();
+    /// clock.advance(Duration::from_secs(30)); // expired, but still accepted within the leeway
+    /// assert!(controls.is_revoked("jti-1"));
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(!controls.is_revoked("jti-1"));
+    /// ```
+    pub fn set_revocation_leeway(&self, leeway: Duration) {
+        self.local.leeway_us.store(duration_micros(leeway), Ordering::Relaxed);
+    }
+
+    /// The stores, for the fleet's sync task.
+    #[cfg(feature = "redis")]
+    pub(crate) fn local(&self) -> &Arc<LocalCopy> {
+        &self.local
+    }
+
+    /// The same stores without the fleet link: what the sync task applies changes through
+    /// (so a change from elsewhere is never written back).
+    #[cfg(feature = "redis")]
+    pub(crate) fn detached(&self) -> Controls {
+        Controls { local: self.local.clone(), shared: std::sync::OnceLock::new() }
+    }
+
+    /// Routes every write through the fleet from now on (once; a second call is ignored).
+    #[cfg(feature = "redis")]
+    pub(crate) fn attach(&self, shared: Arc<crate::fleet::controls::SharedControls>) {
+        let _ = self.shared.set(shared);
     }
 
     /// The block in force for this subject, this address, or a network it is in (in that
@@ -376,34 +471,7 @@ impl Controls {
     /// [`NetworkPrefix`]. The address is read as clients are keyed: `::ffff:192.0.2.1` is
     /// `192.0.2.1`.
     pub fn is_blocked(&self, subject: Option<&str>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
-        if self.blocks.is_empty() {
-            return None;
-        }
-        let now = self.clock.now_micros();
-        let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
-        // A caller name: a block of it as a principal (the observer's own blocks) or as a
-        // bare subject (an operator's).
-        if let Some(name) = subject
-            && let Some(b) = [domain::PRINCIPAL, domain::SUBJECT]
-                .into_iter()
-                .find_map(|d| self.blocks.read(key_of(d, name), live).flatten())
-        {
-            return Some(b);
-        }
-        self.address_block(ip?, |key| self.blocks.read(key, live).flatten())
-    }
-
-    /// A block of this address or of a network it is in: the address, its network of the
-    /// configured width, then the wider networks blocked.
-    fn address_block(&self, ip: IpAddr, find: impl Fn(u64) -> Option<Arc<Block>>) -> Option<Arc<Block>> {
-        let ip = ip.to_canonical();
-        if let Some(b) = find(key_of(domain::ADDRESS, &ip)) {
-            return Some(b);
-        }
-        if let Some(b) = find(key_of(domain::NETWORK, &self.prefix.network_of(ip))) {
-            return Some(b);
-        }
-        self.wide.find(ip, |net| find(key_of(domain::NETWORK, &net)))
+        self.local.is_blocked(subject, ip)
     }
 
     /// The block in force for this caller, if any: its principal, its bare subject, its
@@ -421,75 +489,68 @@ impl Controls {
     /// assert!(controls.is_caller_blocked(None, Some("192.0.2.1".parse().unwrap())).is_none());
     /// ```
     pub fn is_caller_blocked(&self, caller: Option<&Identity>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
-        if self.blocks.is_empty() {
-            return None;
-        }
-        let now = self.clock.now_micros();
-        let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
-        let find = |key: u64| self.blocks.read(key, live).flatten();
-        if let Some(caller) = caller {
-            let principal = caller.principal();
-            if !principal.is_empty()
-                && let Some(b) = find(key_of(domain::PRINCIPAL, principal))
-            {
-                return Some(b);
-            }
-            if let Some(subject) = caller.subject()
-                && let Some(b) = find(key_of(domain::SUBJECT, subject))
-            {
-                return Some(b);
-            }
-            if let Some(client) = caller.client_id()
-                && let Some(b) = find(key_of(domain::CLIENT, client))
-            {
-                return Some(b);
-            }
-        }
-        self.address_block(ip?, find)
+        self.local.is_caller_blocked(caller, ip)
     }
 
     /// Whether any token is revoked now (expired revocations may still count until the
     /// next maintenance). Lets the Guard skip reading the `jti` claim when none is.
     pub fn has_revocations(&self) -> bool {
-        !self.revoked.is_empty()
+        !self.local.revoked.is_empty()
     }
 
-    /// True when the token id was revoked and the token has not expired yet.
+    /// True when the token id was revoked and the revocation has not lapsed yet (the
+    /// token's `exp` plus the leeway).
     pub fn is_revoked(&self, jti: &str) -> bool {
-        if self.revoked.is_empty() {
-            return false;
-        }
-        let now = self.clock.now_micros();
-        self.revoked.read(key_of(domain::JTI, jti), |&exp| exp > now).unwrap_or(false)
+        self.local.is_revoked(jti)
     }
 
-    /// Revokes a token by `jti` until `exp` (the token's own expiry).
+    /// Revokes a token by `jti` until `exp` (the token's own expiry) plus the leeway. With a
+    /// fleet, the revocation is also written to the shared store in the background (a
+    /// failed write is retried at each resync: see `fleet::controls`).
     pub fn revoke(&self, jti: &str, exp: SystemTime) -> Result<(), RevokeError> {
-        let exp_us = super::clock::to_micros(exp);
-        let now = self.clock.now_micros();
-        if exp_us <= now {
-            return Ok(()); // Already expired: the Guard refuses it anyway.
+        let until_us = self.local.revocation_end(exp);
+        if self.local.revoke_until(jti, until_us)? {
+            #[cfg(feature = "redis")]
+            if let Some(shared) = self.shared.get() {
+                shared.spawn(crate::fleet::controls::Op::revoke(jti, until_us));
+            }
         }
-        let key = key_of(domain::JTI, jti);
-        let cap = self.revoked.per_shard;
-        self.revoked
-            .write(key, |map| {
-                if !map.contains_key(&key) && map.len() >= cap {
-                    map.retain(|_, &mut e| e > now);
-                    if map.len() >= cap {
-                        return Err(RevokeError::Full);
-                    }
-                }
-                let e = map.entry(key).or_insert(exp_us);
-                *e = (*e).max(exp_us);
-                Ok(())
-            })
-            .unwrap_or(Err(RevokeError::Full))
+        Ok(())
+    }
+
+    /// [`Controls::revoke`], returning once the fleet's shared store acknowledged it (at
+    /// once without a fleet). On an error nothing changed: neither the store nor this copy.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use futures_util::FutureExt;
+    /// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+    ///
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+    /// let exp = SystemTime::now() + Duration::from_secs(300);
+    /// // Without a fleet the future is ready at once.
+    /// controls.revoke_confirmed("jti-1", exp).now_or_never().unwrap().unwrap();
+    /// assert!(controls.is_revoked("jti-1"));
+    /// ```
+    pub async fn revoke_confirmed(&self, jti: &str, exp: SystemTime) -> Result<(), ControlError> {
+        let until_us = self.local.revocation_end(exp);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            if until_us <= self.local.clock.now_micros() {
+                return Ok(()); // Already lapsed: the Guard refuses the token anyway.
+            }
+            if self.local.revocations_full_for(jti) {
+                return Err(ControlError::RevocationsFull);
+            }
+            shared.confirm(crate::fleet::controls::Op::revoke(jti, until_us)).await?;
+            return self.local.revoke_until(jti, until_us).map(drop).map_err(|_| ControlError::RevocationsFull);
+        }
+        self.local.revoke_until(jti, until_us).map(drop).map_err(|_| ControlError::RevocationsFull)
     }
 
     /// Revoked token ids held now (expired ones until the next [`Controls::sweep`]).
     pub fn revocations(&self) -> usize {
-        self.revoked.len()
+        self.local.revoked.len()
     }
 
     /// Blocks a subject for `duration`.
@@ -504,7 +565,7 @@ impl Controls {
 
     /// Blocks the network ([`NetworkPrefix`] wide) containing `ip` for `duration`.
     pub fn block_network(&self, ip: IpAddr, duration: Duration, reason: &str) -> Arc<Block> {
-        let net = self.prefix.network_of(ip);
+        let net = self.local.prefix.network_of(ip);
         self.block(Target::Network(net), BlockKind::Deny, duration, reason, false, None)
     }
 
@@ -536,7 +597,42 @@ impl Controls {
         self.block(target, BlockKind::Deny, duration, reason, false, None)
     }
 
-    /// Puts a block or challenge in place (replacing one for the same target).
+    /// [`Controls::block_target`], returning once the fleet's shared store acknowledged the
+    /// block (at once without a fleet). On an error nothing changed: neither the store nor
+    /// this copy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_util::FutureExt;
+    /// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock, Target};
+    ///
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+    /// let block = controls
+    ///     .block_target_confirmed(Target::Subject("mallory".into()), Duration::from_secs(60), "abuse")
+    ///     .now_or_never()
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(block.target.to_string(), "subject:mallory");
+    /// ```
+    pub async fn block_target_confirmed(
+        &self,
+        target: Target,
+        duration: Duration,
+        reason: &str,
+    ) -> Result<Arc<Block>, ControlError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            let block = self.local.new_block(target, BlockKind::Deny, duration, reason, false, None);
+            shared.confirm(crate::fleet::controls::Op::block(&block)).await?;
+            self.local.insert_block(block.clone());
+            manual_block_event(&block, duration);
+            return Ok(block);
+        }
+        Ok(self.block_target(target, duration, reason))
+    }
+
+    /// Puts a block or challenge in place (replacing one for the same target): at once in
+    /// this copy, and in the background in the fleet's shared store when there is one.
     pub(crate) fn block(
         &self,
         target: Target,
@@ -546,42 +642,14 @@ impl Controls {
         automatic: bool,
         incident: Option<Arc<Incident>>,
     ) -> Arc<Block> {
-        let target = self.canonical(target);
-        if let Target::Network(net) = &target
-            && net.prefix_len() < self.prefix.network_of(net.addr()).prefix_len()
-        {
-            self.wide.note(net);
-        }
-        let now = self.clock.now_micros();
-        let expires_us = now.saturating_add(duration_micros(duration));
-        let key = target.key();
-        let block = Arc::new(Block {
-            target,
-            kind,
-            reason: reason.to_string(),
-            automatic,
-            created_at: from_micros(now),
-            expires_at: from_micros(expires_us),
-            expires_us,
-            incident,
-            enforced: AtomicBool::new(false),
-        });
-        let cap = self.blocks.per_shard;
-        let stored = block.clone();
-        self.blocks.write(key, move |map| {
-            if !map.contains_key(&key) && map.len() >= cap {
-                map.retain(|_, b| b.expires_us > now);
-                if map.len() >= cap
-                    && let Some(soonest) = map.iter().min_by_key(|(_, b)| b.expires_us).map(|(k, _)| *k)
-                {
-                    map.remove(&soonest);
-                }
-            }
-            map.insert(key, stored);
-        });
-        self.publish_gauge();
+        let block = self.local.new_block(target, kind, duration, reason, automatic, incident);
+        self.local.insert_block(block.clone());
         if !automatic {
             manual_block_event(&block, duration);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            shared.spawn(crate::fleet::controls::Op::block(&block));
         }
         block
     }
@@ -591,17 +659,316 @@ impl Controls {
     /// The target is read as [`Controls::block_target`] stores it (any spelling of the
     /// address or network lifts its block).
     pub fn unblock(&self, target: &Target) -> bool {
-        let target = self.canonical(target.clone());
+        let target = self.local.canonical(target.clone());
+        let removed = self.local.remove_block(&target);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            shared.spawn(crate::fleet::controls::Op::unblock(&target));
+        }
+        removed
+    }
+
+    /// [`Controls::unblock`], returning once the fleet's shared store acknowledged it (at
+    /// once without a fleet); true when the store or this copy held a block. On an error
+    /// nothing changed.
+    pub async fn unblock_confirmed(&self, target: &Target) -> Result<bool, ControlError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            let target = self.local.canonical(target.clone());
+            let stored = shared.confirm(crate::fleet::controls::Op::unblock(&target)).await?;
+            let held = self.local.remove_block(&target);
+            return Ok(stored || held);
+        }
+        Ok(self.unblock(target))
+    }
+
+    /// Drops expired blocks and revocations and refreshes `zt_active_blocks`. Reads
+    /// already ignore expired entries; call this periodically (e.g. every 10 s, via
+    /// [`Observer::maintenance`](super::Observer::maintenance)) so memory and the gauge
+    /// follow. Costs a walk over both stores.
+    pub fn sweep(&self) {
+        let now = self.local.clock.now_micros();
+        self.local.blocks.retain(|b| b.expires_us > now);
+        self.local.revoked.retain(|r| r.until_us > now);
+        self.local.publish_gauge();
+    }
+
+    /// Blocks and challenges held now (expired ones until the next sweep).
+    pub fn active_blocks(&self) -> usize {
+        self.local.blocks.len()
+    }
+
+    /// A copy of the blocks in force, for an admin view.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.local.live_blocks()
+    }
+}
+
+impl LocalCopy {
+    #[cfg(feature = "redis")]
+    pub(crate) fn now_micros(&self) -> u64 {
+        self.clock.now_micros()
+    }
+
+    /// Most blocks and most revocations held (the configured bounds, rounded up to whole
+    /// shards): the shared store is held to the same bounds.
+    #[cfg(feature = "redis")]
+    pub(crate) fn capacity(&self) -> (usize, usize) {
+        (self.blocks.per_shard * SHARDS, self.revoked.per_shard * SHARDS)
+    }
+
+    fn is_blocked(&self, subject: Option<&str>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let now = self.clock.now_micros();
+        let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
+        // A caller name: a block of it as a principal (the observer's own blocks) or as a
+        // bare subject (an operator's).
+        if let Some(name) = subject
+            && let Some(b) = [domain::PRINCIPAL, domain::SUBJECT]
+                .into_iter()
+                .find_map(|d| self.blocks.read(key_of(d, name), live).flatten())
+        {
+            return Some(b);
+        }
+        self.address_block(ip?, |key| self.blocks.read(key, live).flatten())
+    }
+
+    /// A block of this address or of a network it is in: the address, its network of the
+    /// configured width, then the wider networks blocked.
+    fn address_block(&self, ip: IpAddr, find: impl Fn(u64) -> Option<Arc<Block>>) -> Option<Arc<Block>> {
+        let ip = ip.to_canonical();
+        if let Some(b) = find(key_of(domain::ADDRESS, &ip)) {
+            return Some(b);
+        }
+        if let Some(b) = find(key_of(domain::NETWORK, &self.prefix.network_of(ip))) {
+            return Some(b);
+        }
+        self.wide.find(ip, |net| find(key_of(domain::NETWORK, &net)))
+    }
+
+    fn is_caller_blocked(&self, caller: Option<&Identity>, ip: Option<IpAddr>) -> Option<Arc<Block>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let now = self.clock.now_micros();
+        let live = |b: &Arc<Block>| (b.expires_us > now).then(|| b.clone());
+        let find = |key: u64| self.blocks.read(key, live).flatten();
+        if let Some(caller) = caller {
+            let principal = caller.principal();
+            if !principal.is_empty()
+                && let Some(b) = find(key_of(domain::PRINCIPAL, principal))
+            {
+                return Some(b);
+            }
+            if let Some(subject) = caller.subject()
+                && let Some(b) = find(key_of(domain::SUBJECT, subject))
+            {
+                return Some(b);
+            }
+            if let Some(client) = caller.client_id()
+                && let Some(b) = find(key_of(domain::CLIENT, client))
+            {
+                return Some(b);
+            }
+        }
+        self.address_block(ip?, find)
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        if self.revoked.is_empty() {
+            return false;
+        }
+        let now = self.clock.now_micros();
+        self.revoked.read(key_of(domain::JTI, jti), |r| r.until_us > now).unwrap_or(false)
+    }
+
+    /// When a revocation of a token expiring at `exp` lapses: `exp` plus the leeway.
+    fn revocation_end(&self, exp: SystemTime) -> u64 {
+        super::clock::to_micros(exp).saturating_add(self.leeway_us.load(Ordering::Relaxed))
+    }
+
+    /// Whether a new revocation of `jti` would find its shard full of unexpired ones.
+    #[cfg(feature = "redis")]
+    fn revocations_full_for(&self, jti: &str) -> bool {
+        let key = key_of(domain::JTI, jti);
+        let now = self.clock.now_micros();
+        let cap = self.revoked.per_shard;
+        let Some(shard) = self.revoked.shard(key) else { return true };
+        let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        !map.contains_key(&key) && map.len() >= cap && map.values().all(|r| r.until_us > now)
+    }
+
+    /// Revokes `jti` until `until_us` (a later end already held wins); false when that end
+    /// has passed (nothing to hold).
+    pub(crate) fn revoke_until(&self, jti: &str, until_us: u64) -> Result<bool, RevokeError> {
+        let now = self.clock.now_micros();
+        if until_us <= now {
+            return Ok(false); // Already lapsed: the Guard refuses the token anyway.
+        }
+        let key = key_of(domain::JTI, jti);
+        let cap = self.revoked.per_shard;
+        self.revoked
+            .write(key, |map| {
+                if !map.contains_key(&key) && map.len() >= cap {
+                    map.retain(|_, r| r.until_us > now);
+                    if map.len() >= cap {
+                        return Err(RevokeError::Full);
+                    }
+                }
+                let entry = map.entry(key).or_insert_with(|| Revocation { until_us, jti: Arc::from(jti) });
+                entry.until_us = entry.until_us.max(until_us);
+                Ok(true)
+            })
+            .unwrap_or(Err(RevokeError::Full))
+    }
+
+    /// A block of `target` (made canonical) from now for `duration`, not yet stored.
+    fn new_block(
+        &self,
+        target: Target,
+        kind: BlockKind,
+        duration: Duration,
+        reason: &str,
+        automatic: bool,
+        incident: Option<Arc<Incident>>,
+    ) -> Arc<Block> {
+        let now = self.clock.now_micros();
+        let expires_us = now.saturating_add(duration_micros(duration));
+        self.make_block(target, kind, reason, automatic, now, expires_us, incident)
+    }
+
+    /// A block with given times (a change from another replica, or the shared store's copy).
+    #[allow(clippy::too_many_arguments)] // One constructor for every field of a block.
+    pub(crate) fn make_block(
+        &self,
+        target: Target,
+        kind: BlockKind,
+        reason: &str,
+        automatic: bool,
+        created_us: u64,
+        expires_us: u64,
+        incident: Option<Arc<Incident>>,
+    ) -> Arc<Block> {
+        Arc::new(Block {
+            target: self.canonical(target),
+            kind,
+            reason: reason.to_string(),
+            automatic,
+            created_at: from_micros(created_us),
+            expires_at: from_micros(expires_us),
+            expires_us,
+            incident,
+            enforced: AtomicBool::new(false),
+        })
+    }
+
+    /// Stores a block (replacing one for the same target).
+    pub(crate) fn insert_block(&self, block: Arc<Block>) {
+        self.note_width(&block.target);
+        let now = self.clock.now_micros();
+        let key = block.target.key();
+        let cap = self.blocks.per_shard;
+        self.blocks.write(key, move |map| {
+            if !map.contains_key(&key) && map.len() >= cap {
+                map.retain(|_, b| b.expires_us > now);
+                if map.len() >= cap
+                    && let Some(soonest) = map.iter().min_by_key(|(_, b)| b.expires_us).map(|(k, _)| *k)
+                {
+                    map.remove(&soonest);
+                }
+            }
+            map.insert(key, block);
+        });
+        self.publish_gauge();
+    }
+
+    /// Lifts the block on a canonical target; true when there was one.
+    pub(crate) fn remove_block(&self, target: &Target) -> bool {
         let key = target.key();
         let removed = self.blocks.write(key, |map| map.remove(&key).is_some()).unwrap_or(false);
         self.publish_gauge();
         removed
     }
 
+    /// Replaces both stores with these entries (the shared store's copy, with this
+    /// replica's unacknowledged changes laid over it), each shard swapped whole. A block
+    /// already held with the same end and kind keeps its local state (its incident, whether
+    /// it was enforced yet). Expired entries are skipped; a shard over its bound keeps the
+    /// entries that last longest.
+    #[cfg(feature = "redis")]
+    pub(crate) fn replace(&self, blocks: Vec<Arc<Block>>, revocations: Vec<(Arc<str>, u64)>) {
+        let now = self.clock.now_micros();
+        let mut fresh_blocks: Vec<HashMap<u64, Arc<Block>>> = (0..SHARDS).map(|_| HashMap::new()).collect();
+        let mut blocks: Vec<Arc<Block>> = blocks.into_iter().filter(|b| b.expires_us > now).collect();
+        // Longest-lasting first, so a full shard drops the soonest to expire.
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.expires_us));
+        for block in blocks {
+            self.note_width(&block.target);
+            let key = block.target.key();
+            let Some(map) = fresh_blocks.get_mut(Sharded::<Arc<Block>>::index(key)) else { continue };
+            if map.len() >= self.blocks.per_shard && !map.contains_key(&key) {
+                continue;
+            }
+            let held = self.blocks.read(key, |b| b.clone()).filter(|held| {
+                held.expires_us / 1000 == block.expires_us / 1000
+                    && held.kind == block.kind
+                    && held.reason == block.reason
+            });
+            map.insert(key, held.unwrap_or(block));
+        }
+        let mut fresh_revoked: Vec<HashMap<u64, Revocation>> = (0..SHARDS).map(|_| HashMap::new()).collect();
+        let mut revocations: Vec<Revocation> = revocations
+            .into_iter()
+            .filter(|(_, until_us)| *until_us > now)
+            .map(|(jti, until_us)| Revocation { until_us, jti })
+            .collect();
+        revocations.sort_by_key(|r| std::cmp::Reverse(r.until_us));
+        for revocation in revocations {
+            let key = key_of(domain::JTI, &*revocation.jti);
+            let Some(map) = fresh_revoked.get_mut(Sharded::<Revocation>::index(key)) else { continue };
+            let room = map.len() < self.revoked.per_shard;
+            match map.get_mut(&key) {
+                Some(held) => held.until_us = held.until_us.max(revocation.until_us),
+                None if room => {
+                    map.insert(key, revocation);
+                }
+                None => {}
+            }
+        }
+        self.blocks.replace(fresh_blocks);
+        self.revoked.replace(fresh_revoked);
+        self.publish_gauge();
+    }
+
+    /// The blocks in force.
+    pub(crate) fn live_blocks(&self) -> Vec<Arc<Block>> {
+        let now = self.clock.now_micros();
+        self.blocks.values().into_iter().filter(|b| b.expires_us > now).collect()
+    }
+
+    /// The revocations in force.
+    #[cfg(feature = "redis")]
+    pub(crate) fn live_revocations(&self) -> Vec<(Arc<str>, u64)> {
+        let now = self.clock.now_micros();
+        self.revoked.values().into_iter().filter(|r| r.until_us > now).map(|r| (r.jti, r.until_us)).collect()
+    }
+
+    /// Marks the width of a network block wider than the configured prefix, so lookups
+    /// try it.
+    fn note_width(&self, target: &Target) {
+        if let Target::Network(net) = target
+            && net.prefix_len() < self.prefix.network_of(net.addr()).prefix_len()
+        {
+            self.wide.note(net);
+        }
+    }
+
     /// `target` as it is stored and looked up: addresses and networks in the form client
     /// addresses are keyed in (see [`Controls::block_target`]), so a block written in
     /// another spelling still matches.
-    fn canonical(&self, target: Target) -> Target {
+    pub(crate) fn canonical(&self, target: Target) -> Target {
         match target {
             Target::Address(ip) => Target::Address(ip.to_canonical()),
             Target::Network(net) => {
@@ -611,28 +978,6 @@ impl Controls {
             }
             other => other,
         }
-    }
-
-    /// Drops expired blocks and revocations and refreshes `zt_active_blocks`. Reads
-    /// already ignore expired entries; call this periodically (e.g. every 10 s, via
-    /// [`Observer::maintenance`](super::Observer::maintenance)) so memory and the gauge
-    /// follow. Costs a walk over both stores.
-    pub fn sweep(&self) {
-        let now = self.clock.now_micros();
-        self.blocks.retain(|b| b.expires_us > now);
-        self.revoked.retain(|&exp| exp > now);
-        self.publish_gauge();
-    }
-
-    /// Blocks and challenges held now (expired ones until the next sweep).
-    pub fn active_blocks(&self) -> usize {
-        self.blocks.len()
-    }
-
-    /// A copy of the blocks in force, for an admin view.
-    pub fn blocks(&self) -> Vec<Arc<Block>> {
-        let now = self.clock.now_micros();
-        self.blocks.values().into_iter().filter(|b| b.expires_us > now).collect()
     }
 
     fn publish_gauge(&self) {
