@@ -307,16 +307,17 @@ impl BuiltinEndpoint {
                     .into(),
             },
             (Builtin::Controls(api, endpoint), Some(admission)) => {
-                api.handle(
-                    *endpoint,
-                    ControlRequest {
-                        identity: admission.identity(),
-                        content_type,
-                        body,
-                        request_id: admission.request_id().as_str(),
-                    },
-                )
-                .await
+                let request_id = admission.request_id();
+                let request = ControlRequest {
+                    identity: admission.identity(),
+                    content_type,
+                    body,
+                    request_id: request_id.as_str(),
+                };
+                // Boxed: the fleet's round trip is a deep future type, and the adapters'
+                // handlers would otherwise each carry (and lay out) all of it.
+                let reply: futures_util::future::BoxFuture<'_, Reply> = Box::pin(api.handle(*endpoint, request));
+                reply.await
             }
             (Builtin::Exchange(issuer), Some(admission)) => match (admission.identity(), body) {
                 (None, _) => admission.reject(Reason::MissingCredentials),
