@@ -316,7 +316,8 @@ impl BuiltinEndpoint {
                 };
                 // Boxed: the fleet's round trip is a deep future type, and the adapters'
                 // handlers would otherwise each carry (and lay out) all of it.
-                let reply: futures_util::future::BoxFuture<'_, Reply> = Box::pin(api.handle(*endpoint, request));
+                let reply: futures_util::future::BoxFuture<'_, Reply> =
+                    Box::pin(api.handle(*endpoint, request));
                 reply.await
             }
             (Builtin::Exchange(issuer), Some(admission)) => match (admission.identity(), body) {

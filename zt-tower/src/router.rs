@@ -491,7 +491,11 @@ impl<S: Clone + Send + Sync + 'static> Handler<(), S> for BuiltinHandler {
             let content_type = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
             reply(
                 self.0
-                    .answer(parts.extensions.get::<Admission>(), content_type, read.as_deref().map_err(|e| *e))
+                    .answer(
+                        parts.extensions.get::<Admission>(),
+                        content_type,
+                        read.as_deref().map_err(|e| *e),
+                    )
                     .await,
             )
         })

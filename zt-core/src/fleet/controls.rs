@@ -308,7 +308,9 @@ impl Op {
 }
 
 fn millis(at: std::time::SystemTime) -> u64 {
-    at.duration_since(std::time::UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// `kind:value` (a target's display text) as a target.
@@ -422,9 +424,8 @@ pub(crate) struct SharedControls {
 /// to the store, other replicas' changes come back to it (module docs).
 pub(crate) fn share_controls(controls: &Controls, fleet: &Fleet) {
     let (max_blocks, max_revocations) = controls.local().capacity();
-    let script = |body: &str, epoch: bool| {
-        Script::new(&format!("{SWEEP}{}{body}", if epoch { EPOCH } else { "" }))
-    };
+    let script =
+        |body: &str, epoch: bool| Script::new(&format!("{SWEEP}{}{body}", if epoch { EPOCH } else { "" }));
     let shared = Arc::new(SharedControls {
         fleet: fleet.clone(),
         controls: controls.detached(),
@@ -854,7 +855,11 @@ mod tests {
         let op = Op::Block {
             target: "subject:alice".into(),
             record: BlockRecord {
-                challenge: Some(ChallengeRecord { status: 401, headers: vec![("x".into(), "y".into())], body: "b".into() }),
+                challenge: Some(ChallengeRecord {
+                    status: 401,
+                    headers: vec![("x".into(), "y".into())],
+                    body: "b".into(),
+                }),
                 reason: "r".into(),
                 automatic: true,
                 created_ms: 1,

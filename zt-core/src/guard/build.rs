@@ -189,7 +189,8 @@ impl GuardBuilder {
         };
         if let Some(observer) = &observer {
             // A token verifies until `exp` plus its issuer's leeway: its revocation lasts as long.
-            let leeway = policy.issuers.iter().map(|i| i.leeway.unwrap_or(std::time::Duration::from_secs(60))).max();
+            let leeway =
+                policy.issuers.iter().map(|i| i.leeway.unwrap_or(std::time::Duration::from_secs(60))).max();
             observer.controls().set_revocation_leeway(leeway.unwrap_or_default());
             #[cfg(feature = "redis")]
             if let Some(fleet) = &fleet {

@@ -543,7 +543,11 @@ impl Controls {
                 return Err(ControlError::RevocationsFull);
             }
             shared.confirm(crate::fleet::controls::Op::revoke(jti, until_us)).await?;
-            return self.local.revoke_until(jti, until_us).map(drop).map_err(|_| ControlError::RevocationsFull);
+            return self
+                .local
+                .revoke_until(jti, until_us)
+                .map(drop)
+                .map_err(|_| ControlError::RevocationsFull);
         }
         self.local.revoke_until(jti, until_us).map(drop).map_err(|_| ControlError::RevocationsFull)
     }
