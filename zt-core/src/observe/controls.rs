@@ -1153,6 +1153,60 @@ mod tests {
         })
     }
 
+    #[cfg(feature = "redis")]
+    #[test]
+    fn replacing_the_copy_keeps_what_is_unchanged_and_drops_what_is_gone() {
+        crate::observe::tests::quiet(|| {
+            let (c, clock) = controls(100);
+            let kept = c.block_subject("kept", Duration::from_secs(60), "r");
+            c.block_subject("gone", Duration::from_secs(60), "r");
+            c.revoke("old", clock.now() + Duration::from_secs(60)).unwrap();
+            let local = c.local();
+            let now = local.now_micros();
+            let same = local.make_block(
+                Target::Subject("kept".into()),
+                BlockKind::Deny,
+                "r",
+                false,
+                now,
+                kept.expires_us,
+                None,
+            );
+            let wide = local.make_block(
+                Target::Network("10.0.0.0/8".parse().unwrap()),
+                BlockKind::Deny,
+                "r",
+                true,
+                now,
+                now + 60_000_000,
+                None,
+            );
+            let lapsed = local.make_block(
+                Target::Subject("lapsed".into()),
+                BlockKind::Deny,
+                "r",
+                false,
+                now - 2,
+                now - 1,
+                None,
+            );
+            local.replace(
+                vec![same, wide, lapsed],
+                vec![(Arc::from("new"), now + 60_000_000), (Arc::from("past"), now)],
+            );
+            let held = c.is_blocked(Some("kept"), None).unwrap();
+            assert!(Arc::ptr_eq(&held, &kept), "an unchanged block keeps its local state");
+            assert!(c.is_blocked(Some("gone"), None).is_none());
+            assert!(
+                c.is_blocked(None, Some("10.9.9.9".parse().unwrap())).is_some(),
+                "a wide network is looked up"
+            );
+            assert_eq!(c.active_blocks(), 2, "the lapsed one is skipped");
+            assert!(c.is_revoked("new") && !c.is_revoked("old") && !c.is_revoked("past"));
+            assert_eq!(c.revocations(), 1);
+        })
+    }
+
     #[test]
     fn block_response_is_a_problem_without_details() {
         crate::observe::tests::quiet(|| {
