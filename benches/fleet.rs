@@ -4,7 +4,8 @@
 //! blocks of requests alternate between the two apps for a few seconds, so that noise from
 //! other work on the machine falls on both alike; the figure is the median block ratio.
 //!
-//! Then the store's side: Redis commands per request (from `INFO commandstats`, less the
+//! Then throughput with 32 requests in flight (the store's connection pipelines them), and
+//! the store's side: Redis commands per request (from `INFO commandstats`, less the
 //! fleet's own background traffic measured over an idle spell of the same length) in the
 //! steady state (one caller, cached token) and on cold keys (a new caller per request).
 //!
@@ -69,6 +70,24 @@ where
         debug_assert_eq!(response.status(), 200);
     }
     start.elapsed()
+}
+
+const CONCURRENCY: usize = 32;
+
+/// Requests per second with `CONCURRENCY` requests in flight on one thread.
+async fn concurrent<A>(app: &A, authorization: &str) -> f64
+where
+    A: tower::Service<
+            axum::http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    let per_task = 400u32;
+    let start = Instant::now();
+    let tasks = (0..CONCURRENCY).map(|_| block(app, authorization, per_task));
+    futures_util::future::join_all(tasks).await;
+    f64::from(per_task) * CONCURRENCY as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Commands Redis executed, by name (`INFO commandstats`).
@@ -179,6 +198,25 @@ fn main() {
             fleet_total.as_secs_f64() * 1e6 / calls,
             ratios[ratios.len() / 2],
             ratios.len()
+        );
+
+        // Throughput with requests in flight together (the multiplexed connection pipelines
+        // them): what a loaded replica pays, rather than one request's latency.
+        let mut throughput = Vec::new();
+        for _ in 0..5 {
+            let m = concurrent(&memory, &alice).await;
+            let f = concurrent(&fleet, &alice).await;
+            throughput.push((m, f));
+        }
+        let mut ratios: Vec<f64> = throughput.iter().map(|(m, f)| f / m).collect();
+        ratios.sort_by(f64::total_cmp);
+        let mut ms: Vec<f64> = throughput.iter().map(|(m, _)| *m).collect();
+        let mut fs: Vec<f64> = throughput.iter().map(|(_, f)| *f).collect();
+        ms.sort_by(f64::total_cmp);
+        fs.sort_by(f64::total_cmp);
+        eprintln!(
+            "{CONCURRENCY} requests in flight, 5 interleaved rounds: memory {:.0} req/s, fleet {:.0} req/s (medians), median ratio {:.3}",
+            ms[2], fs[2], ratios[2]
         );
 
         let steady = commands_per_request(&redis, async {

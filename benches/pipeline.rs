@@ -11,6 +11,12 @@
 //!   tracing subscriber installed (writing to a sink), to show what enabled spans cost.
 //!   Runs last: it installs a subscriber.
 //!
+//! - `dpop/{bearer,dpop}_{cached,cold}`: `Guard::check` of a DPoP-bound ES256 token with a
+//!   fresh ES256 proof per call (RFC 9449: proof signature, claims, `ath`, thumbprint,
+//!   replay record), beside a Bearer token, with the verified-token cache on and off. The
+//!   proofs are made outside the timing (`iter_batched`); both sides build their header
+//!   list inside it.
+//!
 //! `cargo bench --bench pipeline` (figures in BENCHMARKS.md).
 
 #[path = "../tests/support/mod.rs"]
@@ -282,6 +288,66 @@ fn guard_cached_traced(c: &mut Criterion) {
     });
 }
 
+/// A DPoP proof by the client's key for `GET http://127.0.0.1/orders`, bound to `token`.
+fn dpop_proof(token: &str) -> String {
+    let key = support::attacker_ec();
+    let mut jwk = key.jwk.clone();
+    jwk.as_object_mut().unwrap().retain(|k, _| ["kty", "crv", "x", "y"].contains(&k.as_str()));
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let claims = serde_json::json!({
+        "jti": format!("{:x}", rand::random::<u128>()), "htm": "GET", "htu": "http://127.0.0.1/orders",
+        "iat": support::now(), "ath": zt::dpop::access_token_hash(token),
+    });
+    support::sign_raw(key, &header, &claims)
+}
+
+fn dpop(c: &mut Criterion) {
+    use criterion::BatchSize;
+    let client = support::attacker_ec();
+    let thumbprint = zt::dpop::jwk_thumbprint(client.jwk.as_object().unwrap()).unwrap();
+    let mut bound = support::claims("alice", "orders:read");
+    bound["cnf"] = serde_json::json!({"jkt": thumbprint});
+    let bound = support::sign(support::key(Algorithm::ES256), &bound);
+    let bearer_token = support::token("alice", "orders:read");
+    let mut group = c.benchmark_group("dpop");
+    for (cache, suffix) in [(true, "cached"), (false, "cold")] {
+        let guard = guard(cache);
+        let headers = |scheme: &str, token: &str, proof: Option<String>| {
+            let mut h = HeaderList::default()
+                .with("authorization", format!("{scheme} {token}"))
+                .with("accept", "application/json")
+                .with("host", "127.0.0.1");
+            if let Some(proof) = proof {
+                h = h.with("dpop", proof);
+            }
+            h
+        };
+        let sample = headers("DPoP", &bound, Some(dpop_proof(&bound)));
+        assert_allowed(&guard, &get_orders(&sample));
+        group.bench_function(format!("bearer_{suffix}"), |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let h = headers("Bearer", &bearer_token, None);
+                    black_box(guard.check(black_box(&get_orders(&h))));
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function(format!("dpop_{suffix}"), |b| {
+            b.iter_batched(
+                || dpop_proof(&bound),
+                |proof| {
+                    let h = headers("DPoP", &bound, Some(proof));
+                    black_box(guard.check(black_box(&get_orders(&h))));
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
@@ -289,6 +355,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = whole_pipeline, guard_cached, verify_cold, scopes, axum_oneshot, guard_cached_traced
+    targets = whole_pipeline, guard_cached, verify_cold, scopes, axum_oneshot, dpop, guard_cached_traced
 }
 criterion_main!(benches);

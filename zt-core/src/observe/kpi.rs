@@ -50,6 +50,26 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "From detection to the first request refused by the resulting block"
     );
+    // The shared store (`[fleet]`): connection, copy age, and what fell back or failed.
+    describe_gauge!("zt_fleet_up", "1 while the shared store answers, 0 while it does not");
+    describe_gauge!("zt_fleet_live_replicas", Unit::Count, "Replicas whose heartbeat is recent");
+    describe_gauge!(
+        "zt_fleet_sync_age_seconds",
+        Unit::Seconds,
+        "Age of this replica's copy of the shared controls (0 right after a resync)"
+    );
+    describe_counter!(
+        "zt_fleet_control_write_failures_total",
+        Unit::Count,
+        "Control writes (blocks, revocations) the shared store did not acknowledge; retried at each resync"
+    );
+    describe_gauge!("zt_limit_fallback", "1 while quotas are decided locally because the shared store is down");
+    describe_counter!(
+        "zt_limit_fallback_switches_total",
+        Unit::Count,
+        "Switches of the shared quotas into (to=local) and out of (to=shared) fallback"
+    );
+    describe_counter!("zt_detection_flushes_total", Unit::Count, "Flushes of the fleet-wide detection counters, by outcome");
 }
 
 /// `zt_requests_total` handles per label set, so the hot path does not rebuild and look
