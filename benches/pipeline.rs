@@ -292,7 +292,7 @@ fn guard_cached_traced(c: &mut Criterion) {
 fn dpop_proof(token: &str) -> String {
     let key = support::attacker_ec();
     let mut jwk = key.jwk.clone();
-    jwk.as_object_mut().unwrap().retain(|k, _| ["kty", "crv", "x", "y"].contains(&k.as_str()));
+    jwk.as_object_mut().expect("an object").retain(|k, _| ["kty", "crv", "x", "y"].contains(&k.as_str()));
     let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
     let claims = serde_json::json!({
         "jti": format!("{:x}", rand::random::<u128>()), "htm": "GET", "htu": "http://127.0.0.1/orders",
@@ -304,7 +304,7 @@ fn dpop_proof(token: &str) -> String {
 fn dpop(c: &mut Criterion) {
     use criterion::BatchSize;
     let client = support::attacker_ec();
-    let thumbprint = zt::dpop::jwk_thumbprint(client.jwk.as_object().unwrap()).unwrap();
+    let thumbprint = zt::dpop::jwk_thumbprint(client.jwk.as_object().expect("an object")).expect("thumbprint");
     let mut bound = support::claims("alice", "orders:read");
     bound["cnf"] = serde_json::json!({"jkt": thumbprint});
     let bound = support::sign(support::key(Algorithm::ES256), &bound);

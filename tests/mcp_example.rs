@@ -2,6 +2,8 @@
 //! per-tool scopes, step-up 403s naming the scopes needed, a tool list filtered by scope,
 //! and the RFC 9728 metadata with `resource_metadata` in 401 challenges.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The example declares `mod orders` (its dev key) and tests/support needs `crate::orders`.
+#![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
 #[path = "../examples/mcp_tools.rs"]

@@ -63,13 +63,20 @@ pub fn describe_metrics() {
         Unit::Count,
         "Control writes (blocks, revocations) the shared store did not acknowledge; retried at each resync"
     );
-    describe_gauge!("zt_limit_fallback", "1 while quotas are decided locally because the shared store is down");
+    describe_gauge!(
+        "zt_limit_fallback",
+        "1 while quotas are decided locally because the shared store is down"
+    );
     describe_counter!(
         "zt_limit_fallback_switches_total",
         Unit::Count,
         "Switches of the shared quotas into (to=local) and out of (to=shared) fallback"
     );
-    describe_counter!("zt_detection_flushes_total", Unit::Count, "Flushes of the fleet-wide detection counters, by outcome");
+    describe_counter!(
+        "zt_detection_flushes_total",
+        Unit::Count,
+        "Flushes of the fleet-wide detection counters, by outcome"
+    );
 }
 
 /// `zt_requests_total` handles per label set, so the hot path does not rebuild and look
