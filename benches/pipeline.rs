@@ -304,7 +304,8 @@ fn dpop_proof(token: &str) -> String {
 fn dpop(c: &mut Criterion) {
     use criterion::BatchSize;
     let client = support::attacker_ec();
-    let thumbprint = zt::dpop::jwk_thumbprint(client.jwk.as_object().expect("an object")).expect("thumbprint");
+    let thumbprint =
+        zt::dpop::jwk_thumbprint(client.jwk.as_object().expect("an object")).expect("thumbprint");
     let mut bound = support::claims("alice", "orders:read");
     bound["cnf"] = serde_json::json!({"jkt": thumbprint});
     let bound = support::sign(support::key(Algorithm::ES256), &bound);

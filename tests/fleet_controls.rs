@@ -23,6 +23,8 @@ fn fleet(url: String) -> FleetConfig {
     config.sync_interval = Duration::from_millis(200);
     config.replica_ttl = Duration::from_secs(2);
     config.timeout = Duration::from_millis(500);
+    // Detection is on in the demo: its fleet-wide counters need the fleet secret.
+    config.secret = Some(zt::fleet::FleetSecret::new("fleet-controls-test-secret-0123"));
     config
 }
 

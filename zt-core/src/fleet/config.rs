@@ -63,6 +63,38 @@ pub struct FleetConfig {
     /// Without one, shared detection counters are off.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// The fleet-wide secret given in code (e.g. read from a secret manager), used instead
+    /// of `secret_env`. Never read from or written to a policy file.
+    #[serde(skip)]
+    pub secret: Option<FleetSecret>,
+}
+
+/// A fleet-wide secret handed over in code ([`FleetConfig::secret`]); at least 16 bytes,
+/// checked when the fleet is built. Its `Debug` never shows it.
+///
+/// ```
+/// let mut fleet = zt_core::fleet::FleetConfig::new("redis://127.0.0.1:6379");
+/// fleet.secret = Some(zt_core::fleet::FleetSecret::new("from-the-secret-manager-0123"));
+/// assert!(!format!("{fleet:?}").contains("secret-manager"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct FleetSecret(std::sync::Arc<[u8]>);
+
+impl FleetSecret {
+    /// The secret's bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> FleetSecret {
+        FleetSecret(bytes.into().into())
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for FleetSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FleetSecret(<redacted>)")
+    }
 }
 
 /// A Sentinel deployment.
@@ -104,6 +136,7 @@ impl FleetConfig {
             stale_after: default_stale_after(),
             replica_ttl: default_replica_ttl(),
             secret_env: None,
+            secret: None,
         }
     }
 }
@@ -132,6 +165,7 @@ impl fmt::Debug for FleetConfig {
             .field("stale_after", &self.stale_after)
             .field("replica_ttl", &self.replica_ttl)
             .field("secret_env", &self.secret_env)
+            .field("secret", &self.secret)
             .finish()
     }
 }

@@ -31,6 +31,6 @@ mod runtime;
 #[cfg(feature = "redis")]
 pub(crate) use keys::share_key_changes;
 
-pub use config::{FleetConfig, FleetTlsConfig, SentinelConfig};
+pub use config::{FleetConfig, FleetSecret, FleetTlsConfig, SentinelConfig};
 #[cfg(feature = "redis")]
 pub use runtime::{Fleet, FleetConnection, FleetError, FleetListener};

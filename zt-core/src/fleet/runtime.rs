@@ -304,9 +304,15 @@ impl Fleet {
             let bus = client("fleet.cluster[0]", &config.cluster[0])?;
             Target::Cluster { client: cluster, bus }
         };
-        let secret = match &config.secret_env {
-            None => None,
-            Some(name) => {
+        let secret = match (&config.secret, &config.secret_env) {
+            (Some(secret), _) => {
+                if secret.bytes().len() < 16 {
+                    return Err(PolicyError::invalid("fleet.secret", "the secret must be at least 16 bytes"));
+                }
+                Some(secret.bytes().to_vec().into_boxed_slice())
+            }
+            (None, None) => None,
+            (None, Some(name)) => {
                 let value = std::env::var(name).map_err(|_| {
                     PolicyError::invalid(
                         "fleet.secret_env",

@@ -391,7 +391,7 @@ mod shared {
             let keyer = fleet.secret().and_then(Keyer::new).ok_or_else(|| {
                 PolicyError::invalid(
                     "fleet.secret_env",
-                    "required with [observe]: the detection counters are shared fleet-wide, keyed \
+                    "required with [observe] (or fleet.secret in code): the detection counters are shared fleet-wide, keyed \
                      by an HMAC under this secret so the store never holds caller names; name an \
                      environment variable holding at least 16 bytes",
                 )
