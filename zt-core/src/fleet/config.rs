@@ -86,6 +86,7 @@ impl FleetSecret {
         FleetSecret(bytes.into().into())
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
