@@ -109,6 +109,12 @@ pub enum Reason {
     /// The zone requires a sender-constrained token (DPoP or certificate-bound) and this
     /// one is not (401).
     SenderConstrainedRequired,
+    /// The introspection endpoint said the opaque token is not active (401
+    /// `invalid_token`, RFC 7662; see [`crate::introspect`]).
+    TokenInactive,
+    /// The introspection endpoint gave no answer (down, slow, overloaded, or not RFC 7662)
+    /// and the issuer's `fail_mode` is `closed` (503 with `Retry-After`).
+    IntrospectionUnavailable,
 }
 
 impl Reason {
@@ -135,7 +141,7 @@ impl Reason {
             Reason::PayloadTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::RateLimited | Reason::LockedOut => 429,
-            Reason::KeysUnavailable | Reason::LimiterUnavailable => 503,
+            Reason::KeysUnavailable | Reason::LimiterUnavailable | Reason::IntrospectionUnavailable => 503,
             Reason::ResponseContractViolation => 502,
             Reason::Graphql(reason) => reason.status(),
             // Listed one by one: a new reason must choose its status, never inherit 401.
@@ -157,7 +163,8 @@ impl Reason {
             | Reason::TokenRevoked
             | Reason::Dpop(_)
             | Reason::DpopBoundTokenAsBearer
-            | Reason::SenderConstrainedRequired => 401,
+            | Reason::SenderConstrainedRequired
+            | Reason::TokenInactive => 401,
         }
     }
 
@@ -208,6 +215,8 @@ impl Reason {
             Reason::Dpop(error) => error.slug(),
             Reason::DpopBoundTokenAsBearer => "dpop-bound-token-as-bearer",
             Reason::SenderConstrainedRequired => "sender-constrained-token-required",
+            Reason::TokenInactive => "token-inactive",
+            Reason::IntrospectionUnavailable => "introspection-unavailable",
         }
     }
 
@@ -217,7 +226,7 @@ impl Reason {
             Reason::MissingCredentials => "Authentication required",
             Reason::MalformedCredentials => "Malformed credentials",
             Reason::InsufficientScope => "Insufficient scope",
-            Reason::KeysUnavailable => "Token verification unavailable",
+            Reason::KeysUnavailable | Reason::IntrospectionUnavailable => "Token verification unavailable",
             Reason::InvalidPath => "Invalid path",
             Reason::RouteNotFound => "Not found",
             Reason::MethodNotAllowed => "Method not allowed",
@@ -256,7 +265,8 @@ impl Reason {
             | Reason::CertificateBindingMismatch
             | Reason::TokenRevoked
             | Reason::DpopBoundTokenAsBearer
-            | Reason::SenderConstrainedRequired => "Invalid access token",
+            | Reason::SenderConstrainedRequired
+            | Reason::TokenInactive => "Invalid access token",
             Reason::Dpop(_) => "Invalid DPoP proof",
         }
     }
@@ -326,6 +336,10 @@ impl Reason {
             Reason::SenderConstrainedRequired => {
                 "This resource requires a sender-constrained access token (DPoP or certificate-bound)."
             }
+            Reason::TokenInactive => "The access token is not active.",
+            Reason::IntrospectionUnavailable => {
+                "The access token cannot be checked with its issuer right now; retry later."
+            }
         }
     }
 
@@ -353,12 +367,14 @@ impl Reason {
             | Reason::CertificateBindingMismatch
             | Reason::TokenRevoked
             | Reason::DpopBoundTokenAsBearer
-            | Reason::SenderConstrainedRequired => Some("invalid_token"),
+            | Reason::SenderConstrainedRequired
+            | Reason::TokenInactive => Some("invalid_token"),
             Reason::Graphql(reason) => graphql_bearer_error(reason),
             // Said in the `DPoP` challenge, not the Bearer one.
             Reason::Dpop(_) => None,
             // Not authentication failures (no 401): no `error` attribute.
             Reason::KeysUnavailable
+            | Reason::IntrospectionUnavailable
             | Reason::InvalidPath
             | Reason::RouteNotFound
             | Reason::MethodNotAllowed
@@ -584,7 +600,7 @@ impl Denial {
         if reason == Reason::MethodNotAllowed {
             headers.push(("allow", self.allowed_methods.join(", ")));
         }
-        if reason == Reason::KeysUnavailable {
+        if matches!(reason, Reason::KeysUnavailable | Reason::IntrospectionUnavailable) {
             headers.push(("retry-after", "5".to_string()));
         }
         headers.extend(self.headers.iter().cloned());
@@ -678,6 +694,8 @@ mod tests {
             Reason::ResponseContractViolation,
             Reason::Blocked,
             Reason::TokenRevoked,
+            Reason::TokenInactive,
+            Reason::IntrospectionUnavailable,
         ];
         let slugs: HashSet<_> = all.iter().map(|r| r.slug()).collect();
         assert_eq!(slugs.len(), all.len());

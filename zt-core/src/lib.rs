@@ -62,6 +62,7 @@ pub mod fleet;
 pub mod graphql;
 mod guard;
 pub mod identity;
+pub mod introspect;
 pub mod issuer;
 mod json;
 pub mod keys;

@@ -248,6 +248,10 @@ pub struct IssuerConfig {
     /// Claims that must have exactly this value.
     #[serde(default)]
     pub claim_values: BTreeMap<String, serde_json::Value>,
+    /// Token introspection (RFC 7662) for this issuer's opaque tokens (see
+    /// [`crate::introspect`]). With it, the issuer needs no key source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection: Option<crate::introspect::IntrospectionConfig>,
 }
 
 impl IssuerConfig {
@@ -328,6 +332,11 @@ impl IssuerConfig {
     /// Requires a claim to be present.
     pub fn required_claim(mut self, name: impl Into<String>) -> Self {
         self.required_claims.push(name.into());
+        self
+    }
+    /// Introspects this issuer's opaque tokens (RFC 7662, see [`crate::introspect`]).
+    pub fn introspection(mut self, config: crate::introspect::IntrospectionConfig) -> Self {
+        self.introspection = Some(config);
         self
     }
 }

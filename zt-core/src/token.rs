@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::denial::Reason;
 use crate::error::PolicyError;
 use crate::identity::Identity;
+use crate::introspect::{Answer, Introspector};
 use crate::keys::{KeyFetcher, KeySource, Lookup};
 use crate::policy::{IssuerConfig, RemoteKeysConfig, TokenConfig};
 use crate::request::{HeaderValue, RequestView};
@@ -184,6 +185,9 @@ pub(crate) struct Verifier {
     pub(crate) issuers: Vec<IssuerVerifier>,
     by_issuer: HashMap<String, usize>,
     cache: Option<quick_cache::sync::Cache<String, Arc<CachedToken>>>,
+    /// The one issuer that introspects opaque tokens (RFC 7662, [`crate::introspect`]),
+    /// by index, with its endpoint.
+    introspection: Option<(usize, Introspector)>,
 }
 
 /// The result of a synchronous verification attempt.
@@ -191,6 +195,9 @@ pub(crate) enum Step {
     Done(Result<Identity, Reason>),
     /// The issuer's keys must be fetched first; then call again with `allow_fetch = false`.
     Fetch(usize),
+    /// An opaque token (or one of an `opaque_only` issuer) with no usable cached answer:
+    /// await [`Verifier::introspect`].
+    Introspect,
 }
 
 #[derive(serde::Deserialize)]
@@ -276,6 +283,21 @@ impl IssuerVerifier {
         if ok { Ok(()) } else { Err(Reason::WrongAudience) }
     }
 
+    /// The issuer's own claim rules: `required_claims` and `claim_values`.
+    fn check_claim_rules(&self, claims: &Map<String, Value>) -> Result<(), Reason> {
+        for name in &self.required_claims {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(Reason::InvalidClaims);
+            }
+        }
+        for (name, value) in &self.claim_values {
+            if claims.get(name) != Some(value) {
+                return Err(Reason::InvalidClaims);
+            }
+        }
+        Ok(())
+    }
+
     fn check_typ(&self, typ: Option<&str>) -> Result<(), Reason> {
         let Some(required) = &self.typ else { return Ok(()) };
         let typ = typ.ok_or(Reason::InvalidClaims)?;
@@ -294,6 +316,7 @@ impl Verifier {
     ) -> Result<Verifier, PolicyError> {
         let mut compiled = Vec::new();
         let mut by_issuer = HashMap::new();
+        let mut introspection: Option<(usize, Introspector)> = None;
         for (i, cfg) in issuers.iter().enumerate() {
             let at = format!("issuers[{i}]");
             if cfg.issuer.is_empty() {
@@ -321,6 +344,17 @@ impl Verifier {
                 })?;
                 algorithms.push(alg);
             }
+            if let Some(config) = &cfg.introspection {
+                // An opaque token names no issuer: sending it to several endpoints in turn
+                // would hand one issuer's live tokens to another, so only one may introspect.
+                if introspection.is_some() {
+                    return Err(PolicyError::invalid(
+                        format!("{at}.introspection"),
+                        "only one issuer may configure introspection (an opaque token names no issuer, and is never sent to two)",
+                    ));
+                }
+                introspection = Some((i, Introspector::new(cfg, config, &at, remote)?));
+            }
             let keys = KeySource::from_config(cfg, &at, remote, fetcher)?;
             compiled.push(IssuerVerifier {
                 issuer: cfg.issuer.clone(),
@@ -342,7 +376,7 @@ impl Verifier {
             ));
         }
         let cache = tokens.cache.then(|| quick_cache::sync::Cache::new(tokens.cache_capacity));
-        Ok(Verifier { issuers: compiled, by_issuer, cache })
+        Ok(Verifier { issuers: compiled, by_issuer, cache, introspection })
     }
 
     /// Number of verified tokens currently cached.
@@ -366,6 +400,16 @@ impl Verifier {
         allow_fetch: bool,
     ) -> Step {
         let now = unix_now();
+        // Opaque tokens (and every token of an `opaque_only` issuer) are introspected: from
+        // the introspection cache without waiting, else after a call.
+        if let Some((index, introspector)) = &self.introspection
+            && self.introspects(*index, introspector, token)
+        {
+            return match introspector.cached(&introspector.digest(token)) {
+                Some(answer) => Step::Done(self.judge_introspected(*index, &answer, now)),
+                None => Step::Introspect,
+            };
+        }
         if let Some(cache) = &self.cache
             && let Some(hit) = cached
         {
@@ -383,6 +427,44 @@ impl Verifier {
             }
         }
         self.verify_uncached(token, allow_fetch, now)
+    }
+
+    /// Whether `token` goes to the introspection endpoint of issuer `index`: it is not a
+    /// JWT, or its (unverified, only used to choose) `iss` names an `opaque_only` issuer.
+    fn introspects(&self, index: usize, introspector: &Introspector, token: &str) -> bool {
+        !crate::introspect::looks_like_jwt(token)
+            || (introspector.opaque_only
+                && crate::introspect::unverified_issuer(token).as_deref()
+                    == Some(self.issuers[index].issuer.as_str()))
+    }
+
+    /// Introspects `token` (after [`Step::Introspect`]): the answer, from a call or one in
+    /// flight, judged like a fresh one.
+    pub(crate) async fn introspect(&self, token: &str) -> Result<Identity, Reason> {
+        let Some((index, introspector)) = &self.introspection else { return Err(Reason::MalformedToken) };
+        match introspector.answer(token).await {
+            Ok(answer) => self.judge_introspected(*index, &answer, unix_now()),
+            Err(failure) => Err(introspector.failed(failure)),
+        }
+    }
+
+    /// Judges an introspection answer's facts now, as for a JWT's claims: `iss`, times,
+    /// audience, `jti`, the issuer's claim rules. Done on every use of a cached answer,
+    /// which therefore never carries a decision, only facts.
+    fn judge_introspected(&self, index: usize, answer: &Answer, now: u64) -> Result<Identity, Reason> {
+        let Answer::Active { claims, identity, exp, nbf, iat, .. } = answer else {
+            return Err(Reason::TokenInactive);
+        };
+        let issuer = &self.issuers[index];
+        if claims.get("iss").is_some_and(|iss| iss.as_str() != Some(issuer.issuer.as_str())) {
+            return Err(Reason::UntrustedIssuer);
+        }
+        // RFC 7662 makes `exp` optional: without one, the answer's cache lifetime bounds it.
+        issuer.check_times(exp.unwrap_or(u64::MAX), *nbf, *iat, now)?;
+        issuer.check_audience(claims)?;
+        crate::identity::token_id(claims).map_err(|()| Reason::InvalidClaims)?;
+        issuer.check_claim_rules(claims)?;
+        Ok(identity.clone())
     }
 
     fn verify_uncached(&self, token: &str, allow_fetch: bool, now: u64) -> Step {
@@ -466,16 +548,7 @@ impl Verifier {
             issuer.check_audience(&claims)?;
             // A `jti` no revocation could name (not a string or an integer) is refused.
             crate::identity::token_id(&claims).map_err(|()| Reason::InvalidClaims)?;
-            for name in &issuer.required_claims {
-                if claims.get(name).is_none_or(Value::is_null) {
-                    return Err(Reason::InvalidClaims);
-                }
-            }
-            for (name, value) in &issuer.claim_values {
-                if claims.get(name) != Some(value) {
-                    return Err(Reason::InvalidClaims);
-                }
-            }
+            issuer.check_claim_rules(&claims)?;
             Ok((exp, nbf, iat))
         })();
         let (exp, nbf, iat) = match result {

@@ -203,4 +203,6 @@ pub(crate) enum Waited {
     /// `Some(false)` when another replica had seen it, `None` when the store did not answer.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     DpopReplay(Option<bool>),
+    /// An opaque token's introspection (RFC 7662), judged: the caller, or why not.
+    Introspected(Result<Identity, Reason>),
 }

@@ -59,7 +59,12 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
     // After a key fetch, decide with what there is now (never fetch twice).
     let allow_fetch = !matches!(waited, Some(Waited::Keys));
     let limiter = shared.limiter.as_ref();
-    let verified = match shared.verifier.verify_with(token, facts.cached.take(), allow_fetch) {
+    // Resumed after an opaque token's introspection (RFC 7662): its judged answer.
+    let step = match waited {
+        Some(Waited::Introspected(result)) => Step::Done(result),
+        _ => shared.verifier.verify_with(token, facts.cached.take(), allow_fetch),
+    };
+    let verified = match step {
         Step::Done(result) => {
             result.and_then(|identity| bind_certificate(identity, facts.certificate.clone()))
         }
@@ -72,6 +77,13 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                     let _ = refresh.await;
                 }
                 Waited::Keys
+            }));
+        }
+        Step::Introspect => {
+            let guard = guard.clone();
+            let token = token.to_string();
+            return Flow::Wait(Box::pin(async move {
+                Waited::Introspected(guard.shared.verifier.introspect(&token).await)
             }));
         }
     };
