@@ -26,6 +26,7 @@ use zt::introspect::{ClientAuth, IntrospectionConfig, IntrospectionFailMode};
 
 const CLIENT_ID: &str = "orders-api";
 const SECRET: &str = "introspection-secret";
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
 
 /// How the server expects the resource server to authenticate.
 #[derive(Clone, Copy, PartialEq)]
@@ -44,6 +45,8 @@ struct Server {
     max_in_flight: AtomicUsize,
     delay_ms: AtomicU64,
     rejected_auth: AtomicUsize,
+    /// How RFC 9701 answers are signed, when asked for: the key and the `aud`.
+    jwt: Mutex<Option<(&'static TestKey, String)>>,
 }
 
 impl Server {
@@ -56,6 +59,7 @@ impl Server {
             max_in_flight: AtomicUsize::new(0),
             delay_ms: AtomicU64::new(0),
             rejected_auth: AtomicUsize::new(0),
+            jwt: Mutex::new(None),
         })
     }
 
@@ -106,8 +110,8 @@ async fn introspect(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let now = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    server.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let in_flight = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    server.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
     server.calls.fetch_add(1, Ordering::SeqCst);
     let delay = server.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -124,7 +128,16 @@ async fn introspect(
     }
     let token = form.get("token").cloned().unwrap_or_default();
     let answer = server.answers.lock().unwrap().get(&token).cloned().unwrap_or(json!({"active": false}));
-    axum::Json(answer).into_response()
+    let wants_jwt = headers.get("accept").and_then(|v| v.to_str().ok()) == Some(JWT_ANSWER);
+    let signer = server.jwt.lock().unwrap().clone();
+    match signer {
+        Some((key, aud)) if wants_jwt => {
+            let header = json!({"alg": "ES256", "kid": key.kid, "typ": "token-introspection+jwt"});
+            let claims = json!({"iss": ISSUER, "aud": aud, "iat": now(), "token_introspection": answer});
+            ([("content-type", JWT_ANSWER)], sign_raw(key, &header, &claims)).into_response()
+        }
+        _ => axum::Json(answer).into_response(),
+    }
 }
 
 /// Starts the introspection server; returns its endpoint URL.
@@ -423,6 +436,35 @@ async fn a_dpop_bound_opaque_token_is_refused_as_bearer() {
     assert_eq!(problem(&response), "urn:zt:problem:dpop-bound-token-as-bearer");
 }
 
+#[tokio::test]
+async fn signed_jwt_answers_rfc9701_are_verified_with_the_issuers_keys() {
+    let server = Server::new(Expect::Basic);
+    let endpoint = spawn_server(server.clone()).await;
+    server.answer("opaque-kim", active("kim", "orders:read"));
+    server.answer("opaque-lost", json!({"active": false}));
+    let introspection = IntrospectionConfig { jwt_response: true, ..config(&endpoint, Expect::Basic) };
+    let guard = guard(introspection);
+    let addr = spawn_axum(guard).await;
+    // Signed by the issuer's key, for this client: accepted.
+    *server.jwt.lock().unwrap() = Some((key(jsonwebtoken::Algorithm::ES256), CLIENT_ID.to_string()));
+    assert_eq!(call(addr, "GET", "/orders", "opaque-kim").await.status, 200);
+    assert_eq!(call(addr, "GET", "/orders", "opaque-lost").await.status, 401);
+    for (signer, token) in [
+        // Another key under the issuer's key id.
+        (Some((attacker_ec(), CLIENT_ID.to_string())), "opaque-kim-1"),
+        // Meant for another resource server.
+        (Some((key(jsonwebtoken::Algorithm::ES256), "billing-api".to_string())), "opaque-kim-2"),
+        // Plain JSON where a signed answer was asked for.
+        (None, "opaque-kim-3"),
+    ] {
+        server.answer(token, active("kim", "orders:read"));
+        *server.jwt.lock().unwrap() = signer;
+        let response = call(addr, "GET", "/orders", token).await;
+        assert_eq!(response.status, 503, "{token}: {response:?}");
+        assert_eq!(problem(&response), "urn:zt:problem:introspection-unavailable");
+    }
+}
+
 #[test]
 fn building_refuses_insecure_or_ambiguous_introspection() {
     let build = |policy: zt::Policy| zt::Guard::new(policy).err().map(|e| e.to_string());
@@ -457,4 +499,13 @@ fn building_refuses_insecure_or_ambiguous_introspection() {
         ))
         .build();
     assert_eq!(build(policy), None);
+    // Unless its answers are JWTs, which the issuer's keys must verify.
+    let policy = zt::Policy::builder()
+        .issuer(zt::policy::IssuerConfig::new(ISSUER).audience(AUDIENCE).introspection(IntrospectionConfig {
+            jwt_response: true,
+            ..IntrospectionConfig::new("https://as.example/introspect", CLIENT_ID).client_secret(SECRET)
+        }))
+        .build();
+    let error = build(policy).expect("refused");
+    assert!(error.contains("key source"), "{error}");
 }

@@ -20,8 +20,15 @@
 //! unless `dangerous_skip_audience_check`), and the issuer's `required_claims` and
 //! `claim_values` apply. The members become the caller's [`Identity`](crate::Identity):
 //! subject, scopes (`scope`), client id, `exp`, and `cnf` (so DPoP `jkt` and mTLS
-//! `x5t#S256` bindings are enforced exactly as for JWTs). RFC 9701 JWT answers are not
-//! supported yet.
+//! `x5t#S256` bindings are enforced exactly as for JWTs).
+//!
+//! **JWT answers (RFC 9701).** With `jwt_response = true`, zt asks for
+//! `application/token-introspection+jwt` and accepts only that: a JWS with
+//! `typ: token-introspection+jwt`, signed with one of the issuer's keys (so the issuer needs
+//! a key source; its algorithm pinned as for access tokens, `none` and `crit` refused),
+//! whose `iss` is the issuer, whose `aud` names this client (`client_id`), with an `iat`,
+//! and whose `token_introspection` member is the RFC 7662 answer. Encrypted answers are not
+//! supported.
 //!
 //! **The cache never carries a decision.** Entries are keyed by SHA-256 over the issuer,
 //! the endpoint and the token, and hold only the token's facts; every request checks those
@@ -90,6 +97,9 @@ use crate::policy::{IssuerConfig, RemoteKeysConfig};
 /// Largest introspection answer read (bytes); a longer one is a failed call.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// The media type of RFC 9701 answers.
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
+
 /// Per-issuer introspection (RFC 7662), `[issuers.introspection]`. See the
 /// [module documentation](self) for how tokens are chosen, cached and judged.
 ///
@@ -149,6 +159,10 @@ pub struct IntrospectionConfig {
     /// What a request gets when the endpoint cannot answer (default `closed`: 503).
     #[serde(default)]
     pub fail_mode: IntrospectionFailMode,
+    /// Ask for, and accept only, signed JWT answers (RFC 9701), verified with the issuer's
+    /// keys (default `false`: RFC 7662 JSON).
+    #[serde(default)]
+    pub jwt_response: bool,
 }
 
 fn default_cache_max() -> Duration {
@@ -186,6 +200,7 @@ impl IntrospectionConfig {
             timeout: default_timeout(),
             max_concurrent: default_max_concurrent(),
             fail_mode: IntrospectionFailMode::default(),
+            jwt_response: false,
         }
     }
 
@@ -226,6 +241,7 @@ impl std::fmt::Debug for IntrospectionConfig {
             .field("timeout", &self.timeout)
             .field("max_concurrent", &self.max_concurrent)
             .field("fail_mode", &self.fail_mode)
+            .field("jwt_response", &self.jwt_response)
             .finish()
     }
 }
@@ -305,6 +321,8 @@ pub(crate) enum Failure {
     Overloaded,
     /// The `private_key_jwt` assertion could not be signed.
     Assertion,
+    /// An RFC 9701 answer whose signature, key, `typ`, `iss`, `aud` or `iat` is wrong.
+    InvalidJwt,
 }
 
 impl Failure {
@@ -316,6 +334,7 @@ impl Failure {
             Failure::BadAnswer => "bad_answer",
             Failure::Overloaded => "overloaded",
             Failure::Assertion => "client_assertion_failed",
+            Failure::InvalidJwt => "invalid_jwt_answer",
         }
     }
 }
@@ -324,6 +343,9 @@ type Call = Shared<BoxFuture<'static, Result<Arc<Answer>, Failure>>>;
 
 struct Inner {
     issuer: String,
+    client_id: String,
+    /// With `jwt_response`: the issuer's keys, which sign the answers.
+    jwt_keys: Option<crate::keys::KeySource>,
     endpoint: String,
     client: reqwest::Client,
     credentials: Credentials,
@@ -403,6 +425,7 @@ impl Introspector {
         config: &IntrospectionConfig,
         at: &str,
         remote: &RemoteKeysConfig,
+        keys: crate::keys::KeySource,
     ) -> Result<Introspector, PolicyError> {
         let at = format!("{at}.introspection");
         crate::keys::check_url(&config.endpoint, remote)
@@ -471,6 +494,8 @@ impl Introspector {
         Ok(Introspector {
             inner: Arc::new(Inner {
                 issuer: issuer.issuer.clone(),
+                client_id: config.client_id.clone(),
+                jwt_keys: config.jwt_response.then_some(keys),
                 endpoint: config.endpoint.clone(),
                 client,
                 credentials,
@@ -586,7 +611,8 @@ impl Inner {
     async fn post(&self, token: &str) -> Result<Answer, Failure> {
         // The form is finished before any await (its serializer is not `Send`).
         let (body, authorization) = self.form(token)?;
-        let mut request = self.client.post(&self.endpoint).header("accept", "application/json");
+        let media_type = if self.jwt_keys.is_some() { JWT_ANSWER } else { "application/json" };
+        let mut request = self.client.post(&self.endpoint).header("accept", media_type);
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
@@ -604,12 +630,18 @@ impl Inner {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type));
         if !json {
             return Err(Failure::BadAnswer);
         }
         let body = read_bounded(response).await?;
-        self.parse(&body)
+        match &self.jwt_keys {
+            None => self.parse(&body),
+            Some(keys) => {
+                let answer = self.verify_jwt_answer(keys, &body).await?;
+                self.parse_object(answer)
+            }
+        }
     }
 
     /// The request body (RFC 7662 s.2.1, with the client's credentials when they go in the
@@ -651,9 +683,89 @@ impl Inner {
 
     /// Reads an RFC 7662 answer: a JSON object whose `active` is a boolean.
     fn parse(&self, body: &[u8]) -> Result<Answer, Failure> {
-        let Ok(Value::Object(mut claims)) = crate::json::parse(body, MAX_ANSWER_BYTES) else {
+        let Ok(Value::Object(claims)) = crate::json::parse(body, MAX_ANSWER_BYTES) else {
             return Err(Failure::BadAnswer);
         };
+        self.parse_object(claims)
+    }
+
+    /// Verifies an RFC 9701 answer and returns its `token_introspection` member. The same
+    /// order as for access tokens: structure, header, key (pinned algorithm), signature,
+    /// and only then the claims.
+    async fn verify_jwt_answer(
+        &self,
+        keys: &crate::keys::KeySource,
+        body: &[u8],
+    ) -> Result<Map<String, Value>, Failure> {
+        use crate::keys::Lookup;
+        let text = std::str::from_utf8(body).map_err(|_| Failure::InvalidJwt)?.trim();
+        let mut parts = text.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Failure::InvalidJwt);
+        };
+        let decode = |part: &str| -> Result<Map<String, Value>, Failure> {
+            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| Failure::InvalidJwt)?;
+            match crate::json::parse(&bytes, MAX_ANSWER_BYTES) {
+                Ok(Value::Object(object)) => Ok(object),
+                _ => Err(Failure::InvalidJwt),
+            }
+        };
+        let header = decode(h64)?;
+        let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        if !typ.eq_ignore_ascii_case("token-introspection+jwt") || header.contains_key("crit") {
+            return Err(Failure::InvalidJwt);
+        }
+        let algorithm = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .filter(|alg| !alg.eq_ignore_ascii_case("none"))
+            .and_then(crate::keys::parse_algorithm)
+            .ok_or(Failure::InvalidJwt)?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        let key = match keys.lookup(kid, algorithm) {
+            Lookup::Found(key) => key,
+            Lookup::Fetch => {
+                // A new signing key: fetch the set once (single-flighted), then decide.
+                if let Some(refresh) = keys.refresh_for_lookup() {
+                    let _ = refresh.await;
+                }
+                match keys.lookup(kid, algorithm) {
+                    Lookup::Found(key) => key,
+                    _ => return Err(Failure::InvalidJwt),
+                }
+            }
+            Lookup::Missing | Lookup::Unavailable => return Err(Failure::InvalidJwt),
+        };
+        if key.algorithm != algorithm {
+            return Err(Failure::InvalidJwt);
+        }
+        let message = &text.as_bytes()[..h64.len() + 1 + p64.len()];
+        if !matches!(jsonwebtoken::crypto::verify(s64, message, &key.key, algorithm), Ok(true)) {
+            return Err(Failure::InvalidJwt);
+        }
+        let mut claims = decode(p64)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(Failure::InvalidJwt);
+        }
+        let for_us = match claims.get("aud") {
+            Some(Value::String(aud)) => *aud == self.client_id,
+            Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(self.client_id.as_str())),
+            _ => false,
+        };
+        if !for_us || claims.get("iat").and_then(crate::token::numeric_date_value).is_none() {
+            return Err(Failure::InvalidJwt);
+        }
+        match claims.remove("token_introspection") {
+            Some(Value::Object(answer)) => Ok(answer),
+            _ => Err(Failure::InvalidJwt),
+        }
+    }
+
+    /// Reads the members of an RFC 7662 answer: `active` must be a boolean.
+    fn parse_object(&self, mut claims: Map<String, Value>) -> Result<Answer, Failure> {
         let now = Instant::now();
         match claims.remove("active") {
             Some(Value::Bool(true)) => {}
@@ -719,13 +831,17 @@ pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn no_keys() -> crate::keys::KeySource {
+        crate::keys::KeySource::Static(crate::keys::KeySet::default())
+    }
+
     fn introspector(auth: ClientAuth) -> Result<Introspector, PolicyError> {
         let issuer = IssuerConfig::new("https://as.example").audience("api");
         let config = IntrospectionConfig {
             client_secret_env: Some("ZT_TEST_INTROSPECTION_SECRET_UNSET".into()),
             ..IntrospectionConfig::new("https://as.example/introspect", "api").auth(auth)
         };
-        Introspector::new(&issuer, &config, "issuers[0]", &RemoteKeysConfig::default())
+        Introspector::new(&issuer, &config, "issuers[0]", &RemoteKeysConfig::default(), no_keys())
     }
 
     #[test]
@@ -753,12 +869,12 @@ mod tests {
         let remote = RemoteKeysConfig::default();
         let mut config =
             IntrospectionConfig::new("http://as.example/introspect", "api").auth(ClientAuth::PrivateKeyJwt);
-        let Err(error) = Introspector::new(&issuer, &config, "issuers[0]", &remote) else {
+        let Err(error) = Introspector::new(&issuer, &config, "issuers[0]", &remote, no_keys()) else {
             panic!("plain http accepted")
         };
         assert!(error.to_string().contains("endpoint"), "{error}");
         config.endpoint = "http://127.0.0.1:9/introspect".into();
-        let Err(error) = Introspector::new(&issuer, &config, "issuers[0]", &remote) else {
+        let Err(error) = Introspector::new(&issuer, &config, "issuers[0]", &remote, no_keys()) else {
             panic!("built without a key file")
         };
         assert!(error.to_string().contains("private_key_file"), "{error}");
@@ -770,7 +886,7 @@ mod tests {
         let remote = RemoteKeysConfig::default();
         let build = |issuer: &IssuerConfig, endpoint: &str| {
             let config = IntrospectionConfig::new(endpoint, "api").client_secret("s");
-            Introspector::new(issuer, &config, "issuers[0]", &remote).expect("builds")
+            Introspector::new(issuer, &config, "issuers[0]", &remote, no_keys()).expect("builds")
         };
         let a = build(&issuer, "https://as.example/introspect");
         let b = build(&issuer, "https://as.example/introspect2");
@@ -793,7 +909,8 @@ mod tests {
         let issuer = IssuerConfig::new("https://as.example").audience("api");
         let config = IntrospectionConfig::new("https://as.example/i", "api").client_secret("s");
         let introspector =
-            Introspector::new(&issuer, &config, "issuers[0]", &RemoteKeysConfig::default()).expect("builds");
+            Introspector::new(&issuer, &config, "issuers[0]", &RemoteKeysConfig::default(), no_keys())
+                .expect("builds");
         let inner = &introspector.inner;
         assert!(matches!(inner.parse(br#"{"active":false}"#), Ok(Answer::Inactive { .. })));
         assert!(matches!(

@@ -41,7 +41,7 @@ pub(crate) struct VerifyKey {
 }
 
 /// An immutable set of keys.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
     by_kid: HashMap<String, usize>,
@@ -322,6 +322,9 @@ pub(crate) enum Lookup {
 }
 
 /// Where one issuer's keys come from.
+// Clone: an introspecting issuer's endpoint verifies RFC 9701 answers with the same keys
+// (a static set is immutable, a remote one shared).
+#[derive(Clone)]
 pub(crate) enum KeySource {
     Static(KeySet),
     Remote(Arc<RemoteKeys>),
@@ -366,8 +369,9 @@ impl KeySource {
         .iter()
         .filter(|b| **b)
         .count();
-        // An issuer whose tokens are introspected (RFC 7662) may have no keys at all.
-        if given == 0 && issuer.introspection.is_some() {
+        // An issuer whose tokens are introspected (RFC 7662) may have no keys at all, unless
+        // its answers are JWTs (RFC 9701) signed with them.
+        if given == 0 && issuer.introspection.as_ref().is_some_and(|i| !i.jwt_response) {
             return Ok(KeySource::Static(KeySet::default()));
         }
         if given != 1 {

@@ -344,6 +344,7 @@ impl Verifier {
                 })?;
                 algorithms.push(alg);
             }
+            let keys = KeySource::from_config(cfg, &at, remote, fetcher)?;
             if let Some(config) = &cfg.introspection {
                 // An opaque token names no issuer: sending it to several endpoints in turn
                 // would hand one issuer's live tokens to another, so only one may introspect.
@@ -353,9 +354,8 @@ impl Verifier {
                         "only one issuer may configure introspection (an opaque token names no issuer, and is never sent to two)",
                     ));
                 }
-                introspection = Some((i, Introspector::new(cfg, config, &at, remote)?));
+                introspection = Some((i, Introspector::new(cfg, config, &at, remote, keys.clone())?));
             }
-            let keys = KeySource::from_config(cfg, &at, remote, fetcher)?;
             compiled.push(IssuerVerifier {
                 issuer: cfg.issuer.clone(),
                 audiences: cfg.audiences.clone(),
