@@ -339,7 +339,10 @@ impl Failure {
     }
 }
 
-type Call = Shared<BoxFuture<'static, Result<Arc<Answer>, Failure>>>;
+type CallFuture = BoxFuture<'static, Result<Arc<Answer>, Failure>>;
+type Call = Shared<CallFuture>;
+/// A call in flight, by its generation (so a finished call never unlists a newer one).
+type InFlight = (u64, WeakShared<CallFuture>);
 
 struct Inner {
     issuer: String,
@@ -355,7 +358,7 @@ struct Inner {
     cache: quick_cache::sync::Cache<[u8; 32], Arc<Answer>>,
     /// Calls in flight by token digest. Weak: when every waiter is gone, the call is
     /// dropped (its [`Unlist`] removes the entry and its permit returns).
-    inflight: Mutex<HashMap<[u8; 32], (u64, WeakShared<BoxFuture<'static, Result<Arc<Answer>, Failure>>>)>>,
+    inflight: Mutex<HashMap<[u8; 32], InFlight>>,
     generation: AtomicU64,
     permits: Arc<tokio::sync::Semaphore>,
 }
