@@ -465,6 +465,81 @@ async fn signed_jwt_answers_rfc9701_are_verified_with_the_issuers_keys() {
     }
 }
 
+#[tokio::test]
+async fn a_dpop_bound_opaque_token_with_its_proof_is_admitted() {
+    let server = Server::new(Expect::Basic);
+    let endpoint = spawn_server(server.clone()).await;
+    let client_key = attacker_ec();
+    let thumbprint = zt::dpop::jwk_thumbprint(client_key.jwk.as_object().unwrap()).unwrap();
+    let mut bound = active("judy", "orders:read");
+    bound["cnf"] = json!({"jkt": thumbprint});
+    server.answer("opaque-dpop", bound);
+    let addr = spawn_axum(guard(config(&endpoint, Expect::Basic))).await;
+    let proof = |key: &TestKey| {
+        let mut jwk = key.jwk.clone();
+        jwk.as_object_mut().unwrap().retain(|k, _| ["kty", "crv", "x", "y"].contains(&k.as_str()));
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let claims = json!({
+            "jti": format!("{:x}", rand::random::<u128>()), "htm": "GET", "htu": "http://127.0.0.1/orders",
+            "iat": now(), "ath": zt::dpop::access_token_hash("opaque-dpop"),
+        });
+        sign_raw(key, &header, &claims)
+    };
+    let with = |proof: String| async move {
+        raw_request(addr, "GET", "/orders", &[("authorization", "DPoP opaque-dpop"), ("dpop", &proof)], None)
+            .await
+    };
+    assert_eq!(with(proof(client_key)).await.status, 200);
+    // A proof by another key than the one the answer's `cnf.jkt` names.
+    let response = with(proof(key(jsonwebtoken::Algorithm::ES256))).await;
+    assert_eq!(response.status, 401, "{response:?}");
+    assert_eq!(server.calls(), 1);
+}
+
+/// A writer into the process-wide captured log.
+#[derive(Clone, Copy)]
+struct Captured;
+
+fn captured_log() -> &'static Mutex<Vec<u8>> {
+    static LOG: std::sync::OnceLock<Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(Mutex::default)
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        captured_log().lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failures_log_a_warning_without_the_token_or_the_secret() {
+    // Global: the guard's tasks may run anywhere. Every test of this file then logs here,
+    // so the secret check below covers them all.
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt().with_writer(|| Captured).with_ansi(false).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    });
+    let endpoint = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/introspect", listener.local_addr().unwrap())
+    };
+    let addr = spawn_axum(guard(config(&endpoint, Expect::Basic))).await;
+    let secret_token = "opaque-secret-token-value-123";
+    assert_eq!(call(addr, "GET", "/orders", secret_token).await.status, 503);
+    let log = String::from_utf8_lossy(&captured_log().lock().unwrap()).into_owned();
+    let warned = log.lines().any(|line| {
+        line.contains("WARN zt::introspection") && line.contains("unreachable") && line.contains(ISSUER)
+    });
+    assert!(warned, "{log}");
+    assert!(!log.contains(secret_token), "the token is never logged: {log}");
+    assert!(!log.contains(SECRET), "the client secret is never logged: {log}");
+}
+
 #[test]
 fn building_refuses_insecure_or_ambiguous_introspection() {
     let build = |policy: zt::Policy| zt::Guard::new(policy).err().map(|e| e.to_string());
