@@ -2,8 +2,9 @@
 //! 127.0.0.1: active and inactive tokens on both adapters, expired and foreign answers,
 //! scopes evaluated per route from cached facts, scope changes after the cache expires,
 //! client authentication (basic, post, private_key_jwt) checked by the server, an endpoint
-//! that is down or slow (fail closed), single flight, and a flood of distinct bogus tokens
-//! (calls in flight stay bounded).
+//! that is down or slow (fail closed), single flight, a flood of distinct bogus tokens
+//! (calls in flight stay bounded), RFC 9701 signed answers, DPoP-bound opaque tokens, and
+//! the WARN events and metrics of each outcome.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../examples/orders/mod.rs"]
@@ -538,6 +539,43 @@ async fn failures_log_a_warning_without_the_token_or_the_secret() {
     assert!(warned, "{log}");
     assert!(!log.contains(secret_token), "the token is never logged: {log}");
     assert!(!log.contains(SECRET), "the client secret is never logged: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_and_cache_hit_is_counted() {
+    // The process-wide recorder, scraped over loopback like a Prometheus server would.
+    let metrics_addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    zt::observe::install_prometheus(metrics_addr).expect("the only recorder of this binary");
+    let server = Server::new(Expect::Basic);
+    let endpoint = spawn_server(server.clone()).await;
+    server.answer("opaque-mia", active("mia", "orders:read"));
+    let addr = spawn_axum(guard(config(&endpoint, Expect::Basic))).await;
+    assert_eq!(call(addr, "GET", "/orders", "opaque-mia").await.status, 200);
+    assert_eq!(call(addr, "GET", "/orders", "opaque-mia").await.status, 200);
+    assert_eq!(call(addr, "GET", "/orders", "opaque-gone").await.status, 401);
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/introspect", listener.local_addr().unwrap())
+    };
+    let down_addr = spawn_axum(guard(config(&down, Expect::Basic))).await;
+    assert_eq!(call(down_addr, "GET", "/orders", "opaque-mia").await.status, 503);
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
+    for (name, outcome) in [
+        ("zt_introspection_requests_total", Some("active")),
+        ("zt_introspection_requests_total", Some("inactive")),
+        ("zt_introspection_requests_total", Some("unreachable")),
+        ("zt_introspection_cache_hits_total", None),
+    ] {
+        let counted = text.lines().any(|line| {
+            line.starts_with(name)
+                && outcome.is_none_or(|o| line.contains(&format!("outcome=\"{o}\"")))
+                && line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v >= 1.0)
+        });
+        assert!(counted, "{name} {outcome:?} in:\n{text}");
+    }
 }
 
 #[test]
