@@ -96,6 +96,11 @@ pub struct DemoConfig {
     /// `/.well-known/oauth-protected-resource`, named in 401 challenges, accepted as the
     /// tokens' audience). Default `http://localhost:<port>` (`https` with TLS).
     pub resource: Option<String>,
+    /// `ZT_INTROSPECTION_URL` / `ZT_INTROSPECTION_CLIENT_ID`: the issuer's RFC 7662
+    /// introspection endpoint for opaque tokens, with the client id zt authenticates as
+    /// (`client_secret_basic`, the secret in `ZT_INTROSPECTION_SECRET`).
+    pub introspection_url: Option<String>,
+    pub introspection_client_id: Option<String>,
     /// `ZT_METRICS_LISTEN`: where Prometheus scrapes the KPIs (default 127.0.0.1:9464).
     pub metrics_listen: SocketAddr,
     /// `ZT_TLS_CERT` / `ZT_TLS_KEY` / `ZT_CLIENT_CA`: serve over TLS (mutual TLS with a CA).
@@ -113,6 +118,9 @@ pub struct DemoConfig {
 /// The environment variable the demo reads the fleet-wide secret from (with `ZT_REDIS_URL`,
 /// unless the policy file names another): every replica must have the same one.
 pub const FLEET_SECRET_ENV: &str = "ZT_FLEET_SECRET";
+
+/// Where the demo reads its introspection client secret from (with `ZT_INTROSPECTION_URL`).
+pub const INTROSPECTION_SECRET_ENV: &str = "ZT_INTROSPECTION_SECRET";
 
 /// An `on`/`off` switch from the environment (unset: on).
 fn switch(name: &str) -> Result<bool, String> {
@@ -151,6 +159,8 @@ impl DemoConfig {
             trusted_proxies: var("ZT_TRUSTED_PROXIES"),
             redis_url: var("ZT_REDIS_URL"),
             resource: var("ZT_RESOURCE"),
+            introspection_url: var("ZT_INTROSPECTION_URL"),
+            introspection_client_id: var("ZT_INTROSPECTION_CLIENT_ID"),
             tls_cert: var("ZT_TLS_CERT"),
             tls_key: var("ZT_TLS_KEY"),
             client_ca: var("ZT_CLIENT_CA"),
@@ -234,6 +244,16 @@ impl DemoConfig {
         }
         if policy.realm.is_none() {
             policy.realm = Some(audience);
+        }
+        match (&self.introspection_url, &self.introspection_client_id) {
+            (Some(url), Some(client_id)) => {
+                policy.issuers[0].introspection = Some(
+                    zt::introspect::IntrospectionConfig::new(url, client_id)
+                        .client_secret_env(INTROSPECTION_SECRET_ENV),
+                );
+            }
+            (None, None) => {}
+            _ => return Err("ZT_INTROSPECTION_URL and ZT_INTROSPECTION_CLIENT_ID go together".into()),
         }
         // The API as an OAuth protected resource (RFC 9728): its identifier is also an
         // audience tokens for it may carry (RFC 8707), beside `ZT_AUDIENCE`.

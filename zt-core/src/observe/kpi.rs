@@ -73,6 +73,21 @@ pub fn describe_metrics() {
         "Switches of the shared quotas into (to=local) and out of (to=shared) fallback"
     );
     describe_counter!(
+        "zt_introspection_requests_total",
+        Unit::Count,
+        "Token introspection calls (RFC 7662), by outcome"
+    );
+    describe_counter!(
+        "zt_introspection_cache_hits_total",
+        Unit::Count,
+        "Opaque tokens answered from the introspection cache"
+    );
+    describe_counter!(
+        "zt_dpop_replay_unchecked_total",
+        Unit::Count,
+        "DPoP proofs admitted without the fleet-wide replay check (store unreachable; the local cache still checked them)"
+    );
+    describe_counter!(
         "zt_detection_flushes_total",
         Unit::Count,
         "Flushes of the fleet-wide detection counters, by outcome"
