@@ -299,6 +299,30 @@ impl Router {
         self
     }
 
+    /// Serves the Shared Signals push endpoint (RFC 8935) of the policy's `[signals]` at its
+    /// `push_path` (default `/zt/signals/push`), public: each SET's signature authenticates
+    /// the transmitter (see [`zt_core::signals`]). Without `[signals]` or `[observe]`,
+    /// finishing the router fails.
+    ///
+    /// ```
+    /// use zt_core::{policy::{IssuerConfig, Policy}, signals::SignalsConfig, Guard};
+    /// use zt_actix::Router;
+    ///
+    /// let mut policy = Policy::builder()
+    ///     .issuer(IssuerConfig::new("https://issuer.example").audience("api")
+    ///         .jwks_url("https://issuer.example/jwks"))
+    ///     .build();
+    /// policy.observe = Some(Default::default());
+    /// policy.signals = Some(SignalsConfig::new("https://idp.example", "api").jwks_url("https://idp.example/jwks"));
+    /// let app = Router::new(Guard::new(policy).unwrap()).signals().finish().unwrap();
+    /// ```
+    pub fn signals(mut self) -> Self {
+        if let Some((path, endpoint)) = self.routes.signals() {
+            self.registered.push((path, MethodRoute { routes: vec![route_for("POST", builtin(endpoint))] }));
+        }
+        self
+    }
+
     /// [`Router::controls`] with another requirement (never public: that is an error).
     pub fn controls_with(mut self, prefix: &str, requirement: Requirement) -> Self {
         for (path, endpoint) in self.routes.controls(prefix, requirement) {

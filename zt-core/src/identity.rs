@@ -230,6 +230,19 @@ impl Identity {
         self.inner.principal.is_some() || self.certificate.is_some()
     }
 
+    /// The `sid` claim (the session the token belongs to, as OpenID Connect and Shared
+    /// Signals name it), when it is a string.
+    pub fn session_id(&self) -> Option<&str> {
+        self.claim("sid").and_then(Value::as_str)
+    }
+
+    /// The `iat` claim as a time, when it is a non-negative number (the Guard already
+    /// refused a token whose `iat` is not a NumericDate).
+    pub fn issued_at(&self) -> Option<std::time::SystemTime> {
+        let secs = self.claim("iat")?.as_f64().filter(|s| s.is_finite() && *s >= 0.0)?;
+        std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs_f64(secs.min(1e12)))
+    }
+
     /// The token's `jti` as text (a numeric `jti` as its decimal text), if it has one: what
     /// a revocation names.
     pub fn token_id(&self) -> Option<&str> {

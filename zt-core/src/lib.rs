@@ -78,6 +78,7 @@ pub mod resource;
 pub mod response;
 mod routes;
 pub mod scopes;
+pub mod signals;
 pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -109,6 +109,10 @@ pub struct Policy {
     /// challenges, the resource as every issuer's audience; see [`crate::resource`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<crate::resource::ResourceConfig>,
+    /// A Shared Signals (SSF) transmitter whose security events (CAEP, RISC) become
+    /// revocations and blocks (see [`crate::signals`]). None: no receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<crate::signals::SignalsConfig>,
 }
 
 /// One GraphQL endpoint (`[[graphql]]`): the route path it guards, its SDL schema and its
@@ -542,6 +546,7 @@ impl Default for Policy {
             fleet: None,
             dpop: crate::dpop::DpopConfig::default(),
             resource: None,
+            signals: None,
         }
     }
 }

@@ -154,6 +154,30 @@ impl RouteRegistry {
         Some((path, BuiltinEndpoint(Builtin::ResourceMetadata(document))))
     }
 
+    /// Registers the Shared Signals push endpoint ([`crate::signals`]) as a public `POST`
+    /// route at the policy's `[signals] push_path` (the SET's signature authenticates the
+    /// transmitter), starts polling when `[signals.poll]` is set and a Tokio runtime is
+    /// current, and returns the endpoint with its path. Nothing without `[signals]` (the
+    /// error is kept).
+    pub fn signals(&mut self) -> Option<(String, BuiltinEndpoint)> {
+        let receiver = match crate::signals::SignalReceiver::new(&self.guard) {
+            Ok(receiver) => receiver,
+            Err(e) => {
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let path = receiver.config().push_path.clone();
+        let added = self.table.add_always_enforced("POST", &path, crate::scopes::public());
+        if !self.keep(added) {
+            return None;
+        }
+        if receiver.config().poll.is_some() && !receiver.spawn_poller() {
+            tracing::warn!(target: "zt::signals", "[signals.poll] is set but no Tokio runtime is current: call SignalReceiver::spawn_poller yourself");
+        }
+        Some((path, BuiltinEndpoint(Builtin::Signals(receiver))))
+    }
+
     /// The guard with every registered route compiled in, or the first error any
     /// registration made.
     pub fn finish(self) -> Result<Guard, PolicyError> {
@@ -222,6 +246,8 @@ enum Builtin {
     Exchange(TokenIssuer),
     /// The RFC 9728 document, set when the router is finished.
     ResourceMetadata(Arc<OnceLock<String>>),
+    /// The Shared Signals push endpoint (RFC 8935).
+    Signals(crate::signals::SignalReceiver),
 }
 
 impl std::fmt::Debug for BuiltinEndpoint {
@@ -231,6 +257,7 @@ impl std::fmt::Debug for BuiltinEndpoint {
             Builtin::Jwks(_) => "jwks".into(),
             Builtin::Exchange(_) => "token exchange".into(),
             Builtin::ResourceMetadata(_) => "resource metadata".into(),
+            Builtin::Signals(_) => "signals push".into(),
         };
         f.debug_tuple("BuiltinEndpoint").field(&kind).finish()
     }
@@ -253,7 +280,7 @@ impl BuiltinEndpoint {
         match &self.0 {
             Builtin::Controls(_, endpoint) => endpoint.method(),
             Builtin::Jwks(_) | Builtin::ResourceMetadata(_) => "GET",
-            Builtin::Exchange(_) => "POST",
+            Builtin::Exchange(_) | Builtin::Signals(_) => "POST",
         }
     }
 
@@ -265,6 +292,7 @@ impl BuiltinEndpoint {
             | Builtin::ResourceMetadata(_) => None,
             Builtin::Controls(..) => Some(controls_api::MAX_BODY_BYTES),
             Builtin::Exchange(_) => Some(MAX_FORM_BYTES),
+            Builtin::Signals(_) => Some(crate::signals::MAX_SET_BYTES),
         }
     }
 
@@ -284,6 +312,19 @@ impl BuiltinEndpoint {
         match (&self.0, admission) {
             // Public: answered with or without a decision.
             (Builtin::Jwks(issuer), _) => issuer.jwks_response(),
+            // Public: the SET's signature authenticates the transmitter.
+            (Builtin::Signals(receiver), _) => match body {
+                Ok(body) => {
+                    let reply: futures_util::future::BoxFuture<'_, Reply> =
+                        Box::pin(receiver.push(content_type, body));
+                    reply.await
+                }
+                Err(_) => Reply {
+                    status: 400,
+                    headers: vec![("content-type", "application/json".into())],
+                    body: r#"{"err":"invalid_request","description":"the body could not be read (too large?)"}"#.into(),
+                },
+            },
             (Builtin::ResourceMetadata(document), _) => match document.get() {
                 Some(document) => Reply {
                     status: 200,

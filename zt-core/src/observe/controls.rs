@@ -128,6 +128,31 @@ impl Block {
     }
 }
 
+/// Inserts or updates `key` in a bounded store: a full shard first drops lapsed entries
+/// (`live` false); still full, the write fails rather than forget a live revocation.
+fn bounded_insert<V>(
+    store: &Sharded<V>,
+    key: u64,
+    _now: u64,
+    live: impl Fn(&V) -> bool,
+    update: impl FnOnce(Option<&V>) -> V,
+) -> Result<(), RevokeError> {
+    let cap = store.per_shard;
+    store
+        .write(key, |map| {
+            if !map.contains_key(&key) && map.len() >= cap {
+                map.retain(|_, v| live(v));
+                if map.len() >= cap {
+                    return Err(RevokeError::Full);
+                }
+            }
+            let value = update(map.get(&key));
+            map.insert(key, value);
+            Ok(())
+        })
+        .unwrap_or(Err(RevokeError::Full))
+}
+
 /// The event for an operator's block (automatic ones are reported with their anomaly).
 fn manual_block_event(block: &Block, duration: Duration) {
     use super::event::SecurityEvent;
@@ -334,12 +359,30 @@ pub struct Controls {
 pub(crate) struct LocalCopy {
     blocks: Sharded<Arc<Block>>,
     revoked: Sharded<Revocation>,
+    /// Revoked sessions (the tokens' `sid`) and subjects whose tokens issued before a time
+    /// are revoked: what Shared Signals events become (see [`crate::signals`]).
+    signals: SignalRevocations,
     prefix: NetworkPrefix,
     wide: WideNetworks,
     clock: ObserveClock,
     /// Added to a token's `exp` for its revocation's end (microseconds).
     leeway_us: AtomicU64,
 }
+
+/// The revocations Shared Signals events make beyond single tokens: whole sessions (by the
+/// tokens' `sid` claim) and every token of a subject issued before a time. Checked like
+/// `jti` revocations: an atomic emptiness test first, then one shard read lock.
+struct SignalRevocations {
+    /// `sid` -> until when (microseconds).
+    sessions: Sharded<u64>,
+    /// Subject -> (tokens issued before this many seconds since the epoch are revoked,
+    /// until when in microseconds).
+    before: Sharded<(u64, u64)>,
+}
+
+/// Where a signal revocation's hashed key lives (outside `store::domain`'s values).
+const SESSION_DOMAIN: u8 = 64;
+const BEFORE_DOMAIN: u8 = 65;
 
 /// One revoked token: until when, and its `jti` (kept so the copy can seed an emptied
 /// shared store).
@@ -415,6 +458,10 @@ impl Controls {
             local: Arc::new(LocalCopy {
                 blocks: Sharded::new(config.max_blocks),
                 revoked: Sharded::new(config.max_revocations),
+                signals: SignalRevocations {
+                    sessions: Sharded::new(config.max_revocations),
+                    before: Sharded::new(config.max_revocations),
+                },
                 prefix,
                 wide: WideNetworks::default(),
                 clock,
@@ -694,7 +741,112 @@ impl Controls {
         let now = self.local.clock.now_micros();
         self.local.blocks.retain(|b| b.expires_us > now);
         self.local.revoked.retain(|r| r.until_us > now);
+        self.local.signals.sessions.retain(|until| *until > now);
+        self.local.signals.before.retain(|(_, until)| *until > now);
         self.local.publish_gauge();
+    }
+
+    /// Revokes every token carrying this session id (`sid` claim) until `until` (the
+    /// longest lifetime a token of the session can have left). On this replica only: the
+    /// Shared Signals receiver hands the event to the other replicas itself.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+    ///
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+    /// controls.revoke_session("s-1", SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    /// assert!(controls.is_session_revoked("s-1"));
+    /// assert!(!controls.is_session_revoked("s-2"));
+    /// ```
+    pub fn revoke_session(&self, sid: &str, until: SystemTime) -> Result<(), RevokeError> {
+        let until_us = super::clock::to_micros(until);
+        let now = self.local.clock.now_micros();
+        if until_us <= now {
+            return Ok(());
+        }
+        bounded_insert(&self.local.signals.sessions, key_of(SESSION_DOMAIN, sid), now, |v| *v > now, |old| {
+            old.map_or(until_us, |o| (*o).max(until_us))
+        })
+    }
+
+    /// Revokes every token of `subject` issued before `before` (its `iat`), holding the
+    /// rule until `until` (after which no such token can still be valid). A later `before`
+    /// already held wins. On this replica only, like [`Controls::revoke_session`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use zt_core::observe::{Controls, ControlsConfig, NetworkPrefix, ObserveClock};
+    ///
+    /// let controls = Controls::new(&ControlsConfig::default(), NetworkPrefix::default(), ObserveClock::system());
+    /// let changed = SystemTime::now();
+    /// controls.revoke_issued_before("alice", changed, changed + Duration::from_secs(86_400)).unwrap();
+    /// assert!(controls.is_issued_before_revoked("alice", changed - Duration::from_secs(1)));
+    /// assert!(!controls.is_issued_before_revoked("alice", changed + Duration::from_secs(1)));
+    /// ```
+    pub fn revoke_issued_before(
+        &self,
+        subject: &str,
+        before: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), RevokeError> {
+        let until_us = super::clock::to_micros(until);
+        let now = self.local.clock.now_micros();
+        if until_us <= now {
+            return Ok(());
+        }
+        let before_s = super::clock::to_micros(before) / 1_000_000;
+        let key = key_of(BEFORE_DOMAIN, subject);
+        bounded_insert(&self.local.signals.before, key, now, |v| v.1 > now, |old| match old {
+            Some(&(b, u)) => (b.max(before_s), u.max(until_us)),
+            None => (before_s, until_us),
+        })
+    }
+
+    /// True while tokens with this `sid` are revoked.
+    pub fn is_session_revoked(&self, sid: &str) -> bool {
+        let sessions = &self.local.signals.sessions;
+        if sessions.is_empty() {
+            return false;
+        }
+        let now = self.local.clock.now_micros();
+        sessions.read(key_of(SESSION_DOMAIN, sid), |until| *until > now).unwrap_or(false)
+    }
+
+    /// True while a token of `subject` issued at `issued_at` is revoked by
+    /// [`Controls::revoke_issued_before`]. Whole seconds, as `iat` is: a token issued in the
+    /// same second as the event is still accepted (the transmitter's new credential may
+    /// mint it in that second).
+    pub fn is_issued_before_revoked(&self, subject: &str, issued_at: SystemTime) -> bool {
+        let before = &self.local.signals.before;
+        if before.is_empty() {
+            return false;
+        }
+        let now = self.local.clock.now_micros();
+        let iat_s = super::clock::to_micros(issued_at) / 1_000_000;
+        before.read(key_of(BEFORE_DOMAIN, subject), |(b, until)| *until > now && iat_s < *b).unwrap_or(false)
+    }
+
+    /// True when the caller's token is revoked by a session or issued-before revocation: its
+    /// `sid`, or its subject with its `iat` (a token without `iat` counts as issued before
+    /// any such revocation: nothing shows it is newer). Lock-free when there are none.
+    pub fn is_identity_revoked(&self, identity: &Identity) -> bool {
+        let signals = &self.local.signals;
+        if signals.sessions.is_empty() && signals.before.is_empty() {
+            return false;
+        }
+        if let Some(sid) = identity.session_id()
+            && self.is_session_revoked(sid)
+        {
+            return true;
+        }
+        match identity.subject() {
+            Some(subject) => self.is_issued_before_revoked(
+                subject,
+                identity.issued_at().unwrap_or(SystemTime::UNIX_EPOCH),
+            ),
+            None => false,
+        }
     }
 
     /// Blocks and challenges held now (expired ones until the next sweep).

@@ -615,6 +615,13 @@ impl Observer {
         {
             return Hint::Revoked;
         }
+        // Shared Signals revocations: the caller's session, or its subject's tokens issued
+        // before a credential change.
+        if let Some(caller) = request.caller
+            && controls.is_identity_revoked(caller)
+        {
+            return Hint::Revoked;
+        }
         let block = match request.caller {
             Some(caller) => controls.is_caller_blocked(Some(caller), request.client_ip),
             None => controls.is_blocked(request.subject, request.client_ip),
