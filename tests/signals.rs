@@ -117,9 +117,15 @@ async fn push(addr: SocketAddr, set: &str) -> RawResponse {
 }
 
 async fn get(addr: SocketAddr, authorization: &str) -> u16 {
-    raw_request(addr, "GET", "/orders", &[("authorization", authorization), ("user-agent", "Mozilla/5.0")], None)
-        .await
-        .status
+    raw_request(
+        addr,
+        "GET",
+        "/orders",
+        &[("authorization", authorization), ("user-agent", "Mozilla/5.0")],
+        None,
+    )
+    .await
+    .status
 }
 
 fn bearer_with(sub: &str, extra: Value, iat_offset: i64) -> String {
@@ -180,7 +186,11 @@ async fn pushed_events_revoke_and_block_and_invalid_sets_are_refused() {
     // The attacker's ES256 signature under the transmitter's kid: ES384 verification fails.
     let forged = {
         let good = set("set-sig", CREDENTIAL_CHANGE, payload.clone());
-        let bad = set_signed(attacker, Some("secevent+jwt"), set_claims("set-sig", CREDENTIAL_CHANGE, payload.clone()));
+        let bad = set_signed(
+            attacker,
+            Some("secevent+jwt"),
+            set_claims("set-sig", CREDENTIAL_CHANGE, payload.clone()),
+        );
         let (head, _) = good.rsplit_once('.').unwrap();
         let (_, sig) = bad.rsplit_once('.').unwrap();
         format!("{head}.{sig}")
@@ -191,12 +201,20 @@ async fn pushed_events_revoke_and_block_and_invalid_sets_are_refused() {
         ("bad signature", forged, "authentication_failed"),
         (
             "unknown key",
-            set_signed(attacker, Some("secevent+jwt"), set_claims("set-key", CREDENTIAL_CHANGE, payload.clone())),
+            set_signed(
+                attacker,
+                Some("secevent+jwt"),
+                set_claims("set-key", CREDENTIAL_CHANGE, payload.clone()),
+            ),
             "invalid_key",
         ),
         (
             "typ JWT",
-            set_signed(transmitter_key(), Some("JWT"), set_claims("set-typ", CREDENTIAL_CHANGE, payload.clone())),
+            set_signed(
+                transmitter_key(),
+                Some("JWT"),
+                set_claims("set-typ", CREDENTIAL_CHANGE, payload.clone()),
+            ),
             "invalid_request",
         ),
         (
@@ -224,12 +242,20 @@ async fn pushed_events_revoke_and_block_and_invalid_sets_are_refused() {
     assert_eq!((r.status, err_of(&r).as_str()), (400, "invalid_request"), "wrong media type: {r:?}");
 
     // credential-change for bob: tokens issued before the change refused, a new one accepted.
-    let change = set("set-2", CREDENTIAL_CHANGE, json!({"subject": {"format": "opaque", "id": "bob"},
-        "event_timestamp": now() - 5, "change_type": "update", "credential_type": "password"}));
+    let change = set(
+        "set-2",
+        CREDENTIAL_CHANGE,
+        json!({"subject": {"format": "opaque", "id": "bob"},
+        "event_timestamp": now() - 5, "change_type": "update", "credential_type": "password"}),
+    );
     let r = push(receiver, &change).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(get(demo, &bob_old).await, 401, "a token issued before the change is refused");
-    assert_eq!(get(demo, &bearer_with("bob", json!({}), 0)).await, 200, "a token issued after it is accepted");
+    assert_eq!(
+        get(demo, &bearer_with("bob", json!({}), 0)).await,
+        200,
+        "a token issued after it is accepted"
+    );
 
     // account-disabled for carol (sub_id at the SET's top level): blocked, whatever the token.
     let mut disabled = set_claims("set-3", ACCOUNT_DISABLED, json!({}));
@@ -249,7 +275,15 @@ async fn pushed_events_revoke_and_block_and_invalid_sets_are_refused() {
     assert_eq!(get(demo, &bearer_with("dave", json!({}), 0)).await, 200, "others carry on");
 
     // jwt_id subject: exactly that token.
-    let r = push(receiver, &set("set-4", SESSION_REVOKED, json!({"subject": {"format": "jwt_id", "iss": ISSUER, "jti": "tok-9"}}))).await;
+    let r = push(
+        receiver,
+        &set(
+            "set-4",
+            SESSION_REVOKED,
+            json!({"subject": {"format": "jwt_id", "iss": ISSUER, "jti": "tok-9"}}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(get(demo, &bearer_with("erin", json!({"jti": "tok-9"}), 0)).await, 401);
     assert_eq!(get(demo, &bearer_with("erin", json!({"jti": "tok-10"}), 0)).await, 200);
@@ -278,7 +312,11 @@ async fn polled_events_are_applied_and_acknowledged() {
         let mut state = state.lock().unwrap();
         state.waiting.push((
             "p-1".into(),
-            set("p-1", CREDENTIAL_CHANGE, json!({"subject": {"format": "email", "email": "frank"}, "event_timestamp": now() - 5})),
+            set(
+                "p-1",
+                CREDENTIAL_CHANGE,
+                json!({"subject": {"format": "email", "email": "frank"}, "event_timestamp": now() - 5}),
+            ),
         ));
         let mut bad = set_claims("p-2", CREDENTIAL_CHANGE, json!({}));
         bad["aud"] = json!("elsewhere");
@@ -328,12 +366,19 @@ async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
         assert_eq!(get(addr, &gina_session).await, 200);
         assert_eq!(get(addr, &hank).await, 200);
     }
-    let revoke = set("f-1", SESSION_REVOKED, json!({"subject": {"format": "complex",
-        "session": {"format": "opaque", "id": "g-1"}}}));
+    let revoke = set(
+        "f-1",
+        SESSION_REVOKED,
+        json!({"subject": {"format": "complex",
+        "session": {"format": "opaque", "id": "g-1"}}}),
+    );
     assert_eq!(push(push_a, &revoke).await.status, 202);
     let mut disabled = set_claims("f-2", ACCOUNT_DISABLED, json!({}));
     disabled["sub_id"] = json!({"format": "opaque", "id": "hank"});
-    assert_eq!(push(push_a, &set_signed(transmitter_key(), Some("secevent+jwt"), disabled)).await.status, 202);
+    assert_eq!(
+        push(push_a, &set_signed(transmitter_key(), Some("secevent+jwt"), disabled)).await.status,
+        202
+    );
 
     // Bounded liveness wait (no timing assertion): both replicas refuse both.
     for (name, addr) in [("axum", demo_a), ("actix", demo_b)] {

@@ -322,7 +322,9 @@ impl BuiltinEndpoint {
                 Err(_) => Reply {
                     status: 400,
                     headers: vec![("content-type", "application/json".into())],
-                    body: r#"{"err":"invalid_request","description":"the body could not be read (too large?)"}"#.into(),
+                    body:
+                        r#"{"err":"invalid_request","description":"the body could not be read (too large?)"}"#
+                            .into(),
                 },
             },
             (Builtin::ResourceMetadata(document), _) => match document.get() {

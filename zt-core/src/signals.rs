@@ -339,8 +339,8 @@ fn secs(t: SystemTime) -> u64 {
 fn check_url(url: &str, at: &str) -> Result<(), PolicyError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| PolicyError::invalid(at, "not a URL"))?;
     let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-    let loopback =
-        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
@@ -379,7 +379,10 @@ impl SignalReceiver {
             let alg = crate::keys::parse_algorithm(name)
                 .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
                 .ok_or_else(|| {
-                    PolicyError::invalid("signals.algorithms", format!("{name:?} is not an asymmetric JWS algorithm"))
+                    PolicyError::invalid(
+                        "signals.algorithms",
+                        format!("{name:?} is not an asymmetric JWS algorithm"),
+                    )
                 })?;
             algorithms.push(alg);
         }
@@ -426,13 +429,19 @@ impl SignalReceiver {
             .and_then(|c| c.split(';').next())
             .map(str::trim);
         if !media.is_some_and(|m| m.eq_ignore_ascii_case("application/secevent+jwt")) {
-            return self.refused(&SetError::InvalidRequest("the body must be application/secevent+jwt")).reply();
+            return self
+                .refused(&SetError::InvalidRequest("the body must be application/secevent+jwt"))
+                .reply();
         }
         let Ok(text) = std::str::from_utf8(body) else {
             return self.refused(&SetError::InvalidRequest("the SET is not text")).reply();
         };
         match self.receive(text.trim()).await {
-            Ok(_) => Reply { status: 202, headers: vec![("cache-control", "no-store".into())], body: String::new() },
+            Ok(_) => Reply {
+                status: 202,
+                headers: vec![("cache-control", "no-store".into())],
+                body: String::new(),
+            },
             Err(e) => e.reply(),
         }
     }
@@ -467,7 +476,9 @@ impl SignalReceiver {
     async fn verify(&self, set: &str) -> Result<Map<String, Value>, SetError> {
         let malformed = SetError::InvalidRequest("the SET is not a compact JWS");
         let mut parts = set.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(malformed);
         };
         let header: Value = URL_SAFE_NO_PAD
@@ -476,7 +487,8 @@ impl SignalReceiver {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(malformed.clone())?;
         let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
-        let typ_ok = typ.eq_ignore_ascii_case("secevent+jwt") || typ.eq_ignore_ascii_case("application/secevent+jwt");
+        let typ_ok =
+            typ.eq_ignore_ascii_case("secevent+jwt") || typ.eq_ignore_ascii_case("application/secevent+jwt");
         if !typ_ok {
             return Err(SetError::InvalidRequest("the SET's typ must be secevent+jwt"));
         }
@@ -498,8 +510,12 @@ impl SignalReceiver {
         let key = match lookup {
             Lookup::Found(key) if key.algorithm == algorithm => key,
             Lookup::Found(_) => return Err(SetError::InvalidKey("the key does not take this algorithm")),
-            Lookup::Missing | Lookup::Fetch => return Err(SetError::InvalidKey("no key of the transmitter matches")),
-            Lookup::Unavailable => return Err(SetError::InvalidKey("the transmitter's keys are unavailable")),
+            Lookup::Missing | Lookup::Fetch => {
+                return Err(SetError::InvalidKey("no key of the transmitter matches"));
+            }
+            Lookup::Unavailable => {
+                return Err(SetError::InvalidKey("the transmitter's keys are unavailable"));
+            }
         };
         let message = &set.as_bytes()[..h64.len() + 1 + p64.len()];
         if !jsonwebtoken::crypto::verify(s64, message, &key.key, algorithm).unwrap_or(false) {
@@ -522,7 +538,10 @@ impl SignalReceiver {
         if !aud_ok {
             return Err(SetError::InvalidAudience);
         }
-        let iat = claims.get("iat").and_then(Value::as_f64).ok_or(SetError::InvalidRequest("the SET has no iat"))?;
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_f64)
+            .ok_or(SetError::InvalidRequest("the SET has no iat"))?;
         let now = secs(self.inner.observer.now()) as f64;
         if iat + self.inner.config.max_age.as_secs_f64() < now {
             return Err(SetError::InvalidRequest("the SET is older than max_age"));
@@ -533,7 +552,7 @@ impl SignalReceiver {
         if claims.get("jti").and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(SetError::InvalidRequest("the SET has no jti"));
         }
-        if !claims.get("events").and_then(Value::as_object).is_some_and(|e| !e.is_empty()) {
+        if claims.get("events").and_then(Value::as_object).is_none_or(|e| e.is_empty()) {
             return Err(SetError::InvalidRequest("the SET has no events"));
         }
         Ok(claims)
@@ -541,9 +560,15 @@ impl SignalReceiver {
 
     /// Refuses a `jti` seen before: locally (bounded, for `max_age` after `iat`), and
     /// fleet-wide when `shared` (not for a SET the bus delivered: its sender recorded it).
-    async fn check_replay(&self, claims: &Map<String, Value>, jti: &str, shared: bool) -> Result<(), SetError> {
+    async fn check_replay(
+        &self,
+        claims: &Map<String, Value>,
+        jti: &str,
+        shared: bool,
+    ) -> Result<(), SetError> {
         let iat = claims.get("iat").and_then(Value::as_f64).unwrap_or(0.0).max(0.0) as u64;
-        let until = iat.saturating_add(self.inner.config.max_age.as_secs()).saturating_add(FUTURE_SKEW.as_secs());
+        let until =
+            iat.saturating_add(self.inner.config.max_age.as_secs()).saturating_add(FUTURE_SKEW.as_secs());
         let now = secs(self.inner.observer.now());
         {
             let mut seen = self.inner.replay.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -569,7 +594,9 @@ impl SignalReceiver {
             record.arg(fleet.key(&format!("set:{hex}"))).arg(1).arg("NX").arg("PX").arg(ttl_ms);
             match fleet.query::<Option<String>>(&record).await {
                 Ok(Some(_)) => {}
-                Ok(None) => return Err(SetError::InvalidRequest("the SET was already received (replayed jti)")),
+                Ok(None) => {
+                    return Err(SetError::InvalidRequest("the SET was already received (replayed jti)"));
+                }
                 Err(_) => {
                     tracing::warn!(target: "zt::signals", "SET replay checked on this replica only: the shared store did not answer");
                 }
@@ -602,7 +629,8 @@ impl SignalReceiver {
             metrics::counter!("zt_signals_events_total", "event" => name, "outcome" => outcome).increment(1);
             if outcome == "applied" {
                 let waited = self.inner.observer.now().duration_since(event_time).unwrap_or_default();
-                metrics::histogram!("zt_signals_time_to_block_seconds", "event" => name).record(waited.as_secs_f64());
+                metrics::histogram!("zt_signals_time_to_block_seconds", "event" => name)
+                    .record(waited.as_secs_f64());
             }
             tracing::info!(target: "zt::signals", event = name, outcome, set_jti = %jti, transmitter = %self.inner.config.issuer, from_fleet = from_bus, "security event");
             out.push(Applied { event: uri.clone(), outcome });
@@ -610,7 +638,13 @@ impl SignalReceiver {
         (out, local_only)
     }
 
-    async fn apply_one(&self, uri: &str, subject: &Subject, at: SystemTime, from_bus: bool) -> (&'static str, bool) {
+    async fn apply_one(
+        &self,
+        uri: &str,
+        subject: &Subject,
+        at: SystemTime,
+        from_bus: bool,
+    ) -> (&'static str, bool) {
         let controls = self.inner.observer.controls();
         let config = &self.inner.config;
         let now = self.inner.observer.now();
@@ -644,9 +678,17 @@ impl SignalReceiver {
                 }
                 match &subject.user {
                     Some(user) => {
-                        let reason = if uri == ACCOUNT_DISABLED { "signals:account-disabled" } else { "signals:account-purged" };
+                        let reason = if uri == ACCOUNT_DISABLED {
+                            "signals:account-disabled"
+                        } else {
+                            "signals:account-purged"
+                        };
                         let placed = controls
-                            .block_target_confirmed(Target::Subject(user.clone()), config.block_duration, reason)
+                            .block_target_confirmed(
+                                Target::Subject(user.clone()),
+                                config.block_duration,
+                                reason,
+                            )
                             .await;
                         (ok(placed.is_ok()), false)
                     }
@@ -670,7 +712,10 @@ impl SignalReceiver {
         if !errs.is_empty() {
             body["setErrs"] = Value::Object(errs.clone());
         }
-        let mut request = self.inner.http.post(&poll.endpoint)
+        let mut request = self
+            .inner
+            .http
+            .post(&poll.endpoint)
             .header("content-type", "application/json")
             .body(body.to_string());
         if let Some(var) = &poll.token_env {
@@ -734,7 +779,8 @@ impl SignalReceiver {
     }
 }
 
-const KNOWN: &[&str] = &[SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, ACCOUNT_DISABLED, ACCOUNT_PURGED];
+const KNOWN: &[&str] =
+    &[SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, ACCOUNT_DISABLED, ACCOUNT_PURGED];
 
 /// Why a poll failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -828,7 +874,10 @@ impl crate::fleet::FleetListener for BusListener {
         });
     }
 
-    fn resync(&self, _fleet: crate::fleet::Fleet) -> futures_util::future::BoxFuture<'static, Result<(), crate::fleet::FleetError>> {
+    fn resync(
+        &self,
+        _fleet: crate::fleet::Fleet,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), crate::fleet::FleetError>> {
         // Nothing is stored: the broadcast is the whole delivery (see the module's docs).
         Box::pin(async { Ok(()) })
     }

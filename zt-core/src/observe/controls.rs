@@ -765,9 +765,13 @@ impl Controls {
         if until_us <= now {
             return Ok(());
         }
-        bounded_insert(&self.local.signals.sessions, key_of(SESSION_DOMAIN, sid), now, |v| *v > now, |old| {
-            old.map_or(until_us, |o| (*o).max(until_us))
-        })
+        bounded_insert(
+            &self.local.signals.sessions,
+            key_of(SESSION_DOMAIN, sid),
+            now,
+            |v| *v > now,
+            |old| old.map_or(until_us, |o| (*o).max(until_us)),
+        )
     }
 
     /// Revokes every token of `subject` issued before `before` (its `iat`), holding the
@@ -797,10 +801,16 @@ impl Controls {
         }
         let before_s = super::clock::to_micros(before) / 1_000_000;
         let key = key_of(BEFORE_DOMAIN, subject);
-        bounded_insert(&self.local.signals.before, key, now, |v| v.1 > now, |old| match old {
-            Some(&(b, u)) => (b.max(before_s), u.max(until_us)),
-            None => (before_s, until_us),
-        })
+        bounded_insert(
+            &self.local.signals.before,
+            key,
+            now,
+            |v| v.1 > now,
+            |old| match old {
+                Some(&(b, u)) => (b.max(before_s), u.max(until_us)),
+                None => (before_s, until_us),
+            },
+        )
     }
 
     /// True while tokens with this `sid` are revoked.
@@ -841,10 +851,9 @@ impl Controls {
             return true;
         }
         match identity.subject() {
-            Some(subject) => self.is_issued_before_revoked(
-                subject,
-                identity.issued_at().unwrap_or(SystemTime::UNIX_EPOCH),
-            ),
+            Some(subject) => {
+                self.is_issued_before_revoked(subject, identity.issued_at().unwrap_or(SystemTime::UNIX_EPOCH))
+            }
             None => false,
         }
     }
