@@ -882,3 +882,57 @@ impl crate::fleet::FleetListener for BusListener {
         Box::pin(async { Ok(()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_identifiers_name_users_sessions_and_tokens() {
+        let read = |id: Value| Subject::read(Some(&id), None);
+        let s = read(json!({"format": "iss_sub", "iss": "https://i", "sub": "alice"}));
+        assert_eq!((s.user.as_deref(), s.session.as_deref(), s.jti.as_deref()), (Some("alice"), None, None));
+        assert_eq!(read(json!({"format": "opaque", "id": "u-1"})).user.as_deref(), Some("u-1"));
+        assert_eq!(
+            read(json!({"format": "email", "email": "a@b.example"})).user.as_deref(),
+            Some("a@b.example")
+        );
+        assert_eq!(
+            read(json!({"format": "jwt_id", "iss": "https://i", "jti": "t-1"})).jti.as_deref(),
+            Some("t-1")
+        );
+        let s = read(json!({"format": "complex", "user": {"format": "opaque", "id": "u"},
+            "session": {"format": "opaque", "id": "s"}}));
+        assert_eq!((s.user.as_deref(), s.session.as_deref()), (Some("u"), Some("s")));
+        // Unknown formats name nobody; a `sid` beside the subject names the session.
+        let s = Subject::read(
+            Some(&json!({"format": "phone_number", "phone_number": "+1"})),
+            Some(&json!("s-9")),
+        );
+        assert_eq!((s.user.as_deref(), s.session.as_deref()), (None, Some("s-9")));
+    }
+
+    #[test]
+    fn error_codes_are_those_of_rfc_8935() {
+        let codes: Vec<_> = [
+            SetError::InvalidRequest("x"),
+            SetError::InvalidKey("x"),
+            SetError::AuthenticationFailed("x"),
+            SetError::InvalidIssuer,
+            SetError::InvalidAudience,
+        ]
+        .iter()
+        .map(|e| (e.code(), e.reply().status))
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                ("invalid_request", 400),
+                ("invalid_key", 400),
+                ("authentication_failed", 400),
+                ("invalid_issuer", 400),
+                ("invalid_audience", 400)
+            ]
+        );
+    }
+}

@@ -1369,6 +1369,40 @@ mod tests {
     }
 
     #[test]
+    fn session_and_issued_before_revocations_lapse_and_are_bounded() {
+        let (c, clock) = controls(SHARDS);
+        let now = clock.now();
+        let hour = Duration::from_secs(3600);
+        c.revoke_session("s-1", now + hour).unwrap();
+        c.revoke_issued_before("bob", now, now + hour).unwrap();
+        let old = identity(serde_json::json!({"iss": "i", "sub": "bob", "sid": "s-2",
+            "iat": super::super::clock::to_micros(now) / 1_000_000 - 10}));
+        let new = identity(serde_json::json!({"iss": "i", "sub": "bob",
+            "iat": super::super::clock::to_micros(now) / 1_000_000}));
+        let in_session = identity(serde_json::json!({"iss": "i", "sub": "carol", "sid": "s-1"}));
+        assert!(c.is_identity_revoked(&old), "issued before the change");
+        assert!(!c.is_identity_revoked(&new), "issued in the change's second or later");
+        assert!(c.is_identity_revoked(&in_session));
+        let no_iat = identity(serde_json::json!({"iss": "i", "sub": "bob"}));
+        assert!(c.is_identity_revoked(&no_iat), "no iat: nothing shows it is newer");
+        // A later change moves the time forward; an earlier one never moves it back.
+        c.revoke_issued_before("bob", now - hour, now + hour).unwrap();
+        assert!(c.is_identity_revoked(&old));
+        // One entry per shard at most: a full store refuses rather than forget.
+        let mut refused = 0;
+        for i in 0..(SHARDS * 8) {
+            if c.revoke_session(&format!("x-{i}"), now + hour).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "the bound held");
+        clock.advance(hour + Duration::from_secs(1));
+        assert!(!c.is_identity_revoked(&old) && !c.is_identity_revoked(&in_session), "lapsed");
+        c.sweep();
+        assert!(c.revoke_session("y", clock.now() + hour).is_ok(), "swept room is reused");
+    }
+
+    #[test]
     fn block_response_is_a_problem_without_details() {
         crate::observe::tests::quiet(|| {
             let (c, clock) = controls(10);
