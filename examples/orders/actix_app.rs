@@ -66,6 +66,7 @@ pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyEr
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let inventory_guard = guard.clone();
     let router_has_resource = guard.resource().is_some();
+    let router_has_signals = guard.receives_signals();
     let mut router = Router::new(guard);
     let inventory = move || {
         let guard = inventory_guard.clone();
@@ -78,6 +79,10 @@ pub fn routes(guard: Guard, dev_jwks: Option<String>) -> Result<Routes, PolicyEr
     // RFC 9728 metadata, when the policy names the API as a protected resource.
     if router_has_resource {
         router = router.resource_metadata();
+    }
+    // Shared Signals (CAEP/RISC) pushed by the transmitter, when configured.
+    if router_has_signals {
+        router = router.signals();
     }
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));

@@ -72,6 +72,7 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<GuardedApp, String>
     let handlers = [get(health), get(list_orders), post(create_order), get(get_order), delete(delete_order)];
     let guard_for_inventory = guard.clone();
     let router_has_resource = guard.resource().is_some();
+    let router_has_signals = guard.receives_signals();
     let mut router = Router::new(guard);
     for ((_, path, scopes), handler) in super::ROUTES.iter().zip(handlers) {
         router = router.route(path, handler, super::requirement(scopes));
@@ -101,6 +102,10 @@ pub fn app(guard: Guard, dev_jwks: Option<String>) -> Result<GuardedApp, String>
     // RFC 9728 metadata, when the policy names the API as a protected resource.
     if router_has_resource {
         router = router.resource_metadata();
+    }
+    // Shared Signals (CAEP/RISC) pushed by the transmitter, when configured.
+    if router_has_signals {
+        router = router.signals();
     }
     let graphql = Arc::new(GraphqlService::new()?);
     Ok(router.with_state(App { store: Arc::new(OrderStore::default()), graphql }).into_axum())

@@ -101,6 +101,12 @@ pub struct DemoConfig {
     /// (`client_secret_basic`, the secret in `ZT_INTROSPECTION_SECRET`).
     pub introspection_url: Option<String>,
     pub introspection_client_id: Option<String>,
+    /// `ZT_SIGNALS_ISSUER` / `ZT_SIGNALS_JWKS_URL` (/ `ZT_SIGNALS_AUDIENCE`, default the
+    /// resource identifier): a Shared Signals transmitter whose SETs (CAEP, RISC) are pushed
+    /// to `POST /zt/signals/push` and become revocations and blocks.
+    pub signals_issuer: Option<String>,
+    pub signals_jwks_url: Option<String>,
+    pub signals_audience: Option<String>,
     /// `ZT_METRICS_LISTEN`: where Prometheus scrapes the KPIs (default 127.0.0.1:9464).
     pub metrics_listen: SocketAddr,
     /// `ZT_TLS_CERT` / `ZT_TLS_KEY` / `ZT_CLIENT_CA`: serve over TLS (mutual TLS with a CA).
@@ -161,6 +167,9 @@ impl DemoConfig {
             resource: var("ZT_RESOURCE"),
             introspection_url: var("ZT_INTROSPECTION_URL"),
             introspection_client_id: var("ZT_INTROSPECTION_CLIENT_ID"),
+            signals_issuer: var("ZT_SIGNALS_ISSUER"),
+            signals_jwks_url: var("ZT_SIGNALS_JWKS_URL"),
+            signals_audience: var("ZT_SIGNALS_AUDIENCE"),
             tls_cert: var("ZT_TLS_CERT"),
             tls_key: var("ZT_TLS_KEY"),
             client_ca: var("ZT_CLIENT_CA"),
@@ -286,6 +295,18 @@ impl DemoConfig {
                 fleet.secret_env = Some(FLEET_SECRET_ENV.to_string());
             }
             policy.fleet = Some(fleet);
+        }
+        match (&self.signals_issuer, &self.signals_jwks_url) {
+            (Some(issuer), Some(jwks_url)) => {
+                let audience = self
+                    .signals_audience
+                    .clone()
+                    .or_else(|| policy.resource.as_ref().map(|r| r.identifier.clone()))
+                    .ok_or("ZT_SIGNALS_AUDIENCE: no resource identifier to default to")?;
+                policy.signals = Some(zt::signals::SignalsConfig::new(issuer, audience).jwks_url(jwks_url));
+            }
+            (None, None) => {}
+            _ => return Err("ZT_SIGNALS_ISSUER and ZT_SIGNALS_JWKS_URL go together".into()),
         }
         policy.limits = match self.limits_on {
             true => Some(self.limits(policy.limits.take())?),

@@ -91,6 +91,11 @@ impl Guard {
         self.fetch_keys_detailed().await.into_iter().map(|(issuer, _)| issuer).collect()
     }
 
+    /// Whether the policy has a `[signals]` receiver (Shared Signals, see [`crate::signals`]).
+    pub fn receives_signals(&self) -> bool {
+        self.shared.policy.signals.is_some()
+    }
+
     /// The policy's `[resource]` (this API as an OAuth protected resource), if any.
     pub fn resource(&self) -> Option<&crate::resource::ResourceConfig> {
         self.shared.policy.resource.as_ref()
