@@ -120,17 +120,6 @@ fn fast(mut config: FleetConfig, prefix: &str) -> FleetConfig {
     config
 }
 
-/// Waits (bounded) until `f` holds; a liveness helper, not a timing assertion.
-async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..400 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    f()
-}
-
 /// Two replicas on one store: both sync, count each other, and hear each other's
 /// announcements (never their own); commands work.
 async fn two_replicas_share_a_bus(config: FleetConfig, label: &str) {

@@ -48,17 +48,6 @@ fn guard(limits: &str, fleet: Option<FleetConfig>) -> zt::Guard {
     demo_guard(policy)
 }
 
-/// Waits (bounded) until `f` holds; a liveness helper, not a timing assertion.
-async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..400 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    f()
-}
-
 /// Starts one replica (`actix` or axum) on `fleet` once its first sync completed.
 async fn replica(limits: &str, fleet: &FleetConfig, actix: bool) -> (zt::Guard, SocketAddr) {
     let guard = guard(limits, Some(fleet.clone()));

@@ -341,3 +341,14 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Waits (bounded) until `f` holds; a liveness helper, not a timing assertion.
+pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..400 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    f()
+}
