@@ -68,9 +68,11 @@ async fn blocks_and_revocations_hold_on_every_replica_through_outages_and_restar
         return;
     };
     let url = redis.url();
+    // Replica 1's and 2's controls kept for the Shared Signals revocations (sessions).
+    let (guard_1, guard_2) = (replica(&url).await, replica(&url).await);
     let replicas = [
-        ("axum 1", spawn_axum(replica(&url).await).await),
-        ("axum 2", spawn_axum(replica(&url).await).await),
+        ("axum 1", spawn_axum(guard_1.clone()).await),
+        ("axum 2", spawn_axum(guard_2.clone()).await),
         ("actix 3", spawn_actix(replica(&url).await)),
     ];
     let [(_, first), (_, second), (_, third)] = replicas;
@@ -115,6 +117,22 @@ async fn blocks_and_revocations_hold_on_every_replica_through_outages_and_restar
         assert_eq!(r.problem_type().as_deref(), Some("urn:zt:problem:token-revoked"), "{name}");
     }
 
+    // A session revocation (what a CAEP session-revoked event becomes) on replica 1: every
+    // replica refuses the session's tokens, the others' sessions carry on.
+    let session_token = |sid: &str| {
+        let mut c = claims("alice", "orders:read");
+        c["sid"] = serde_json::json!(sid);
+        format!("Bearer {}", sign(key(jsonwebtoken::Algorithm::ES256), &c))
+    };
+    let (session_1, session_2) = (session_token("sess-1"), session_token("sess-2"));
+    let hour = std::time::SystemTime::now() + Duration::from_secs(3600);
+    guard_1.observer().expect("observe on").controls().revoke_session("sess-1", hour).unwrap();
+    for (name, addr) in replicas {
+        let took = until_status(addr, "/orders", &session_1, 401).await;
+        assert!(took.is_some(), "{name}: the session revoked on replica 1 was never refused");
+        assert_eq!(get(addr, "/orders", &session_2).await.status, 200, "{name}: another session");
+    }
+
     // An unblock on replica 3 (actix) lifts a block everywhere.
     let eve = bearer("eve", "orders:read");
     let block = serde_json::json!({"kind": "subject", "value": "eve", "seconds": 600});
@@ -142,6 +160,7 @@ async fn blocks_and_revocations_hold_on_every_replica_through_outages_and_restar
     );
     let r = get(late, "/orders", &revoked).await;
     assert_eq!((r.status, r.problem_type().as_deref()), (401, Some("urn:zt:problem:token-revoked")));
+    assert_eq!(get(late, "/orders", &session_1).await.status, 401, "a new replica: the revoked session");
     assert_eq!(get(late, "/orders", &alice).await.status, 200);
 
     // Redis killed: a write answers 503 (nothing changed anywhere), the copies hold.
@@ -161,6 +180,10 @@ async fn blocks_and_revocations_hold_on_every_replica_through_outages_and_restar
         assert_eq!(get(addr, "/orders", &revoked).await.status, 401, "{name}: the last copy holds");
         assert_eq!(get(addr, "/orders", &alice).await.status, 200, "{name}");
     }
+    // A session revoked on replica 2 while the store is down: in force there at once,
+    // written when the store is back.
+    guard_2.observer().expect("observe on").controls().revoke_session("sess-2", hour).unwrap();
+    assert_eq!(get(second, "/orders", &session_2).await.status, 401, "in force on replica 2 at once");
     // Detection still blocks, on the replica that saw the walk, at once.
     let trudy = bearer("trudy", "orders:read");
     let mut blocked_at = None;
@@ -190,9 +213,17 @@ async fn blocks_and_revocations_hold_on_every_replica_through_outages_and_restar
     }
     eprintln!("copies re-seeded into the emptied store within {} ms", restarted.elapsed().as_millis());
     let fresh = spawn_axum(replica(&url).await).await;
-    for (what, who, status) in
-        [("block", &mallory, 403), ("revocation", &revoked, 401), ("automatic block", &trudy, 403)]
-    {
+    for (name, addr) in [replicas[0], replicas[2]] {
+        let took = until_status(addr, "/orders", &session_2, 401).await;
+        assert!(took.is_some(), "{name}: the session revoked during the outage never arrived");
+    }
+    for (what, who, status) in [
+        ("block", &mallory, 403),
+        ("revocation", &revoked, 401),
+        ("automatic block", &trudy, 403),
+        ("session revoked before the outage", &session_1, 401),
+        ("session revoked during the outage", &session_2, 401),
+    ] {
         assert_eq!(
             get(fresh, "/orders", who).await.status,
             status,

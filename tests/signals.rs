@@ -354,8 +354,6 @@ async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
     assert!(a.warm_up().await.is_empty());
     assert!(b.warm_up().await.is_empty());
     let push_a = spawn_push(a.clone()).await;
-    // Replica b receives through the fleet bus: its receiver (its listener) must exist.
-    let _receiver_b = SignalReceiver::new(&b).unwrap();
     let push_b = spawn_push(b.clone()).await;
     let demo_a = spawn_axum(a).await;
     let demo_b = spawn_actix(b);
@@ -395,4 +393,23 @@ async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
     // The same SET replayed to the other replica: refused there too (SET NX in Redis).
     let r = push(push_b, &revoke).await;
     assert_eq!((r.status, err_of(&r).as_str()), (400, "invalid_request"), "{r:?}");
+
+    // A credential change (every token of ivy issued before it) pushed to replica b.
+    let ivy_old = bearer_with("ivy", json!({}), -30);
+    let mut changed =
+        set_claims("f-3", CREDENTIAL_CHANGE, json!({"credential_type": "password", "change_type": "update"}));
+    changed["sub_id"] = json!({"format": "opaque", "id": "ivy"});
+    assert_eq!(push(push_b, &set_signed(transmitter_key(), Some("secevent+jwt"), changed)).await.status, 202);
+    // A replica started after both events loads them from the shared store: the session
+    // and issued-before revocations are enforced at its first request, like the block.
+    let c = replica("late");
+    assert!(c.warm_up().await.is_empty());
+    let demo_c = spawn_axum(c).await;
+    assert_eq!(get(demo_c, &gina_session).await, 401, "late replica: revoked session accepted");
+    assert_eq!(get(demo_c, &hank).await, 403, "late replica: disabled account accepted");
+    assert_eq!(get(demo_c, &ivy_old).await, 401, "late replica: token issued before the change accepted");
+    let ivy_new = bearer_with("ivy", json!({}), 5);
+    assert_eq!(get(demo_c, &ivy_new).await, 200, "late replica: a token issued after the change refused");
+    let gina_other = bearer_with("gina", json!({"sid": "g-2"}), 0);
+    assert_eq!(get(demo_c, &gina_other).await, 200, "late replica: another session of gina refused");
 }

@@ -34,11 +34,12 @@
 //! address, `jwt_id` a token, `complex` a `user` and/or a `session`. Other formats and event
 //! types are accepted (the SET is valid) and counted as ignored.
 //!
-//! With a fleet, blocks and `jti` revocations go through the shared controls (every replica
-//! enforces them, durably); the session and issued-before revocations are applied on the
-//! receiving replica and the verified SET is broadcast on the fleet's bus, where each
-//! replica verifies it again and applies them too. They are not stored in Redis: a replica
-//! that misses the broadcast (down at the time, or started later) does not hold them.
+//! With a fleet, every control an event becomes goes through the shared controls
+//! ([`crate::fleet`]): written to the store (acknowledged before the push is answered),
+//! pushed to every replica, loaded by a replica started later. When the store does not
+//! answer, the control is applied on the receiving replica at once and written by the
+//! background writer when the store is back (retried at each resync), so an accepted SET is
+//! never lost by the fleet while its receiver runs.
 //!
 //! Every event is logged (target `zt::signals`, never the SET itself) and counted in
 //! `zt_signals_events_total{event,outcome}`; `zt_signals_time_to_block_seconds{event}` is
@@ -76,6 +77,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::Reply;
+use crate::controls_api::ControlError;
 use crate::error::PolicyError;
 use crate::guard::Guard;
 use crate::keys::{KeyFetcher, KeySource, Lookup, ReqwestFetcher};
@@ -99,10 +101,6 @@ pub const MAX_SET_BYTES: usize = 64 * 1024;
 
 /// How far in the future a SET's `iat` may be (clock skew).
 const FUTURE_SKEW: Duration = Duration::from_secs(60);
-
-/// The fleet bus topic on which verified SETs are handed to the other replicas.
-#[cfg(feature = "redis")]
-const TOPIC: &str = "signals";
 
 /// The policy's `[signals]` section: the transmitter and what its events do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -409,10 +407,6 @@ impl SignalReceiver {
                 owed: Mutex::new((Vec::new(), Map::new())),
             }),
         };
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = &receiver.inner.fleet {
-            fleet.listen(TOPIC, Arc::new(BusListener(Arc::downgrade(&receiver.inner))));
-        }
         Ok(receiver)
     }
 
@@ -457,18 +451,9 @@ impl SignalReceiver {
     pub async fn receive(&self, set: &str) -> Result<Received, SetError> {
         let claims = self.verify(set).await.map_err(|e| self.refused(&e))?;
         let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
-        self.check_replay(&claims, &jti, true).await.map_err(|e| self.refused(&e))?;
+        self.check_replay(&claims, &jti).await.map_err(|e| self.refused(&e))?;
         metrics::counter!("zt_signals_sets_total", "outcome" => "accepted").increment(1);
-        let (events, local_only) = self.apply(&claims, &jti, false).await;
-        #[cfg(feature = "redis")]
-        if local_only && let Some(fleet) = &self.inner.fleet {
-            // The others verify it themselves and apply what the shared controls do not carry.
-            if fleet.publish(TOPIC, set).await.is_err() {
-                tracing::warn!(target: "zt::signals", jti = %jti, "session revocation held on this replica only: the fleet bus did not answer");
-            }
-        }
-        #[cfg(not(feature = "redis"))]
-        let _ = local_only;
+        let events = self.apply(&claims, &jti).await;
         Ok(Received { jti, events })
     }
 
@@ -559,13 +544,8 @@ impl SignalReceiver {
     }
 
     /// Refuses a `jti` seen before: locally (bounded, for `max_age` after `iat`), and
-    /// fleet-wide when `shared` (not for a SET the bus delivered: its sender recorded it).
-    async fn check_replay(
-        &self,
-        claims: &Map<String, Value>,
-        jti: &str,
-        shared: bool,
-    ) -> Result<(), SetError> {
+    /// fleet-wide with a fleet.
+    async fn check_replay(&self, claims: &Map<String, Value>, jti: &str) -> Result<(), SetError> {
         let iat = claims.get("iat").and_then(Value::as_f64).unwrap_or(0.0).max(0.0) as u64;
         let until =
             iat.saturating_add(self.inner.config.max_age.as_secs()).saturating_add(FUTURE_SKEW.as_secs());
@@ -585,7 +565,7 @@ impl SignalReceiver {
             seen.insert(jti.to_string(), until);
         }
         #[cfg(feature = "redis")]
-        if shared && let Some(fleet) = &self.inner.fleet {
+        if let Some(fleet) = &self.inner.fleet {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(format!("{}\n{jti}", self.inner.config.issuer).as_bytes());
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -602,79 +582,78 @@ impl SignalReceiver {
                 }
             }
         }
-        #[cfg(not(feature = "redis"))]
-        let _ = shared;
         Ok(())
     }
 
-    /// Applies each event; also whether any control is held on this replica only (for the
-    /// fleet bus). `local_only`: a SET from the bus, whose shared controls are in place.
-    async fn apply(&self, claims: &Map<String, Value>, jti: &str, from_bus: bool) -> (Vec<Applied>, bool) {
+    /// Applies each event.
+    async fn apply(&self, claims: &Map<String, Value>, jti: &str) -> Vec<Applied> {
         let mut out = Vec::new();
-        let mut local_only = false;
-        let Some(events) = claims.get("events").and_then(Value::as_object) else { return (out, false) };
+        let Some(events) = claims.get("events").and_then(Value::as_object) else { return out };
         let iat = claims.get("iat").and_then(Value::as_f64).unwrap_or(0.0);
         for (uri, payload) in events {
             let subject = payload.get("subject").or_else(|| claims.get("sub_id"));
             let subject = Subject::read(subject, payload.get("sid").or_else(|| claims.get("sid")));
             let at = payload.get("event_timestamp").and_then(Value::as_f64).unwrap_or(iat).max(0.0);
             let event_time = UNIX_EPOCH + Duration::from_secs_f64(at.min(1e12));
-            let (outcome, local) = self.apply_one(uri, &subject, event_time, from_bus).await;
-            local_only |= local;
+            let outcome = self.apply_one(uri, &subject, event_time).await;
             let name: &'static str = KNOWN
                 .iter()
                 .find(|k| **k == uri.as_str())
                 .and_then(|k| k.rsplit('/').next())
                 .unwrap_or("unknown");
             metrics::counter!("zt_signals_events_total", "event" => name, "outcome" => outcome).increment(1);
-            if outcome == "applied" {
+            if outcome == "applied" || outcome == "applied_locally" {
                 let waited = self.inner.observer.now().duration_since(event_time).unwrap_or_default();
                 metrics::histogram!("zt_signals_time_to_block_seconds", "event" => name)
                     .record(waited.as_secs_f64());
             }
-            tracing::info!(target: "zt::signals", event = name, outcome, set_jti = %jti, transmitter = %self.inner.config.issuer, from_fleet = from_bus, "security event");
+            tracing::info!(target: "zt::signals", event = name, outcome, set_jti = %jti, transmitter = %self.inner.config.issuer, "security event");
             out.push(Applied { event: uri.clone(), outcome });
         }
-        (out, local_only)
+        out
     }
 
-    async fn apply_one(
-        &self,
-        uri: &str,
-        subject: &Subject,
-        at: SystemTime,
-        from_bus: bool,
-    ) -> (&'static str, bool) {
+    /// One event as a control: written through the shared store when there is one
+    /// (`applied`); when the store does not answer, in place on this replica and written
+    /// when it is back (`applied_locally`, WARN); `failed` when the bounded lists are full.
+    async fn apply_one(&self, uri: &str, subject: &Subject, at: SystemTime) -> &'static str {
         let controls = self.inner.observer.controls();
         let config = &self.inner.config;
         let now = self.inner.observer.now();
         let hold = now + config.max_token_lifetime;
-        let ok = |r: bool| if r { "applied" } else { "failed" };
+        let settle = |confirmed: Result<(), ControlError>, fallback: &dyn Fn() -> bool| match confirmed {
+            Ok(()) => "applied",
+            Err(ControlError::StoreUnavailable { .. }) => {
+                tracing::warn!(target: "zt::signals", "the shared store did not answer: the control is in place on this replica and written when the store is back");
+                if fallback() { "applied_locally" } else { "failed" }
+            }
+            Err(_) => "failed",
+        };
         match uri {
             SESSION_REVOKED | CREDENTIAL_CHANGE | TOKEN_CLAIMS_CHANGE => {
                 if let Some(jti) = &subject.jti {
-                    if from_bus {
-                        return ("applied", false); // The shared controls carry it.
-                    }
-                    return (ok(controls.revoke_confirmed(jti, hold).await.is_ok()), false);
+                    let confirmed = controls.revoke_confirmed(jti, hold).await;
+                    return settle(confirmed, &|| controls.revoke(jti, hold).is_ok());
                 }
                 if uri == SESSION_REVOKED
                     && let Some(sid) = &subject.session
                 {
-                    return (ok(controls.revoke_session(sid, hold).is_ok()), true);
+                    let confirmed = controls.revoke_session_confirmed(sid, hold).await;
+                    return settle(confirmed, &|| controls.revoke_session(sid, hold).is_ok());
                 }
                 match &subject.user {
                     // Tokens issued before the event; none issued then outlives `hold`.
-                    Some(user) => (ok(controls.revoke_issued_before(user, at, hold).is_ok()), true),
-                    None => ("unsupported_subject", false),
+                    Some(user) => {
+                        let confirmed = controls.revoke_issued_before_confirmed(user, at, hold).await;
+                        settle(confirmed, &|| controls.revoke_issued_before(user, at, hold).is_ok())
+                    }
+                    None => "unsupported_subject",
                 }
             }
             ACCOUNT_DISABLED | ACCOUNT_PURGED => {
-                if from_bus {
-                    return ("applied", false);
-                }
                 if let Some(jti) = &subject.jti {
-                    return (ok(controls.revoke_confirmed(jti, hold).await.is_ok()), false);
+                    let confirmed = controls.revoke_confirmed(jti, hold).await;
+                    return settle(confirmed, &|| controls.revoke(jti, hold).is_ok());
                 }
                 match &subject.user {
                     Some(user) => {
@@ -683,19 +662,20 @@ impl SignalReceiver {
                         } else {
                             "signals:account-purged"
                         };
-                        let placed = controls
-                            .block_target_confirmed(
-                                Target::Subject(user.clone()),
-                                config.block_duration,
-                                reason,
-                            )
-                            .await;
-                        (ok(placed.is_ok()), false)
+                        let target = Target::Subject(user.clone());
+                        let confirmed = controls
+                            .block_target_confirmed(target.clone(), config.block_duration, reason)
+                            .await
+                            .map(drop);
+                        settle(confirmed, &|| {
+                            controls.block_target(target.clone(), config.block_duration, reason);
+                            true
+                        })
                     }
-                    None => ("unsupported_subject", false),
+                    None => "unsupported_subject",
                 }
             }
-            _ => ("ignored", false),
+            _ => "ignored",
         }
     }
 
@@ -848,38 +828,6 @@ impl Subject {
         } else if named.is_some() {
             self.user = named;
         }
-    }
-}
-
-/// Applies the SETs other replicas received (verified again here).
-#[cfg(feature = "redis")]
-struct BusListener(std::sync::Weak<Inner>);
-
-#[cfg(feature = "redis")]
-impl crate::fleet::FleetListener for BusListener {
-    fn on_message(&self, body: &str) {
-        let Some(inner) = self.0.upgrade() else { return };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-        let set = body.to_string();
-        handle.spawn(async move {
-            let receiver = SignalReceiver { inner };
-            let Ok(claims) = receiver.verify(&set).await else {
-                tracing::warn!(target: "zt::signals", "a SET from the fleet bus did not verify here");
-                return;
-            };
-            let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
-            if receiver.check_replay(&claims, &jti, false).await.is_ok() {
-                receiver.apply(&claims, &jti, true).await;
-            }
-        });
-    }
-
-    fn resync(
-        &self,
-        _fleet: crate::fleet::Fleet,
-    ) -> futures_util::future::BoxFuture<'static, Result<(), crate::fleet::FleetError>> {
-        // Nothing is stored: the broadcast is the whole delivery (see the module's docs).
-        Box::pin(async { Ok(()) })
     }
 }
 

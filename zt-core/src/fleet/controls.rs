@@ -15,12 +15,14 @@
 //! | `{prefix}:v1:{ctl}:blocks:exp` | ZSET | target scored by its end (ms) |
 //! | `{prefix}:v1:{ctl}:rev` | HASH | `jti` → end of the revocation (ms): the token's `exp` plus the leeway |
 //! | `{prefix}:v1:{ctl}:rev:exp` | ZSET | `jti` scored by that end |
+//! | `{prefix}:v1:{ctl}:sig` | HASH | Shared Signals revocations: `s\t<sid>` (a session) or `i\t<subject>` (tokens issued before a time) → `<before, seconds> <end, ms>` |
+//! | `{prefix}:v1:{ctl}:sig:exp` | ZSET | those fields scored by their end |
 //! | `{prefix}:v1:{ctl}:ver` | counter | incremented by every write |
 //! | `{prefix}:v1:{ctl}:epoch` | string | an id made when the store was first (or again) seeded |
 //!
 //! # Writes
 //!
-//! One Lua script per write (block, unblock, revoke), atomic: it first drops up to 512
+//! One Lua script per write (block, unblock, revoke, signal revocation), atomic: it first drops up to 512
 //! expired members of each ZSET (and their HASH fields), then writes, increments the
 //! version and publishes the change on the fleet bus (topic `controls`, message
 //! `version \t epoch \t change`). So nothing outlives its end by more than the next write or
@@ -74,7 +76,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fleet, FleetError, FleetListener};
 use crate::controls_api::ControlError;
-use crate::observe::{Block, BlockKind, ChallengeResponse, Controls, Target};
+use crate::observe::{Block, BlockKind, ChallengeResponse, Controls, SignalRevocation, Target};
 
 /// The bus topic of control changes.
 const TOPIC: &str = "controls";
@@ -97,6 +99,7 @@ local function sweep(hash, zset)
 end
 sweep(KEYS[1], KEYS[2])
 sweep(KEYS[3], KEYS[4])
+sweep(KEYS[7], KEYS[8])
 ";
 
 /// The store's epoch, made (ARGV[2]) when there is none.
@@ -153,11 +156,36 @@ redis.call('PUBLISH', ARGV[3], ARGV[4] .. ver .. '\t' .. epoch .. '\t' .. ARGV[8
 return {epoch, ver, 1}
 ";
 
-/// ARGV: now, epoch, number of blocks, max blocks, max revocations, then (target, record,
-/// end) per block and (jti, end) per revocation. Merges: the later end wins.
+/// A session or issued-before revocation (`field` is `s\t<sid>` or `i\t<subject>`): the
+/// later `before` and the later end win. ARGV: now, epoch, channel, envelope, field, before
+/// (s), end (ms), max entries, message. Answers -1 when the list is full of unexpired ones.
+const SIGNAL: &str = r"
+local field = ARGV[5]
+local old = redis.call('HGET', KEYS[7], field)
+if not old and redis.call('HLEN', KEYS[7]) >= tonumber(ARGV[8]) then
+  return {epoch, 0, -1}
+end
+local before, ends = tonumber(ARGV[6]), tonumber(ARGV[7])
+if old then
+  local b, e = string.match(old, '^(%d+) (%d+)$')
+  if b then
+    before = math.max(before, tonumber(b))
+    ends = math.max(ends, tonumber(e))
+  end
+end
+redis.call('HSET', KEYS[7], field, string.format('%d %d', before, ends))
+redis.call('ZADD', KEYS[8], ends, field)
+local ver = redis.call('INCR', KEYS[5])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ver .. '\t' .. epoch .. '\t' .. ARGV[9])
+return {epoch, ver, 1}
+";
+
+/// ARGV: now, epoch, number of blocks, max blocks, max revocations, number of revocations,
+/// then (target, record, end) per block, (jti, end) per revocation and (field, before, end)
+/// per signal revocation. Merges: the later end (and `before`) wins.
 const SEED: &str = r"
 local n = tonumber(ARGV[3])
-local i = 6
+local i = 7
 for _ = 1, n do
   local field, record, ends = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
@@ -167,7 +195,7 @@ for _ = 1, n do
     redis.call('ZADD', KEYS[2], ends, field)
   end
 end
-while i < #ARGV do
+for _ = 1, tonumber(ARGV[6]) do
   local jti, ends = ARGV[i], ARGV[i + 1]
   i = i + 2
   local old = redis.call('ZSCORE', KEYS[4], jti)
@@ -176,22 +204,39 @@ while i < #ARGV do
     redis.call('ZADD', KEYS[4], ends, jti)
   end
 end
+while i < #ARGV do
+  local field, before, ends = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  local old = redis.call('HGET', KEYS[7], field)
+  if old or redis.call('HLEN', KEYS[7]) < tonumber(ARGV[5]) then
+    if old then
+      local b, e = string.match(old, '^(%d+) (%d+)$')
+      if b then
+        before = math.max(before, tonumber(b))
+        ends = math.max(ends, tonumber(e))
+      end
+    end
+    redis.call('HSET', KEYS[7], field, string.format('%d %d', before, ends))
+    redis.call('ZADD', KEYS[8], ends, field)
+  end
+end
 local ver = redis.call('INCR', KEYS[5])
 return {epoch, ver, 1}
 ";
 
 /// ARGV: now, the epoch and version applied. Answers epoch ('' when none), version,
-/// whether they moved, then the blocks and revocations (HGETALL) when they did.
+/// whether they moved, then the blocks, revocations and signal revocations (HGETALL) when
+/// they did.
 const SNAPSHOT: &str = r"
 local epoch = redis.call('GET', KEYS[6])
 if not epoch then
-  return {'', 0, 0, {}, {}}
+  return {'', 0, 0, {}, {}, {}}
 end
 local ver = tonumber(redis.call('GET', KEYS[5]) or '0')
 if epoch == ARGV[2] and ver == tonumber(ARGV[3]) then
-  return {epoch, ver, 0, {}, {}}
+  return {epoch, ver, 0, {}, {}, {}}
 end
-return {epoch, ver, 1, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
+return {epoch, ver, 1, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[7])}
 ";
 
 /// A block as the store holds it (the HASH value; the target is the field).
@@ -236,6 +281,22 @@ pub(crate) enum Op {
         /// The revocation's end (the token's `exp` plus the leeway), ms.
         until_ms: u64,
     },
+    /// A session's tokens (`sid`) revoked until `until_ms` (Shared Signals).
+    RevokeSession {
+        /// The session id.
+        sid: String,
+        /// The revocation's end, ms.
+        until_ms: u64,
+    },
+    /// A subject's tokens issued before `before_s` revoked until `until_ms` (Shared Signals).
+    RevokeBefore {
+        /// The subject.
+        subject: String,
+        /// Seconds since the epoch.
+        before_s: u64,
+        /// The revocation's end, ms.
+        until_ms: u64,
+    },
 }
 
 impl Op {
@@ -267,11 +328,32 @@ impl Op {
         Op::Revoke { jti: jti.to_string(), until_ms: until_us.div_ceil(1000) }
     }
 
+    pub(crate) fn revoke_session(sid: &str, until_us: u64) -> Op {
+        Op::RevokeSession { sid: sid.to_string(), until_ms: until_us.div_ceil(1000) }
+    }
+
+    pub(crate) fn revoke_before(subject: &str, before_s: u64, until_us: u64) -> Op {
+        Op::RevokeBefore { subject: subject.to_string(), before_s, until_ms: until_us.div_ceil(1000) }
+    }
+
+    /// The store's field and value of a signal revocation.
+    fn signal_field(&self) -> Option<(String, u64, u64)> {
+        match self {
+            Op::RevokeSession { sid, until_ms } => Some((format!("s\t{sid}"), 0, *until_ms)),
+            Op::RevokeBefore { subject, before_s, until_ms } => {
+                Some((format!("i\t{subject}"), *before_s, *until_ms))
+            }
+            _ => None,
+        }
+    }
+
     /// What a later change of the same thing replaces.
     fn slot(&self) -> String {
         match self {
             Op::Block { target, .. } | Op::Unblock { target } => format!("b\t{target}"),
             Op::Revoke { jti, .. } => format!("r\t{jti}"),
+            Op::RevokeSession { sid, .. } => format!("s\t{sid}"),
+            Op::RevokeBefore { subject, .. } => format!("i\t{subject}"),
         }
     }
 
@@ -279,7 +361,9 @@ impl Op {
     fn until_ms(&self) -> Option<u64> {
         match self {
             Op::Block { record, .. } => Some(record.until_ms),
-            Op::Revoke { until_ms, .. } => Some(*until_ms),
+            Op::Revoke { until_ms, .. }
+            | Op::RevokeSession { until_ms, .. }
+            | Op::RevokeBefore { until_ms, .. } => Some(*until_ms),
             Op::Unblock { .. } => None,
         }
     }
@@ -303,7 +387,28 @@ impl Op {
                 // store; this copy gets it at a resync once room is made.
                 let _ = local.revoke_until(jti, until_ms.saturating_mul(1000));
             }
+            Op::RevokeSession { sid, until_ms } => {
+                let _ = local.revoke_session_until(sid, until_ms.saturating_mul(1000));
+            }
+            Op::RevokeBefore { subject, before_s, until_ms } => {
+                let _ = local.revoke_before_until(subject, *before_s, until_ms.saturating_mul(1000));
+            }
         }
+    }
+}
+
+/// A store field and value of the `sig` HASH (`s\t<sid>` or `i\t<subject>` → `before end`)
+/// as a signal revocation.
+fn parse_signal(field: &str, value: &str) -> Option<SignalRevocation> {
+    let (before, until) = value.split_once(' ')?;
+    let (before_s, until_ms) = (before.parse::<u64>().ok()?, until.parse::<u64>().ok()?);
+    let until_us = until_ms.saturating_mul(1000);
+    match field.split_once('\t')? {
+        ("s", sid) => Some(SignalRevocation::Session { sid: Arc::from(sid), until_us }),
+        ("i", subject) => {
+            Some(SignalRevocation::IssuedBefore { subject: Arc::from(subject), before_s, until_us })
+        }
+        _ => None,
     }
 }
 
@@ -396,12 +501,15 @@ struct Keys {
     rev_exp: String,
     ver: String,
     epoch: String,
+    sig: String,
+    sig_exp: String,
 }
 
 struct Scripts {
     block: Script,
     unblock: Script,
     revoke: Script,
+    signal: Script,
     seed: Script,
     snapshot: Script,
 }
@@ -436,11 +544,14 @@ pub(crate) fn share_controls(controls: &Controls, fleet: &Fleet) {
             rev_exp: fleet.key("{ctl}:rev:exp"),
             ver: fleet.key("{ctl}:ver"),
             epoch: fleet.key("{ctl}:epoch"),
+            sig: fleet.key("{ctl}:sig"),
+            sig_exp: fleet.key("{ctl}:sig:exp"),
         },
         scripts: Scripts {
             block: script(BLOCK, true),
             unblock: script(UNBLOCK, true),
             revoke: script(REVOKE, true),
+            signal: script(SIGNAL, true),
             seed: script(SEED, true),
             snapshot: script(SNAPSHOT, false),
         },
@@ -572,6 +683,7 @@ impl SharedControls {
             Op::Block { .. } => &self.scripts.block,
             Op::Unblock { .. } => &self.scripts.unblock,
             Op::Revoke { .. } => &self.scripts.revoke,
+            Op::RevokeSession { .. } | Op::RevokeBefore { .. } => &self.scripts.signal,
         };
         let mut call = script.prepare_invoke();
         self.with_keys(&mut call);
@@ -590,6 +702,10 @@ impl SharedControls {
             Op::Revoke { jti, until_ms } => {
                 call.arg(jti).arg(*until_ms).arg(self.max_revocations);
             }
+            Op::RevokeSession { .. } | Op::RevokeBefore { .. } => {
+                let (field, before_s, until_ms) = op.signal_field().ok_or(FleetError::Server)?;
+                call.arg(field).arg(before_s).arg(until_ms).arg(self.max_revocations);
+            }
         }
         call.arg(message);
         let (epoch, ver, done): (String, i64, i64) = self.fleet.invoke(&call).await?;
@@ -598,7 +714,14 @@ impl SharedControls {
 
     fn with_keys(&self, call: &mut redis::ScriptInvocation<'_>) {
         let k = &self.keys;
-        call.key(&k.blocks).key(&k.blocks_exp).key(&k.rev).key(&k.rev_exp).key(&k.ver).key(&k.epoch);
+        call.key(&k.blocks)
+            .key(&k.blocks_exp)
+            .key(&k.rev)
+            .key(&k.rev_exp)
+            .key(&k.ver)
+            .key(&k.epoch)
+            .key(&k.sig)
+            .key(&k.sig_exp);
     }
 
     /// A change pushed by another replica: `version \t epoch \t change`.
@@ -676,9 +799,15 @@ impl SharedControls {
         let mut call = self.scripts.snapshot.prepare_invoke();
         self.with_keys(&mut call);
         call.arg(self.now_ms()).arg(epoch).arg(ver);
-        let (epoch, ver, changed, blocks, revocations): (String, i64, i64, Vec<String>, Vec<String>) =
-            self.fleet.invoke(&call).await?;
-        Ok(Snapshot { epoch, ver, changed: changed != 0, blocks, revocations })
+        let (epoch, ver, changed, blocks, revocations, signals): (
+            String,
+            i64,
+            i64,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+        ) = self.fleet.invoke(&call).await?;
+        Ok(Snapshot { epoch, ver, changed: changed != 0, blocks, revocations, signals })
     }
 
     /// Writes this copy's unexpired entries into the store (merged), in chunks.
@@ -702,13 +831,30 @@ impl SharedControls {
             .into_iter()
             .map(|(jti, until_us)| (jti, until_us.div_ceil(1000)))
             .collect();
+        let signals: Vec<(String, u64, u64)> = self
+            .controls
+            .local()
+            .live_signals()
+            .into_iter()
+            .filter_map(|entry| {
+                let op = match entry {
+                    SignalRevocation::Session { sid, until_us } => Op::revoke_session(&sid, until_us),
+                    SignalRevocation::IssuedBefore { subject, before_s, until_us } => {
+                        Op::revoke_before(&subject, before_s, until_us)
+                    }
+                };
+                op.signal_field()
+            })
+            .collect();
         let mut blocks = blocks.chunks(SEED_CHUNK);
         let mut revocations = revocations.chunks(SEED_CHUNK);
+        let mut signals = signals.chunks(SEED_CHUNK);
         // At least one call, so an empty store gets its epoch.
         let mut first = true;
         loop {
             let (b, r) = (blocks.next().unwrap_or_default(), revocations.next().unwrap_or_default());
-            if b.is_empty() && r.is_empty() && !first {
+            let g = signals.next().unwrap_or_default();
+            if b.is_empty() && r.is_empty() && g.is_empty() && !first {
                 return Ok(());
             }
             first = false;
@@ -718,12 +864,16 @@ impl SharedControls {
                 .arg(self.candidate_epoch())
                 .arg(b.len())
                 .arg(self.max_blocks)
-                .arg(self.max_revocations);
+                .arg(self.max_revocations)
+                .arg(r.len());
             for (target, record, until) in b {
                 call.arg(target).arg(record).arg(*until);
             }
             for (jti, until) in r {
                 call.arg(&**jti).arg(*until);
+            }
+            for (field, before, until) in g {
+                call.arg(field).arg(*before).arg(*until);
             }
             let _: (String, i64, i64) = self.fleet.invoke(&call).await?;
         }
@@ -769,10 +919,21 @@ impl SharedControls {
                     let held = revocations.entry(jti.clone()).or_insert(until);
                     *held = (*held).max(until);
                 }
+                // Merged below: this copy already holds them.
+                Op::RevokeSession { .. } | Op::RevokeBefore { .. } => {}
             }
         }
         let revocations = revocations.into_iter().map(|(jti, until_us)| (Arc::from(jti), until_us)).collect();
         self.controls.local().replace(blocks.into_values().collect(), revocations);
+        let signals = snapshot
+            .signals
+            .chunks_exact(2)
+            .filter_map(|pair| match pair {
+                [field, value] => parse_signal(field, value),
+                _ => None,
+            })
+            .collect();
+        self.controls.local().merge_signals(signals);
         state.epoch = Some(epoch);
         state.ver = ver;
     }
@@ -789,6 +950,8 @@ struct Snapshot {
     changed: bool,
     blocks: Vec<String>,
     revocations: Vec<String>,
+    /// The `sig` HASH, field and value in turn.
+    signals: Vec<String>,
 }
 
 fn write_failed(op: &Op, error: &FleetError, outcome: &'static str) {
@@ -796,6 +959,8 @@ fn write_failed(op: &Op, error: &FleetError, outcome: &'static str) {
         Op::Block { .. } => "block",
         Op::Unblock { .. } => "unblock",
         Op::Revoke { .. } => "revoke",
+        Op::RevokeSession { .. } => "revoke_session",
+        Op::RevokeBefore { .. } => "revoke_issued_before",
     };
     metrics::counter!("zt_fleet_control_write_failures_total", "op" => kind).increment(1);
     tracing::event!(

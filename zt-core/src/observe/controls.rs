@@ -373,11 +373,35 @@ pub(crate) struct LocalCopy {
 /// tokens' `sid` claim) and every token of a subject issued before a time. Checked like
 /// `jti` revocations: an atomic emptiness test first, then one shard read lock.
 struct SignalRevocations {
-    /// `sid` -> until when (microseconds).
-    sessions: Sharded<u64>,
-    /// Subject -> (tokens issued before this many seconds since the epoch are revoked,
-    /// until when in microseconds).
-    before: Sharded<(u64, u64)>,
+    /// `sid` -> (the `sid`, until when in microseconds). The text is kept so the copy can
+    /// seed an emptied shared store.
+    sessions: Sharded<(Arc<str>, u64)>,
+    /// Subject -> (the subject, tokens issued before this many seconds since the epoch are
+    /// revoked, until when in microseconds).
+    before: Sharded<(Arc<str>, u64, u64)>,
+}
+
+/// A session or issued-before revocation as the shared store holds it (see
+/// `fleet::controls`).
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SignalRevocation {
+    /// Tokens with this `sid`, until `until_us`.
+    Session {
+        /// The session id.
+        sid: Arc<str>,
+        /// Until when, microseconds.
+        until_us: u64,
+    },
+    /// Tokens of `subject` issued before `before_s`, until `until_us`.
+    IssuedBefore {
+        /// The subject.
+        subject: Arc<str>,
+        /// Seconds since the epoch.
+        before_s: u64,
+        /// Until when, microseconds.
+        until_us: u64,
+    },
 }
 
 /// Where a signal revocation's hashed key lives (outside `store::domain`'s values).
@@ -741,14 +765,15 @@ impl Controls {
         let now = self.local.clock.now_micros();
         self.local.blocks.retain(|b| b.expires_us > now);
         self.local.revoked.retain(|r| r.until_us > now);
-        self.local.signals.sessions.retain(|until| *until > now);
-        self.local.signals.before.retain(|(_, until)| *until > now);
+        self.local.signals.sessions.retain(|(_, until)| *until > now);
+        self.local.signals.before.retain(|(_, _, until)| *until > now);
         self.local.publish_gauge();
     }
 
     /// Revokes every token carrying this session id (`sid` claim) until `until` (the
-    /// longest lifetime a token of the session can have left). On this replica only: the
-    /// Shared Signals receiver hands the event to the other replicas itself.
+    /// longest lifetime a token of the session can have left). With a fleet it is also
+    /// written to the shared store in the background (retried at each resync until it
+    /// lands), so every replica holds it, also one started later.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -761,22 +786,19 @@ impl Controls {
     /// ```
     pub fn revoke_session(&self, sid: &str, until: SystemTime) -> Result<(), RevokeError> {
         let until_us = super::clock::to_micros(until);
-        let now = self.local.clock.now_micros();
-        if until_us <= now {
-            return Ok(());
+        if self.local.revoke_session_until(sid, until_us)? {
+            #[cfg(feature = "redis")]
+            if let Some(shared) = self.shared.get() {
+                shared.spawn(crate::fleet::controls::Op::revoke_session(sid, until_us));
+            }
         }
-        bounded_insert(
-            &self.local.signals.sessions,
-            key_of(SESSION_DOMAIN, sid),
-            now,
-            |v| *v > now,
-            |old| old.map_or(until_us, |o| (*o).max(until_us)),
-        )
+        Ok(())
     }
 
     /// Revokes every token of `subject` issued before `before` (its `iat`), holding the
     /// rule until `until` (after which no such token can still be valid). A later `before`
-    /// already held wins. On this replica only, like [`Controls::revoke_session`].
+    /// already held wins. With a fleet it is written to the shared store in the background,
+    /// like [`Controls::revoke_session`].
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -795,22 +817,52 @@ impl Controls {
         until: SystemTime,
     ) -> Result<(), RevokeError> {
         let until_us = super::clock::to_micros(until);
-        let now = self.local.clock.now_micros();
-        if until_us <= now {
-            return Ok(());
-        }
         let before_s = super::clock::to_micros(before) / 1_000_000;
-        let key = key_of(BEFORE_DOMAIN, subject);
-        bounded_insert(
-            &self.local.signals.before,
-            key,
-            now,
-            |v| v.1 > now,
-            |old| match old {
-                Some(&(b, u)) => (b.max(before_s), u.max(until_us)),
-                None => (before_s, until_us),
-            },
-        )
+        if self.local.revoke_before_until(subject, before_s, until_us)? {
+            #[cfg(feature = "redis")]
+            if let Some(shared) = self.shared.get() {
+                shared.spawn(crate::fleet::controls::Op::revoke_before(subject, before_s, until_us));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Controls::revoke_session`], returning once the fleet's shared store acknowledged
+    /// it (at once without a fleet). On an error nothing changed: neither the store nor
+    /// this copy.
+    pub async fn revoke_session_confirmed(&self, sid: &str, until: SystemTime) -> Result<(), ControlError> {
+        let until_us = super::clock::to_micros(until);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            if until_us <= self.local.clock.now_micros() {
+                return Ok(());
+            }
+            shared.confirm(crate::fleet::controls::Op::revoke_session(sid, until_us)).await?;
+        }
+        self.local.revoke_session_until(sid, until_us).map(drop).map_err(|_| ControlError::RevocationsFull)
+    }
+
+    /// [`Controls::revoke_issued_before`], returning once the fleet's shared store
+    /// acknowledged it (at once without a fleet). On an error nothing changed.
+    pub async fn revoke_issued_before_confirmed(
+        &self,
+        subject: &str,
+        before: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), ControlError> {
+        let until_us = super::clock::to_micros(until);
+        let before_s = super::clock::to_micros(before) / 1_000_000;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            if until_us <= self.local.clock.now_micros() {
+                return Ok(());
+            }
+            shared.confirm(crate::fleet::controls::Op::revoke_before(subject, before_s, until_us)).await?;
+        }
+        self.local
+            .revoke_before_until(subject, before_s, until_us)
+            .map(drop)
+            .map_err(|_| ControlError::RevocationsFull)
     }
 
     /// True while tokens with this `sid` are revoked.
@@ -820,7 +872,7 @@ impl Controls {
             return false;
         }
         let now = self.local.clock.now_micros();
-        sessions.read(key_of(SESSION_DOMAIN, sid), |until| *until > now).unwrap_or(false)
+        sessions.read(key_of(SESSION_DOMAIN, sid), |(_, until)| *until > now).unwrap_or(false)
     }
 
     /// True while a token of `subject` issued at `issued_at` is revoked by
@@ -834,7 +886,9 @@ impl Controls {
         }
         let now = self.local.clock.now_micros();
         let iat_s = super::clock::to_micros(issued_at) / 1_000_000;
-        before.read(key_of(BEFORE_DOMAIN, subject), |(b, until)| *until > now && iat_s < *b).unwrap_or(false)
+        before
+            .read(key_of(BEFORE_DOMAIN, subject), |(_, b, until)| *until > now && iat_s < *b)
+            .unwrap_or(false)
     }
 
     /// True when the caller's token is revoked by a session or issued-before revocation: its
@@ -963,6 +1017,91 @@ impl LocalCopy {
         let Some(shard) = self.revoked.shard(key) else { return true };
         let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         !map.contains_key(&key) && map.len() >= cap && map.values().all(|r| r.until_us > now)
+    }
+
+    /// Revokes the session `sid` until `until_us` (a later end already held wins); false
+    /// when that end has passed or nothing changed.
+    pub(crate) fn revoke_session_until(&self, sid: &str, until_us: u64) -> Result<bool, RevokeError> {
+        let now = self.clock.now_micros();
+        if until_us <= now {
+            return Ok(false);
+        }
+        let key = key_of(SESSION_DOMAIN, sid);
+        if self.signals.sessions.read(key, |(_, held)| *held >= until_us).unwrap_or(false) {
+            return Ok(false);
+        }
+        bounded_insert(
+            &self.signals.sessions,
+            key,
+            now,
+            |(_, until)| *until > now,
+            |old| match old {
+                Some((held, u)) => (held.clone(), (*u).max(until_us)),
+                None => (Arc::from(sid), until_us),
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Revokes `subject`'s tokens issued before `before_s` until `until_us` (the later of
+    /// each wins); false when that end has passed or nothing changed.
+    pub(crate) fn revoke_before_until(
+        &self,
+        subject: &str,
+        before_s: u64,
+        until_us: u64,
+    ) -> Result<bool, RevokeError> {
+        let now = self.clock.now_micros();
+        if until_us <= now {
+            return Ok(false);
+        }
+        let key = key_of(BEFORE_DOMAIN, subject);
+        if self.signals.before.read(key, |(_, b, u)| *b >= before_s && *u >= until_us).unwrap_or(false) {
+            return Ok(false);
+        }
+        bounded_insert(
+            &self.signals.before,
+            key,
+            now,
+            |(_, _, until)| *until > now,
+            |old| match old {
+                Some((held, b, u)) => (held.clone(), (*b).max(before_s), (*u).max(until_us)),
+                None => (Arc::from(subject), before_s, until_us),
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// The session and issued-before revocations in force (to seed an emptied store).
+    #[cfg(feature = "redis")]
+    pub(crate) fn live_signals(&self) -> Vec<SignalRevocation> {
+        let now = self.clock.now_micros();
+        let sessions = self
+            .signals
+            .sessions
+            .values()
+            .into_iter()
+            .filter(|(_, u)| *u > now)
+            .map(|(sid, until_us)| SignalRevocation::Session { sid, until_us });
+        let before = self.signals.before.values().into_iter().filter(|(_, _, u)| *u > now).map(
+            |(subject, before_s, until_us)| SignalRevocation::IssuedBefore { subject, before_s, until_us },
+        );
+        sessions.chain(before).collect()
+    }
+
+    /// Adds the store's session and issued-before revocations to this copy. Merged, not
+    /// replaced: none is ever lifted before its end, so the union is the truth (a full
+    /// shard keeps what it holds).
+    #[cfg(feature = "redis")]
+    pub(crate) fn merge_signals(&self, entries: Vec<SignalRevocation>) {
+        for entry in entries {
+            let _ = match entry {
+                SignalRevocation::Session { sid, until_us } => self.revoke_session_until(&sid, until_us),
+                SignalRevocation::IssuedBefore { subject, before_s, until_us } => {
+                    self.revoke_before_until(&subject, before_s, until_us)
+                }
+            };
+        }
     }
 
     /// Revokes `jti` until `until_us` (a later end already held wins); false when that end

@@ -180,6 +180,8 @@ use crate::mode::Mode;
 pub use bot::BotConfig;
 pub use classify::{DataClass, DataClasses};
 pub use clock::{ManualClock, ObserveClock};
+#[cfg(feature = "redis")]
+pub(crate) use controls::SignalRevocation;
 pub use controls::{
     BLOCKED_PROBLEM_TYPE, Block, BlockKind, Controls, ControlsConfig, RevokeError, revoked_response,
 };
