@@ -13,6 +13,8 @@ use crate::cert::CertificateIdentity;
 pub enum AuthMethod {
     /// A signed JWT bearer token.
     Jwt,
+    /// An opaque access token the issuer's introspection endpoint (RFC 7662) vouched for.
+    Introspection,
     /// A client certificate verified in a mutual-TLS handshake.
     Mtls,
 }
@@ -22,6 +24,7 @@ impl AuthMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
+            AuthMethod::Introspection => "introspection",
             AuthMethod::Mtls => "mtls",
         }
     }
@@ -113,6 +116,15 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
 impl Identity {
     /// Builds an identity from verified JWT claims.
     pub(crate) fn from_jwt_claims(issuer: &str, claims: Map<String, Value>) -> Identity {
+        Identity::from_token_claims(issuer, claims, AuthMethod::Jwt)
+    }
+
+    /// Builds an identity from an introspection answer's facts (RFC 7662 claims).
+    pub(crate) fn from_introspection(issuer: &str, claims: Map<String, Value>) -> Identity {
+        Identity::from_token_claims(issuer, claims, AuthMethod::Introspection)
+    }
+
+    fn from_token_claims(issuer: &str, claims: Map<String, Value>, method: AuthMethod) -> Identity {
         let mut scopes: Vec<String> = Vec::new();
         if let Some(scope) = claims.get("scope").and_then(Value::as_str) {
             scopes.extend(scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
@@ -139,7 +151,7 @@ impl Identity {
                 issuer: issuer.to_string(),
                 client_id,
                 scopes,
-                auth_methods: vec![AuthMethod::Jwt],
+                auth_methods: vec![method],
                 claims,
             }),
             certificate: None,
@@ -298,7 +310,23 @@ impl Identity {
             || (method == AuthMethod::Mtls && self.certificate.is_some())
     }
 
-    /// How the caller authenticated (`Jwt`, `Mtls`, or both).
+    /// True when the caller presented an access token (a JWT, or an opaque token an
+    /// issuer introspected): what issuer, binding and token-age conditions judge.
+    pub fn has_access_token(&self) -> bool {
+        self.inner.auth_methods.iter().any(|m| matches!(m, AuthMethod::Jwt | AuthMethod::Introspection))
+    }
+
+    /// The name of the first way the caller authenticated, for logs and span fields:
+    /// `jwt`, `introspection` or `mtls`.
+    pub fn auth_method_name(&self) -> &'static str {
+        match self.inner.auth_methods.first() {
+            Some(method) => method.as_str(),
+            None if self.certificate.is_some() => AuthMethod::Mtls.as_str(),
+            None => "none",
+        }
+    }
+
+    /// How the caller authenticated (`Jwt` or `Introspection`, `Mtls`, or both).
     pub fn auth_methods(&self) -> Vec<AuthMethod> {
         let mut methods = self.inner.auth_methods.clone();
         if self.certificate.is_some() && !methods.contains(&AuthMethod::Mtls) {
@@ -335,6 +363,20 @@ impl Identity {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn introspected_tokens_are_access_tokens_named_as_such() {
+        let Value::Object(claims) = json!({"sub": "u", "scope": "a b", "client_id": "c"}) else {
+            unreachable!("an object")
+        };
+        let opaque = Identity::from_introspection("https://idp", claims.clone());
+        let jwt = Identity::from_jwt_claims("https://idp", claims);
+        assert_eq!((opaque.auth_method_name(), jwt.auth_method_name()), ("introspection", "jwt"));
+        assert!(opaque.has_access_token() && jwt.has_access_token());
+        assert!(!opaque.has_auth_method(AuthMethod::Jwt));
+        assert_eq!((opaque.subject(), opaque.client_id()), (Some("u"), Some("c")));
+        assert!(opaque.has_scope("a") && opaque.has_scope("b"));
+    }
 
     #[test]
     fn a_numeric_jti_is_its_integer_in_any_spelling() {

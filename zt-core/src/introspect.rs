@@ -784,7 +784,7 @@ impl Inner {
         if let Some(exp) = exp {
             lifetime = lifetime.min(Duration::from_secs(exp.saturating_sub(crate::token::unix_now())));
         }
-        let identity = Identity::from_jwt_claims(&self.issuer, claims.clone());
+        let identity = Identity::from_introspection(&self.issuer, claims.clone());
         Ok(Answer::Active { claims, identity, exp, nbf, iat, until: now + lifetime })
     }
 }

@@ -15,7 +15,7 @@
 //! | `zt.request_id` | the id also sent in problem bodies and `x-request-id` |
 //! | `zt.decision` | `allow`, `deny`, or `would_deny` (report-only mode) |
 //! | `zt.reason` | the denial reason's slug (e.g. `token-expired`) |
-//! | `zt.auth_method` | `jwt`, or `none` |
+//! | `zt.auth_method` | `jwt`, `introspection` (an opaque token), `mtls`, or `none` |
 //! | `zt.client_id` | the verified OAuth client id |
 //! | `zt.required_scopes` | the route's requirement, e.g. `orders:read` |
 //! | `zt.mode` | `enforce` or `report` |

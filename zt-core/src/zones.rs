@@ -316,7 +316,7 @@ impl Zone {
         {
             return Err(Reason::SourceNotAllowed);
         }
-        let jwt = identity.filter(|i| i.has_auth_method(crate::identity::AuthMethod::Jwt));
+        let jwt = identity.filter(|i| i.has_access_token());
         if !self.issuers.is_empty() && !jwt.is_some_and(|i| self.issuers.iter().any(|x| x == i.issuer())) {
             return Err(Reason::IssuerNotAllowed);
         }

@@ -174,7 +174,7 @@ pub(crate) fn record_identity(span: &Span, identity: Option<&Identity>) {
     }
     match identity {
         Some(id) => {
-            let method = if id.has_auth_method(crate::identity::AuthMethod::Jwt) { "jwt" } else { "mtls" };
+            let method = id.auth_method_name();
             span.record("zt.auth_method", method);
             span.record("enduser.id", id.principal());
             if let Some(client) = id.client_id() {

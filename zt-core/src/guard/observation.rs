@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::facts::Facts;
-use crate::identity::{AuthMethod, Identity};
+use crate::identity::Identity;
 use crate::limit::{LimitKey, Limiter};
 use crate::observe::{ActionSink, Decision, EndpointHandle, HeaderFacts, Observer, RequestRecord, Target};
 use crate::request::RequestView;
@@ -124,8 +124,7 @@ impl Observation {
         // Baselines, detection, blocks and throttles key on the one principal.
         record.subject = c.identity.as_ref().map(Identity::principal);
         record.client_id = c.identity.as_ref().and_then(Identity::client_id);
-        record.auth_method =
-            c.identity.as_ref().map(|i| if i.has_auth_method(AuthMethod::Jwt) { "jwt" } else { "mtls" });
+        record.auth_method = c.identity.as_ref().map(Identity::auth_method_name);
         record.client_ip = c.client_ip;
         record.user_agent = c.user_agent.as_deref();
         record.headers = c.headers;
