@@ -413,3 +413,55 @@ async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
     let gina_other = bearer_with("gina", json!({"sid": "g-2"}), 0);
     assert_eq!(get(demo_c, &gina_other).await, 200, "late replica: another session of gina refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_push_authorization_is_required_on_both_adapters() {
+    let tx = transmitter(Arc::default()).await;
+    let mut policy = policy(tx);
+    let secret = "Bearer ssf-push-7f3a9c2e5b1d4f60";
+    if let Some(signals) = policy.signals.as_mut() {
+        signals.push_authorization = Some(zt::signals::PushAuthorization::new(secret));
+    }
+    let servers =
+        [("axum", spawn_axum(demo_guard(policy.clone())).await), ("actix", spawn_actix(demo_guard(policy)))];
+    let send = |addr: SocketAddr, authorization: Option<&'static str>, set: String| async move {
+        let mut headers = vec![("content-type", "application/secevent+jwt"), ("user-agent", "ssf-test")];
+        if let Some(a) = authorization {
+            headers.push(("authorization", a));
+        }
+        raw_request(addr, "POST", "/zt/signals/push", &headers, Some(set.as_bytes())).await
+    };
+    for (i, (name, addr)) in servers.into_iter().enumerate() {
+        let event = |n: usize| {
+            let mut c = set_claims(&format!("auth-{i}-{n}"), CREDENTIAL_CHANGE, json!({}));
+            c["sub_id"] = json!({"format": "opaque", "id": format!("nobody-{i}")});
+            set_signed(transmitter_key(), Some("secevent+jwt"), c)
+        };
+        for (what, authorization) in [
+            ("no authorization", None),
+            ("another token", Some("Bearer ssf-push-7f3a9c2e5b1d4f61")),
+            ("a prefix of it", Some("Bearer ssf-push-7f3a9c2e")),
+        ] {
+            let r = send(addr, authorization, event(0)).await;
+            assert_eq!(
+                (r.status, err_of(&r).as_str()),
+                (401, "authentication_failed"),
+                "{name}: {what}: {r:?}"
+            );
+            assert!(!r.body.contains("7f3a"), "{name}: the secret is never echoed");
+        }
+        let r = send(addr, Some(secret), event(0)).await;
+        assert_eq!(r.status, 202, "{name}: the transmitter's authorization: {r:?}");
+        // The header does not replace the signature: a SET whose signature does not verify
+        // (another SET's signature under this one's claims) is refused.
+        let (head, _) = event(1).rsplit_once('.').map(|(h, s)| (h.to_string(), s.to_string())).unwrap();
+        let other = event(2);
+        let (_, sig) = other.rsplit_once('.').unwrap();
+        let r = send(addr, Some(secret), format!("{head}.{sig}")).await;
+        assert_eq!(
+            (r.status, err_of(&r).as_str()),
+            (400, "authentication_failed"),
+            "{name}: authorized but not signed by the transmitter: {r:?}"
+        );
+    }
+}

@@ -103,7 +103,9 @@ pub struct DemoConfig {
     pub introspection_client_id: Option<String>,
     /// `ZT_SIGNALS_ISSUER` / `ZT_SIGNALS_JWKS_URL` (/ `ZT_SIGNALS_AUDIENCE`, default the
     /// resource identifier): a Shared Signals transmitter whose SETs (CAEP, RISC) are pushed
-    /// to `POST /zt/signals/push` and become revocations and blocks.
+    /// to `POST /zt/signals/push` and become revocations and blocks. With
+    /// `ZT_SIGNALS_PUSH_AUTHORIZATION` set, each push must also carry that exact
+    /// `Authorization` header value (the stream's `authorization_header`).
     pub signals_issuer: Option<String>,
     pub signals_jwks_url: Option<String>,
     pub signals_audience: Option<String>,
@@ -124,6 +126,8 @@ pub struct DemoConfig {
 /// The environment variable the demo reads the fleet-wide secret from (with `ZT_REDIS_URL`,
 /// unless the policy file names another): every replica must have the same one.
 pub const FLEET_SECRET_ENV: &str = "ZT_FLEET_SECRET";
+/// The `Authorization` value a Shared Signals transmitter sends with each push.
+pub const SIGNALS_PUSH_AUTHORIZATION_ENV: &str = "ZT_SIGNALS_PUSH_AUTHORIZATION";
 
 /// Where the demo reads its introspection client secret from (with `ZT_INTROSPECTION_URL`).
 pub const INTROSPECTION_SECRET_ENV: &str = "ZT_INTROSPECTION_SECRET";
@@ -303,7 +307,12 @@ impl DemoConfig {
                     .clone()
                     .or_else(|| policy.resource.as_ref().map(|r| r.identifier.clone()))
                     .ok_or("ZT_SIGNALS_AUDIENCE: no resource identifier to default to")?;
-                policy.signals = Some(zt::signals::SignalsConfig::new(issuer, audience).jwks_url(jwks_url));
+                let mut signals = zt::signals::SignalsConfig::new(issuer, audience).jwks_url(jwks_url);
+                // The transmitter's own `Authorization` on each push, when the stream has one.
+                if std::env::var_os(SIGNALS_PUSH_AUTHORIZATION_ENV).is_some() {
+                    signals.push_authorization_env = Some(SIGNALS_PUSH_AUTHORIZATION_ENV.to_string());
+                }
+                policy.signals = Some(signals);
             }
             (None, None) => {}
             _ => return Err("ZT_SIGNALS_ISSUER and ZT_SIGNALS_JWKS_URL go together".into()),

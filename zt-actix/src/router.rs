@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder};
 use zt_core::{ANY_METHODS, Admission, BuiltinEndpoint, Guard, PolicyError, Requirement, RouteRegistry};
@@ -425,11 +425,14 @@ pub(crate) fn builtin(
                 Some(limit) => read_payload(payload.into_inner(), limit).await,
                 None => Ok(Bytes::new()),
             };
-            let content_type = request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+            let headers = zt_core::BuiltinRequest {
+                content_type: request.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+                authorization: request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            };
             // Cloned out: the extensions' borrow must not be held while the answer waits
             // (a controls write awaits the fleet's store).
             let admission = request.extensions().get::<Admission>().cloned();
-            reply(endpoint.answer(admission.as_ref(), content_type, read.as_deref().map_err(|e| *e)).await)
+            reply(endpoint.answer(admission.as_ref(), headers, read.as_deref().map_err(|e| *e)).await)
         }
     }
 }

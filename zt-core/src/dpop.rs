@@ -476,7 +476,7 @@ pub fn jwk_thumbprint(jwk: &Map<String, Value>) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes())))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

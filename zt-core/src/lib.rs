@@ -95,7 +95,7 @@ pub use guard::{
 pub use identity::{AuthMethod, Identity};
 pub use mode::Mode;
 pub use policy::Policy;
-pub use registry::{BuiltinEndpoint, RouteRegistry, nested_path};
+pub use registry::{BuiltinEndpoint, BuiltinRequest, RouteRegistry, nested_path};
 pub use reply::Reply;
 pub use request::{BodyHint, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::{ANY_METHODS, RouteTable};

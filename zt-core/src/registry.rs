@@ -168,7 +168,9 @@ impl RouteRegistry {
             }
         };
         let path = receiver.config().push_path.clone();
-        let added = self.table.add_always_enforced("POST", &path, crate::scopes::public());
+        // The SET's signature (and the transmitter's own `Authorization`, when configured)
+        // authenticates the push: the Guard reads no credential there.
+        let added = self.table.add_self_authenticating("POST", &path);
         if !self.keep(added) {
             return None;
         }
@@ -231,13 +233,23 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// let issuer = TokenIssuer::new(TokenIssuerConfig::new("https://a.example").audience("b")).unwrap();
 /// let jwks = BuiltinEndpoint::jwks(issuer);
 /// assert_eq!((jwks.method(), jwks.body_limit()), ("GET", None));
-/// let reply = futures_util::FutureExt::now_or_never(jwks.answer(None, None, Ok(b""))).unwrap();
+/// let request = zt_core::BuiltinRequest::default();
+/// let reply = futures_util::FutureExt::now_or_never(jwks.answer(None, request, Ok(b""))).unwrap();
 /// assert_eq!(reply.status(), 200);
 /// assert!(reply.body().contains("\"keys\""));
 /// # }
 /// ```
 #[derive(Clone)]
 pub struct BuiltinEndpoint(Builtin);
+
+/// The request headers a [`BuiltinEndpoint`] reads (the adapters fill it in).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinRequest<'a> {
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a [u8]>,
+    /// The `Authorization` header (the Shared Signals push checks it when configured).
+    pub authorization: Option<&'a [u8]>,
+}
 
 #[derive(Clone)]
 enum Builtin {
@@ -306,9 +318,10 @@ impl BuiltinEndpoint {
     pub async fn answer(
         &self,
         admission: Option<&Admission>,
-        content_type: Option<&[u8]>,
+        request: BuiltinRequest<'_>,
         body: Result<&[u8], BodyError>,
     ) -> Reply {
+        let BuiltinRequest { content_type, authorization } = request;
         match (&self.0, admission) {
             // Public: answered with or without a decision.
             (Builtin::Jwks(issuer), _) => issuer.jwks_response(),
@@ -316,7 +329,7 @@ impl BuiltinEndpoint {
             (Builtin::Signals(receiver), _) => match body {
                 Ok(body) => {
                     let reply: futures_util::future::BoxFuture<'_, Reply> =
-                        Box::pin(receiver.push(content_type, body));
+                        Box::pin(receiver.push_authorized(authorization, content_type, body));
                     reply.await
                 }
                 Err(_) => Reply {

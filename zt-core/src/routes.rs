@@ -39,6 +39,9 @@ struct Entry {
     requirement: Requirement,
     /// Enforced even in report-only mode (control-plane routes).
     always_enforce: bool,
+    /// The endpoint authenticates its caller itself (the Shared Signals push: the SET's
+    /// signature): the Guard does not read a credential on it.
+    own_authentication: bool,
 }
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
@@ -59,7 +62,7 @@ impl RouteTable {
     /// Registering the same route twice is fine if the requirement is the same, an error
     /// otherwise.
     pub fn add(&mut self, method: &str, template: &str, requirement: Requirement) -> Result<(), PolicyError> {
-        self.insert(method, template, requirement, false)
+        self.insert(method, template, requirement, false, false)
     }
 
     /// Registers `requirement` for `method` on `prefix` and everything below it: the
@@ -119,7 +122,18 @@ impl RouteTable {
         template: &str,
         requirement: Requirement,
     ) -> Result<(), PolicyError> {
-        self.insert(method, template, requirement, true)
+        self.insert(method, template, requirement, true, false)
+    }
+
+    /// A public, always-enforced route whose endpoint authenticates its caller itself (zt's
+    /// Shared Signals push endpoint, whose SETs are signed): the Guard reads no credential on
+    /// it, so a transmitter's own `Authorization` header is the endpoint's to judge.
+    pub(crate) fn add_self_authenticating(
+        &mut self,
+        method: &str,
+        template: &str,
+    ) -> Result<(), PolicyError> {
+        self.insert(method, template, crate::scopes::public(), true, true)
     }
 
     fn insert(
@@ -128,6 +142,7 @@ impl RouteTable {
         template: &str,
         requirement: Requirement,
         always_enforce: bool,
+        own_authentication: bool,
     ) -> Result<(), PolicyError> {
         let at = format!("route {method} {template}");
         if !METHODS.contains(&method) {
@@ -150,6 +165,9 @@ impl RouteTable {
                 ));
             }
             existing.always_enforce |= always_enforce;
+            // Only when both registrations say so: a service route of its own at the same
+            // place keeps the Guard's authentication.
+            existing.own_authentication &= own_authentication;
             return Ok(());
         }
         self.entries.push(Entry {
@@ -157,6 +175,7 @@ impl RouteTable {
             template: template.to_string(),
             requirement,
             always_enforce,
+            own_authentication,
         });
         Ok(())
     }
@@ -164,7 +183,13 @@ impl RouteTable {
     /// Adds every route of `other` (conflicts are errors).
     pub fn merge(&mut self, other: &RouteTable) -> Result<(), PolicyError> {
         for e in &other.entries {
-            self.insert(&e.method, &e.template, e.requirement.clone(), e.always_enforce)?;
+            self.insert(
+                &e.method,
+                &e.template,
+                e.requirement.clone(),
+                e.always_enforce,
+                e.own_authentication,
+            )?;
         }
         Ok(())
     }
@@ -186,7 +211,8 @@ impl RouteTable {
     pub fn prefixed(&self, prefix: &str) -> Result<RouteTable, PolicyError> {
         let mut out = RouteTable::new();
         for e in &self.entries {
-            out.insert(&e.method, &join(prefix, &e.template), e.requirement.clone(), e.always_enforce)?;
+            let template = join(prefix, &e.template);
+            out.insert(&e.method, &template, e.requirement.clone(), e.always_enforce, e.own_authentication)?;
         }
         Ok(out)
     }
@@ -230,6 +256,7 @@ impl RouteTable {
                 requirement: Arc::new(e.requirement.clone()),
                 described: Arc::from(e.requirement.describe()),
                 always_enforce: e.always_enforce,
+                own_authentication: e.own_authentication,
             });
         }
         for p in &mut paths {
@@ -267,6 +294,7 @@ struct MethodEntry {
     /// The requirement's description (computed once: it is a span field).
     described: Arc<str>,
     always_enforce: bool,
+    own_authentication: bool,
 }
 
 /// The matched route.
@@ -280,6 +308,8 @@ pub(crate) struct RouteMatch<'a> {
     /// Registered with [`RouteTable::add_always_enforced`]: a denial on this route is
     /// enforced even in report-only mode (zt's own control plane).
     pub(crate) always_enforce: bool,
+    /// Registered with `add_self_authenticating`: no credential is read on it.
+    pub(crate) own_authentication: bool,
     pub(crate) requirement: &'a Requirement,
     pub(crate) described: &'a str,
 }
@@ -310,6 +340,7 @@ impl CompiledRoutes {
             method: &entry.method,
             template: &routes.template,
             always_enforce: entry.always_enforce,
+            own_authentication: entry.own_authentication,
             requirement: &entry.requirement,
             described: &entry.described,
         })
@@ -340,6 +371,7 @@ impl CompiledRoutes {
                     method: &entry.method,
                     template: &routes.template,
                     always_enforce: entry.always_enforce,
+                    own_authentication: entry.own_authentication,
                     requirement: &entry.requirement,
                     described: &entry.described,
                 })

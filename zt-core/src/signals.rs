@@ -122,6 +122,17 @@ pub struct SignalsConfig {
     /// Where SETs are pushed (RFC 8935). Default `/zt/signals/push`.
     #[serde(default = "default_push_path")]
     pub push_path: String,
+    /// The environment variable holding the exact `Authorization` header value the
+    /// transmitter sends with each push (SSF's `authorization_header` of the stream's
+    /// delivery, e.g. `Bearer 3f...`). When set, a push without it (or with another value)
+    /// gets 401 `authentication_failed` before the SET is read; the SET's signature is
+    /// checked in any case. At least 16 characters; read once when the receiver is built.
+    #[serde(default)]
+    pub push_authorization_env: Option<String>,
+    /// The same value given in code (from a secret manager), instead of
+    /// `push_authorization_env`; never read from or written to a policy file.
+    #[serde(skip)]
+    pub push_authorization: Option<PushAuthorization>,
     /// Poll delivery (RFC 8936), beside or instead of push.
     #[serde(default)]
     pub poll: Option<PollConfig>,
@@ -138,6 +149,29 @@ pub struct SignalsConfig {
     /// How long an `account-disabled` / `account-purged` subject stays blocked (default 24 h).
     #[serde(default = "default_day", with = "humantime_serde")]
     pub block_duration: Duration,
+}
+
+/// The `Authorization` header value a transmitter must send with each push, given in
+/// code ([`SignalsConfig::push_authorization`]). Its `Debug` never shows it.
+///
+/// ```
+/// let value = zt_core::signals::PushAuthorization::new("Bearer 0123456789abcdef");
+/// assert!(!format!("{value:?}").contains("0123"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushAuthorization(Arc<str>);
+
+impl PushAuthorization {
+    /// The header value, exactly as the transmitter sends it (e.g. `Bearer <token>`).
+    pub fn new(value: impl Into<String>) -> PushAuthorization {
+        PushAuthorization(value.into().into())
+    }
+}
+
+impl std::fmt::Debug for PushAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushAuthorization(<redacted>)")
+    }
 }
 
 /// `[signals.poll]`: RFC 8936 poll delivery.
@@ -196,6 +230,8 @@ impl SignalsConfig {
             jwks: None,
             algorithms: default_algorithms(),
             push_path: default_push_path(),
+            push_authorization_env: None,
+            push_authorization: None,
             poll: None,
             max_age: default_max_age(),
             replay_capacity: default_replay_capacity(),
@@ -320,6 +356,8 @@ struct Inner {
     #[cfg(feature = "redis")]
     fleet: Option<crate::fleet::Fleet>,
     http: reqwest::Client,
+    /// The `Authorization` value a push must carry (`push_authorization_env`); never logged.
+    push_authorization: Option<String>,
     /// Poll acknowledgements and errors owed to the transmitter.
     owed: Mutex<(Vec<String>, Map<String, Value>)>,
 }
@@ -390,6 +428,34 @@ impl SignalReceiver {
         if let Some(poll) = &config.poll {
             check_url(&poll.endpoint, "signals.poll.endpoint")?;
         }
+        let push_authorization = match &config.push_authorization_env {
+            None => match &config.push_authorization {
+                Some(value) if value.0.trim().len() >= 16 => Some(value.0.trim().to_string()),
+                Some(_) => {
+                    return Err(PolicyError::invalid(
+                        "signals.push_authorization",
+                        "the value is shorter than 16 characters",
+                    ));
+                }
+                None => None,
+            },
+            Some(var) => match std::env::var(var) {
+                Ok(value) if value.trim().len() >= 16 => Some(value.trim().to_string()),
+                // The variable's name only: never its value.
+                Ok(_) => {
+                    return Err(PolicyError::invalid(
+                        "signals.push_authorization_env",
+                        format!("the value of {var} is shorter than 16 characters"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(PolicyError::invalid(
+                        "signals.push_authorization_env",
+                        format!("the environment variable {var} is not set"),
+                    ));
+                }
+            },
+        };
         let http = reqwest::Client::builder()
             .timeout(remote.timeout.max(Duration::from_secs(1)))
             .build()
@@ -404,6 +470,7 @@ impl SignalReceiver {
                 #[cfg(feature = "redis")]
                 fleet: shared.fleet.clone(),
                 http,
+                push_authorization,
                 owed: Mutex::new((Vec::new(), Map::new())),
             }),
         };
@@ -416,8 +483,37 @@ impl SignalReceiver {
     }
 
     /// The RFC 8935 answer to a pushed SET: `202` once verified and applied, `400` with the
-    /// error body otherwise.
+    /// error body otherwise, `401` when `push_authorization_env` is set and the request's
+    /// `Authorization` (`authorization`) is not that value.
+    pub async fn push_authorized(
+        &self,
+        authorization: Option<&[u8]>,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Reply {
+        if let Some(expected) = &self.inner.push_authorization {
+            let given = authorization.map(<[u8]>::trim_ascii).unwrap_or_default();
+            // Constant time in the value: the comparison must not reveal how much matched.
+            if !crate::dpop::constant_time_eq(given, expected.as_bytes()) {
+                let e = self.refused(&SetError::AuthenticationFailed(
+                    "the push did not carry the transmitter's authorization",
+                ));
+                let mut reply = e.reply();
+                reply.status = 401;
+                reply.headers.push(("www-authenticate", "Bearer".into()));
+                return reply;
+            }
+        }
+        self.push_unchecked(content_type, body).await
+    }
+
+    /// [`SignalReceiver::push_authorized`] without the request's `Authorization`: refused
+    /// with 401 when the policy sets `push_authorization_env`.
     pub async fn push(&self, content_type: Option<&[u8]>, body: &[u8]) -> Reply {
+        self.push_authorized(None, content_type, body).await
+    }
+
+    async fn push_unchecked(&self, content_type: Option<&[u8]>, body: &[u8]) -> Reply {
         let media = content_type
             .and_then(|c| std::str::from_utf8(c).ok())
             .and_then(|c| c.split(';').next())

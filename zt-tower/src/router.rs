@@ -513,14 +513,13 @@ impl<S: Clone + Send + Sync + 'static> Handler<(), S> for BuiltinHandler {
                 Some(limit) => collect(body, limit).await,
                 None => Ok(Bytes::new()),
             };
-            let content_type = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+            let request = zt_core::BuiltinRequest {
+                content_type: parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+                authorization: parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            };
             reply(
                 self.0
-                    .answer(
-                        parts.extensions.get::<Admission>(),
-                        content_type,
-                        read.as_deref().map_err(|e| *e),
-                    )
+                    .answer(parts.extensions.get::<Admission>(), request, read.as_deref().map_err(|e| *e))
                     .await,
             )
         })

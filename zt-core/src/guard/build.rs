@@ -341,6 +341,7 @@ fn resolve(shared: &Shared, table: crate::routes::CompiledRoutes) -> Routing {
                 zone: shared.zones.zone_of(route.method, route.template),
                 graphql,
                 body_limit,
+                own_authentication: route.own_authentication,
             }
         })
         .collect();

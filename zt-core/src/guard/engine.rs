@@ -89,6 +89,8 @@ pub(crate) struct RouteInfo {
     pub(crate) graphql: Option<Arc<GraphqlSchema>>,
     /// The most body bytes a request to this route may carry.
     pub(crate) body_limit: usize,
+    /// The endpoint authenticates its caller itself: no credential is read.
+    pub(crate) own_authentication: bool,
 }
 
 impl Shared {

@@ -33,6 +33,14 @@ pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'
         }
         None => facts.client_ip = view.peer_addr.map(|a| a.ip()),
     }
+    let own_authentication =
+        facts.route.and_then(|i| guard.routing.info.get(i)).is_some_and(|info| info.own_authentication);
+    if own_authentication {
+        // The endpoint authenticates its caller itself (the Shared Signals push): a
+        // transmitter's `Authorization` is not an access token for the Guard to verify.
+        facts.credential = Presented::None;
+        return Flow::Continue;
+    }
     facts.credential = match token::extract(view, &shared.policy.tokens, shared.dpop.is_some()) {
         Credential::None => Presented::None,
         Credential::Malformed => Presented::Malformed,
