@@ -334,7 +334,7 @@ async fn polled_events_are_applied_and_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(mut redis) = RedisServer::start() else {
         eprintln!("SKIPPED: redis-server is not installed");
         return;
     };
@@ -412,6 +412,31 @@ async fn an_event_pushed_to_one_replica_is_enforced_by_the_other() {
     assert_eq!(get(demo_c, &ivy_new).await, 200, "late replica: a token issued after the change refused");
     let gina_other = bearer_with("gina", json!({"sid": "g-2"}), 0);
     assert_eq!(get(demo_c, &gina_other).await, 200, "late replica: another session of gina refused");
+
+    // The store down when an event is pushed: accepted (202), in force on the receiving
+    // replica at once, and written when the store is back (here: restarted empty, so the
+    // replicas' copies are seeded back), so the other replicas get it too.
+    redis.kill();
+    let revoke_other = set(
+        "f-4",
+        SESSION_REVOKED,
+        json!({"subject": {"format": "complex", "session": {"format": "opaque", "id": "g-2"}}}),
+    );
+    assert_eq!(push(push_a, &revoke_other).await.status, 202, "accepted while the store is down");
+    assert_eq!(get(demo_a, &gina_other).await, 401, "in force on the receiving replica at once");
+    assert!(redis.restart(), "redis restarted");
+    for (name, addr) in [("actix", demo_b), ("late", demo_c)] {
+        let mut done = false;
+        for _ in 0..500 {
+            if get(addr, &gina_other).await == 401 {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(done, "{name}: the session revoked during the outage never arrived");
+        assert_eq!(get(addr, &gina_session).await, 401, "{name}: the earlier revocation still holds");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
