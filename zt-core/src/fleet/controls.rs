@@ -102,6 +102,22 @@ sweep(KEYS[3], KEYS[4])
 sweep(KEYS[7], KEYS[8])
 ";
 
+/// Writes a signal revocation, merged with the one held (`old`, `before end`): the later
+/// `before` and the later end win.
+const PUT_SIGNAL: &str = r"
+local function put_signal(field, old, before, ends)
+  if old then
+    local b, e = string.match(old, '^(%d+) (%d+)$')
+    if b then
+      before = math.max(before, tonumber(b))
+      ends = math.max(ends, tonumber(e))
+    end
+  end
+  redis.call('HSET', KEYS[7], field, string.format('%d %d', before, ends))
+  redis.call('ZADD', KEYS[8], ends, field)
+end
+";
+
 /// The store's epoch, made (ARGV[2]) when there is none.
 const EPOCH: &str = r"
 local epoch = redis.call('GET', KEYS[6])
@@ -165,16 +181,7 @@ local old = redis.call('HGET', KEYS[7], field)
 if not old and redis.call('HLEN', KEYS[7]) >= tonumber(ARGV[8]) then
   return {epoch, 0, -1}
 end
-local before, ends = tonumber(ARGV[6]), tonumber(ARGV[7])
-if old then
-  local b, e = string.match(old, '^(%d+) (%d+)$')
-  if b then
-    before = math.max(before, tonumber(b))
-    ends = math.max(ends, tonumber(e))
-  end
-end
-redis.call('HSET', KEYS[7], field, string.format('%d %d', before, ends))
-redis.call('ZADD', KEYS[8], ends, field)
+put_signal(field, old, tonumber(ARGV[6]), tonumber(ARGV[7]))
 local ver = redis.call('INCR', KEYS[5])
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. ver .. '\t' .. epoch .. '\t' .. ARGV[9])
 return {epoch, ver, 1}
@@ -209,15 +216,7 @@ while i < #ARGV do
   i = i + 3
   local old = redis.call('HGET', KEYS[7], field)
   if old or redis.call('HLEN', KEYS[7]) < tonumber(ARGV[5]) then
-    if old then
-      local b, e = string.match(old, '^(%d+) (%d+)$')
-      if b then
-        before = math.max(before, tonumber(b))
-        ends = math.max(ends, tonumber(e))
-      end
-    end
-    redis.call('HSET', KEYS[7], field, string.format('%d %d', before, ends))
-    redis.call('ZADD', KEYS[8], ends, field)
+    put_signal(field, old, before, ends)
   end
 end
 local ver = redis.call('INCR', KEYS[5])
@@ -551,8 +550,8 @@ pub(crate) fn share_controls(controls: &Controls, fleet: &Fleet) {
             block: script(BLOCK, true),
             unblock: script(UNBLOCK, true),
             revoke: script(REVOKE, true),
-            signal: script(SIGNAL, true),
-            seed: script(SEED, true),
+            signal: script(&format!("{PUT_SIGNAL}{SIGNAL}"), true),
+            seed: script(&format!("{PUT_SIGNAL}{SEED}"), true),
             snapshot: script(SNAPSHOT, false),
         },
         max_blocks,
