@@ -401,7 +401,7 @@ impl Routes {
         // through this scope (report-only mode forwards unregistered paths to it).
         scope = match &self.fallback {
             Some(fallback) => scope.default_service(fallback()),
-            None => scope.default_service(web::to(|| async { HttpResponse::NotFound().finish() })),
+            None => scope.default_service(web::to(not_implemented(self.guard.clone()))),
         };
         scope.wrap(ZeroTrust::new(self.guard.clone()))
     }
@@ -409,6 +409,22 @@ impl Routes {
     /// The guard, with the routes compiled in.
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+}
+
+/// The default fallback: a route the policy or the contract declares but no handler serves
+/// (or, in report-only mode, an unregistered one) answers zt's 404 problem, not an empty 404.
+fn not_implemented(guard: Guard) -> impl Handler<(HttpRequest,), Output = HttpResponse> + Clone {
+    move |request: HttpRequest| {
+        let answer = match request.extensions().get::<Admission>() {
+            Some(admission) => admission.reject(zt_core::Reason::RouteNotFound),
+            // Unreachable behind the middleware (it puts the admission there); still a problem.
+            None => guard.render(
+                &zt_core::Denial::new(zt_core::Reason::RouteNotFound),
+                &zt_core::RequestId::generate(),
+            ),
+        };
+        std::future::ready(reply(answer))
     }
 }
 

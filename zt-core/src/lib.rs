@@ -55,6 +55,7 @@ pub mod canonical;
 pub mod cert;
 pub mod contract;
 pub mod controls_api;
+pub mod correlation;
 pub mod denial;
 pub mod dpop;
 mod error;

@@ -13,6 +13,7 @@
 //! | `http.response.status_code` | the status sent |
 //! | `enduser.id` | the verified subject |
 //! | `zt.request_id` | the id also sent in problem bodies and `x-request-id` |
+//! | `trace_id` | the W3C trace id of a valid incoming `traceparent` ([`crate::correlation`]) |
 //! | `zt.decision` | `allow`, `deny`, or `would_deny` (report-only mode) |
 //! | `zt.reason` | the denial reason's slug (e.g. `token-expired`) |
 //! | `zt.auth_method` | `jwt`, or `none` |
@@ -50,13 +51,22 @@ use tracing::field::Empty;
 
 use crate::request::RequestView;
 
-/// A request id: unique per process run, unguessable across runs.
+/// A request id: unique per process run, unguessable across runs; or, when the policy
+/// trusts it (`[request_id]`, see [`crate::correlation`]), the validated incoming
+/// `x-request-id`. It also carries the request's W3C trace id, when a valid `traceparent`
+/// came with it, so every event that names the request names its trace too.
 ///
-/// Twenty lower-case hex digits held inline: cloning one (the observer keeps it until the
-/// response) allocates nothing.
+/// Held inline (at most [`MAX_REQUEST_ID_LEN`](crate::correlation::MAX_REQUEST_ID_LEN)
+/// bytes): cloning one (the observer keeps it until the response) allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestId([u8; REQUEST_ID_LEN]);
+pub struct RequestId {
+    id: [u8; crate::correlation::MAX_REQUEST_ID_LEN],
+    len: u8,
+    /// The trace id (32 lower-case hex digits), all zero when there is none.
+    trace: [u8; 32],
+}
 
+/// The length of a generated id: twenty lower-case hex digits.
 const REQUEST_ID_LEN: usize = 20;
 
 impl RequestId {
@@ -68,20 +78,46 @@ impl RequestId {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // Hand-rolled hex: `format!` showed up in profiles of the cached-token path.
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = [0u8; REQUEST_ID_LEN];
+        let mut id = [0u8; crate::correlation::MAX_REQUEST_ID_LEN];
         for (i, shift) in (0..8).rev().enumerate() {
             id[i] = HEX[((prefix >> (shift * 4)) & 0xf) as usize];
         }
         for (i, shift) in (0..12).rev().enumerate() {
             id[8 + i] = HEX[((n >> (shift * 4)) & 0xf) as usize];
         }
-        RequestId(id)
+        RequestId { id, len: REQUEST_ID_LEN as u8, trace: [0; 32] }
+    }
+
+    /// An incoming id that passed [`crate::correlation::valid_request_id`] (ASCII, bounded).
+    pub(crate) fn from_validated(incoming: &[u8]) -> Option<RequestId> {
+        let mut id = [0u8; crate::correlation::MAX_REQUEST_ID_LEN];
+        id.get_mut(..incoming.len())?.copy_from_slice(incoming);
+        Some(RequestId { id, len: incoming.len() as u8, trace: [0; 32] })
+    }
+
+    /// Attaches a validated trace id (32 lower-case hex digits; anything else is ignored).
+    pub(crate) fn set_trace_id(&mut self, trace: &[u8]) {
+        if let Ok(trace) = <[u8; 32]>::try_from(trace) {
+            self.trace = trace;
+        }
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        // Always ASCII hex (built above); the fallback is unreachable.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        // Always ASCII (generated hex, or validated); the fallback is unreachable.
+        std::str::from_utf8(&self.id[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The W3C trace id of the request's `traceparent`, when it sent a valid one.
+    ///
+    /// ```
+    /// assert_eq!(zt_core::RequestId::generate().trace_id(), None);
+    /// ```
+    pub fn trace_id(&self) -> Option<&str> {
+        if self.trace == [0; 32] {
+            return None;
+        }
+        std::str::from_utf8(&self.trace).ok()
     }
 }
 
@@ -118,6 +154,8 @@ macro_rules! request_span_at {
             http.response.status_code = Empty,
             enduser.id = Empty,
             zt.request_id = $request_id.as_str(),
+            // The W3C trace id of a valid incoming `traceparent` (see `crate::correlation`).
+            trace_id = $request_id.trace_id(),
             zt.decision = Empty,
             zt.reason = Empty,
             zt.auth_method = Empty,

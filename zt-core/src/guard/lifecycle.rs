@@ -375,6 +375,7 @@ impl Admission {
             target: "zt::decision",
             tracing::Level::WARN,
             zt.request_id = request_id,
+            trace_id = self.request_id.trace_id(),
             enduser.id = user,
             zt.decision = "deny",
             zt.reason = "insufficient-scope",

@@ -116,6 +116,8 @@ impl Observation {
             c.decision,
         );
         record.route = c.route.as_deref();
+        // `trace.id` of the security events: the request's traceparent, when valid.
+        record.trace_id = c.request_id.trace_id();
         // A batch's key names each operation: the first keys this record (baselines,
         // detection); the others are counted in the inventory below.
         let mut operations = c.operation.as_deref().map(|k| k.split(super::graphql::BATCH_KEY_SEPARATOR));
