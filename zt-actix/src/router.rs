@@ -401,7 +401,7 @@ impl Routes {
         // through this scope (report-only mode forwards unregistered paths to it).
         scope = match &self.fallback {
             Some(fallback) => scope.default_service(fallback()),
-            None => scope.default_service(web::to(not_implemented(self.guard.clone()))),
+            None => scope.default_service(web::to(not_implemented)),
         };
         scope.wrap(ZeroTrust::new(self.guard.clone()))
     }
@@ -412,23 +412,23 @@ impl Routes {
     }
 }
 
-/// The default fallback: a route the policy or the contract declares but no handler serves
-/// (or, in report-only mode, an unregistered one) answers zt's 404 problem, not an empty 404.
-fn not_implemented(guard: Guard) -> impl Handler<(HttpRequest,), Output = HttpResponse> + Clone {
-    move |request: HttpRequest| {
-        let answer = match request.extensions().get::<Admission>() {
-            Some(admission) => admission.reject(zt_core::Reason::RouteNotFound),
-            // Unreachable behind the middleware (it puts the admission there); still a problem.
-            None => guard.render(
-                &zt_core::Denial::new(zt_core::Reason::RouteNotFound),
-                &zt_core::RequestId::generate(),
-            ),
-        };
-        std::future::ready(reply(answer))
+/// The default fallback. A route zt matched (declared by the policy or the contract) that
+/// no handler serves answers zt's 404 problem, rendered through the admission (its request
+/// id, the application's denial renderer), not an empty 404. An unmatched path only gets
+/// here in report-only mode, where zt enforces nothing: it keeps actix's own empty 404.
+async fn not_implemented(request: HttpRequest) -> HttpResponse {
+    let answer = match request.extensions().get::<Admission>() {
+        Some(admission) if admission.route().is_some() => {
+            Some(admission.reject(zt_core::Reason::RouteNotFound))
+        }
+        _ => None,
+    };
+    match answer {
+        Some(answer) => reply(answer),
+        None => HttpResponse::NotFound().finish(),
     }
 }
 
-/// Reads at most [`controls_api::MAX_BODY_BYTES`] of the body.
 /// An endpoint zt answers itself ([`BuiltinEndpoint`]: the controls API, a token issuer's
 /// JWK set and exchange) as an actix-web handler.
 pub(crate) fn builtin(

@@ -390,12 +390,8 @@ impl Router<()> {
         if !self.fallback {
             // A route the policy or the contract declares but no handler serves answers
             // zt's 404 problem, not axum's empty 404.
-            let fallback_guard = guard.clone();
-            inner = inner.fallback(move |request: Request<Body>| {
-                std::future::ready(reply::<Body>(not_implemented(
-                    &fallback_guard,
-                    request.extensions().get::<Admission>(),
-                )))
+            inner = inner.fallback(|request: Request<Body>| {
+                std::future::ready(not_implemented(request.extensions().get::<Admission>()))
             });
         }
         Ok(GuardedApp { inner: ZeroTrustLayer::new(guard.clone()).layer(inner), guard })
@@ -515,14 +511,16 @@ impl<L: axum::serve::Listener, S: Clone> Service<axum::serve::IncomingStream<'_,
     }
 }
 
-/// zt's 404 problem for an admitted request no handler takes (rendered through the
-/// admission, so with its request id and the application's denial renderer).
-fn not_implemented(guard: &Guard, admission: Option<&Admission>) -> zt_core::Reply {
+/// The default fallback's answer. A route zt matched (declared by the policy or the
+/// contract) that no handler serves is zt's 404 problem, rendered through the admission
+/// (its request id, the application's denial renderer). An unmatched path only gets here in
+/// report-only mode, where zt enforces nothing: it keeps the framework's own empty 404.
+fn not_implemented(admission: Option<&Admission>) -> Response {
     match admission {
-        Some(admission) => admission.reject(zt_core::Reason::RouteNotFound),
-        // Unreachable behind the layer (it puts the admission there); still a problem.
-        None => guard
-            .render(&zt_core::Denial::new(zt_core::Reason::RouteNotFound), &zt_core::RequestId::generate()),
+        Some(admission) if admission.route().is_some() => {
+            reply::<Body>(admission.reject(zt_core::Reason::RouteNotFound))
+        }
+        _ => http::StatusCode::NOT_FOUND.into_response(),
     }
 }
 
