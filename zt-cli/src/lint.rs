@@ -266,7 +266,8 @@ impl Linter<'_> {
     fn operation(&mut self, op: &Op<'_>) {
         let label = op.label();
         // The operation's `x-zt-strict` overrides the runtime's contract setting, as in zt.
-        self.strict = op.value.get("x-zt-strict").and_then(Value::as_bool).unwrap_or(self.config.runtime_strict());
+        self.strict =
+            op.value.get("x-zt-strict").and_then(Value::as_bool).unwrap_or(self.config.runtime_strict());
         match &op.security {
             Security::Undeclared => self.emit(
                 "ZT001",
@@ -478,7 +479,12 @@ impl Linter<'_> {
             }
         }
         let closed_by_alternatives = has_alternatives && alternatives_closed && schema.get("allOf").is_none();
-        if composed_object && !object_like && !part && !closed(schema) && !closed_by_alternatives && !strict_closes
+        if composed_object
+            && !object_like
+            && !part
+            && !closed(schema)
+            && !closed_by_alternatives
+            && !strict_closes
         {
             self.emit(
                 "ZT005",
