@@ -266,7 +266,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// Applies a Tower layer to every route added so far and to the fallback, like
     /// `axum::Router::layer`. It runs after zt's decision, on admitted requests only
-    /// (with the caller's [`Identity`] in the request); wrap the [`GuardedApp`] with
+    /// (with the caller's [`Identity`](crate::Identity) in the request); wrap the [`GuardedApp`] with
     /// [`GuardedApp::layer`] for middleware that must see every request.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
