@@ -224,7 +224,7 @@ async fn every_response_has_a_request_id_and_incoming_ones_only_when_trusted() {
         assert_eq!(r.header("x-request-id"), Some(incoming), "[{adapter}] on a denial too");
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["request_id"], incoming, "[{adapter}]");
-        let too_long = "a".repeat(65);
+        let too_long = "a".repeat(zt::correlation::MAX_REQUEST_ID_LEN + 1);
         for bad in ["has space", "quote\"d", too_long.as_str(), "semi;colon"] {
             let r = get(addr, "/health", &[("x-request-id", bad)]).await;
             let id = r.header("x-request-id").unwrap();

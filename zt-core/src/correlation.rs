@@ -37,7 +37,10 @@ use crate::request::RequestView;
 use crate::telemetry::RequestId;
 
 /// The longest incoming request id kept (bytes); a longer one is replaced.
-pub const MAX_REQUEST_ID_LEN: usize = 64;
+///
+/// 40 bytes hold a UUID (36), a ULID (26), 32 hex digits, or an AWS trace header value
+/// (40), and keep [`RequestId`] small enough to copy freely.
+pub const MAX_REQUEST_ID_LEN: usize = 40;
 
 /// Request ids (`[request_id]` in the policy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,4 +101,4 @@ pub use reply::Reply;
 pub use request::{BodyHint, HeaderLookup, HeaderValue, PeerCertificates, RequestView};
 pub use routes::{ANY_METHODS, RouteTable};
 pub use scopes::Requirement;
-pub use telemetry::RequestId;
+pub use telemetry::{RequestId, TraceId};

@@ -153,6 +153,7 @@ impl Shared {
         enforced: bool,
     ) {
         let decision = if enforced { "deny" } else { "would_deny" };
+        let trace = request_id.trace_id();
         let reason = denial.reason.slug();
         span.record("zt.decision", decision);
         span.record("zt.reason", reason);
@@ -161,7 +162,7 @@ impl Shared {
             target: "zt::decision",
             tracing::Level::WARN,
             zt.request_id = request_id.as_str(),
-            trace_id = request_id.trace_id(),
+            trace_id = trace.as_ref().map(crate::telemetry::TraceId::as_str),
             zt.decision = decision,
             zt.reason = reason,
             zt.mode = self.policy.mode.as_str(),
