@@ -3,6 +3,8 @@
 
 pub use zt_core::*;
 
+pub mod guide;
+
 /// Tower layers and axum extractors (feature `axum`).
 #[cfg(feature = "axum")]
 pub use zt_tower as axum;

@@ -3,7 +3,7 @@
 //!
 //! Both are registered in a zt [`Router`](crate::Router) like any other route, so the Guard
 //! decides first: the JWK set is public, the exchange endpoint needs an authenticated caller,
-//! whose verified [`Identity`] is the subject of the exchange. Answers are identical to
+//! whose verified [`Identity`](crate::Identity) is the subject of the exchange. Answers are identical to
 //! `zt_tower::issuer`'s.
 //!
 //! ```

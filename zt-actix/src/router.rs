@@ -401,7 +401,7 @@ impl Routes {
         // through this scope (report-only mode forwards unregistered paths to it).
         scope = match &self.fallback {
             Some(fallback) => scope.default_service(fallback()),
-            None => scope.default_service(web::to(|| async { HttpResponse::NotFound().finish() })),
+            None => scope.default_service(web::to(not_implemented)),
         };
         scope.wrap(ZeroTrust::new(self.guard.clone()))
     }
@@ -412,7 +412,23 @@ impl Routes {
     }
 }
 
-/// Reads at most [`controls_api::MAX_BODY_BYTES`] of the body.
+/// The default fallback. A route zt matched (declared by the policy or the contract) that
+/// no handler serves answers zt's 404 problem, rendered through the admission (its request
+/// id, the application's denial renderer), not an empty 404. An unmatched path only gets
+/// here in report-only mode, where zt enforces nothing: it keeps actix's own empty 404.
+async fn not_implemented(request: HttpRequest) -> HttpResponse {
+    let answer = match request.extensions().get::<Admission>() {
+        Some(admission) if admission.route().is_some() => {
+            Some(admission.reject(zt_core::Reason::RouteNotFound))
+        }
+        _ => None,
+    };
+    match answer {
+        Some(answer) => reply(answer),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
 /// An endpoint zt answers itself ([`BuiltinEndpoint`]: the controls API, a token issuer's
 /// JWK set and exchange) as an actix-web handler.
 pub(crate) fn builtin(

@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! fail-on = "warning"          # default for --fail-on (error | warning | note | never)
+//! runtime-strict = true        # zt enforces the document in strict mode (the default);
+//!                              # false: report open request objects zt's strict mode would close
 //!
 //! [rules]
 //! ZT006 = "off"                # by id ...
@@ -60,6 +62,8 @@ pub enum Setting {
 struct RawConfig {
     #[serde(default, rename = "fail-on", alias = "fail_on")]
     fail_on: Option<FailOn>,
+    #[serde(default, rename = "runtime-strict", alias = "runtime_strict")]
+    runtime_strict: Option<bool>,
     #[serde(default)]
     rules: BTreeMap<String, Setting>,
 }
@@ -71,6 +75,8 @@ pub struct LintConfig {
     pub fail_on: Option<FailOn>,
     /// Settings by rule id.
     pub rules: BTreeMap<&'static str, Setting>,
+    /// Whether zt enforces the document with `[contract] strict` (`None`: yes, its default).
+    pub runtime_strict: Option<bool>,
 }
 
 impl LintConfig {
@@ -98,7 +104,13 @@ impl LintConfig {
                 .ok_or_else(|| format!("rules.{key}: no rule has this id or name"))?;
             rules.insert(rule.id, setting);
         }
-        Ok(LintConfig { fail_on: raw.fail_on, rules })
+        Ok(LintConfig { fail_on: raw.fail_on, rules, runtime_strict: raw.runtime_strict })
+    }
+
+    /// Whether zt's strict mode closes request objects at run time (default true, as
+    /// `[contract] strict` is): ZT005 is then not reported for the objects it closes.
+    pub fn runtime_strict(&self) -> bool {
+        self.runtime_strict.unwrap_or(true)
     }
 
     /// The level of `rule`, or `None` when it is off.

@@ -67,7 +67,7 @@ pub static RULES: [Rule; 16] = [
         "open-request-object",
         Warning,
         "Request object schema without `additionalProperties: false` or `unevaluatedProperties: false`.",
-        "Undeclared properties invite mass assignment (OWASP API3); zt's strict mode closes them at run time, other consumers of the document do not.",
+        "Undeclared properties invite mass assignment (OWASP API3). Not reported where zt's strict mode (`runtime-strict`, default on, or the operation's `x-zt-strict`) closes the object at run time: objects that declare properties and no `additionalProperties` of their own.",
         "Close the object with `additionalProperties: false`, or `unevaluatedProperties: false` on a composition (allOf/oneOf)."
     ),
     rule!(
@@ -182,8 +182,11 @@ struct Linter<'a> {
     config: &'a LintConfig,
     findings: Vec<Finding>,
     emitted: HashSet<(&'static str, String, String)>,
-    request_seen: HashSet<(String, bool)>,
+    /// Schemas checked, with `part` and whether strict mode applied.
+    request_seen: HashSet<(String, bool, bool)>,
     response_seen: HashSet<String>,
+    /// Whether zt's strict mode applies to the operation being checked (ZT005).
+    strict: bool,
 }
 
 /// Lints one loaded document.
@@ -195,6 +198,7 @@ pub fn lint(spec: &Spec, config: &LintConfig) -> Vec<Finding> {
         emitted: HashSet::new(),
         request_seen: HashSet::new(),
         response_seen: HashSet::new(),
+        strict: config.runtime_strict(),
     };
     linter.run();
     linter.findings
@@ -261,6 +265,9 @@ impl Linter<'_> {
 
     fn operation(&mut self, op: &Op<'_>) {
         let label = op.label();
+        // The operation's `x-zt-strict` overrides the runtime's contract setting, as in zt.
+        self.strict =
+            op.value.get("x-zt-strict").and_then(Value::as_bool).unwrap_or(self.config.runtime_strict());
         match &op.security {
             Security::Undeclared => self.emit(
                 "ZT001",
@@ -352,6 +359,31 @@ impl Linter<'_> {
         self.request_schema(schema_ptr, schema, false, is_path, 0);
     }
 
+    /// True when zt's strict mode closes this request object at run time: it applies, the
+    /// schema sets no `additionalProperties` of its own (explicit `true` or a schema stays
+    /// open), and it declares properties itself or through what it composes (free-form
+    /// objects stay open).
+    fn strict_closes(&self, schema: &Value) -> bool {
+        self.strict && schema.get("additionalProperties").is_none() && self.declares_properties(schema, 0)
+    }
+
+    fn declares_properties(&self, schema: &Value, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        let (_, schema) = self.spec.deref(String::new(), schema);
+        let non_empty = |key: &str| schema.get(key).and_then(Value::as_object).is_some_and(|m| !m.is_empty());
+        if non_empty("properties") || non_empty("patternProperties") {
+            return true;
+        }
+        ["allOf", "anyOf", "oneOf"].iter().any(|keyword| {
+            schema
+                .get(*keyword)
+                .and_then(Value::as_array)
+                .is_some_and(|parts| parts.iter().any(|part| self.declares_properties(part, depth + 1)))
+        })
+    }
+
     /// Checks a schema that describes request input. `part`: a branch of a composition
     /// (its closedness is the composing schema's business). `path_param`: the root schema of
     /// a path parameter (ZT009 covers its strings).
@@ -370,7 +402,7 @@ impl Linter<'_> {
         if !schema.is_object() || self.spec.is_foreign_ref(schema) {
             return;
         }
-        if !self.request_seen.insert((pointer.clone(), part)) {
+        if !self.request_seen.insert((pointer.clone(), part, self.strict)) {
             return;
         }
         if schema.get("readOnly").and_then(Value::as_bool) == Some(true) {
@@ -409,7 +441,8 @@ impl Linter<'_> {
             }
         }
         let object_like = types.iter().any(|t| t == "object");
-        if object_like && !part && !closed(schema) {
+        let strict_closes = self.strict_closes(schema);
+        if object_like && !part && !closed(schema) && !strict_closes {
             self.emit(
                 "ZT005",
                 &pointer,
@@ -446,7 +479,13 @@ impl Linter<'_> {
             }
         }
         let closed_by_alternatives = has_alternatives && alternatives_closed && schema.get("allOf").is_none();
-        if composed_object && !object_like && !part && !closed(schema) && !closed_by_alternatives {
+        if composed_object
+            && !object_like
+            && !part
+            && !closed(schema)
+            && !closed_by_alternatives
+            && !strict_closes
+        {
             self.emit(
                 "ZT005",
                 &pointer,

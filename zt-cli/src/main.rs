@@ -217,7 +217,8 @@ fn run(cli: &Cli) -> Result<ExitCode, InputError> {
         }
         Command::Policy(PolicyCommand::Check { file }) => {
             let report = policy::check(file);
-            let failed = !report.findings.is_empty();
+            // Warnings (a limit or zone route that matches nothing) are reported, not fatal.
+            let failed = report.findings.iter().any(|f| f.level >= report::Level::Error);
             finish(&cli.output, &report, failed)
         }
     }

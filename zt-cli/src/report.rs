@@ -263,16 +263,20 @@ pub fn sarif(report: &Report) -> Value {
             result
         })
         .collect();
+    let mut driver = json!({
+        "name": "zt",
+        "semanticVersion": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
+    });
+    // `informationUri` must be a URI: named only when the package declares a repository.
+    if !env!("CARGO_PKG_REPOSITORY").is_empty() {
+        driver["informationUri"] = json!(env!("CARGO_PKG_REPOSITORY"));
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": {
-                "name": "zt",
-                "semanticVersion": env!("CARGO_PKG_VERSION"),
-                "informationUri": env!("CARGO_PKG_REPOSITORY"),
-                "rules": rules,
-            }},
+            "tool": { "driver": driver },
             "automationDetails": { "id": format!("zt/{}/", report.command.replace(' ', "-")) },
             "columnKind": "unicodeCodePoints",
             "results": results,

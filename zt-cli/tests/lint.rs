@@ -20,7 +20,9 @@ fn has(report: &Value, rule: &str, pointer: &str) -> bool {
 #[test]
 fn every_rule_fires_on_the_bad_document() {
     let bad = fixture("lint/bad.yaml");
-    let run = zt(&["lint", "--format", "json", s(&bad)]);
+    // For a document other consumers read too: ZT005 also where zt's strict mode closes it.
+    let config = scratch_file("open-runtime.toml", "runtime-strict = false\n");
+    let run = zt(&["lint", "--format", "json", "--config", s(&config), s(&bad)]);
     assert_eq!(run.code, 1, "errors fail by default: {}", run.stdout);
     let report = run.json();
     let expected = [
@@ -55,6 +57,43 @@ fn every_rule_fires_on_the_bad_document() {
     for f in report["findings"].as_array().unwrap() {
         assert!(f["line"].as_u64().is_some_and(|l| l > 0), "no line: {f}");
     }
+}
+
+#[test]
+fn zt005_is_quiet_where_the_runtime_strict_mode_closes_the_object() {
+    let bad = fixture("lint/bad.yaml");
+    // By default zt enforces the document in strict mode: NewOrder declares properties and
+    // no additionalProperties, so the runtime rejects undeclared ones.
+    let report = zt(&["lint", "--format", "json", s(&bad)]).json();
+    assert!(!has(&report, "ZT005", "/components/schemas/NewOrder"), "{:#?}", found(&report));
+    let doc = |strict: &str, extra: &str| {
+        format!(
+            r#"openapi: 3.1.0
+info: {{ title: t, version: "1" }}
+paths:
+  /a:
+    post:
+      {strict}
+      security: []
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              {extra}
+              properties: {{ name: {{ type: string, maxLength: 5 }} }}
+      responses: {{ "204": {{ description: ok }} }}
+"#
+        )
+    };
+    let zt005 = |text: String| {
+        let file = scratch_file("zt005.yaml", &text);
+        rules(&zt(&["lint", "--format", "json", s(&file)]).json()).contains(&"ZT005".to_string())
+    };
+    assert!(!zt005(doc("", "")), "closed by strict mode");
+    assert!(zt005(doc("x-zt-strict: false", "")), "the operation opts out of strict mode");
+    assert!(zt005(doc("", "additionalProperties: true")), "explicitly open stays open at run time");
+    assert!(!zt005(doc("", "additionalProperties: false")), "closed in the document");
 }
 
 #[test]

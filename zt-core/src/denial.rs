@@ -620,6 +620,120 @@ impl Denial {
     }
 }
 
+/// Shapes the body of zt's denials: the hook behind [`GuardBuilder::denial_renderer`]
+/// (both adapters answer through it, so one renderer serves axum and actix-web alike).
+///
+/// zt keeps the status and every header that carries meaning (`WWW-Authenticate`, `Allow`,
+/// `Retry-After`, `RateLimit`, `x-request-id`, `cache-control: no-store`); the renderer
+/// chooses only the body and its media type. Returning `None` keeps the default RFC 9457
+/// `application/problem+json` document. It is called for every denial zt renders as a
+/// problem document: not for GraphQL endpoints (their clients read GraphQL `errors`), nor
+/// for answers that are complete already (an observer block or challenge page).
+///
+/// Build the body from the [`Denial`]'s typed parts ([`Reason::slug`], [`Reason::title`],
+/// [`Reason::detail`], [`Denial::violations`]): they are safe to show, never the token or
+/// the offending value.
+///
+/// ```
+/// use std::sync::Arc;
+/// use zt_core::{denial::{DenialRenderer, ErrorBody}, Denial, Guard, Policy};
+///
+/// // Your API's error envelope instead of problem+json.
+/// let renderer = |denial: &Denial, request_id: &str| {
+///     Some(ErrorBody::json(&serde_json::json!({
+///         "error": { "code": denial.reason.slug(), "message": denial.reason.detail(), "trace": request_id }
+///     })))
+/// };
+/// let guard = Guard::builder(Policy::default()).denial_renderer(Arc::new(renderer)).build().unwrap();
+/// # drop(guard);
+/// ```
+///
+/// [`GuardBuilder::denial_renderer`]: crate::GuardBuilder::denial_renderer
+pub trait DenialRenderer: Send + Sync {
+    /// The body for `denial` (its request id is `request_id`, as in `x-request-id`);
+    /// `None` keeps the problem document.
+    fn render(&self, denial: &Denial, request_id: &str) -> Option<ErrorBody>;
+}
+
+impl<F> DenialRenderer for F
+where
+    F: Fn(&Denial, &str) -> Option<ErrorBody> + Send + Sync,
+{
+    fn render(&self, denial: &Denial, request_id: &str) -> Option<ErrorBody> {
+        self(denial, request_id)
+    }
+}
+
+/// A denial body chosen by a [`DenialRenderer`]: its media type and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    content_type: String,
+    body: String,
+}
+
+impl ErrorBody {
+    /// A body of media type `content_type` (e.g. `text/plain; charset=utf-8`). A media type
+    /// that is no valid header value (control characters, non-ASCII) is replaced by
+    /// `application/octet-stream` rather than breaking the response.
+    ///
+    /// ```
+    /// use zt_core::denial::ErrorBody;
+    /// let body = ErrorBody::new("text/plain; charset=utf-8", "denied");
+    /// assert_eq!(body.content_type(), "text/plain; charset=utf-8");
+    /// assert_eq!(ErrorBody::new("text/plain\r\nx: y", "").content_type(), "application/octet-stream");
+    /// ```
+    pub fn new(content_type: impl Into<String>, body: impl Into<String>) -> ErrorBody {
+        let content_type = content_type.into();
+        let valid =
+            !content_type.is_empty() && content_type.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+        ErrorBody {
+            content_type: if valid { content_type } else { String::from("application/octet-stream") },
+            body: body.into(),
+        }
+    }
+
+    /// A JSON body (`application/json`).
+    ///
+    /// ```
+    /// use zt_core::denial::ErrorBody;
+    /// let body = ErrorBody::json(&serde_json::json!({"code": "token-expired"}));
+    /// assert_eq!(body.body(), r#"{"code":"token-expired"}"#);
+    /// ```
+    pub fn json(value: &serde_json::Value) -> ErrorBody {
+        ErrorBody { content_type: String::from("application/json"), body: value.to_string() }
+    }
+
+    /// The media type sent as `content-type`.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The body text.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
+/// Applies `renderer` to the default `reply` of `denial` (see [`DenialRenderer`] for what it
+/// may change and when it is asked).
+pub(crate) fn apply_renderer(
+    renderer: &dyn DenialRenderer,
+    denial: &Denial,
+    request_id: &str,
+    reply: &mut Reply,
+) {
+    if denial.rendered.is_some() || matches!(denial.reason, Reason::Graphql(_)) {
+        return;
+    }
+    let Some(custom) = renderer.render(denial, request_id) else { return };
+    for (name, value) in &mut reply.headers {
+        if *name == "content-type" {
+            value.clone_from(&custom.content_type);
+        }
+    }
+    reply.body = custom.body;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

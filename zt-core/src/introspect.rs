@@ -14,11 +14,11 @@
 //!
 //! **The answer.** Only an RFC 7662 JSON answer (`application/json`, HTTP 200, at most
 //! 64 KiB, strictly parsed: duplicate members refused) is accepted. `active: false` becomes
-//! [`Reason::TokenInactive`](crate::Reason::TokenInactive) (401 `invalid_token`). For an
+//! [`Reason::TokenInactive`] (401 `invalid_token`). For an
 //! active token, `iss` (when present) must be the issuer, `exp`/`nbf`/`iat` are checked with
 //! the issuer's leeway, `aud` must name one of the issuer's audiences (like a JWT: required
 //! unless `dangerous_skip_audience_check`), and the issuer's `required_claims` and
-//! `claim_values` apply. The members become the caller's [`Identity`](crate::Identity):
+//! `claim_values` apply. The members become the caller's [`Identity`]:
 //! subject, scopes (`scope`), client id, `exp`, and `cnf` (so DPoP `jkt` and mTLS
 //! `x5t#S256` bindings are enforced exactly as for JWTs).
 //!

@@ -95,6 +95,10 @@ pub struct Policy {
     /// `debug`, see [`crate::telemetry`]). Denial events log at WARN whatever it is.
     #[serde(default)]
     pub span_level: crate::telemetry::SpanLevel,
+    /// Request ids (`[request_id]`): whether a valid incoming `x-request-id` is kept
+    /// (default: never, a fresh id per request; see [`crate::correlation`]).
+    #[serde(default)]
+    pub request_id: crate::correlation::RequestIdConfig,
     /// The store the replicas of this service share (see [`crate::fleet`]): quotas, blocks,
     /// revocations, lockouts and detection counters become fleet-wide. None: each replica
     /// keeps its own. Needs the zt-core feature `redis`.
@@ -543,6 +547,7 @@ impl Default for Policy {
             observe: None,
             graphql: Vec::new(),
             span_level: crate::telemetry::SpanLevel::default(),
+            request_id: crate::correlation::RequestIdConfig::default(),
             fleet: None,
             dpop: crate::dpop::DpopConfig::default(),
             resource: None,

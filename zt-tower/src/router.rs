@@ -160,12 +160,15 @@ pub mod routing {
 pub struct Router<S = ()> {
     inner: axum::Router<S>,
     routes: RouteRegistry,
+    /// Whether a fallback was set (here or in a merged router): axum refuses to merge two
+    /// routers that both have one, so zt's default is added only when finishing.
+    fallback: bool,
 }
 
 impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// An empty router enforced by `guard`.
     pub fn new(guard: Guard) -> Self {
-        Router { inner: axum::Router::new(), routes: RouteRegistry::new(guard) }
+        Router { inner: axum::Router::new(), routes: RouteRegistry::new(guard), fallback: false }
     }
 
     /// Adds `route` at `path`, reachable only by callers meeting `requirement` (for every
@@ -240,6 +243,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// Merges another router's routes and requirements.
     pub fn merge(mut self, router: Router<S>) -> Self {
         self.routes.merge(router.routes);
+        self.fallback |= router.fallback;
         self.inner = self.inner.merge(router.inner);
         self
     }
@@ -256,12 +260,13 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         T: 'static,
     {
         self.inner = self.inner.fallback(handler);
+        self.fallback = true;
         self
     }
 
     /// Applies a Tower layer to every route added so far and to the fallback, like
     /// `axum::Router::layer`. It runs after zt's decision, on admitted requests only
-    /// (with the caller's [`Identity`] in the request); wrap the [`GuardedApp`] with
+    /// (with the caller's [`Identity`](crate::Identity) in the request); wrap the [`GuardedApp`] with
     /// [`GuardedApp::layer`] for middleware that must see every request.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
@@ -369,7 +374,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// Provides the state, like `axum::Router::with_state`.
     pub fn with_state<S2>(self, state: S) -> Router<S2> {
-        Router { inner: self.inner.with_state(state), routes: self.routes }
+        Router { inner: self.inner.with_state(state), routes: self.routes, fallback: self.fallback }
     }
 }
 
@@ -381,7 +386,15 @@ impl Router<()> {
     /// exactly the path that was checked, including a normalized one.
     pub fn try_into_axum(self) -> Result<GuardedApp, PolicyError> {
         let guard = self.routes.finish()?;
-        Ok(GuardedApp { inner: ZeroTrustLayer::new(guard.clone()).layer(self.inner), guard })
+        let mut inner = self.inner;
+        if !self.fallback {
+            // A route the policy or the contract declares but no handler serves answers
+            // zt's 404 problem, not axum's empty 404.
+            inner = inner.fallback(|request: Request<Body>| {
+                std::future::ready(not_implemented(request.extensions().get::<Admission>()))
+            });
+        }
+        Ok(GuardedApp { inner: ZeroTrustLayer::new(guard.clone()).layer(inner), guard })
     }
 
     /// Finishes the router. Panics (at start-up, like axum on overlapping routes) when a
@@ -495,6 +508,19 @@ impl<L: axum::serve::Listener, S: Clone> Service<axum::serve::IncomingStream<'_,
 
     fn call(&mut self, _stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
         std::future::ready(Ok(self.clone()))
+    }
+}
+
+/// The default fallback's answer. A route zt matched (declared by the policy or the
+/// contract) that no handler serves is zt's 404 problem, rendered through the admission
+/// (its request id, the application's denial renderer). An unmatched path only gets here in
+/// report-only mode, where zt enforces nothing: it keeps the framework's own empty 404.
+fn not_implemented(admission: Option<&Admission>) -> Response {
+    match admission {
+        Some(admission) if admission.route().is_some() => {
+            reply::<Body>(admission.reject(zt_core::Reason::RouteNotFound))
+        }
+        _ => http::StatusCode::NOT_FOUND.into_response(),
     }
 }
 

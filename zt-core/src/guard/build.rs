@@ -24,11 +24,19 @@ pub struct GuardBuilder {
     contract: Option<Contract>,
     challenge_hook: Option<crate::observe::ChallengeHook>,
     graphql: Vec<(String, GraphqlSchema)>,
+    renderer: Option<Arc<dyn crate::denial::DenialRenderer>>,
 }
 
 impl GuardBuilder {
     pub(super) fn new(policy: Policy) -> GuardBuilder {
-        GuardBuilder { policy, fetcher: None, contract: None, challenge_hook: None, graphql: Vec::new() }
+        GuardBuilder {
+            policy,
+            fetcher: None,
+            contract: None,
+            challenge_hook: None,
+            graphql: Vec::new(),
+            renderer: None,
+        }
     }
 
     /// Fetches remote key documents with this fetcher (your own HTTP client, CA, proxy).
@@ -67,6 +75,13 @@ impl GuardBuilder {
     /// `None` declines (the observer then blocks).
     pub fn challenge_hook(mut self, hook: crate::observe::ChallengeHook) -> Self {
         self.challenge_hook = Some(hook);
+        self
+    }
+
+    /// Shapes the body of every denial with `renderer` instead of the default problem+json
+    /// document (status and headers stay zt's; see [`crate::denial::DenialRenderer`]).
+    pub fn denial_renderer(mut self, renderer: Arc<dyn crate::denial::DenialRenderer>) -> Self {
+        self.renderer = Some(renderer);
         self
     }
 
@@ -213,6 +228,7 @@ impl GuardBuilder {
             fleet,
             dpop,
             resource_metadata_url,
+            renderer: self.renderer,
         });
         let routing = Arc::new(resolve(&shared, table));
         Ok(Guard { shared, routing })

@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) dpop: Option<crate::dpop::DpopVerifier>,
     /// With a `[resource]`: the URL of its RFC 9728 metadata, named in every 401 challenge.
     pub(crate) resource_metadata_url: Option<String>,
+    /// The application's hook for denial bodies (`GuardBuilder::denial_renderer`), if any.
+    pub(crate) renderer: Option<Arc<dyn crate::denial::DenialRenderer>>,
 }
 
 /// The route table and what each route's stages need, resolved once when the routes are
@@ -103,6 +105,10 @@ impl Shared {
     /// Renders a denial as status, headers and problem+json body.
     pub(crate) fn render(&self, denial: &Denial, request_id: &RequestId) -> Reply {
         let mut reply = denial.render(&self.realm, request_id.as_str());
+        // The application's body shape, if it has one; status and headers stay zt's.
+        if let Some(renderer) = &self.renderer {
+            crate::denial::apply_renderer(renderer.as_ref(), denial, request_id.as_str(), &mut reply);
+        }
         if let Some(dpop) = &self.dpop
             && denial.rendered.is_none()
             && denial.reason.challenges()
@@ -149,6 +155,7 @@ impl Shared {
         enforced: bool,
     ) {
         let decision = if enforced { "deny" } else { "would_deny" };
+        let trace = request_id.trace_id();
         let reason = denial.reason.slug();
         span.record("zt.decision", decision);
         span.record("zt.reason", reason);
@@ -157,6 +164,7 @@ impl Shared {
             target: "zt::decision",
             tracing::Level::WARN,
             zt.request_id = request_id.as_str(),
+            trace_id = trace.as_ref().map(crate::telemetry::TraceId::as_str),
             zt.decision = decision,
             zt.reason = reason,
             zt.mode = self.policy.mode.as_str(),

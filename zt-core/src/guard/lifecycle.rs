@@ -369,12 +369,14 @@ impl Admission {
         let mut denial = Denial::new(Reason::InsufficientScope);
         denial.required_scopes = scopes.iter().map(|s| (*s).to_string()).collect();
         let request_id = self.request_id.as_str();
+        let trace = self.request_id.trace_id();
         let user = self.identity.as_ref().and_then(Identity::subject).unwrap_or("");
         let required = denial.required_scopes.join(" ");
         tracing::event!(
             target: "zt::decision",
             tracing::Level::WARN,
             zt.request_id = request_id,
+            trace_id = trace.as_ref().map(crate::telemetry::TraceId::as_str),
             enduser.id = user,
             zt.decision = "deny",
             zt.reason = "insufficient-scope",

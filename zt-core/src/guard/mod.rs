@@ -227,7 +227,8 @@ impl Guard {
             // first request inside the application's runtime.
             fleet.start();
         }
-        let request_id = RequestId::generate();
+        // Fresh, or the trusted incoming x-request-id; with the traceparent's trace id.
+        let request_id = crate::correlation::request_id(view, &self.shared.policy.request_id);
         let span = telemetry::request_span(
             view,
             &request_id,

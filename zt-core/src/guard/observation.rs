@@ -107,6 +107,7 @@ impl Observation {
         let c = &*self;
         let object_ids: Vec<(&str, &str)> =
             c.object_ids.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let trace = c.request_id.trace_id();
         let mut record = RequestRecord::new(
             c.at,
             c.request_id.as_str(),
@@ -116,6 +117,8 @@ impl Observation {
             c.decision,
         );
         record.route = c.route.as_deref();
+        // `trace.id` of the security events: the request's traceparent, when valid.
+        record.trace_id = trace.as_ref().map(crate::telemetry::TraceId::as_str);
         // A batch's key names each operation: the first keys this record (baselines,
         // detection); the others are counted in the inventory below.
         let mut operations = c.operation.as_deref().map(|k| k.split(super::graphql::BATCH_KEY_SEPARATOR));

@@ -362,7 +362,7 @@ pub enum StoreConfig {
 /// consecutive failures in, `SUCCESSES_TO_RECOVER` consecutive successful probes out), with a
 /// WARN/INFO event, the gauge `zt_limit_fallback` and the counter
 /// `zt_limit_fallback_switches_total{to="local"|"shared"}` each way. See
-/// [`RedisStore`](super::RedisStore) for the repair of a store that lost its keys.
+/// `limit::RedisStore` (feature `redis`) for the repair of a store that lost its keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
