@@ -280,7 +280,7 @@ fn policy(scale: f64) -> zt::Policy {
     let observe = policy.observe.get_or_insert_with(Default::default);
     let d = &mut observe.detection;
     d.window = s(d.window);
-    // (long window added with ownership-aware enumeration)
+    d.long_window = s(d.long_window);
     d.idle_reset = s(d.idle_reset);
     d.episode_idle = s(d.episode_idle);
     d.fleet_flush = s(d.fleet_flush).min(d.window);

@@ -707,12 +707,21 @@ impl Observer {
                 metrics::histogram!(kpi::TIME_TO_DETECT_SECONDS).record(incident.time_to_detect_secs());
             }
         }
-        // The most severe action among the rules that fired; its rule names the block.
+        // The most severe action among the rules that fired; its rule names the block. The
+        // automation score acts only when another, independent signal agrees (it fired in
+        // this window too); alone, it is an alert at most.
+        let corroborated = finding.anomaly.reasons.iter().any(|r| r.rule.corroborates_automation());
+        let automation = (finding.automated && corroborated)
+            .then(|| (Rule::Automation, config.response.action_for(Rule::Automation)));
         let (rule, wanted) = finding
             .anomaly
             .reasons
             .iter()
-            .map(|r| (r.rule, config.response.action_for(r.rule)))
+            .map(|r| match r.rule {
+                Rule::Automation if !corroborated => (r.rule, config.response.action_for(r.rule).min(Action::Alert)),
+                rule => (rule, config.response.action_for(rule)),
+            })
+            .chain(automation)
             .max_by_key(|(_, a)| *a)
             .unwrap_or((Rule::Enumeration, Action::Log));
         let taken = self.apply(record, &finding, rule, wanted);
@@ -743,7 +752,8 @@ impl Observer {
     ) -> ActionTaken {
         let inner = &*self.inner;
         let response = &inner.config.response;
-        let enforce = inner.mode == Mode::Enforce;
+        // A rule in `dry_run` says what it would do (`zt.enforced = false`) and does nothing.
+        let enforce = inner.mode == Mode::Enforce && !response.dry_run.contains(&rule);
         let incident_id = finding.incident.as_ref().map(|i| i.id);
         let mut action = wanted;
         let mut challenge = None;

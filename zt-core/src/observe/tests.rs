@@ -145,8 +145,9 @@ fn id_enumeration_is_detected_blocked_and_measured() {
             let id = (1000 + k).to_string();
             let path = format!("/orders/{id}");
             let ids = [("id", id.as_str())];
-            // BOLA: the other users' orders are served (200).
-            let record = get_order(&h, "alice", &path, &ids);
+            // BOLA: the other users' orders are refused (404), id after id.
+            let mut record = get_order(&h, "alice", &path, &ids);
+            record.status = 404;
             let obs = h.observer.observe(&record);
             detection = obs.with_rule(Rule::Enumeration).cloned();
         }
@@ -159,9 +160,12 @@ fn id_enumeration_is_detected_blocked_and_measured() {
         let why = &d.anomaly.reasons[0];
         assert_eq!(why.rule, Rule::Enumeration);
         assert_eq!(why.observed, 20.0);
-        assert!((why.baseline - 3.0).abs() < 1e-9, "baseline {}", why.baseline);
+        assert_eq!(why.baseline, 0.0, "her own orders (200) never counted");
+        assert_eq!(why.window_seconds, 60.0);
         assert_eq!(why.threshold, 20.0);
-        assert!((d.anomaly.score - 0.45).abs() < 1e-9, "0.9 x 0.5 at the threshold: {}", d.anomaly.score);
+        // The walk's 404s are also an error ratio of 1 (weight 0.5 at full strength).
+        assert_eq!(d.anomaly.rules_text(), "enumeration,error_ratio");
+        assert!((d.anomaly.score - 0.725).abs() < 1e-9, "1 - (1 - 0.9 x 0.5)(1 - 0.5): {}", d.anomaly.score);
 
         // The next request is refused by the block: the Guard answers 403.
         h.clock.advance(Duration::from_millis(100));
@@ -228,12 +232,13 @@ fn id_enumeration_is_detected_blocked_and_measured() {
     assert_eq!(e["source"]["geo"]["country_iso_code"], "DE");
     assert_eq!(e["user_agent"]["original"], "orders-app/2.1");
     assert_eq!(e["http"]["request"]["method"], "GET");
-    assert_eq!(e["http"]["response"]["status_code"], 200);
+    assert_eq!(e["http"]["response"]["status_code"], 404);
     assert_eq!(e["url"]["path"], "/orders/1020");
+    assert_eq!(e["zt"]["anomaly"]["reasons"][0]["window_seconds"], 60.0);
     assert_eq!(e["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(e["zt"]["request_id"], "req-enum");
     assert_eq!(e["zt"]["route"], "/orders/{id}");
-    assert_eq!(e["zt"]["anomaly"]["rules"], "enumeration");
+    assert_eq!(e["zt"]["anomaly"]["rules"], "enumeration,error_ratio");
     assert_eq!(e["zt"]["anomaly"]["reasons"][0]["rule"], "enumeration");
     assert_eq!(e["zt"]["anomaly"]["reasons"][0]["observed"], 20.0);
     assert_eq!(e["zt"]["action"], "block");
@@ -288,21 +293,19 @@ fn anonymous_requests_never_count_as_enumeration() {
             let id = k.to_string();
             let path = format!("/orders/{id}");
             let ids = [("id", id.as_str())];
-            if h.observer
-                .observe(&get_order(&h, "mallory", &path, &ids))
-                .with_rule(Rule::Enumeration)
-                .is_some()
-            {
+            let mut r = get_order(&h, "mallory", &path, &ids);
+            r.status = 404;
+            if h.observer.observe(&r).with_rule(Rule::Enumeration).is_some() {
                 fired = Some(k + 1);
                 break;
             }
         }
-        assert_eq!(fired, Some(100), "enumeration_hard_limit before warm-up");
+        assert_eq!(fired, Some(20), "enumeration_hard_limit before warm-up");
     })
 }
 
 #[test]
-fn credential_stuffing_from_one_network_is_throttled() {
+fn credential_stuffing_from_one_network_is_blocked() {
     let h = Harness::new(ObserverConfig::default());
     let victims: Vec<String> = (0..40).map(|i| format!("victim{i}")).collect();
     let addresses: Vec<IpAddr> = (0..40).map(|i| ip(&format!("203.0.113.{}", 10 + i % 20))).collect();
@@ -332,26 +335,24 @@ fn credential_stuffing_from_one_network_is_throttled() {
         let (k, d) = detection.expect("credential stuffing detected");
         assert_eq!(k, 19, "the 20th failure from the network");
         assert_eq!(d.target, Some(Target::Network("203.0.113.0/24".parse().unwrap())));
-        assert_eq!(d.action.action, Action::Throttle);
+        // A network has no quota to tighten: it is blocked.
+        assert_eq!(d.action.action, Action::Block);
         assert!(d.action.enforced);
         let why = &d.anomaly.reasons[0];
         assert_eq!(why.observed, 20.0);
         assert_eq!(why.related.map(|r| r.value), Some(20.0), "20 distinct subjects");
-        let throttles = h.throttles.0.lock().unwrap().clone();
-        assert_eq!(
-            throttles,
-            [(Target::Network("203.0.113.0/24".parse().unwrap()), 0.1, Duration::from_secs(900))]
-        );
+        assert!(h.throttles.0.lock().unwrap().is_empty());
+        assert!(h.observer.controls().is_blocked(None, Some(addresses[0])).is_some());
         // 10th failure (0.45 s) -> detection at the 20th (0.95 s).
         assert_eq!(h.recorder.histogram(kpi::TIME_TO_DETECT_SECONDS), [0.5]);
-        assert!(h.recorder.histogram(kpi::TIME_TO_BLOCK_SECONDS).is_empty(), "throttled, not blocked");
+        assert!(h.recorder.histogram(kpi::TIME_TO_BLOCK_SECONDS).is_empty(), "no request refused yet");
         assert_eq!(h.recorder.counter(kpi::AUTH_FAILURES_TOTAL), 41);
         assert_eq!(h.recorder.counter("zt_anomalies_total{rule=\"credential_stuffing\"}"), 1);
     });
-    let throttle = h.events_with_action("throttle");
-    assert_eq!(throttle.len(), 1);
-    assert_eq!(throttle[0]["zt"]["target"], "network:203.0.113.0/24");
-    assert_eq!(throttle[0]["zt"]["anomaly"]["reasons"][0]["related"]["name"], "distinct_subjects");
+    let block = h.events_with_action("block");
+    assert_eq!(block.len(), 1);
+    assert_eq!(block[0]["zt"]["target"], "network:203.0.113.0/24");
+    assert_eq!(block[0]["zt"]["anomaly"]["reasons"][0]["related"]["name"], "distinct_subjects");
     let denials = h.events_with_action("request-denied");
     assert_eq!(denials.len(), 40);
     assert_eq!(denials[0]["event"]["category"], serde_json::json!(["authentication"]));
