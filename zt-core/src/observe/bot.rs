@@ -121,7 +121,11 @@ pub(crate) struct AutomationScore {
 
 /// Scores one request: its user agent and header facts, and whether the caller's timing is
 /// machine-regular.
-pub(crate) fn automation_score(user_agent: Option<&str>, headers: &HeaderFacts, regular: bool) -> AutomationScore {
+pub(crate) fn automation_score(
+    user_agent: Option<&str>,
+    headers: &HeaderFacts,
+    regular: bool,
+) -> AutomationScore {
     let mut signals: [(f64, &'static str); 4] = [(0.0, ""); 4];
     signals[0] = match automation_label(user_agent) {
         Some("missing") => (0.4, "missing user agent"),

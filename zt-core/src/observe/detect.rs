@@ -378,10 +378,16 @@ impl DetectionConfig {
             return Err(PolicyError::invalid(at("long_window"), "must be at least `window`"));
         }
         if self.slow_enumeration_min == 0 || self.slow_enumeration_min as usize > MAX_LONG_IDS {
-            return Err(PolicyError::invalid(at("slow_enumeration_min"), format!("must be in 1..={MAX_LONG_IDS}")));
+            return Err(PolicyError::invalid(
+                at("slow_enumeration_min"),
+                format!("must be in 1..={MAX_LONG_IDS}"),
+            ));
         }
         if self.graphql_rejected_min == 0 || self.graphql_near_limit_min == 0 {
-            return Err(PolicyError::invalid(at("graphql_rejected_min"), "the GraphQL minimums must be at least 1"));
+            return Err(PolicyError::invalid(
+                at("graphql_rejected_min"),
+                "the GraphQL minimums must be at least 1",
+            ));
         }
         if !(self.graphql_near_share > 0.0 && self.graphql_near_share <= 1.0) {
             return Err(PolicyError::invalid(at("graphql_near_share"), "must be in (0, 1]"));
@@ -948,7 +954,9 @@ impl Detector {
                 {
                     tally.add(shared.element(TallyKind::Caller, id));
                 }
-                let long = st.long.get_or_insert_with(|| Box::new(LongWindow { start: now, ..LongWindow::default() }));
+                let long = st
+                    .long
+                    .get_or_insert_with(|| Box::new(LongWindow { start: now, ..LongWindow::default() }));
                 if now.saturating_sub(long.start) >= self.long_window_us {
                     **long = LongWindow { start: now, ..LongWindow::default() };
                 }
@@ -1147,9 +1155,19 @@ impl Detector {
         let rejected = u32::from(win.graphql_rejected);
         let near = u32::from(win.graphql_near);
         let (observed, threshold, measure, label) = if rejected >= cfg.graphql_rejected_min {
-            (rejected, cfg.graphql_rejected_min, "GraphQL documents refused at a limit in the window", "rejected")
+            (
+                rejected,
+                cfg.graphql_rejected_min,
+                "GraphQL documents refused at a limit in the window",
+                "rejected",
+            )
         } else if near >= cfg.graphql_near_limit_min {
-            (near, cfg.graphql_near_limit_min, "GraphQL documents accepted near a limit in the window", "near_limit")
+            (
+                near,
+                cfg.graphql_near_limit_min,
+                "GraphQL documents accepted near a limit in the window",
+                "near_limit",
+            )
         } else {
             return;
         };

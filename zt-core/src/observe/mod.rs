@@ -718,7 +718,9 @@ impl Observer {
             .reasons
             .iter()
             .map(|r| match r.rule {
-                Rule::Automation if !corroborated => (r.rule, config.response.action_for(r.rule).min(Action::Alert)),
+                Rule::Automation if !corroborated => {
+                    (r.rule, config.response.action_for(r.rule).min(Action::Alert))
+                }
                 rule => (rule, config.response.action_for(rule)),
             })
             .chain(automation)

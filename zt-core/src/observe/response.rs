@@ -137,7 +137,8 @@ mod tests {
         assert_eq!(parsed.block_for, Duration::from_secs(300));
         assert_eq!(parsed.action_for(Rule::BotTiming), Action::Block);
         assert_eq!(parsed.action_for(Rule::CredentialStuffing), Action::Block);
-        let parsed: ResponseConfig = toml::from_str("dry_run = [\"request_rate\", \"automation\"]\n").unwrap();
+        let parsed: ResponseConfig =
+            toml::from_str("dry_run = [\"request_rate\", \"automation\"]\n").unwrap();
         assert!(parsed.dry_run.contains(&Rule::RequestRate) && !parsed.dry_run.contains(&Rule::Enumeration));
     }
 }

@@ -873,3 +873,252 @@ fn shared_types_are_send_and_sync() {
     assert_send_sync::<Block>();
     assert_send_sync::<EcsJsonLayer<NonBlocking>>();
 }
+
+// Issue 19: detection quality. Each test is named after a finding of the labelled workload
+// (tests/detection_workload.rs) and failed on the code before the fix.
+
+/// A record of `subject` reading `/orders/{id}` answered `status`.
+fn read<'a>(
+    h: &Harness,
+    subject: &'a str,
+    path: &'a str,
+    ids: &'a [(&'a str, &'a str)],
+    status: u16,
+) -> RequestRecord<'a> {
+    let mut r = get_order(h, subject, path, ids);
+    r.status = status;
+    r
+}
+
+#[test]
+fn issue19_batch_job_reading_back_its_own_orders_is_not_enumeration() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // 200 of its own orders read back by id in 20 s: every one answered 200.
+        for k in 0..200u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(100 * k));
+            let id = (5000 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let obs = h.observer.observe(&read(&h, "batch", &path, &ids, 200));
+            assert!(obs.is_empty(), "own order {k} flagged: {obs:?}");
+        }
+        // The same caller walking ids it is refused (404) is enumeration at 20.
+        let mut fired = None;
+        for k in 0..40u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let id = (9000 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            if let Some(d) =
+                h.observer.observe(&read(&h, "batch", &path, &ids, 404)).with_rule(Rule::Enumeration)
+            {
+                fired = Some((k + 1, d.anomaly.reasons[0].observed));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((20, 20.0)));
+    })
+}
+
+#[test]
+fn issue19_slow_walk_at_one_id_every_five_seconds_is_slow_enumeration() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..60u64 {
+            // 12 ids a minute: below the window's 20, from five addresses in turn.
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0 + 5 * k));
+            let id = (100 + 3 * k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut r = read(&h, "patient", &path, &ids, 404);
+            let from = ip(&format!("77.{}.1.9", 80 + k % 5));
+            r.client_ip = Some(from);
+            let obs = h.observer.observe(&r);
+            assert!(obs.with_rule(Rule::Enumeration).is_none(), "the short window stays below 20");
+            if let Some(d) = obs.with_rule(Rule::SlowEnumeration) {
+                fired = Some((k + 1, d.clone()));
+                break;
+            }
+        }
+        let (k, d) = fired.expect("the slow walk is detected");
+        assert_eq!(k, 40, "the 40th distinct refused id in the long window");
+        assert_eq!(d.action.action, Action::Block);
+        assert_eq!(d.target, Some(Target::Principal("patient".into())));
+        let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
+        assert_eq!((why.observed, why.threshold, why.window_seconds), (40.0, 40.0, 900.0));
+    })
+}
+
+#[test]
+fn issue19_expired_tokens_behind_one_nat_are_not_credential_stuffing() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // 100 expired (validly signed) tokens of 10 users behind one address in a minute.
+        for k in 0..100u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(500 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 401, Decision::Deny);
+            r.route = Some("/orders");
+            r.reason = Some("token-expired");
+            r.client_ip = Some(ip("100.64.10.1"));
+            let who = format!("user{}", k % 10);
+            r.attempted_subject = Some(&who);
+            let obs = h.observer.observe(&r);
+            assert!(obs.with_rule(Rule::CredentialStuffing).is_none(), "failure {k}: {obs:?}");
+        }
+        assert_eq!(h.observer.controls().active_blocks(), 0);
+    })
+}
+
+#[test]
+fn issue19_stuffing_rotating_addresses_of_one_network_is_blocked_at_20() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // Forged tokens (their subject unverified, so not known): 20 addresses of one /24.
+        let mut fired = None;
+        for k in 0..60u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(250 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 401, Decision::Deny);
+            r.route = Some("/orders");
+            r.reason = Some("invalid-signature");
+            r.client_ip = Some(ip(&format!("185.220.101.{}", 1 + k)));
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::CredentialStuffing) {
+                fired = Some((k + 1, d.clone()));
+                break;
+            }
+        }
+        let (k, d) = fired.expect("detected");
+        assert_eq!(k, 20, "not 60 (three times the minimum without subjects)");
+        assert_eq!(d.action.action, Action::Block);
+        assert_eq!(d.anomaly.reasons[0].related.map(|r| r.name), Some("distinct_addresses"));
+        assert!(h.observer.controls().is_blocked(None, Some(ip("185.220.101.200"))).is_some(), "the network");
+    })
+}
+
+#[test]
+fn issue19_headless_bot_is_named_and_acted_on_only_with_another_signal() {
+    let h = Harness::new(ObserverConfig::default());
+    let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36";
+    let api_headers = HeaderFacts { accept: true, accept_language: false, accept_encoding: true, count: 6 };
+    h.run(|| {
+        let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 200, Decision::Allow);
+        r.route = Some("/orders");
+        r.subject = Some("bot");
+        r.auth_method = Some("jwt");
+        r.client_ip = Some(ip("45.33.4.2"));
+        r.user_agent = Some(headless);
+        r.headers = api_headers;
+        let obs = h.observer.observe(&r);
+        let d = obs.with_rule(Rule::Automation).expect("named on its first request");
+        assert_eq!(d.action.action, Action::Alert, "the score alone only alerts");
+        assert!((d.anomaly.reasons[0].observed - 0.65).abs() < 1e-9);
+        assert_eq!(d.anomaly.reasons[0].label, Some("headless-chrome"));
+        assert!(h.throttles.0.lock().unwrap().is_empty());
+        // An integration (library agent, no browser headers) is not named.
+        let mut integration = r;
+        integration.subject = Some("svc");
+        integration.user_agent = Some("python-requests/2.31.0");
+        assert!(h.observer.observe(&integration).is_empty());
+        // Another signal in the same window (refused ids: enumeration) and the score acts.
+        let mut acted = None;
+        for k in 0..20u64 {
+            h.clock.advance(Duration::from_millis(500));
+            let id = (700 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut walk = read(&h, "bot", &path, &ids, 404);
+            walk.user_agent = Some(headless);
+            walk.headers = api_headers;
+            if let Some(d) = h.observer.observe(&walk).with_rule(Rule::Enumeration) {
+                acted = Some(d.action.action);
+            }
+        }
+        assert_eq!(acted, Some(Action::Block), "enumeration's block, the most severe");
+    })
+}
+
+#[test]
+fn issue19_graphql_documents_refused_at_the_limits_are_graphql_abuse() {
+    let h = Harness::new(ObserverConfig::default());
+    h.observer.inventory().declare("POST", "/graphql");
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..10u64 {
+            h.clock.advance(Duration::from_millis(500));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "POST", "/graphql", 400, Decision::Deny);
+            r.route = Some("/graphql");
+            r.subject = Some("gql");
+            r.auth_method = Some("jwt");
+            r.client_ip = Some(ip("45.33.5.3"));
+            r.reason = Some(if k % 2 == 0 { "graphql-depth-limit" } else { "graphql-alias-limit" });
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::GraphqlAbuse) {
+                fired = Some((k + 1, d.action.action, d.anomaly.reasons[0].label));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((5, Action::Block, Some("rejected"))));
+        // Accepted near a limit: 20 in a window fire too (another caller).
+        let mut near = None;
+        for k in 0..30u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "POST", "/graphql", 200, Decision::Allow);
+            r.route = Some("/graphql");
+            r.subject = Some("gql2");
+            r.auth_method = Some("jwt");
+            r.graphql_pressure = Some(if k % 3 == 0 { 0.5 } else { 0.9 });
+            if h.observer.observe(&r).with_rule(Rule::GraphqlAbuse).is_some() {
+                near = Some(k + 1);
+                break;
+            }
+        }
+        assert_eq!(near, Some(30), "the 20th document at 0.9 of a limit (every third is at 0.5)");
+    })
+}
+
+#[test]
+fn issue19_a_new_account_scraping_is_compared_with_its_peers() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..700u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(40 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 200, Decision::Allow);
+            r.route = Some("/orders");
+            r.subject = Some("fresh");
+            r.auth_method = Some("jwt");
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::RequestRate) {
+                fired = Some((k + 1, d.action.action, d.anomaly.reasons[0].label));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((600, Action::Throttle, Some("peers"))), "25 req/s: 600 in 24 s");
+        assert_eq!(h.throttles.0.lock().unwrap().len(), 1);
+    })
+}
+
+#[test]
+fn issue19_a_rule_in_dry_run_says_what_it_would_do_and_does_nothing() {
+    let mut config = ObserverConfig::default();
+    config.response.dry_run.insert(Rule::Enumeration);
+    let h = Harness::new(config);
+    h.run(|| {
+        let mut last = None;
+        for k in 0..20u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let id = k.to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            if let Some(d) =
+                h.observer.observe(&read(&h, "dry", &path, &ids, 404)).with_rule(Rule::Enumeration)
+            {
+                last = Some((d.action.action, d.action.enforced));
+            }
+        }
+        assert_eq!(last, Some((Action::Block, false)));
+        assert_eq!(h.observer.controls().active_blocks(), 0);
+    });
+    let block = h.events_with_action("block");
+    assert_eq!(block.len(), 1);
+    assert_eq!(block[0]["zt"]["enforced"], false);
+}
