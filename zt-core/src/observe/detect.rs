@@ -217,8 +217,8 @@ pub struct DetectionConfig {
     /// 256).
     pub enumeration_hard_limit: u32,
     /// Slow enumeration: the long window over which refused ids are also counted, so a walk
-    /// at one id every few seconds (or minutes), from any number of addresses, is seen.
-    /// Default 15 min; at least `window`.
+    /// at one id every few seconds (or a minute and a half), from any number of addresses,
+    /// is seen. Default 1 h; at least `window`.
     #[serde(with = "humantime_serde")]
     pub long_window: Duration,
     /// Slow enumeration: distinct refused ids in the long window that fire. Default 40 (at
@@ -306,7 +306,7 @@ impl Default for DetectionConfig {
             enumeration_min_distinct: 20,
             enumeration_factor: 4.0,
             enumeration_hard_limit: 20,
-            long_window: Duration::from_secs(15 * 60),
+            long_window: Duration::from_secs(3600),
             slow_enumeration_min: 40,
             rate_min: 300,
             rate_factor: 5.0,

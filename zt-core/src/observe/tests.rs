@@ -947,7 +947,7 @@ fn issue19_slow_walk_at_one_id_every_five_seconds_is_slow_enumeration() {
         assert_eq!(d.action.action, Action::Block);
         assert_eq!(d.target, Some(Target::Principal("patient".into())));
         let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
-        assert_eq!((why.observed, why.threshold, why.window_seconds), (40.0, 40.0, 900.0));
+        assert_eq!((why.observed, why.threshold, why.window_seconds), (40.0, 40.0, 3600.0));
     })
 }
 
