@@ -933,7 +933,8 @@ fn issue19_slow_walk_at_one_id_every_five_seconds_is_slow_enumeration() {
             let path = format!("/orders/{id}");
             let ids = [("id", id.as_str())];
             let mut r = read(&h, "patient", &path, &ids, 404);
-            let from = ip(&format!("77.{}.1.9", 80 + k % 5));
+            // One network (the spread rule is the next test's).
+            let from = ip("77.80.1.9");
             r.client_ip = Some(from);
             let obs = h.observer.observe(&r);
             assert!(obs.with_rule(Rule::Enumeration).is_none(), "the short window stays below 20");
@@ -948,6 +949,30 @@ fn issue19_slow_walk_at_one_id_every_five_seconds_is_slow_enumeration() {
         assert_eq!(d.target, Some(Target::Principal("patient".into())));
         let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
         assert_eq!((why.observed, why.threshold, why.window_seconds), (40.0, 40.0, 3600.0));
+    })
+}
+
+#[test]
+fn issue19_low_and_slow_walk_over_five_networks_with_one_token_fires_at_15() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..40u64 {
+            // One id every 9 s, from five addresses of five networks in turn.
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0 + 9 * k));
+            let id = (100 + 3 * k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut r = read(&h, "patient", &path, &ids, 404);
+            let from = ip(&format!("77.{}.1.9", 80 + k % 5));
+            r.client_ip = Some(from);
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::SlowEnumeration) {
+                let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
+                fired = Some((k + 1, why.threshold, why.related.map(|r| r.value)));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((15, 15.0, Some(5.0))));
     })
 }
 
@@ -1092,7 +1117,7 @@ fn issue19_a_new_account_scraping_is_compared_with_its_peers() {
                 break;
             }
         }
-        assert_eq!(fired, Some((600, Action::Throttle, Some("peers"))), "25 req/s: 600 in 24 s");
+        assert_eq!(fired, Some((450, Action::Throttle, Some("peers"))), "25 req/s: 450 in 18 s");
         assert_eq!(h.throttles.0.lock().unwrap().len(), 1);
     })
 }
