@@ -32,7 +32,7 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
@@ -497,7 +497,7 @@ fn created_id(body: &str) -> Option<u64> {
 }
 
 /// A person: sessions of a few quick requests (a burst), then a pause to read.
-async fn human(s: &mut Session, sub: &str, from: IpAddr, ua: &'static str, until: f64) {
+async fn human(s: &mut Session, sub: &str, from: IpAddr, ua: &'static str, until: f64, think_mean: f64) {
     let auth = bearer(sub);
     let headers = browser(ua);
     let mut mine: Vec<u64> = Vec::new();
@@ -526,7 +526,7 @@ async fn human(s: &mut Session, sub: &str, from: IpAddr, ua: &'static str, until
             let gap = s.rng.random_range(0.15..1.2);
             s.pause(gap).await;
         }
-        let think = s.exp(s.out.attack_from.map_or(8.0, |_| 8.0));
+        let think = s.exp(think_mean);
         s.pause(think).await;
     }
 }
@@ -547,10 +547,8 @@ async fn run_actor(actor: Actor, index: usize, p: Params, base: String, clock: C
     clock.until(start).await;
     match actor.kind {
         Kind::Human | Kind::NatUser => {
-            let ua = if index % 2 == 0 { FIREFOX } else { CHROME };
-            let think = p.human_think_mean;
-            let _ = think;
-            human(&mut s, &sub, from, ua, f64::INFINITY).await;
+            let ua = if index.is_multiple_of(2) { FIREFOX } else { CHROME };
+            human(&mut s, &sub, from, ua, f64::INFINITY, p.human_think_mean).await;
         }
         Kind::Integration => {
             let auth = bearer(&sub);
@@ -646,18 +644,15 @@ async fn run_actor(actor: Actor, index: usize, p: Params, base: String, clock: C
         Kind::Stuffing => {
             let headers = [("user-agent", CHROME), ("accept", "*/*"), ("accept-language", "en-US")];
             s.out.attack_from = Some(s.clock.now());
-            let mut k = 0usize;
             loop {
                 let from = actor.addresses[s.rng.random_range(0..actor.addresses.len())];
                 let victim = format!("user-{}", s.rng.random_range(0..5000));
                 let auth = forged_bearer(&victim);
-                k += 1;
                 if s.send("GET", "/orders", Some(&auth), from, &headers, Body::None).await.is_none() {
                     break;
                 }
                 s.pause(1.0 / p.stuffing_rate).await;
             }
-            let _ = k;
         }
         Kind::Scraper => {
             let auth = bearer(&sub);
@@ -671,7 +666,7 @@ async fn run_actor(actor: Actor, index: usize, p: Params, base: String, clock: C
         }
         Kind::Compromised => {
             let at = p.compromised_at * p.seconds;
-            human(&mut s, &sub, from, FIREFOX, at).await;
+            human(&mut s, &sub, from, FIREFOX, at, p.human_think_mean).await;
             clock.until(at).await;
             // A second token of the same account, from the attacker's network.
             let auth = bearer(&sub);
@@ -934,6 +929,9 @@ impl Report {
 
 /// Runs the workload against a fresh axum demo and scores it.
 async fn run(p: Params) -> Report {
+    // One run at a time: they share the event buffer (and the machine).
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let buffer = events();
     let guard = orders::guard(policy(p.scale)).expect("the demo guard");
     let addr: SocketAddr = spawn_axum(guard).await;
@@ -988,7 +986,7 @@ async fn short_workload_hurts_no_benign_actor() {
         p.humans = 12;
     }
     let report = run(p).await;
-    println!("{}", report.markdown());
+    eprintln!("{}", report.markdown());
     let hurt = report.false_positives();
     assert!(hurt.is_empty(), "benign actors refused or acted against:\n{}", hurt.join("\n"));
     // The workload is not idle: every actor sent requests and attackers were seen at all.
@@ -1010,7 +1008,7 @@ async fn short_workload_hurts_no_benign_actor() {
 #[ignore = "the full measurement: ~2 minutes; run with --ignored --nocapture"]
 async fn full_workload_meets_the_detection_goal() {
     let report = run(Params::from_env(240.0, 2.0)).await;
-    println!("{}", report.markdown());
+    eprintln!("{}", report.markdown());
     if let Ok(path) = std::env::var("ZT_WORKLOAD_REPORT") {
         std::fs::write(path, report.markdown()).unwrap();
     }
@@ -1024,6 +1022,3 @@ async fn full_workload_meets_the_detection_goal() {
         .collect();
     assert!(unrefused.is_empty(), "abusive attackers never refused: {unrefused:?}");
 }
-
-#[allow(dead_code)]
-fn _uses(_: Arc<Mutex<()>>) {}
