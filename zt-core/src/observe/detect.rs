@@ -1023,8 +1023,12 @@ impl Detector {
         }
         // Slow enumeration: the same count over the long window (this replica's).
         // Fewer suffice when they come from several networks: one token, rotating addresses.
+        // Only a walk spanning windows is slow: while every id is in the current window the
+        // window's own rule judges it (at its own threshold).
+        let in_window = s.ids.len();
         if let Some(long) = s.long.as_mut()
             && !long.fired
+            && long.ids.len() > in_window
         {
             let spread = long.networks.len() >= cfg.slow_enumeration_networks as usize;
             let threshold = if spread {
