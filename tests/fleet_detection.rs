@@ -201,7 +201,13 @@ async fn enumeration_walk_over_three_replicas_is_blocked_near_the_single_replica
     };
     // A long window: a walk never straddles two (see `room_in_window`).
     let window = Duration::from_secs(600);
-    let observe = observer_config(|d| d.window = window);
+    // The threshold the walk measures against: 100 refused ids, so one flush's worth of ids
+    // past it is small next to it (the default, 20, leaves the 1.2x bound no room).
+    let observe = observer_config(|d| {
+        d.window = window;
+        d.enumeration_hard_limit = 100;
+        d.enumeration_min_distinct = 100;
+    });
     let mallory = format!("Bearer {}", token("mallory", "orders:read"));
 
     // One replica, its own prefix: the threshold this deployment has today.

@@ -126,6 +126,38 @@ impl Default for GraphqlConfig {
 }
 
 impl GraphqlConfig {
+    /// How close accepted operations came to the limits: the largest share of any limit one
+    /// of them used (depth, aliases, root fields), or all of them together (cost, batch
+    /// size), in `[0, 1]`. The observer's GraphQL abuse signal
+    /// ([`RequestRecord::graphql_pressure`](crate::observe::RequestRecord::graphql_pressure))
+    /// counts documents at or above `observe.detection.graphql_near_share` (0.8).
+    ///
+    /// ```
+    /// use zt_core::graphql::{GraphqlConfig, OperationInfo, OperationKind};
+    ///
+    /// let config = GraphqlConfig { max_depth: 10, max_batch: 5, ..GraphqlConfig::default() };
+    /// let op = OperationInfo {
+    ///     name: None, kind: OperationKind::Query, hash: String::new(), cost: 10, depth: 9,
+    ///     aliases: 0, root_fields: 1, introspection: false, persisted: false, safelisted: None,
+    ///     label: String::new(), root_selections: Vec::new(),
+    /// };
+    /// assert_eq!(config.pressure(std::slice::from_ref(&op)), 0.9);
+    /// ```
+    pub fn pressure(&self, operations: &[super::OperationInfo]) -> f32 {
+        let share =
+            |used: u64, limit: u64| if limit == 0 { 0.0 } else { (used as f64 / limit as f64).min(1.0) };
+        let each = operations.iter().map(|o| {
+            share(u64::from(o.depth), u64::from(self.max_depth))
+                .max(share(o.aliases, u64::from(self.max_aliases)))
+                .max(share(o.root_fields, u64::from(self.max_root_fields)))
+        });
+        let cost = operations.iter().fold(0u64, |sum, o| sum.saturating_add(o.cost));
+        // A batch of one is no batch: only batches count toward the batch limit.
+        let batch =
+            if operations.len() > 1 { share(operations.len() as u64, self.max_batch as u64) } else { 0.0 };
+        each.fold(share(cost, self.max_cost).max(batch), f64::max) as f32
+    }
+
     /// Checks the values: limits that must be positive are, safelist entries are SHA-256 hex
     /// digests, scope names are well-formed. Called by
     /// [`GraphqlSchema::from_sdl`](super::GraphqlSchema::from_sdl).

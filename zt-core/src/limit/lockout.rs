@@ -13,6 +13,15 @@
 //! `max` after a lockout ended starts again from `base`. Lockouts end on their own; the table
 //! holds at most `capacity` keys and evicts cold ones by itself.
 //!
+//! # Token expiry is not an attack
+//!
+//! A token that failed only because it expired ([`Reason::TokenExpired`]: its signature
+//! verified first, [`Lockout::counts`]) is not a guess at a credential: nobody can produce one
+//! without the issuer, and a client whose token lapsed typically sends a few more requests
+//! with it before its refresh lands. Behind one NAT address, a handful of such clients used
+//! to lock everyone out. Such failures never count toward a lockout (the 401 still answers
+//! them); every other failed verification does.
+//!
 //! `record_success` clears a key's failure count but never an active lockout or the repeat
 //! level. Calling it for a client address lets anyone who holds one valid token reset their
 //! address's count between guesses; prefer calling it for subjects only.
@@ -64,6 +73,7 @@ use std::time::Duration;
 use quick_cache::sync::{EntryAction, EntryResult};
 use tracing::Level;
 
+use crate::denial::Reason;
 use crate::limit::clock::{LimitClock, nanos};
 use crate::limit::config::LockoutConfig;
 use crate::limit::key::{BoundedMap, KeyDigest, LimitKey, OwnedKey, bounded_map, key_event};
@@ -133,6 +143,22 @@ impl std::fmt::Debug for Lockout {
 }
 
 impl Lockout {
+    /// Whether a failed verification for `reason` counts toward the presenting address's
+    /// lockout: an authentication failure ([`Reason::is_authentication_failure`]) other
+    /// than an expired token (see the module docs).
+    ///
+    /// ```
+    /// use zt_core::Reason;
+    /// use zt_core::limit::Lockout;
+    ///
+    /// assert!(Lockout::counts(Reason::InvalidSignature));
+    /// assert!(!Lockout::counts(Reason::TokenExpired));
+    /// assert!(!Lockout::counts(Reason::MissingCredentials));
+    /// ```
+    pub fn counts(reason: Reason) -> bool {
+        reason.is_authentication_failure() && reason != Reason::TokenExpired
+    }
+
     /// Validates the configuration; errors name the entry (`limits.lockout.*`).
     pub(crate) fn new(
         config: &LockoutConfig,

@@ -12,6 +12,29 @@ use super::record::HeaderFacts;
 /// Bot signals for human-facing routes: automation user agents, machine-regular timing,
 /// and browser user agents without the headers every browser sends.
 ///
+/// # The automation score (every route)
+///
+/// One number in `[0, 1]` per request, the noisy-OR `1 - Π(1 - wᵢ)` of the signals present:
+///
+/// | signal | weight |
+/// |---|---|
+/// | a headless browser or browser-automation framework in the user agent (HeadlessChrome, PhantomJS, Puppeteer, Playwright, Selenium) | 0.5 |
+/// | no user agent | 0.4 |
+/// | an HTTP library or command-line tool (curl, python-requests, Go-http-client, okhttp, axios, ...) | 0.3 |
+/// | a browser user agent without `accept-language` | 0.3 |
+/// | a browser user agent without `accept-encoding`, or without `accept` | 0.2 |
+/// | a browser user agent with fewer than 5 header lines (browsers send 8 or more) | 0.15 |
+/// | machine-regular timing: the caller's intervals have a coefficient of variation at or below `timing_max_cv` (over at least `timing_min_samples`, averaging at most `timing_max_mean`) | 0.3 |
+///
+/// At or above [`BotConfig::automation_threshold`] (0.6) the rule fires once per caller and
+/// window. A program calling an API is normal (an integration with python-requests and a
+/// one-second poll scores 0.51); a headless browser hiding as a person without the headers
+/// a person's browser sends scores 0.65 before any timing is known. The score alone only
+/// raises an alert: its action (default `throttle`) is taken only when another rule of the
+/// caller (request rate, enumeration, error ratio, GraphQL abuse, ...) fires in the same
+/// request. Header order is not among the signals: the adapters hand over presence and a
+/// count, not the order.
+///
 /// These are signals, not verdicts: each feeds the anomaly score with its own rule
 /// ([`Rule::BotUserAgent`](super::Rule::BotUserAgent), [`Rule::BotTiming`](super::Rule::BotTiming),
 /// [`Rule::BotHeaders`](super::Rule::BotHeaders)) and the configured action. They are only
@@ -35,6 +58,9 @@ pub struct BotConfig {
     /// minutes is not a scraper). Default 30 s.
     #[serde(with = "humantime_serde")]
     pub timing_max_mean: Duration,
+    /// The automation score at or above which [`Rule::Automation`](super::Rule::Automation)
+    /// fires, on every route (see [`BotConfig`]). Default 0.6.
+    pub automation_threshold: f64,
 }
 
 impl Default for BotConfig {
@@ -45,6 +71,7 @@ impl Default for BotConfig {
             timing_min_samples: 10,
             timing_max_cv: 0.1,
             timing_max_mean: Duration::from_secs(30),
+            automation_threshold: 0.6,
         }
     }
 }
@@ -77,6 +104,50 @@ const AUTOMATION: &[(&str, &str)] = &[
     ("reqwest", "reqwest"),
     ("hyper/", "hyper"),
 ];
+
+/// Headless browsers and browser-automation frameworks (a stronger signal than a plain
+/// HTTP library: they exist to pass as a person).
+const HEADLESS: &[&str] = &["headless-chrome", "phantomjs", "puppeteer", "playwright", "selenium"];
+
+/// One request's automation score (see [`BotConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AutomationScore {
+    pub(crate) value: f64,
+    /// The strongest signal's label.
+    pub(crate) strongest: &'static str,
+    /// How many signals were present.
+    pub(crate) signals: u8,
+}
+
+/// Scores one request: its user agent and header facts, and whether the caller's timing is
+/// machine-regular.
+pub(crate) fn automation_score(
+    user_agent: Option<&str>,
+    headers: &HeaderFacts,
+    regular: bool,
+) -> AutomationScore {
+    let mut signals: [(f64, &'static str); 4] = [(0.0, ""); 4];
+    signals[0] = match automation_label(user_agent) {
+        Some("missing") => (0.4, "missing user agent"),
+        Some(label) if HEADLESS.contains(&label) => (0.5, label),
+        Some(label) => (0.3, label),
+        None => (0.0, ""),
+    };
+    if let Some(missing) = header_anomaly(user_agent, headers) {
+        let w = if missing == "missing accept-language" { 0.3 } else { 0.2 };
+        signals[1] = (w, missing);
+    }
+    if user_agent.is_some_and(|ua| ua.starts_with("Mozilla/")) && headers.count > 0 && headers.count < 5 {
+        signals[2] = (0.15, "few headers");
+    }
+    if regular {
+        signals[3] = (0.3, "regular timing");
+    }
+    let keep: f64 = signals.iter().map(|(w, _)| 1.0 - w).product();
+    let strongest = signals.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map_or("", |s| s.1);
+    let count = signals.iter().filter(|(w, _)| *w > 0.0).count() as u8;
+    AutomationScore { value: 1.0 - keep, strongest, signals: count }
+}
 
 /// What a user agent says about automation: `Some(label)` for a missing/empty agent
 /// (`missing`) or a known automation client, `None` otherwise.
@@ -191,6 +262,24 @@ mod tests {
         let bare = HeaderFacts { accept: true, accept_language: false, accept_encoding: true, count: 3 };
         assert_eq!(header_anomaly(firefox, &bare), Some("missing accept-language"));
         assert_eq!(header_anomaly(Some("curl/8"), &bare), None, "not claiming to be a browser");
+    }
+
+    #[test]
+    fn automation_score_separates_programs_from_disguised_bots() {
+        let browser = HeaderFacts::browser_like();
+        let firefox = Some("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0");
+        assert_eq!(automation_score(firefox, &browser, false).value, 0.0);
+        // An integration: a library agent polling like clockwork stays below 0.6.
+        let api = HeaderFacts { accept: true, accept_language: false, accept_encoding: true, count: 6 };
+        let integration = automation_score(Some("python-requests/2.31.0"), &api, true);
+        assert!((integration.value - 0.51).abs() < 1e-9, "{integration:?}");
+        // A headless browser without accept-language: 0.65 before any timing.
+        let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36";
+        let bot = automation_score(Some(headless), &api, false);
+        assert!((bot.value - 0.65).abs() < 1e-9, "{bot:?}");
+        assert_eq!((bot.strongest, bot.signals), ("headless-chrome", 2));
+        assert!(automation_score(Some(headless), &api, true).value > bot.value);
+        assert!((automation_score(None, &HeaderFacts::default(), false).value - 0.4).abs() < 1e-9);
     }
 
     #[test]

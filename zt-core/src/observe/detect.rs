@@ -22,8 +22,24 @@ use super::target::{NetworkPrefix, Target};
 
 /// Distinct object ids counted per caller and window (thresholds must stay below).
 pub(crate) const MAX_DISTINCT_IDS: usize = 256;
-/// Distinct attempted subjects counted per network and window.
+/// Distinct attempted subjects (and failing addresses) counted per network and window.
 pub(crate) const MAX_DISTINCT_SUBJECTS: usize = 64;
+/// Distinct missing or foreign object ids counted per caller over the long window
+/// ([`DetectionConfig::slow_enumeration_min`] must stay at or below).
+pub(crate) const MAX_LONG_IDS: usize = 64;
+/// Denial slugs of GraphQL documents refused at a limit: the probing the GraphQL abuse
+/// rule counts (a parse or validation failure is a client bug more often than an attack).
+const GRAPHQL_LIMIT_SLUGS: &[&str] = &[
+    "graphql-depth-limit",
+    "graphql-alias-limit",
+    "graphql-root-field-limit",
+    "graphql-directive-limit",
+    "graphql-cost-limit",
+    "graphql-batch-limit",
+    "graphql-token-limit",
+    "graphql-document-too-large",
+    "graphql-request-too-large",
+];
 const KNOWN_NETWORKS: usize = 8;
 const KNOWN_COUNTRIES: usize = 4;
 /// Most empty windows replayed into a baseline after a quiet spell (bounds the work).
@@ -64,6 +80,9 @@ pub struct AnomalyReason {
     /// A supporting measurement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related: Option<Related>,
+    /// The window `observed` was counted over, in seconds ([`DetectionConfig::window`], or
+    /// [`DetectionConfig::long_window`] for the slow-enumeration rule).
+    pub window_seconds: f64,
 }
 
 /// An explainable anomaly: a score in `[0, 1]` and the reasons behind it.
@@ -129,6 +148,7 @@ fn reason(rule: Rule, observed: f64, baseline: f64, threshold: f64, measure: &'s
         measure,
         label: None,
         related: None,
+        window_seconds: 0.0,
     }
 }
 
@@ -179,18 +199,58 @@ pub struct DetectionConfig {
     /// An episode ends after this long without anomalies. Default 15 min.
     #[serde(with = "humantime_serde")]
     pub episode_idle: Duration,
-    /// Enumeration: fewest distinct object ids that can fire. Default 20. Only requests
-    /// from verified callers count (an anonymous flood is the address quota's and the
-    /// lockout's to stop, and would otherwise block everyone behind its address).
+    /// Enumeration: fewest distinct object ids answered 404 or 403 in one window that can
+    /// fire. Default 20.
+    ///
+    /// Enumeration knows ownership: an id the application answered 2xx for (the caller's
+    /// own objects, those it created, those shared with it) never counts, however many are
+    /// read (a batch job reading back its 200 new orders is not an attack; volume is the
+    /// request-rate rule's). Only the ids the application refused, missing or foreign,
+    /// count, per principal whatever address it comes from. Only requests from verified
+    /// callers count (an anonymous flood is the address quota's and the lockout's to stop,
+    /// and would otherwise block everyone behind its address).
     pub enumeration_min_distinct: u32,
-    /// Enumeration: multiple of the caller's baseline that fires. Default 4.
+    /// Enumeration: multiple of the caller's baseline (of refused ids per window) that
+    /// fires. Default 4.
     pub enumeration_factor: f64,
-    /// Enumeration: distinct ids that fire even during warm-up. Default 100 (at most 256).
+    /// Enumeration: distinct refused ids that fire during warm-up. Default 20 (at most
+    /// 256).
     pub enumeration_hard_limit: u32,
+    /// Slow enumeration: the long window over which refused ids are also counted, so a walk
+    /// at one id every few seconds (or a minute and a half), from any number of addresses,
+    /// is seen. Default 1 h; at least `window`.
+    #[serde(with = "humantime_serde")]
+    pub long_window: Duration,
+    /// Slow enumeration: distinct refused ids in the long window that fire. Default 40 (at
+    /// most 64).
+    pub slow_enumeration_min: u32,
+    /// Slow enumeration spread over networks: distinct refused ids in the long window that
+    /// fire when they came from at least `slow_enumeration_networks` networks (one token
+    /// walking ids from rotating addresses). Default 15.
+    pub slow_enumeration_spread_min: u32,
+    /// See `slow_enumeration_spread_min`. Default 3 (at most 8).
+    pub slow_enumeration_networks: u32,
     /// Request rate: fewest requests that can fire. Default 300.
     pub rate_min: u32,
     /// Request rate: multiple of the caller's baseline that fires. Default 5.
     pub rate_factor: f64,
+    /// Request rate of a caller still warming up (no baseline of its own yet): fewest
+    /// requests in one window that can fire. Default 450 (a batch job creating 200 orders at
+    /// the demo's route quota of 10/s and reading them back, 400 requests, stays below; a
+    /// scraper at 15 req/s is named within 30 s).
+    pub rate_new_min: u32,
+    /// Request rate of a caller still warming up: multiple of its peers' typical window
+    /// (the mean request count of all callers' completed windows) that fires. Default 20.
+    pub rate_peer_factor: f64,
+    /// GraphQL abuse: documents refused at a limit (depth, aliases, root fields,
+    /// directives, cost, batch, size) per caller and window that fire. Default 5.
+    pub graphql_rejected_min: u32,
+    /// GraphQL abuse: documents accepted near a limit ([`RequestRecord::graphql_pressure`]
+    /// at or above `graphql_near_share`) per caller and window that fire. Default 20.
+    pub graphql_near_limit_min: u32,
+    /// GraphQL abuse: the share of a limit from which an accepted document is near it.
+    /// Default 0.8.
+    pub graphql_near_share: f64,
     /// Error ratio: fewest errors that can fire. Default 20.
     pub error_min: u32,
     /// Error ratio: share of errors that fires (and at least baseline + 0.25). Default 0.5.
@@ -252,9 +312,18 @@ impl Default for DetectionConfig {
             episode_idle: Duration::from_secs(15 * 60),
             enumeration_min_distinct: 20,
             enumeration_factor: 4.0,
-            enumeration_hard_limit: 100,
+            enumeration_hard_limit: 20,
+            long_window: Duration::from_secs(3600),
+            slow_enumeration_min: 40,
+            slow_enumeration_spread_min: 15,
+            slow_enumeration_networks: 3,
             rate_min: 300,
             rate_factor: 5.0,
+            rate_new_min: 450,
+            rate_peer_factor: 20.0,
+            graphql_rejected_min: 5,
+            graphql_near_limit_min: 20,
+            graphql_near_share: 0.8,
             error_min: 20,
             error_ratio: 0.5,
             payload_min_bytes: 64 * 1024,
@@ -314,6 +383,33 @@ impl DetectionConfig {
                 return Err(PolicyError::invalid(at(name), format!("must be in 1..={MAX_DISTINCT_IDS}")));
             }
         }
+        if self.long_window < self.window {
+            return Err(PolicyError::invalid(at("long_window"), "must be at least `window`"));
+        }
+        if self.slow_enumeration_min == 0 || self.slow_enumeration_min as usize > MAX_LONG_IDS {
+            return Err(PolicyError::invalid(
+                at("slow_enumeration_min"),
+                format!("must be in 1..={MAX_LONG_IDS}"),
+            ));
+        }
+        if self.slow_enumeration_spread_min == 0
+            || self.slow_enumeration_spread_min as usize > MAX_LONG_IDS
+            || !(1..=8).contains(&self.slow_enumeration_networks)
+        {
+            return Err(PolicyError::invalid(
+                at("slow_enumeration_spread_min"),
+                format!("must be in 1..={MAX_LONG_IDS}, with slow_enumeration_networks in 1..=8"),
+            ));
+        }
+        if self.graphql_rejected_min == 0 || self.graphql_near_limit_min == 0 {
+            return Err(PolicyError::invalid(
+                at("graphql_rejected_min"),
+                "the GraphQL minimums must be at least 1",
+            ));
+        }
+        if !(self.graphql_near_share > 0.0 && self.graphql_near_share <= 1.0) {
+            return Err(PolicyError::invalid(at("graphql_near_share"), "must be in (0, 1]"));
+        }
         if self.stuffing_min_subjects as usize > MAX_DISTINCT_SUBJECTS {
             return Err(PolicyError::invalid(
                 at("stuffing_min_subjects"),
@@ -323,6 +419,7 @@ impl DetectionConfig {
         for (name, v) in [
             ("enumeration_factor", self.enumeration_factor),
             ("rate_factor", self.rate_factor),
+            ("rate_peer_factor", self.rate_peer_factor),
             ("payload_factor", self.payload_factor),
             ("endpoint_rate_factor", self.endpoint_rate_factor),
         ] {
@@ -367,6 +464,9 @@ struct Window {
     start: u64,
     requests: u32,
     errors: u32,
+    /// GraphQL documents refused at a limit, and accepted near one.
+    graphql_rejected: u16,
+    graphql_near: u16,
     /// Rules fired in this window (bit per rule).
     fired: u16,
 }
@@ -441,9 +541,21 @@ pub(crate) struct CallerState {
     countries: Recent<CountryCode, KNOWN_COUNTRIES>,
     hours: [u32; 24],
     timing: Option<Box<Timing>>,
+    /// Refused object ids over the long window; allocated at the caller's first refused id.
+    long: Option<Box<LongWindow>>,
     episode: Episode,
     /// This replica's share of the caller's fleet-wide figures (with a fleet).
     tally: Option<Tally>,
+}
+
+/// Distinct refused object ids of one caller over [`DetectionConfig::long_window`].
+#[derive(Debug, Default)]
+struct LongWindow {
+    start: u64,
+    ids: CappedSet,
+    /// Networks the refused requests came from (at most 8).
+    networks: CappedSet,
+    fired: bool,
 }
 
 impl Tallied for CallerState {
@@ -470,16 +582,20 @@ impl CallerState {
             countries: Recent::default(),
             hours: [0; 24],
             timing: None,
+            long: None,
             episode: Episode::default(),
             tally,
         }
     }
 
-    fn roll(&mut self, now: u64, len: u64, alpha: f64) {
+    /// Starts the next window when the current one is over; returns the request count of
+    /// the completed window when the baselines learned it (for the peers' baseline).
+    fn roll(&mut self, now: u64, len: u64, alpha: f64) -> Option<u32> {
         let elapsed = self.win.elapsed(now, len);
         if elapsed == 0 {
-            return;
+            return None;
         }
+        let mut learned_hits = None;
         if self.win.fired == 0 {
             // Learn only from windows without anomalies, and forget a watch that led
             // nowhere. With a fleet, learn the fleet-wide figures the rules compared: a
@@ -489,6 +605,7 @@ impl CallerState {
                 Figures { hits: self.win.requests, errors: self.win.errors, distinct: self.ids.len() as u32 };
             let learned = self.tally.as_ref().map_or(local, |t| t.seen().max(local));
             self.rate.update(f64::from(learned.hits), alpha);
+            learned_hits = Some(learned.hits);
             if learned.hits > 0 {
                 self.errors.update(f64::from(learned.errors) / f64::from(learned.hits), alpha);
             }
@@ -505,6 +622,7 @@ impl CallerState {
         if let Some(tally) = self.tally.as_mut() {
             tally.reset(self.win.start / len.max(1));
         }
+        learned_hits
     }
 }
 
@@ -552,6 +670,9 @@ impl EndpointState {
 pub(crate) struct NetworkState {
     win: Window,
     subjects: CappedSet,
+    /// Distinct failing addresses in the window (this replica's: rotation through a
+    /// network is the stuffing signal when the failures name no subject).
+    addresses: CappedSet,
     episode: Episode,
     /// This replica's share of the network's fleet-wide figures (with a fleet).
     tally: Option<Tally>,
@@ -571,6 +692,9 @@ pub(crate) struct Finding {
     pub(crate) incident: Option<Arc<Incident>>,
     /// True when this detection opened the incident.
     pub(crate) opened: bool,
+    /// True when the caller's automation score fired in this window (its action applies
+    /// when another signal fires; see `Rule::Automation`).
+    pub(crate) automated: bool,
 }
 
 /// How many entries each baseline store holds, and its bound.
@@ -603,6 +727,10 @@ pub(crate) struct Detector {
     callers: Bounded<CallerState>,
     endpoints: Bounded<EndpointState>,
     networks: Bounded<NetworkState>,
+    /// The peers' typical window: mean request count of completed caller windows.
+    peers: std::sync::Mutex<Ewma>,
+    /// The long window in microseconds.
+    long_window_us: u64,
     /// The fleet-wide counters, when the observer has a fleet.
     shared: Option<Arc<FleetCounters>>,
 }
@@ -615,6 +743,8 @@ impl Detector {
             callers: Bounded::new(cfg.identity_capacity),
             endpoints: Bounded::new(cfg.endpoint_capacity),
             networks: Bounded::new(cfg.network_capacity),
+            peers: std::sync::Mutex::new(Ewma::default()),
+            long_window_us: duration_micros(cfg.long_window).max(1),
             human_facing: bots.human_facing.iter().cloned().collect(),
             bots,
             prefix,
@@ -704,13 +834,24 @@ impl Detector {
                 anomaly: Anomaly::from_reasons(reasons),
                 incident: None,
                 opened: false,
+                automated: false,
             });
         }
+        // A validly signed token that expired is not a guess at a credential: a client
+        // whose token lapsed (or many behind one NAT) is not stuffing.
         if r.is_auth_failure()
+            && r.reason != Some("token-expired")
             && let Some(ip) = r.client_ip
             && let Some(f) = self.observe_network(r, ip, now, log)
         {
             findings.push(f);
+        }
+        // Every reason says the window it counted over.
+        let window = self.cfg.window.as_secs_f64();
+        for reason in findings.iter_mut().flat_map(|f| f.anomaly.reasons.iter_mut()) {
+            if reason.window_seconds == 0.0 {
+                reason.window_seconds = window;
+            }
         }
         findings
     }
@@ -802,7 +943,11 @@ impl Detector {
             }
             *s = CallerState::new(now, self.window_start(now), tally);
         }
-        s.roll(now, self.window_us, cfg.ewma_alpha);
+        if let Some(hits) = s.roll(now, self.window_us, cfg.ewma_alpha) {
+            // Callers seen once teach the peers' baseline as much as regulars do: a mean over
+            // windows, not over callers. Only windows without anomalies are learned.
+            super::store::lock(&self.peers).update(f64::from(hits), cfg.ewma_alpha);
+        }
         s.last_seen = now.max(s.last_seen);
         s.total = s.total.saturating_add(1);
         s.win.requests = s.win.requests.saturating_add(1);
@@ -817,14 +962,28 @@ impl Detector {
         // requests are refused before any object is read, and every caller behind one NAT
         // shares their address: counting them would let a 401 flood block colleagues with
         // valid tokens. Anonymous floods are the address quota's and lockout's job.
-        if r.is_authenticated() {
+        //
+        // Only ids the application refused (404 missing, 403 foreign) count: reading one's
+        // own objects, however many, is not enumeration.
+        if r.is_authenticated() && r.refused_object() {
             for (_, id) in r.object_ids {
+                let hash = key_of(domain::OBJECT_ID, id);
                 // Only ids new to this replica's window are hashed for the fleet.
-                if st.ids.insert(key_of(domain::OBJECT_ID, id), MAX_DISTINCT_IDS)
+                if st.ids.insert(hash, MAX_DISTINCT_IDS)
                     && let (Some(tally), Some(shared)) = (st.tally.as_mut(), &self.shared)
                 {
                     tally.add(shared.element(TallyKind::Caller, id));
                 }
+                let long = st
+                    .long
+                    .get_or_insert_with(|| Box::new(LongWindow { start: now, ..LongWindow::default() }));
+                if now.saturating_sub(long.start) >= self.long_window_us {
+                    **long = LongWindow { start: now, ..LongWindow::default() };
+                }
+                long.ids.insert(hash, MAX_LONG_IDS);
+            }
+            if let (Some(long), Some(ip)) = (st.long.as_mut(), r.client_ip) {
+                long.networks.insert(key_of(domain::NETWORK, &self.prefix.network_of(ip)), 8);
             }
         }
         // The figures the rules compare: this replica's, or the fleet's merged with them.
@@ -862,6 +1021,54 @@ impl Detector {
                 reasons.push(why);
             }
         }
+        // Slow enumeration: the same count over the long window (this replica's).
+        // Fewer suffice when they come from several networks: one token, rotating addresses.
+        // Only a walk spanning windows is slow: while every id is in the current window the
+        // window's own rule judges it (at its own threshold).
+        let in_window = s.ids.len();
+        if let Some(long) = s.long.as_mut()
+            && !long.fired
+            && long.ids.len() > in_window
+        {
+            let spread = long.networks.len() >= cfg.slow_enumeration_networks as usize;
+            let threshold = if spread {
+                cfg.slow_enumeration_spread_min.min(cfg.slow_enumeration_min)
+            } else {
+                cfg.slow_enumeration_min
+            };
+            if long.ids.len() >= threshold as usize {
+                long.fired = true;
+                let mut why = reason(
+                    Rule::SlowEnumeration,
+                    long.ids.len() as f64,
+                    0.0,
+                    f64::from(threshold),
+                    "distinct object ids answered 404/403 in the long window",
+                );
+                why.window_seconds = cfg.long_window.as_secs_f64();
+                why.related = Some(Related { name: "networks", value: long.networks.len() as f64 });
+                reasons.push(why);
+            }
+        }
+        if !warmed {
+            // Request rate of a caller without a baseline of its own: against its peers.
+            let peers = super::store::lock(&self.peers).mean;
+            let observed = f64::from(figures.hits);
+            let threshold = f64::from(cfg.rate_new_min).max(cfg.rate_peer_factor * peers);
+            pressure = pressure.max(observed / threshold);
+            if observed >= threshold && s.win.fire(Rule::RequestRate) {
+                let mut why = reason(
+                    Rule::RequestRate,
+                    observed,
+                    peers,
+                    threshold,
+                    "requests in the window of a caller still warming up, vs its peers' mean",
+                );
+                why.label = Some("peers");
+                reasons.push(why);
+            }
+        }
+        self.graphql_signals(r, &mut s.win, reasons);
         if warmed {
             // Request rate.
             let observed = f64::from(figures.hits);
@@ -934,8 +1141,15 @@ impl Detector {
                 reasons.push(why);
             }
         }
+        // Timing is kept for every caller (the automation score reads it on every route,
+        // the bot rules on human-facing ones). The first request starts the clock.
+        match s.timing.as_mut() {
+            Some(timing) => timing.push(now, self.bots.timing_samples),
+            None => s.timing = Some(Box::new(Timing::new(now))),
+        }
+        self.automation(r, &mut s, reasons);
         if self.is_human_facing(r.route) {
-            self.bot_signals(r, now, &mut s, reasons);
+            self.bot_signals(r, &mut s, reasons);
         }
         if let (Some(shared), Some(tally)) = (&self.shared, s.tally.as_mut()) {
             if !tally.queued {
@@ -952,22 +1166,79 @@ impl Detector {
         let rules: Vec<Rule> = reasons.iter().map(|x| x.rule).collect();
         let (incident, opened) =
             s.episode.detect(now, cfg.episode_idle, |first| log.open(target.to_string(), rules, first, now));
+        let automated = s.win.has_fired(Rule::Automation);
         drop(s);
         Some(Finding {
             target: Some(target),
             anomaly: Anomaly::from_reasons(std::mem::take(reasons)),
             incident: Some(incident),
             opened,
+            automated,
         })
     }
 
-    fn bot_signals(
-        &self,
-        r: &RequestRecord<'_>,
-        now: u64,
-        s: &mut CallerState,
-        reasons: &mut Vec<AnomalyReason>,
-    ) {
+    /// GraphQL abuse: documents refused at a limit, or accepted near one, repeatedly.
+    fn graphql_signals(&self, r: &RequestRecord<'_>, win: &mut Window, reasons: &mut Vec<AnomalyReason>) {
+        let cfg = &self.cfg;
+        if r.reason.is_some_and(|slug| GRAPHQL_LIMIT_SLUGS.contains(&slug)) {
+            win.graphql_rejected = win.graphql_rejected.saturating_add(1);
+        } else if r.graphql_pressure.is_some_and(|p| f64::from(p) >= cfg.graphql_near_share) {
+            win.graphql_near = win.graphql_near.saturating_add(1);
+        } else {
+            return;
+        }
+        let rejected = u32::from(win.graphql_rejected);
+        let near = u32::from(win.graphql_near);
+        let (observed, threshold, measure, label) = if rejected >= cfg.graphql_rejected_min {
+            (
+                rejected,
+                cfg.graphql_rejected_min,
+                "GraphQL documents refused at a limit in the window",
+                "rejected",
+            )
+        } else if near >= cfg.graphql_near_limit_min {
+            (
+                near,
+                cfg.graphql_near_limit_min,
+                "GraphQL documents accepted near a limit in the window",
+                "near_limit",
+            )
+        } else {
+            return;
+        };
+        if win.fire(Rule::GraphqlAbuse) {
+            let mut why = reason(Rule::GraphqlAbuse, f64::from(observed), 0.0, f64::from(threshold), measure);
+            why.label = Some(label);
+            why.related = Some(Related {
+                name: if label == "rejected" { "near_limit" } else { "rejected" },
+                value: f64::from(if label == "rejected" { near } else { rejected }),
+            });
+            reasons.push(why);
+        }
+    }
+
+    /// The automation score ([`BotConfig`]), on every route.
+    fn automation(&self, r: &RequestRecord<'_>, s: &mut CallerState, reasons: &mut Vec<AnomalyReason>) {
+        let bots = &self.bots;
+        let regular = s.timing.as_ref().and_then(|t| t.regularity(bots.timing_min_samples)).is_some_and(
+            |(mean_s, cv)| cv <= bots.timing_max_cv && mean_s <= bots.timing_max_mean.as_secs_f64(),
+        );
+        let score = bot::automation_score(r.user_agent, &r.headers, regular);
+        if score.value >= bots.automation_threshold && s.win.fire(Rule::Automation) {
+            let mut why = reason(
+                Rule::Automation,
+                score.value,
+                0.0,
+                bots.automation_threshold,
+                "automation score (user agent, browser headers, header count, timing)",
+            );
+            why.label = Some(score.strongest);
+            why.related = Some(Related { name: "signals", value: f64::from(score.signals) });
+            reasons.push(why);
+        }
+    }
+
+    fn bot_signals(&self, r: &RequestRecord<'_>, s: &mut CallerState, reasons: &mut Vec<AnomalyReason>) {
         let bots = &self.bots;
         if let Some(label) = bot::automation_label(r.user_agent)
             && s.win.fire(Rule::BotUserAgent)
@@ -985,12 +1256,9 @@ impl Detector {
             why.label = Some(label);
             reasons.push(why);
         }
-        let Some(timing) = s.timing.as_mut() else {
-            // The first request starts the clock; intervals come with the next ones.
-            s.timing = Some(Box::new(Timing::new(now)));
+        let Some(timing) = s.timing.as_ref() else {
             return;
         };
-        timing.push(now, bots.timing_samples);
         if let Some((mean_s, cv)) = timing.regularity(bots.timing_min_samples)
             && cv <= bots.timing_max_cv
             && mean_s <= bots.timing_max_mean.as_secs_f64()
@@ -1023,6 +1291,7 @@ impl Detector {
         let entry = self.networks.entry(key_of(domain::NETWORK, &net), || NetworkState {
             win: Window { start: self.window_start(now), ..Window::default() },
             subjects: CappedSet::default(),
+            addresses: CappedSet::default(),
             episode: Episode::default(),
             tally: self.network_tally(&net, now),
         });
@@ -1034,6 +1303,7 @@ impl Detector {
             }
             s.win = s.win.next(elapsed, self.window_us);
             s.subjects.clear();
+            s.addresses.clear();
             let window = s.win.start / self.window_us;
             if let Some(tally) = s.tally.as_mut() {
                 tally.reset(window);
@@ -1050,6 +1320,8 @@ impl Detector {
         {
             tally.add(shared.element(TallyKind::Network, subject));
         }
+        s.addresses.insert(key_of(domain::ADDRESS, &ip), MAX_DISTINCT_SUBJECTS);
+        let addresses = f64::from(s.addresses.len() as u32);
         let local = Figures { hits: s.win.errors, errors: 0, distinct: s.subjects.len() as u32 };
         let figures = match s.tally.as_mut() {
             Some(tally) => tally.merge(local),
@@ -1067,7 +1339,9 @@ impl Detector {
             }
         }
         s.episode.watch(now, failures / min_failures);
-        let many_subjects = subjects >= f64::from(cfg.stuffing_min_subjects);
+        // Many accounts tried, or many addresses of the network failing (a rotation through
+        // it; without subject information the count of subjects says nothing).
+        let many_subjects = subjects.max(addresses) >= f64::from(cfg.stuffing_min_subjects);
         let sheer_volume = failures >= 3.0 * min_failures;
         if !(failures >= min_failures && (many_subjects || sheer_volume))
             || !s.win.fire(Rule::CredentialStuffing)
@@ -1081,7 +1355,11 @@ impl Detector {
             if many_subjects { min_failures } else { 3.0 * min_failures },
             "failed authentications from the network in the window",
         );
-        why.related = Some(Related { name: "distinct_subjects", value: subjects });
+        why.related = if subjects >= addresses {
+            Some(Related { name: "distinct_subjects", value: subjects })
+        } else {
+            Some(Related { name: "distinct_addresses", value: addresses })
+        };
         let target = Target::Network(net);
         let (incident, opened) = s.episode.detect(now, cfg.episode_idle, |first| {
             log.open(target.to_string(), vec![Rule::CredentialStuffing], first, now)
@@ -1091,6 +1369,7 @@ impl Detector {
             anomaly: Anomaly::from_reasons(vec![why]),
             incident: Some(incident),
             opened,
+            automated: false,
         })
     }
 }

@@ -156,6 +156,10 @@ pub struct RequestRecord<'a> {
     pub zone: Option<&'a str>,
     /// The OpenAPI operation id, when a contract is loaded.
     pub operation_id: Option<&'a str>,
+    /// For an accepted GraphQL document: the largest share of a limit it used (depth,
+    /// aliases, root fields, cost, batch size; `0.9` for depth 9 of 10), when known. Many
+    /// documents near a limit in one window are the GraphQL abuse signal.
+    pub graphql_pressure: Option<f32>,
 }
 
 impl<'a> RequestRecord<'a> {
@@ -193,6 +197,7 @@ impl<'a> RequestRecord<'a> {
             trace_id: None,
             zone: None,
             operation_id: None,
+            graphql_pressure: None,
         }
     }
 
@@ -210,6 +215,12 @@ impl<'a> RequestRecord<'a> {
     /// method): it passed authentication, whatever was decided after.
     pub(crate) fn is_authenticated(&self) -> bool {
         self.subject.is_some() || self.auth_method.is_some()
+    }
+
+    /// True when the application refused the object the request named: forwarded and
+    /// answered 404 (missing) or 403 (foreign). Only these ids count as enumeration.
+    pub(crate) fn refused_object(&self) -> bool {
+        self.decision == Decision::Allow && matches!(self.status, 403 | 404)
     }
 
     /// True when a limiter refused the request (`rate-limited`, `locked-out`).

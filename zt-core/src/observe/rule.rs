@@ -35,11 +35,22 @@ pub enum Rule {
     BotTiming,
     /// A browser user agent without the headers browsers send.
     BotHeaders,
+    /// Many distinct object ids answered 404/403 over the long window
+    /// ([`DetectionConfig::long_window`](super::DetectionConfig::long_window)): a slow walk.
+    SlowEnumeration,
+    /// An automation score (user agent family, missing browser headers, header count,
+    /// timing regularity) at or above [`BotConfig::automation_threshold`](super::BotConfig::automation_threshold)
+    /// on any route. Acts only when another signal fires for the caller in the same
+    /// window; alone it is an alert.
+    Automation,
+    /// GraphQL documents refused at the depth, alias, cost, batch or size limits, or
+    /// accepted near them, repeatedly in one window.
+    GraphqlAbuse,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 16] = [
         Rule::Enumeration,
         Rule::RequestRate,
         Rule::ErrorRatio,
@@ -53,6 +64,9 @@ impl Rule {
         Rule::BotUserAgent,
         Rule::BotTiming,
         Rule::BotHeaders,
+        Rule::SlowEnumeration,
+        Rule::Automation,
+        Rule::GraphqlAbuse,
     ];
 
     /// The stable slug, e.g. `enumeration`.
@@ -71,6 +85,9 @@ impl Rule {
             Rule::BotUserAgent => "bot_user_agent",
             Rule::BotTiming => "bot_timing",
             Rule::BotHeaders => "bot_headers",
+            Rule::SlowEnumeration => "slow_enumeration",
+            Rule::Automation => "automation",
+            Rule::GraphqlAbuse => "graphql_abuse",
         }
     }
 
@@ -78,7 +95,9 @@ impl Rule {
     /// weak context signals (a new network, an unusual hour) low.
     pub fn weight(self) -> f64 {
         match self {
-            Rule::Enumeration | Rule::CredentialStuffing => 0.9,
+            Rule::Enumeration | Rule::CredentialStuffing | Rule::SlowEnumeration => 0.9,
+            Rule::GraphqlAbuse => 0.8,
+            Rule::Automation => 0.5,
             Rule::BotUserAgent | Rule::BotTiming => 0.7,
             Rule::RequestRate => 0.6,
             Rule::ErrorRatio => 0.5,
@@ -90,13 +109,17 @@ impl Rule {
     }
 
     /// The action taken when the rule fires, unless configured otherwise:
-    /// enumeration `block`; credential stuffing and request rate `throttle`; automation
-    /// agents and machine timing `challenge`; new network and unusual hour `log`;
-    /// everything else `alert`.
+    /// enumeration (fast or slow), credential stuffing (a block of the network: a throttle
+    /// has no quota of a network to tighten) and GraphQL abuse `block`; request rate and
+    /// the automation score `throttle` (the score only with another signal, see
+    /// [`Rule::Automation`]); automation agents and machine timing on human-facing routes
+    /// `challenge`; new network and unusual hour `log`; everything else `alert`.
     pub fn default_action(self) -> Action {
         match self {
-            Rule::Enumeration => Action::Block,
-            Rule::CredentialStuffing | Rule::RequestRate => Action::Throttle,
+            Rule::Enumeration | Rule::SlowEnumeration | Rule::CredentialStuffing | Rule::GraphqlAbuse => {
+                Action::Block
+            }
+            Rule::RequestRate | Rule::Automation => Action::Throttle,
             Rule::BotUserAgent | Rule::BotTiming => Action::Challenge,
             Rule::NewNetwork | Rule::UnusualHour => Action::Log,
             Rule::ErrorRatio
@@ -106,6 +129,23 @@ impl Rule {
             | Rule::EndpointErrors
             | Rule::BotHeaders => Action::Alert,
         }
+    }
+
+    /// True for the rules that count as "another signal" for the automation score: the
+    /// behavioural ones, not the score's own family (agent, headers) or context (network,
+    /// country, hour).
+    pub(super) fn corroborates_automation(self) -> bool {
+        !matches!(
+            self,
+            Rule::Automation
+                | Rule::BotUserAgent
+                | Rule::BotHeaders
+                | Rule::NewNetwork
+                | Rule::NewCountry
+                | Rule::UnusualHour
+                | Rule::EndpointRate
+                | Rule::EndpointErrors
+        )
     }
 
     pub(super) fn bit(self) -> u16 {

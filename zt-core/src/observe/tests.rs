@@ -145,8 +145,9 @@ fn id_enumeration_is_detected_blocked_and_measured() {
             let id = (1000 + k).to_string();
             let path = format!("/orders/{id}");
             let ids = [("id", id.as_str())];
-            // BOLA: the other users' orders are served (200).
-            let record = get_order(&h, "alice", &path, &ids);
+            // BOLA: the other users' orders are refused (404), id after id.
+            let mut record = get_order(&h, "alice", &path, &ids);
+            record.status = 404;
             let obs = h.observer.observe(&record);
             detection = obs.with_rule(Rule::Enumeration).cloned();
         }
@@ -159,9 +160,12 @@ fn id_enumeration_is_detected_blocked_and_measured() {
         let why = &d.anomaly.reasons[0];
         assert_eq!(why.rule, Rule::Enumeration);
         assert_eq!(why.observed, 20.0);
-        assert!((why.baseline - 3.0).abs() < 1e-9, "baseline {}", why.baseline);
+        assert_eq!(why.baseline, 0.0, "her own orders (200) never counted");
+        assert_eq!(why.window_seconds, 60.0);
         assert_eq!(why.threshold, 20.0);
-        assert!((d.anomaly.score - 0.45).abs() < 1e-9, "0.9 x 0.5 at the threshold: {}", d.anomaly.score);
+        // The walk's 404s are also an error ratio of 1 (weight 0.5 at full strength).
+        assert_eq!(d.anomaly.rules_text(), "enumeration,error_ratio");
+        assert!((d.anomaly.score - 0.725).abs() < 1e-9, "1 - (1 - 0.9 x 0.5)(1 - 0.5): {}", d.anomaly.score);
 
         // The next request is refused by the block: the Guard answers 403.
         h.clock.advance(Duration::from_millis(100));
@@ -228,12 +232,13 @@ fn id_enumeration_is_detected_blocked_and_measured() {
     assert_eq!(e["source"]["geo"]["country_iso_code"], "DE");
     assert_eq!(e["user_agent"]["original"], "orders-app/2.1");
     assert_eq!(e["http"]["request"]["method"], "GET");
-    assert_eq!(e["http"]["response"]["status_code"], 200);
+    assert_eq!(e["http"]["response"]["status_code"], 404);
     assert_eq!(e["url"]["path"], "/orders/1020");
+    assert_eq!(e["zt"]["anomaly"]["reasons"][0]["window_seconds"], 60.0);
     assert_eq!(e["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(e["zt"]["request_id"], "req-enum");
     assert_eq!(e["zt"]["route"], "/orders/{id}");
-    assert_eq!(e["zt"]["anomaly"]["rules"], "enumeration");
+    assert_eq!(e["zt"]["anomaly"]["rules"], "enumeration,error_ratio");
     assert_eq!(e["zt"]["anomaly"]["reasons"][0]["rule"], "enumeration");
     assert_eq!(e["zt"]["anomaly"]["reasons"][0]["observed"], 20.0);
     assert_eq!(e["zt"]["action"], "block");
@@ -288,21 +293,19 @@ fn anonymous_requests_never_count_as_enumeration() {
             let id = k.to_string();
             let path = format!("/orders/{id}");
             let ids = [("id", id.as_str())];
-            if h.observer
-                .observe(&get_order(&h, "mallory", &path, &ids))
-                .with_rule(Rule::Enumeration)
-                .is_some()
-            {
+            let mut r = get_order(&h, "mallory", &path, &ids);
+            r.status = 404;
+            if h.observer.observe(&r).with_rule(Rule::Enumeration).is_some() {
                 fired = Some(k + 1);
                 break;
             }
         }
-        assert_eq!(fired, Some(100), "enumeration_hard_limit before warm-up");
+        assert_eq!(fired, Some(20), "enumeration_hard_limit before warm-up");
     })
 }
 
 #[test]
-fn credential_stuffing_from_one_network_is_throttled() {
+fn credential_stuffing_from_one_network_is_blocked() {
     let h = Harness::new(ObserverConfig::default());
     let victims: Vec<String> = (0..40).map(|i| format!("victim{i}")).collect();
     let addresses: Vec<IpAddr> = (0..40).map(|i| ip(&format!("203.0.113.{}", 10 + i % 20))).collect();
@@ -332,26 +335,24 @@ fn credential_stuffing_from_one_network_is_throttled() {
         let (k, d) = detection.expect("credential stuffing detected");
         assert_eq!(k, 19, "the 20th failure from the network");
         assert_eq!(d.target, Some(Target::Network("203.0.113.0/24".parse().unwrap())));
-        assert_eq!(d.action.action, Action::Throttle);
+        // A network has no quota to tighten: it is blocked.
+        assert_eq!(d.action.action, Action::Block);
         assert!(d.action.enforced);
         let why = &d.anomaly.reasons[0];
         assert_eq!(why.observed, 20.0);
         assert_eq!(why.related.map(|r| r.value), Some(20.0), "20 distinct subjects");
-        let throttles = h.throttles.0.lock().unwrap().clone();
-        assert_eq!(
-            throttles,
-            [(Target::Network("203.0.113.0/24".parse().unwrap()), 0.1, Duration::from_secs(900))]
-        );
+        assert!(h.throttles.0.lock().unwrap().is_empty());
+        assert!(h.observer.controls().is_blocked(None, Some(addresses[0])).is_some());
         // 10th failure (0.45 s) -> detection at the 20th (0.95 s).
         assert_eq!(h.recorder.histogram(kpi::TIME_TO_DETECT_SECONDS), [0.5]);
-        assert!(h.recorder.histogram(kpi::TIME_TO_BLOCK_SECONDS).is_empty(), "throttled, not blocked");
+        assert!(h.recorder.histogram(kpi::TIME_TO_BLOCK_SECONDS).is_empty(), "no request refused yet");
         assert_eq!(h.recorder.counter(kpi::AUTH_FAILURES_TOTAL), 41);
         assert_eq!(h.recorder.counter("zt_anomalies_total{rule=\"credential_stuffing\"}"), 1);
     });
-    let throttle = h.events_with_action("throttle");
-    assert_eq!(throttle.len(), 1);
-    assert_eq!(throttle[0]["zt"]["target"], "network:203.0.113.0/24");
-    assert_eq!(throttle[0]["zt"]["anomaly"]["reasons"][0]["related"]["name"], "distinct_subjects");
+    let block = h.events_with_action("block");
+    assert_eq!(block.len(), 1);
+    assert_eq!(block[0]["zt"]["target"], "network:203.0.113.0/24");
+    assert_eq!(block[0]["zt"]["anomaly"]["reasons"][0]["related"]["name"], "distinct_subjects");
     let denials = h.events_with_action("request-denied");
     assert_eq!(denials.len(), 40);
     assert_eq!(denials[0]["event"]["category"], serde_json::json!(["authentication"]));
@@ -871,4 +872,278 @@ fn shared_types_are_send_and_sync() {
     assert_send_sync::<GeoResolver>();
     assert_send_sync::<Block>();
     assert_send_sync::<EcsJsonLayer<NonBlocking>>();
+}
+
+// Issue 19: detection quality. Each test is named after a finding of the labelled workload
+// (tests/detection_workload.rs) and failed on the code before the fix.
+
+/// A record of `subject` reading `/orders/{id}` answered `status`.
+fn read<'a>(
+    h: &Harness,
+    subject: &'a str,
+    path: &'a str,
+    ids: &'a [(&'a str, &'a str)],
+    status: u16,
+) -> RequestRecord<'a> {
+    let mut r = get_order(h, subject, path, ids);
+    r.status = status;
+    r
+}
+
+#[test]
+fn issue19_batch_job_reading_back_its_own_orders_is_not_enumeration() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // 200 of its own orders read back by id in 20 s: every one answered 200.
+        for k in 0..200u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(100 * k));
+            let id = (5000 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let obs = h.observer.observe(&read(&h, "batch", &path, &ids, 200));
+            assert!(obs.is_empty(), "own order {k} flagged: {obs:?}");
+        }
+        // The same caller walking ids it is refused (404) is enumeration at 20.
+        let mut fired = None;
+        for k in 0..40u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let id = (9000 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            if let Some(d) =
+                h.observer.observe(&read(&h, "batch", &path, &ids, 404)).with_rule(Rule::Enumeration)
+            {
+                fired = Some((k + 1, d.anomaly.reasons[0].observed));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((20, 20.0)));
+    })
+}
+
+#[test]
+fn issue19_slow_walk_at_one_id_every_five_seconds_is_slow_enumeration() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..60u64 {
+            // 12 ids a minute: below the window's 20, from five addresses in turn.
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0 + 5 * k));
+            let id = (100 + 3 * k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut r = read(&h, "patient", &path, &ids, 404);
+            // One network (the spread rule is the next test's).
+            let from = ip("77.80.1.9");
+            r.client_ip = Some(from);
+            let obs = h.observer.observe(&r);
+            assert!(obs.with_rule(Rule::Enumeration).is_none(), "the short window stays below 20");
+            if let Some(d) = obs.with_rule(Rule::SlowEnumeration) {
+                fired = Some((k + 1, d.clone()));
+                break;
+            }
+        }
+        let (k, d) = fired.expect("the slow walk is detected");
+        assert_eq!(k, 40, "the 40th distinct refused id in the long window");
+        assert_eq!(d.action.action, Action::Block);
+        assert_eq!(d.target, Some(Target::Principal("patient".into())));
+        let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
+        assert_eq!((why.observed, why.threshold, why.window_seconds), (40.0, 40.0, 3600.0));
+    })
+}
+
+#[test]
+fn issue19_low_and_slow_walk_over_five_networks_with_one_token_fires_at_15() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..40u64 {
+            // One id every 9 s, from five addresses of five networks in turn.
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0 + 9 * k));
+            let id = (100 + 3 * k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut r = read(&h, "patient", &path, &ids, 404);
+            let from = ip(&format!("77.{}.1.9", 80 + k % 5));
+            r.client_ip = Some(from);
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::SlowEnumeration) {
+                let why = d.anomaly.reasons.iter().find(|r| r.rule == Rule::SlowEnumeration).unwrap();
+                fired = Some((k + 1, why.threshold, why.related.map(|r| r.value)));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((15, 15.0, Some(5.0))));
+    })
+}
+
+#[test]
+fn issue19_expired_tokens_behind_one_nat_are_not_credential_stuffing() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // 100 expired (validly signed) tokens of 10 users behind one address in a minute.
+        for k in 0..100u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(500 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 401, Decision::Deny);
+            r.route = Some("/orders");
+            r.reason = Some("token-expired");
+            r.client_ip = Some(ip("100.64.10.1"));
+            let who = format!("user{}", k % 10);
+            r.attempted_subject = Some(&who);
+            let obs = h.observer.observe(&r);
+            assert!(obs.with_rule(Rule::CredentialStuffing).is_none(), "failure {k}: {obs:?}");
+        }
+        assert_eq!(h.observer.controls().active_blocks(), 0);
+    })
+}
+
+#[test]
+fn issue19_stuffing_rotating_addresses_of_one_network_is_blocked_at_20() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        // Forged tokens (their subject unverified, so not known): 20 addresses of one /24.
+        let mut fired = None;
+        for k in 0..60u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(250 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 401, Decision::Deny);
+            r.route = Some("/orders");
+            r.reason = Some("invalid-signature");
+            r.client_ip = Some(ip(&format!("185.220.101.{}", 1 + k)));
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::CredentialStuffing) {
+                fired = Some((k + 1, d.clone()));
+                break;
+            }
+        }
+        let (k, d) = fired.expect("detected");
+        assert_eq!(k, 20, "not 60 (three times the minimum without subjects)");
+        assert_eq!(d.action.action, Action::Block);
+        assert_eq!(d.anomaly.reasons[0].related.map(|r| r.name), Some("distinct_addresses"));
+        assert!(h.observer.controls().is_blocked(None, Some(ip("185.220.101.200"))).is_some(), "the network");
+    })
+}
+
+#[test]
+fn issue19_headless_bot_is_named_and_acted_on_only_with_another_signal() {
+    let h = Harness::new(ObserverConfig::default());
+    let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36";
+    let api_headers = HeaderFacts { accept: true, accept_language: false, accept_encoding: true, count: 6 };
+    h.run(|| {
+        let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 200, Decision::Allow);
+        r.route = Some("/orders");
+        r.subject = Some("bot");
+        r.auth_method = Some("jwt");
+        r.client_ip = Some(ip("45.33.4.2"));
+        r.user_agent = Some(headless);
+        r.headers = api_headers;
+        let obs = h.observer.observe(&r);
+        let d = obs.with_rule(Rule::Automation).expect("named on its first request");
+        assert_eq!(d.action.action, Action::Alert, "the score alone only alerts");
+        assert!((d.anomaly.reasons[0].observed - 0.65).abs() < 1e-9);
+        assert_eq!(d.anomaly.reasons[0].label, Some("headless-chrome"));
+        assert!(h.throttles.0.lock().unwrap().is_empty());
+        // An integration (library agent, no browser headers) is not named.
+        let mut integration = r;
+        integration.subject = Some("svc");
+        integration.user_agent = Some("python-requests/2.31.0");
+        assert!(h.observer.observe(&integration).is_empty());
+        // Another signal in the same window (refused ids: enumeration) and the score acts.
+        let mut acted = None;
+        for k in 0..20u64 {
+            h.clock.advance(Duration::from_millis(500));
+            let id = (700 + k).to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            let mut walk = read(&h, "bot", &path, &ids, 404);
+            walk.user_agent = Some(headless);
+            walk.headers = api_headers;
+            if let Some(d) = h.observer.observe(&walk).with_rule(Rule::Enumeration) {
+                acted = Some(d.action.action);
+            }
+        }
+        assert_eq!(acted, Some(Action::Block), "enumeration's block, the most severe");
+    })
+}
+
+#[test]
+fn issue19_graphql_documents_refused_at_the_limits_are_graphql_abuse() {
+    let h = Harness::new(ObserverConfig::default());
+    h.observer.inventory().declare("POST", "/graphql");
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..10u64 {
+            h.clock.advance(Duration::from_millis(500));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "POST", "/graphql", 400, Decision::Deny);
+            r.route = Some("/graphql");
+            r.subject = Some("gql");
+            r.auth_method = Some("jwt");
+            r.client_ip = Some(ip("45.33.5.3"));
+            r.reason = Some(if k % 2 == 0 { "graphql-depth-limit" } else { "graphql-alias-limit" });
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::GraphqlAbuse) {
+                fired = Some((k + 1, d.action.action, d.anomaly.reasons[0].label));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((5, Action::Block, Some("rejected"))));
+        // Accepted near a limit: 20 in a window fire too (another caller).
+        let mut near = None;
+        for k in 0..30u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "POST", "/graphql", 200, Decision::Allow);
+            r.route = Some("/graphql");
+            r.subject = Some("gql2");
+            r.auth_method = Some("jwt");
+            r.graphql_pressure = Some(if k % 3 == 0 { 0.5 } else { 0.9 });
+            if h.observer.observe(&r).with_rule(Rule::GraphqlAbuse).is_some() {
+                near = Some(k + 1);
+                break;
+            }
+        }
+        assert_eq!(near, Some(30), "the 20th document at 0.9 of a limit (every third is at 0.5)");
+    })
+}
+
+#[test]
+fn issue19_a_new_account_scraping_is_compared_with_its_peers() {
+    let h = Harness::new(ObserverConfig::default());
+    h.run(|| {
+        let mut fired = None;
+        for k in 0..700u64 {
+            h.clock.set(UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_millis(40 * k));
+            let mut r = RequestRecord::new(h.observer.now(), "r", "GET", "/orders", 200, Decision::Allow);
+            r.route = Some("/orders");
+            r.subject = Some("fresh");
+            r.auth_method = Some("jwt");
+            if let Some(d) = h.observer.observe(&r).with_rule(Rule::RequestRate) {
+                fired = Some((k + 1, d.action.action, d.anomaly.reasons[0].label));
+                break;
+            }
+        }
+        assert_eq!(fired, Some((450, Action::Throttle, Some("peers"))), "25 req/s: 450 in 18 s");
+        assert_eq!(h.throttles.0.lock().unwrap().len(), 1);
+    })
+}
+
+#[test]
+fn issue19_a_rule_in_dry_run_says_what_it_would_do_and_does_nothing() {
+    let mut config = ObserverConfig::default();
+    config.response.dry_run.insert(Rule::Enumeration);
+    let h = Harness::new(config);
+    h.run(|| {
+        let mut last = None;
+        for k in 0..20u64 {
+            h.clock.advance(Duration::from_millis(100));
+            let id = k.to_string();
+            let path = format!("/orders/{id}");
+            let ids = [("id", id.as_str())];
+            if let Some(d) =
+                h.observer.observe(&read(&h, "dry", &path, &ids, 404)).with_rule(Rule::Enumeration)
+            {
+                last = Some((d.action.action, d.action.enforced));
+            }
+        }
+        assert_eq!(last, Some((Action::Block, false)));
+        assert_eq!(h.observer.controls().active_blocks(), 0);
+    });
+    let block = h.events_with_action("block");
+    assert_eq!(block.len(), 1);
+    assert_eq!(block[0]["zt"]["enforced"], false);
 }
