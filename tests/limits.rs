@@ -90,9 +90,23 @@ async fn forwarded_for_is_only_honoured_from_trusted_proxies() {
 async fn repeated_bad_tokens_lock_the_address_out_until_it_expires() {
     let limits = "identity = \"off\"\naddress = \"off\"\n[lockout]\nthreshold = 3\nwindow = \"1m\"\nbase = \"1s\"\nmax = \"4s\"\n";
     for (name, addr) in servers(limits).await {
+        // Expired tokens are not guesses (their signature verified): they never count, so a
+        // client whose token lapsed is not locked out while its refresh lands.
         let mut expired = claims("mallory", "orders:read");
         expired["exp"] = serde_json::json!(now() - 3600);
-        let bad = sign(key(jsonwebtoken::Algorithm::ES256), &expired);
+        let expired = sign(key(jsonwebtoken::Algorithm::ES256), &expired);
+        for _ in 0..6 {
+            assert_eq!(get(addr, &expired, &[]).await.status, 401, "{name}");
+        }
+        assert_eq!(
+            get(addr, &token("alice", "orders:read"), &[]).await.status,
+            200,
+            "{name}: expiry is no attack"
+        );
+        // Tokens for another audience are failures that count.
+        let mut foreign = claims("mallory", "orders:read");
+        foreign["aud"] = serde_json::json!("another-relying-party");
+        let bad = sign(key(jsonwebtoken::Algorithm::ES256), &foreign);
         for _ in 0..3 {
             assert_eq!(get(addr, &bad, &[]).await.status, 401, "{name}");
         }
@@ -135,10 +149,11 @@ async fn adv14_1_replayed_bad_tokens_never_lock_out_the_subject_they_name() {
         }
         let r = get(addr, &token("victim", "orders:read"), &[("x-forwarded-for", "198.51.100.9")]).await;
         assert_eq!(r.status, 200, "{name}: the victim is not locked out: {r:?}");
-        // The attacker's own address is: three failures from one address.
-        let mut expired = claims("victim", "orders:read");
-        expired["exp"] = serde_json::json!(now() - 3600);
-        let bad = sign(key(jsonwebtoken::Algorithm::ES256), &expired);
+        // The attacker's own address is: three failures from one address (expired tokens
+        // never count, see above; tokens for another audience do).
+        let mut foreign = claims("victim", "orders:read");
+        foreign["aud"] = serde_json::json!("another-relying-party");
+        let bad = sign(key(jsonwebtoken::Algorithm::ES256), &foreign);
         for _ in 0..3 {
             get(addr, &bad, &[("x-forwarded-for", "203.0.113.66")]).await;
         }

@@ -205,7 +205,8 @@ fn bind_certificate(
 
 /// Counts a failed authentication against the client address that presented it.
 fn record_failure(limiter: &Limiter, address: Option<std::net::IpAddr>, reason: Reason) {
-    if let Some(address) = address.filter(|_| reason.is_authentication_failure()) {
+    // An expired (validly signed) token is not a guess: it never counts (see `Lockout::counts`).
+    if let Some(address) = address.filter(|_| crate::limit::Lockout::counts(reason)) {
         limiter.lockout().record_failure(LimitKey::Address(address));
     }
 }
