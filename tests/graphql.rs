@@ -444,3 +444,49 @@ async fn the_inventory_keys_on_the_operation_and_report_mode_forwards() {
     let r = post_json(addr, "/graphql", &reader, body.as_bytes()).await;
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"data":{"orders":[]}}"#));
 }
+
+/// Issue 19: documents accepted just under the limits, again and again, are GraphQL abuse
+/// (the near-limit signal); the same number of ordinary documents is not. POST (the body
+/// path) on axum, GET (the query path) on actix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_near_the_limits_again_and_again_are_refused_ordinary_ones_are_not() {
+    let mut policy = policy_with_jwks(trusted_jwks());
+    policy.observe = Some(zt::observe::ObserverConfig::default());
+    let guard = demo_guard(policy);
+    let servers = [("axum", spawn_axum(guard.clone()).await), ("actix", spawn_actix(guard))];
+    // 17 of the 20 aliases the demo allows: accepted, at 0.85 of a limit.
+    let aliases: Vec<String> = (1..=17).map(|i| format!("a{i}: id")).collect();
+    let near = format!("{{ orders(limit: 1) {{ {} }} }}", aliases.join(" "));
+    let plain = "{ orders(limit: 5) { id item quantity } }";
+    for (name, addr) in servers {
+        let send = |who: &'static str, document: &str| {
+            let document = document.to_string();
+            async move {
+                let auth = format!("Bearer {}", token(who, "orders:read"));
+                if name == "axum" {
+                    let body = json!({ "query": document }).to_string();
+                    post_json(addr, "/graphql", &auth, body.as_bytes()).await.status
+                } else {
+                    let path = format!("/graphql?query={}", encode(&document));
+                    raw_request(addr, "GET", &path, &[("authorization", &auth)], None).await.status
+                }
+            }
+        };
+        let (abuser, reader): (&'static str, &'static str) =
+            if name == "axum" { ("gql-abuser-1", "gql-reader-1") } else { ("gql-abuser-2", "gql-reader-2") };
+        let mut refused_after = None;
+        for n in 1..=40 {
+            let status = send(abuser, &near).await;
+            if status == 403 {
+                refused_after = Some(n);
+                break;
+            }
+            assert_eq!(status, 200, "{name}: a near-limit document is accepted until the block");
+        }
+        let n = refused_after.unwrap_or_else(|| panic!("{name}: 40 near-limit documents were never refused"));
+        eprintln!("{name}: near-limit documents refused after {n}");
+        for _ in 0..40 {
+            assert_eq!(send(reader, plain).await, 200, "{name}: an ordinary reader is never refused");
+        }
+    }
+}

@@ -49,6 +49,9 @@ pub(crate) struct Facts<'a> {
     pub(crate) framing: Framing,
     /// The GraphQL operation key (`/graphql query Name`), once accepted.
     pub(crate) graphql_operation: Option<String>,
+    /// How near the accepted GraphQL document came to its limits (the largest share of
+    /// one, `0..=1`): detection's near-limit signal.
+    pub(crate) graphql_pressure: Option<f32>,
     /// The contract operation, when a contract applies to the route.
     pub(crate) operation: Option<usize>,
     /// The operation's path parameters when the contract's own lookup found it under
@@ -101,6 +104,7 @@ impl<'a> Facts<'a> {
             waited: None,
             framing: Framing::NoBody,
             graphql_operation: None,
+            graphql_pressure: None,
             operation: None,
             operation_params: None,
             body_limit: None,
@@ -141,6 +145,7 @@ impl<'a> Facts<'a> {
             waited: self.waited,
             framing: self.framing,
             graphql_operation: self.graphql_operation,
+            graphql_pressure: self.graphql_pressure,
             operation: self.operation,
             operation_params: self.operation_params,
             body_limit: self.body_limit,

@@ -267,6 +267,7 @@ impl Admitted {
             let key = record_operations(&self.span, &self.request_id, template, &operations);
             if let Some(observation) = &mut self.observation {
                 observation.operation = key;
+                observation.graphql_pressure = Some(schema.config().pressure(&operations));
             }
             return match charge_operations(&self.shared, view, self.identity.as_ref(), template, &operations)
             {

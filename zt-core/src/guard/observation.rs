@@ -25,6 +25,8 @@ pub(crate) struct Observation {
     route: Option<Arc<str>>,
     /// The GraphQL operation key (`/graphql query Name`), once the operation was accepted.
     pub(crate) operation: Option<String>,
+    /// How near the accepted GraphQL document came to its limits (detection).
+    pub(crate) graphql_pressure: Option<f32>,
     client_ip: Option<IpAddr>,
     user_agent: Option<String>,
     headers: HeaderFacts,
@@ -70,6 +72,7 @@ impl Observation {
             path: view.path.to_string(),
             route: route.cloned(),
             operation: facts.graphql_operation.clone(),
+            graphql_pressure: facts.graphql_pressure,
             client_ip: facts.client_ip,
             user_agent: user_agent.map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned()),
             headers: HeaderFacts::of(view.headers),
@@ -124,6 +127,7 @@ impl Observation {
         let mut operations = c.operation.as_deref().map(|k| k.split(super::graphql::BATCH_KEY_SEPARATOR));
         record.operation = operations.as_mut().and_then(Iterator::next);
         record.reason = c.reason;
+        record.graphql_pressure = c.graphql_pressure;
         // Baselines, detection, blocks and throttles key on the one principal.
         record.subject = c.identity.as_ref().map(Identity::principal);
         record.client_id = c.identity.as_ref().and_then(Identity::client_id);

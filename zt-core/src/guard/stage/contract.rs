@@ -28,6 +28,7 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
                 let request = GraphqlRequestBody::Get { query: view.query.unwrap_or("") };
                 match schema.check(request, facts.identity.as_ref()) {
                     Ok(operations) => {
+                        facts.graphql_pressure = Some(schema.config().pressure(&operations));
                         facts.graphql_operation =
                             record_operations(&facts.span, &facts.request_id, route.template, &operations);
                     }
