@@ -7,7 +7,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `http.request.method` | the request method |
-//! | `url.path` | the path, never the query string |
+//! | `url.path` | the path the client sent (before an outer router stripped a prefix), never the query string |
 //! | `http.route` | the matched route template |
 //! | `client.address` | the TCP peer's IP address |
 //! | `http.response.status_code` | the status sent |
@@ -112,7 +112,8 @@ macro_rules! request_span_at {
             $level,
             "zt.request",
             http.request.method = $view.method,
-            url.path = $view.path,
+            // The path the client sent, also when an outer router stripped a prefix.
+            url.path = $view.headers.sent_path().unwrap_or($view.path),
             http.route = Empty,
             client.address = Empty,
             http.response.status_code = Empty,

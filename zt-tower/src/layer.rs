@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, OriginalUri};
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -17,8 +17,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 use zt_core::{
-    BodyError, BodyHint, Check, Decision, Guard, Reply, RequestView, ResponseBody, ResponseHeaders,
-    ResponsePlan,
+    BodyError, BodyHint, Check, Decision, Guard, HeaderLookup, Reply, RequestView, ResponseBody,
+    ResponseHeaders, ResponsePlan,
 };
 
 /// Applies a [`Guard`] to a Tower service.
@@ -66,9 +66,47 @@ pub struct ZeroTrustService<S> {
     guard: Guard,
 }
 
+/// A request's headers for the Guard, and the path the client sent when an outer axum
+/// router stripped a prefix (`nest_service("/api", app)`): axum keeps the URI as received
+/// in `OriginalUri`, which the span's `url.path` reports (issue 18).
+struct Headers<'a> {
+    map: &'a HeaderMap,
+    sent_path: Option<&'a str>,
+}
+
+impl HeaderLookup for Headers<'_> {
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.map.nth(name, index)
+    }
+
+    fn line_count(&self) -> Option<usize> {
+        self.map.line_count()
+    }
+
+    fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
+        self.map.get_one(name)
+    }
+
+    fn sent_path(&self) -> Option<&str> {
+        self.sent_path
+    }
+}
+
+impl<'a> Headers<'a> {
+    fn of(uri: &'a Uri, headers: &'a HeaderMap, extensions: &'a Extensions) -> Self {
+        // Present only once a router has seen the request: zt in front of the whole app sees
+        // none (its own inner router adds it later), a nested one the outer router's.
+        let sent_path = extensions
+            .get::<OriginalUri>()
+            .map(|original| original.path())
+            .filter(|sent| *sent != uri.path());
+        Headers { map: headers, sent_path }
+    }
+}
+
 /// The view the Guard decides on, borrowed from the request's parts.
 fn view<'a>(
-    parts: (&'a http::Method, &'a Uri, &'a HeaderMap, &'a Extensions),
+    parts: (&'a http::Method, &'a Uri, &'a Headers<'a>, &'a Extensions),
     body: BodyHint,
 ) -> RequestView<'a> {
     let (method, uri, headers, extensions) = parts;
@@ -91,7 +129,8 @@ fn decide<B: Body>(guard: &Guard, request: &Request<B>, resume: Option<zt_core::
         (false, Some(n)) => BodyHint::Exact(n),
         (false, None) => BodyHint::Unknown,
     };
-    let parts = (request.method(), request.uri(), request.headers(), request.extensions());
+    let headers = Headers::of(request.uri(), request.headers(), request.extensions());
+    let parts = (request.method(), request.uri(), &headers, request.extensions());
     match resume {
         None => guard.check(&view(parts, body)),
         Some(resume) => guard.resume(&view(parts, body), resume),
@@ -163,7 +202,8 @@ where
     let (mut parts, mut body) = request.into_parts();
     if let Some(limit) = admitted.body_limit() {
         let read = collect(body, limit).await;
-        let parts = (&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+        let headers = Headers::of(&parts.uri, &parts.headers, &parts.extensions);
+        let parts = (&parts.method, &parts.uri, &headers, &parts.extensions);
         admitted = match admitted.body(&view(parts, BodyHint::Unknown), read.as_deref().map_err(|e| *e)).await
         {
             Ok(admitted) => admitted,
