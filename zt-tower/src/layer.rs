@@ -162,11 +162,16 @@ where
     }
 }
 
+/// `x-request-id`, on every response: built at compile time (`from_static` at run time
+/// checks every byte of the name on each call).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Response<B> {
     for (name, value) in headers.iter() {
         // The name parsed once (a `&str` key would be parsed again by each map call).
-        if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(HeaderName::from_static(name))
+        let name = if name == "x-request-id" { X_REQUEST_ID } else { HeaderName::from_static(name) };
+        if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(name)
             && let Ok(value) = HeaderValue::from_str(value)
         {
             slot.insert(value);
