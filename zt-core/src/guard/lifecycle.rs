@@ -21,7 +21,7 @@ use tracing::Span;
 use super::engine::Shared;
 use super::facts::{Facts, Wait};
 use super::graphql::{Charged, QuotaWait, charge_operations, graphql_denial, record_operations};
-use super::observation::Observation;
+use super::observation::{Observation, ShortText};
 use super::stage::violation_denial;
 use crate::Reply;
 use crate::contract::ContractRequest;
@@ -515,35 +515,8 @@ pub struct ReadResponse {
 }
 
 /// A response's `Content-Type`, kept from its head until its body is read: inline when it
-/// is short UTF-8 (every usual one), so reading a response allocates nothing for it.
-#[derive(Debug)]
-enum ContentType {
-    Inline([u8; CONTENT_TYPE_INLINE], u8),
-    Heap(String),
-}
-
-const CONTENT_TYPE_INLINE: usize = 64;
-
-impl ContentType {
-    fn of(bytes: &[u8]) -> ContentType {
-        match std::str::from_utf8(bytes) {
-            Ok(text) if text.len() <= CONTENT_TYPE_INLINE => {
-                let mut inline = [0u8; CONTENT_TYPE_INLINE];
-                inline[..text.len()].copy_from_slice(text.as_bytes());
-                ContentType::Inline(inline, text.len() as u8)
-            }
-            _ => ContentType::Heap(String::from_utf8_lossy(bytes).into_owned()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Copied from a `&str` above: always UTF-8, the fallback is unreachable.
-            ContentType::Inline(bytes, len) => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or(""),
-            ContentType::Heap(text) => text,
-        }
-    }
-}
+/// is short (every usual one), so reading a response allocates nothing for it.
+type ContentType = ShortText<64>;
 
 /// The body to send after [`ReadResponse::finish`].
 #[derive(Debug)]
@@ -592,7 +565,7 @@ impl Responding {
         // A body of unknown length is read (up to the limit; longer is a 502) when it may
         // carry guarded properties, else only when it declares a bounded length.
         if wanted && !stream && (bounded.is_some() || fail_closed) {
-            let content_type = content_type.map(ContentType::of);
+            let content_type = content_type.map(ContentType::lossy);
             return ResponsePlan::Read(ReadResponse { responding: self, status, content_type, limit });
         }
         if self.response_check.is_some() {
