@@ -65,7 +65,23 @@ impl RequestId {
         static PREFIX: OnceLock<u32> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let prefix = *PREFIX.get_or_init(rand::random::<u32>);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Each thread takes a block of numbers from the shared counter and counts within it:
+        // one shared atomic add per block, not per request (issue 17: a counter written by
+        // every request bounced its cache line between the runtime's worker cores). Ids stay
+        // unique per process; they are no longer in arrival order across threads.
+        const BLOCK: u64 = 1024;
+        thread_local! {
+            static NEXT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        }
+        let n = NEXT.with(|next| {
+            let (mut n, mut end) = next.get();
+            if n == end {
+                n = COUNTER.fetch_add(BLOCK, Ordering::Relaxed);
+                end = n + BLOCK;
+            }
+            next.set((n + 1, end));
+            n
+        });
         // Hand-rolled hex: `format!` showed up in profiles of the cached-token path.
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut id = [0u8; REQUEST_ID_LEN];
