@@ -250,23 +250,37 @@ async fn respond<B: MessageBody>(
     response
 }
 
+/// A decision as `dispatch` starts from: made, or waiting with the guard that resumes it.
+enum Start {
+    Ready(Decision),
+    Pending(zt_core::Pending, Guard),
+}
+
 /// Everything after the decision: its waits, the body phase, the service, the response.
 async fn dispatch<S, B>(
     service: Rc<S>,
-    guard: Guard,
-    mut check: Check,
+    start: Start,
     mut request: ServiceRequest,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    let mut admitted = loop {
-        match check {
-            Check::Pending(pending) => check = decide(&guard, &request, Some(pending.await)),
-            Check::Ready(Decision::Rejected(r)) => return Ok(rejected(r, request)),
-            Check::Ready(Decision::Admitted(admitted)) => break admitted,
-        }
+    let decision = match start {
+        Start::Ready(decision) => decision,
+        Start::Pending(mut pending, guard) => loop {
+            // Awaited before the request is borrowed (a borrow held across the await would
+            // make the future need a `Sync` body).
+            let resume = pending.await;
+            match decide(&guard, &request, Some(resume)) {
+                Check::Pending(again) => pending = again,
+                Check::Ready(decision) => break decision,
+            }
+        },
+    };
+    let mut admitted = match decision {
+        Decision::Rejected(r) => return Ok(rejected(r, request)),
+        Decision::Admitted(admitted) => admitted,
     };
     if let Some(limit) = admitted.body_limit() {
         let read = read_payload(request.take_payload(), limit).await;
@@ -314,7 +328,12 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let check = decide(&self.guard, &request, None);
-        Box::pin(dispatch(Rc::clone(&self.service), self.guard.clone(), check, request))
+        // The guard goes along only when the decision waits (to resume it): cloning it for
+        // every request wrote two reference counts shared by every worker thread.
+        let start = match decide(&self.guard, &request, None) {
+            Check::Ready(decision) => Start::Ready(decision),
+            Check::Pending(pending) => Start::Pending(pending, self.guard.clone()),
+        };
+        Box::pin(dispatch(Rc::clone(&self.service), start, request))
     }
 }

@@ -180,11 +180,16 @@ fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Respo
     response
 }
 
+/// A decision as `dispatch` starts from: made, or waiting with the guard that resumes it.
+enum Start {
+    Ready(Decision),
+    Pending(zt_core::Pending, Guard),
+}
+
 /// Everything after the decision: its waits, the body phase, the service, the response.
 async fn dispatch<S, ReqBody, ResBody>(
     mut service: S,
-    guard: Guard,
-    mut check: Check,
+    start: Start,
     request: Request<ReqBody>,
 ) -> Result<Response<ResBody>, S::Error>
 where
@@ -194,15 +199,21 @@ where
     ResBody: Body + From<String> + From<Bytes>,
     ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut admitted = loop {
-        match check {
-            Check::Pending(pending) => {
-                let resume = pending.await;
-                check = decide(&guard, &request, Some(resume));
+    let decision = match start {
+        Start::Ready(decision) => decision,
+        Start::Pending(mut pending, guard) => loop {
+            // Awaited before the request is borrowed (a borrow held across the await would
+            // make the future need a `Sync` body).
+            let resume = pending.await;
+            match decide(&guard, &request, Some(resume)) {
+                Check::Pending(again) => pending = again,
+                Check::Ready(decision) => break decision,
             }
-            Check::Ready(Decision::Rejected(rejected)) => return Ok(reply(rejected.into_response())),
-            Check::Ready(Decision::Admitted(admitted)) => break admitted,
-        }
+        },
+    };
+    let mut admitted = match decision {
+        Decision::Rejected(rejected) => return Ok(reply(rejected.into_response())),
+        Decision::Admitted(admitted) => admitted,
     };
     let (mut parts, mut body) = request.into_parts();
     if let Some(limit) = admitted.body_limit() {
@@ -284,6 +295,12 @@ where
         // The service that was polled ready goes along; a clone stays behind.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        Box::pin(dispatch(service, self.guard.clone(), check, request))
+        // The guard goes along only when the decision waits (to resume it): cloning it for
+        // every request wrote two reference counts shared by every worker core.
+        let start = match check {
+            Check::Ready(decision) => Start::Ready(decision),
+            Check::Pending(pending) => Start::Pending(pending, self.guard.clone()),
+        };
+        Box::pin(dispatch(service, start, request))
     }
 }
