@@ -22,6 +22,10 @@
 #   zt-no-contract  ZT_CONTRACT=off (no OpenAPI enforcement: parameters, bodies)
 #   zt-no-limits    ZT_LIMITS=off (no rate limits, no lockout)
 #   zt-no-observe   ZT_OBSERVE=off (no monitoring: detection, KPIs, inventory)
+#   zt-no-cache     ZT_TOKEN_CACHE=off (no verified-token cache: every request verifies the
+#                   token's ES256 signature, as the peer's jwt-authorizer does; every other
+#                   stage stays on). Issue 17's cache-off figure:
+#                   SERVICES="unprotected zt-no-cache peer" scripts/bench_peers.sh
 # SERVICES="unprotected zt-axum zt-no-contract zt-no-limits zt-no-observe" scripts/bench_peers.sh
 # prints, besides the table, zt-axum's throughput as a fraction of each variant's.
 #
@@ -33,6 +37,8 @@
 #   CONNECTIONS  wrk connections (default 32)
 #   SCENARIOS    default "get post"
 #   SERVICES     default "unprotected zt-axum zt-actix peer" (any of those and the zt-no-* variants)
+# Interface: the zt-no-* variants are the axum demo started with the variable named above;
+# each switches one thing off for measuring it and must never be used in production.
 #   RUST_LOG     log filter of every server (default info, as the demos ship)
 #
 # Only ever targets 127.0.0.1. Installs wrk and curl with apt-get when missing (needs root).
@@ -53,9 +59,12 @@ ACTIX_ADDR=127.0.0.1:18283
 PEER_ADDR=127.0.0.1:18284
 read -r -a SERVICES <<<"${SERVICES:-unprotected zt-axum zt-actix peer}"
 declare -A ADDR=([unprotected]=$BASE_ADDR [zt-axum]=$AXUM_ADDR [zt-actix]=$ACTIX_ADDR [peer]=$PEER_ADDR
-    [zt-no-contract]=127.0.0.1:18285 [zt-no-limits]=127.0.0.1:18286 [zt-no-observe]=127.0.0.1:18287)
-# The environment that switches a variant's stage off.
-declare -A STAGE_OFF=([zt-no-contract]=ZT_CONTRACT=off [zt-no-limits]=ZT_LIMITS=off [zt-no-observe]=ZT_OBSERVE=off)
+    [zt-no-contract]=127.0.0.1:18285 [zt-no-limits]=127.0.0.1:18286 [zt-no-observe]=127.0.0.1:18287
+    [zt-no-cache]=127.0.0.1:18288)
+# The environment that switches a variant's stage off (the demos read these variables:
+# examples/orders/mod.rs, `Config::from_env`).
+declare -A STAGE_OFF=([zt-no-contract]=ZT_CONTRACT=off [zt-no-limits]=ZT_LIMITS=off [zt-no-observe]=ZT_OBSERVE=off
+    [zt-no-cache]=ZT_TOKEN_CACHE=off)
 for service in "${SERVICES[@]}"; do
     [[ -n ${ADDR[$service]:-} ]] || { echo "unknown service $service" >&2; exit 2; }
 done

@@ -34,22 +34,51 @@ fn closed() -> &'static Mutex<HashMap<String, Fields>> {
 #[derive(Default)]
 struct Recorded(Fields);
 
+/// The name under which a span's fields that were given a value more than once are filed:
+/// each listed once per extra time (issue 18: a field is recorded once, never re-recorded,
+/// e.g. `zt.decision` saying `allow` after `deny`, or a status overwritten by another).
+const RECORDED_TWICE: &str = "(recorded twice)";
+
+impl Recorded {
+    fn set(&mut self, field: &Field, value: Value) {
+        if let Some(earlier) = self.0.insert(field.name().to_string(), value) {
+            let now = &self.0[field.name()];
+            let twice = format!("{}: {earlier} then {now}", field.name());
+            match self.0.entry(RECORDED_TWICE.to_string()).or_insert_with(|| Value::Array(Vec::new())) {
+                Value::Array(list) => list.push(Value::from(twice)),
+                _ => unreachable!("only this impl writes the list"),
+            }
+        }
+    }
+}
+
 impl Visit for Recorded {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.set(field, Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.set(field, Value::from(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.set(field, Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.set(field, Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), Value::from(format!("{value:?}")));
+        self.set(field, Value::from(format!("{value:?}")));
     }
+}
+
+/// Installs the capturing subscriber once for the whole test binary (global: the actix
+/// server runs on threads of its own). Only zt's targets are enabled.
+fn capture() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let filter = tracing_subscriber::filter::Targets::new().with_target("zt", tracing::Level::TRACE);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture).with(filter))
+            .unwrap();
+    });
 }
 
 /// Records the fields of `zt.request` spans when created and recorded, and files them
@@ -112,6 +141,9 @@ async fn span_for(adapter: &str, name: &str, r: &RawResponse) -> (Vec<String>, O
         return (vec![format!("[{adapter}] {name}: span {request_id} never closed")], None);
     };
     let mut failures = Vec::new();
+    if let Some(twice) = fields.get(RECORDED_TWICE) {
+        failures.push(format!("[{adapter}] {name}: span fields recorded more than once: {twice}"));
+    }
     let status = fields.get("http.response.status_code");
     if status != Some(&Value::from(r.status)) {
         failures.push(format!(
@@ -124,10 +156,7 @@ async fn span_for(adapter: &str, name: &str, r: &RawResponse) -> (Vec<String>, O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_has_the_same_span_in_both_adapters_with_the_status_sent() {
-    // Global: the actix server runs on threads of its own. Only zt's targets are enabled.
-    let filter = tracing_subscriber::filter::Targets::new().with_target("zt", tracing::Level::TRACE);
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture).with(filter))
-        .unwrap();
+    capture();
     let guard = demo_guard(policy_with_jwks(trusted_jwks()));
     let axum_addr = spawn_axum(guard.clone()).await;
     let actix_addr = spawn_actix(guard);
@@ -156,4 +185,37 @@ async fn every_case_has_the_same_span_in_both_adapters_with_the_status_sent() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// Issue 18: the guarded app nested under a prefix of an outer axum router
+/// (`nest_service("/api", app)`: axum strips the prefix before the app routes). The Guard
+/// matches the path below the prefix, as the app's routes are written, while the span's
+/// `url.path` is the path the client sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_axum_app_records_the_path_the_client_sent() {
+    capture();
+    let guard = demo_guard(policy_with_jwks(trusted_jwks()));
+    let app = orders::axum_app::app(guard, None).expect("demo app");
+    let outer = axum::Router::new().nest_service("/api", app);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ =
+            axum::serve(listener, outer.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    });
+    let token = token("alice", "orders:read");
+    let authorization = format!("Bearer {token}");
+    for (path, status) in [("/api/orders", 200), ("/api/orders?limit=1", 200), ("/api/nowhere", 404)] {
+        let r = raw_request(addr, "GET", path, &[("authorization", &authorization)], None).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let (failures, fields) = span_for("axum nested", path, &r).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        let fields = fields.unwrap();
+        let sent = path.split('?').next().unwrap();
+        assert_eq!(fields.get("url.path"), Some(&Value::from(sent)), "{path}: {fields:?}");
+        if status == 200 {
+            // Matched below the prefix, as the app's routes are written.
+            assert_eq!(fields.get("http.route"), Some(&Value::from("/orders")), "{path}: {fields:?}");
+        }
+    }
 }

@@ -121,6 +121,10 @@ pub struct DemoConfig {
     pub contract_on: bool,
     pub limits_on: bool,
     pub observe_on: bool,
+    /// `ZT_TOKEN_CACHE` (`on`, the default, or `off`): the verified-token cache; `off`
+    /// verifies the ES256 signature of every request (`scripts/bench_peers.sh`'s cache-off
+    /// figure). Slower, never weaker.
+    pub token_cache_on: bool,
 }
 
 /// The environment variable the demo reads the fleet-wide secret from (with `ZT_REDIS_URL`,
@@ -180,6 +184,7 @@ impl DemoConfig {
             contract_on: switch("ZT_CONTRACT")?,
             limits_on: switch("ZT_LIMITS")?,
             observe_on: switch("ZT_OBSERVE")?,
+            token_cache_on: switch("ZT_TOKEN_CACHE")?,
         })
     }
 
@@ -327,6 +332,9 @@ impl DemoConfig {
             policy.observe = None;
         } else if policy.observe.is_none() {
             policy.observe = Some(zt::observe::ObserverConfig::default());
+        }
+        if !self.token_cache_on {
+            policy.tokens.cache = false;
         }
         Ok(policy)
     }

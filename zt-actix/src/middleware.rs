@@ -22,9 +22,49 @@ use zt_core::{
 
 struct Headers<'a>(&'a HeaderMap);
 
+/// The names the Guard looks up on most requests, as actix (`http` 0.2) header names built at
+/// compile time. actix's map parses a `&str` key on every lookup (`HeaderName::from_str`),
+/// and a name that is not a standard header (`x-forwarded-for`, `x-request-id`, the method
+/// overrides) is copied into a fresh allocation each time: five lookups a request.
+fn known_name(name: &str) -> Option<HeaderName> {
+    use actix_web::http::header;
+    const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    const X_HTTP_METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+    const X_METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-method-override");
+    const X_HTTP_METHOD: HeaderName = HeaderName::from_static("x-http-method");
+    Some(match name {
+        "authorization" => header::AUTHORIZATION,
+        "content-type" => header::CONTENT_TYPE,
+        "content-length" => header::CONTENT_LENGTH,
+        "transfer-encoding" => header::TRANSFER_ENCODING,
+        "accept" => header::ACCEPT,
+        "accept-encoding" => header::ACCEPT_ENCODING,
+        "accept-language" => header::ACCEPT_LANGUAGE,
+        "user-agent" => header::USER_AGENT,
+        "cookie" => header::COOKIE,
+        "forwarded" => header::FORWARDED,
+        "x-forwarded-for" => X_FORWARDED_FOR,
+        "x-request-id" => X_REQUEST_ID,
+        "x-http-method-override" => X_HTTP_METHOD_OVERRIDE,
+        "x-method-override" => X_METHOD_OVERRIDE,
+        "x-http-method" => X_HTTP_METHOD,
+        _ => return None,
+    })
+}
+
+impl Headers<'_> {
+    fn all(&self, name: &str) -> std::slice::Iter<'_, HeaderValue> {
+        match known_name(name) {
+            Some(known) => self.0.get_all(known),
+            None => self.0.get_all(name),
+        }
+    }
+}
+
 impl HeaderLookup for Headers<'_> {
     fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
-        self.0.get_all(name).nth(index).map(HeaderValue::as_bytes)
+        self.all(name).nth(index).map(HeaderValue::as_bytes)
     }
 
     fn line_count(&self) -> Option<usize> {
@@ -33,7 +73,7 @@ impl HeaderLookup for Headers<'_> {
 
     // One map lookup instead of two (`nth(0)` and `nth(1)`).
     fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
-        let mut values = self.0.get_all(name);
+        let mut values = self.all(name);
         match (values.next(), values.next()) {
             (None, _) => zt_core::HeaderValue::Absent,
             (Some(v), None) => zt_core::HeaderValue::One(v.as_bytes()),
@@ -144,8 +184,10 @@ fn rejected<B>(rejected: Rejected, request: ServiceRequest) -> ServiceResponse<E
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(response: &mut ServiceResponse<B>, headers: &ResponseHeaders) {
     for (name, value) in headers.iter() {
-        // The name parsed once (a `&str` key would be parsed again by the lookup).
-        let name = HeaderName::from_static(name);
+        // The name parsed once (a `&str` key would be parsed again by the lookup), and
+        // `x-request-id` (on every response) not at all: a constant.
+        const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+        let name = if name == "x-request-id" { X_REQUEST_ID } else { HeaderName::from_static(name) };
         if !response.headers().contains_key(&name)
             && let Ok(value) = HeaderValue::from_str(value)
         {
@@ -208,23 +250,40 @@ async fn respond<B: MessageBody>(
     response
 }
 
+/// A decision as `dispatch` starts from: made, or waiting with the guard that resumes it.
+// The decided variant is the common one and stays unboxed (as in `Check`): boxing it would
+// allocate on every request to save a move on the rare waiting one.
+#[allow(clippy::large_enum_variant)]
+enum Start {
+    Ready(Decision),
+    Pending(zt_core::Pending, Guard),
+}
+
 /// Everything after the decision: its waits, the body phase, the service, the response.
 async fn dispatch<S, B>(
     service: Rc<S>,
-    guard: Guard,
-    mut check: Check,
+    start: Start,
     mut request: ServiceRequest,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    let mut admitted = loop {
-        match check {
-            Check::Pending(pending) => check = decide(&guard, &request, Some(pending.await)),
-            Check::Ready(Decision::Rejected(r)) => return Ok(rejected(r, request)),
-            Check::Ready(Decision::Admitted(admitted)) => break admitted,
-        }
+    let decision = match start {
+        Start::Ready(decision) => decision,
+        Start::Pending(mut pending, guard) => loop {
+            // Awaited before the request is borrowed (a borrow held across the await would
+            // make the future need a `Sync` body).
+            let resume = pending.await;
+            match decide(&guard, &request, Some(resume)) {
+                Check::Pending(again) => pending = again,
+                Check::Ready(decision) => break decision,
+            }
+        },
+    };
+    let mut admitted = match decision {
+        Decision::Rejected(r) => return Ok(rejected(r, request)),
+        Decision::Admitted(admitted) => admitted,
     };
     if let Some(limit) = admitted.body_limit() {
         let read = read_payload(request.take_payload(), limit).await;
@@ -272,7 +331,12 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let check = decide(&self.guard, &request, None);
-        Box::pin(dispatch(Rc::clone(&self.service), self.guard.clone(), check, request))
+        // The guard goes along only when the decision waits (to resume it): cloning it for
+        // every request wrote two reference counts shared by every worker thread.
+        let start = match decide(&self.guard, &request, None) {
+            Check::Ready(decision) => Start::Ready(decision),
+            Check::Pending(pending) => Start::Pending(pending, self.guard.clone()),
+        };
+        Box::pin(dispatch(Rc::clone(&self.service), start, request))
     }
 }

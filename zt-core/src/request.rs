@@ -30,6 +30,18 @@ pub trait HeaderLookup: Sync {
         None
     }
 
+    /// The path the client sent (without the query), when a framework routed the request
+    /// through a prefix before zt saw it and [`RequestView::path`] is the path below that
+    /// prefix (axum's `nest_service("/api", app)` strips `/api`). The span's `url.path`
+    /// records it; the Guard still matches [`RequestView::path`], as the app's routes are
+    /// written. `None` by default (the path is the one sent).
+    ///
+    /// It lives on the header lookup, the one part of the view an adapter defines, so that
+    /// adding it changed no `RequestView` literal.
+    fn sent_path(&self) -> Option<&str> {
+        None
+    }
+
     /// Returns the header's value when it was sent once, or says it was absent or repeated.
     fn get_one(&self, name: &str) -> HeaderValue<'_> {
         match (self.nth(name, 0), self.nth(name, 1)) {

@@ -7,7 +7,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `http.request.method` | the request method |
-//! | `url.path` | the path, never the query string |
+//! | `url.path` | the path the client sent (before an outer router stripped a prefix), never the query string |
 //! | `http.route` | the matched route template |
 //! | `client.address` | the TCP peer's IP address |
 //! | `http.response.status_code` | the status sent |
@@ -80,7 +80,23 @@ impl RequestId {
         static PREFIX: OnceLock<u32> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let prefix = *PREFIX.get_or_init(rand::random::<u32>);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Each thread takes a block of numbers from the shared counter and counts within it:
+        // one shared atomic add per block, not per request (issue 17: a counter written by
+        // every request bounced its cache line between the runtime's worker cores). Ids stay
+        // unique per process; they are no longer in arrival order across threads.
+        const BLOCK: u64 = 1024;
+        thread_local! {
+            static NEXT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        }
+        let n = NEXT.with(|next| {
+            let (mut n, mut end) = next.get();
+            if n == end {
+                n = COUNTER.fetch_add(BLOCK, Ordering::Relaxed);
+                end = n + BLOCK;
+            }
+            next.set((n + 1, end));
+            n
+        });
         // Hand-rolled hex: `format!` showed up in profiles of the cached-token path.
         let mut id = [0u8; crate::correlation::MAX_REQUEST_ID_LEN];
         for (i, shift) in (0..8).rev().enumerate() {
@@ -186,7 +202,8 @@ macro_rules! request_span_at {
             $level,
             "zt.request",
             http.request.method = $view.method,
-            url.path = $view.path,
+            // The path the client sent, also when an outer router stripped a prefix.
+            url.path = $view.headers.sent_path().unwrap_or($view.path),
             http.route = Empty,
             client.address = Empty,
             http.response.status_code = Empty,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, OriginalUri};
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -17,8 +17,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 use zt_core::{
-    BodyError, BodyHint, Check, Decision, Guard, Reply, RequestView, ResponseBody, ResponseHeaders,
-    ResponsePlan,
+    BodyError, BodyHint, Check, Decision, Guard, HeaderLookup, Reply, RequestView, ResponseBody,
+    ResponseHeaders, ResponsePlan,
 };
 
 /// Applies a [`Guard`] to a Tower service.
@@ -66,9 +66,47 @@ pub struct ZeroTrustService<S> {
     guard: Guard,
 }
 
+/// A request's headers for the Guard, and the path the client sent when an outer axum
+/// router stripped a prefix (`nest_service("/api", app)`): axum keeps the URI as received
+/// in `OriginalUri`, which the span's `url.path` reports (issue 18).
+struct Headers<'a> {
+    map: &'a HeaderMap,
+    sent_path: Option<&'a str>,
+}
+
+impl HeaderLookup for Headers<'_> {
+    fn nth(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.map.nth(name, index)
+    }
+
+    fn line_count(&self) -> Option<usize> {
+        self.map.line_count()
+    }
+
+    fn get_one(&self, name: &str) -> zt_core::HeaderValue<'_> {
+        self.map.get_one(name)
+    }
+
+    fn sent_path(&self) -> Option<&str> {
+        self.sent_path
+    }
+}
+
+impl<'a> Headers<'a> {
+    fn of(uri: &'a Uri, headers: &'a HeaderMap, extensions: &'a Extensions) -> Self {
+        // Present only once a router has seen the request: zt in front of the whole app sees
+        // none (its own inner router adds it later), a nested one the outer router's.
+        let sent_path = extensions
+            .get::<OriginalUri>()
+            .map(|original| original.path())
+            .filter(|sent| *sent != uri.path());
+        Headers { map: headers, sent_path }
+    }
+}
+
 /// The view the Guard decides on, borrowed from the request's parts.
 fn view<'a>(
-    parts: (&'a http::Method, &'a Uri, &'a HeaderMap, &'a Extensions),
+    parts: (&'a http::Method, &'a Uri, &'a Headers<'a>, &'a Extensions),
     body: BodyHint,
 ) -> RequestView<'a> {
     let (method, uri, headers, extensions) = parts;
@@ -91,7 +129,8 @@ fn decide<B: Body>(guard: &Guard, request: &Request<B>, resume: Option<zt_core::
         (false, Some(n)) => BodyHint::Exact(n),
         (false, None) => BodyHint::Unknown,
     };
-    let parts = (request.method(), request.uri(), request.headers(), request.extensions());
+    let headers = Headers::of(request.uri(), request.headers(), request.extensions());
+    let parts = (request.method(), request.uri(), &headers, request.extensions());
     match resume {
         None => guard.check(&view(parts, body)),
         Some(resume) => guard.resume(&view(parts, body), resume),
@@ -123,11 +162,16 @@ where
     }
 }
 
+/// `x-request-id`, on every response: built at compile time (`from_static` at run time
+/// checks every byte of the name on each call).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Adds zt's headers (e.g. RateLimit) unless the service set them.
 fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Response<B> {
     for (name, value) in headers.iter() {
         // The name parsed once (a `&str` key would be parsed again by each map call).
-        if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(HeaderName::from_static(name))
+        let name = if name == "x-request-id" { X_REQUEST_ID } else { HeaderName::from_static(name) };
+        if let http::header::Entry::Vacant(slot) = response.headers_mut().entry(name)
             && let Ok(value) = HeaderValue::from_str(value)
         {
             slot.insert(value);
@@ -136,11 +180,19 @@ fn add_headers<B>(mut response: Response<B>, headers: &ResponseHeaders) -> Respo
     response
 }
 
+/// A decision as `dispatch` starts from: made, or waiting with the guard that resumes it.
+// The decided variant is the common one and stays unboxed (as in `Check`): boxing it would
+// allocate on every request to save a move on the rare waiting one.
+#[allow(clippy::large_enum_variant)]
+enum Start {
+    Ready(Decision),
+    Pending(zt_core::Pending, Guard),
+}
+
 /// Everything after the decision: its waits, the body phase, the service, the response.
 async fn dispatch<S, ReqBody, ResBody>(
     mut service: S,
-    guard: Guard,
-    mut check: Check,
+    start: Start,
     request: Request<ReqBody>,
 ) -> Result<Response<ResBody>, S::Error>
 where
@@ -150,20 +202,27 @@ where
     ResBody: Body + From<String> + From<Bytes>,
     ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut admitted = loop {
-        match check {
-            Check::Pending(pending) => {
-                let resume = pending.await;
-                check = decide(&guard, &request, Some(resume));
+    let decision = match start {
+        Start::Ready(decision) => decision,
+        Start::Pending(mut pending, guard) => loop {
+            // Awaited before the request is borrowed (a borrow held across the await would
+            // make the future need a `Sync` body).
+            let resume = pending.await;
+            match decide(&guard, &request, Some(resume)) {
+                Check::Pending(again) => pending = again,
+                Check::Ready(decision) => break decision,
             }
-            Check::Ready(Decision::Rejected(rejected)) => return Ok(reply(rejected.into_response())),
-            Check::Ready(Decision::Admitted(admitted)) => break admitted,
-        }
+        },
+    };
+    let mut admitted = match decision {
+        Decision::Rejected(rejected) => return Ok(reply(rejected.into_response())),
+        Decision::Admitted(admitted) => admitted,
     };
     let (mut parts, mut body) = request.into_parts();
     if let Some(limit) = admitted.body_limit() {
         let read = collect(body, limit).await;
-        let parts = (&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+        let headers = Headers::of(&parts.uri, &parts.headers, &parts.extensions);
+        let parts = (&parts.method, &parts.uri, &headers, &parts.extensions);
         admitted = match admitted.body(&view(parts, BodyHint::Unknown), read.as_deref().map_err(|e| *e)).await
         {
             Ok(admitted) => admitted,
@@ -239,6 +298,12 @@ where
         // The service that was polled ready goes along; a clone stays behind.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        Box::pin(dispatch(service, self.guard.clone(), check, request))
+        // The guard goes along only when the decision waits (to resume it): cloning it for
+        // every request wrote two reference counts shared by every worker core.
+        let start = match check {
+            Check::Ready(decision) => Start::Ready(decision),
+            Check::Pending(pending) => Start::Pending(pending, self.guard.clone()),
+        };
+        Box::pin(dispatch(service, start, request))
     }
 }

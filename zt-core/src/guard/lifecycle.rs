@@ -21,7 +21,7 @@ use tracing::Span;
 use super::engine::Shared;
 use super::facts::{Facts, Wait};
 use super::graphql::{Charged, QuotaWait, charge_operations, graphql_denial, record_operations};
-use super::observation::Observation;
+use super::observation::{Observation, ShortText};
 use super::stage::violation_denial;
 use crate::Reply;
 use crate::contract::ContractRequest;
@@ -292,15 +292,15 @@ impl Admitted {
 
     /// What the handler may see of the decision (put it into the request's extensions),
     /// and the response phase.
-    pub fn forward(mut self) -> (Admission, Responding) {
+    pub fn forward(self) -> (Admission, Responding) {
         // Recorded here, after the body phase, so a span never says both `allow` and `deny`
         // (a report-only denial already recorded `would_deny`).
         if self.would_deny.is_none() {
             self.span.record("zt.decision", "allow");
         }
         // Every response names its request, as denials do: callers quote it, and it leads
-        // to the span and the events.
-        self.headers.push(("x-request-id", self.request_id.as_str().to_string()));
+        // to the span and the events. `ResponseHeaders` adds it from the inline id (no
+        // `String` per request, and no growing of the header list to push it).
         let admission = Admission {
             identity: self.identity,
             request_id: self.request_id,
@@ -473,15 +473,24 @@ impl std::fmt::Debug for Responding {
     }
 }
 
-/// Headers zt adds to a forwarded response (e.g. `RateLimit`); add each unless the service
-/// set it itself.
+/// Headers zt adds to a forwarded response (e.g. `RateLimit`, `x-request-id`); add each
+/// unless the service set it itself.
 #[derive(Debug, Default)]
-pub struct ResponseHeaders(Vec<(&'static str, String)>);
+pub struct ResponseHeaders {
+    headers: Vec<(&'static str, String)>,
+    /// `x-request-id`, last: kept as the inline id, not a `String` built per request.
+    request_id: Option<RequestId>,
+}
 
 impl ResponseHeaders {
+    fn new(headers: Vec<(&'static str, String)>, request_id: RequestId) -> Self {
+        ResponseHeaders { headers, request_id: Some(request_id) }
+    }
+
     /// `(name, value)` pairs, names lower-case.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.0.iter().map(|(n, v)| (*n, v.as_str()))
+        let request_id = self.request_id.as_ref().map(|id| ("x-request-id", id.as_str()));
+        self.headers.iter().map(|(n, v)| (*n, v.as_str())).chain(request_id)
     }
 }
 
@@ -504,9 +513,13 @@ pub enum ResponsePlan {
 pub struct ReadResponse {
     responding: Responding,
     status: u16,
-    content_type: Option<String>,
+    content_type: Option<ContentType>,
     limit: usize,
 }
+
+/// A response's `Content-Type`, kept from its head until its body is read: inline when it
+/// is short (every usual one), so reading a response allocates nothing for it.
+type ContentType = ShortText<64>;
 
 /// The body to send after [`ReadResponse::finish`].
 #[derive(Debug)]
@@ -532,7 +545,9 @@ impl Responding {
         content_type: Option<&[u8]>,
         body_length: Option<u64>,
     ) -> ResponsePlan {
-        crate::telemetry::record_status(&self.span, status);
+        // The status is recorded once, with the one sent: here when the response is sent as
+        // it is, by `ReadResponse::finish` when it is read, by `blocked` when a 502 replaces it
+        // (recording 200 here and 502 there would record the field twice).
         let sample = self.observation.as_ref().and_then(|o| o.sample);
         let wanted = self.response_check.is_some() || sample.is_some();
         let limit = self.response_check.as_ref().map_or(SAMPLE_BUFFER_LIMIT, |c| c.limit);
@@ -553,7 +568,7 @@ impl Responding {
         // A body of unknown length is read (up to the limit; longer is a 502) when it may
         // carry guarded properties, else only when it declares a bounded length.
         if wanted && !stream && (bounded.is_some() || fail_closed) {
-            let content_type = content_type.map(|t| String::from_utf8_lossy(t).into_owned());
+            let content_type = content_type.map(ContentType::lossy);
             return ResponsePlan::Read(ReadResponse { responding: self, status, content_type, limit });
         }
         if self.response_check.is_some() {
@@ -573,7 +588,8 @@ impl Responding {
                 "response not validated (only bounded bodies with a declared length are)"
             );
         }
-        let headers = ResponseHeaders(std::mem::take(&mut self.headers));
+        crate::telemetry::record_status(&self.span, status);
+        let headers = ResponseHeaders::new(std::mem::take(&mut self.headers), self.request_id);
         if let (Some(observation), Some(observer)) = (self.observation.take(), &self.shared.observer) {
             observation.finish(observer, status, body_length.unwrap_or(0), None);
         }
@@ -596,7 +612,12 @@ impl ReadResponse {
             return responding.block(0);
         };
         let action = match responding.response_check.take() {
-            Some(check) => responding.check_response(&check, status, content_type.as_deref(), bytes),
+            Some(check) => responding.check_response(
+                &check,
+                status,
+                content_type.as_ref().map(ContentType::as_str),
+                bytes,
+            ),
             None => Action::Pass,
         };
         let sample = responding.observation.as_ref().and_then(|o| o.sample);
@@ -605,13 +626,14 @@ impl ReadResponse {
             Action::Replace(body) => (status, body.len()),
             Action::Block => return responding.block(bytes.len() as u64),
         };
+        crate::telemetry::record_status(&responding.span, sent);
         if let (Some(observation), Some(observer)) =
             (responding.observation.take(), &responding.shared.observer)
         {
             let sampled = sample.map(|n| &bytes[..n.min(bytes.len())]);
             observation.finish(observer, sent, length as u64, sampled);
         }
-        let headers = ResponseHeaders(std::mem::take(&mut responding.headers));
+        let headers = ResponseHeaders::new(std::mem::take(&mut responding.headers), responding.request_id);
         match action {
             Action::Replace(body) => ResponseBody::Replace(body, headers),
             _ => ResponseBody::Keep(headers),

@@ -21,14 +21,16 @@ pub(crate) struct Observation {
     request_id: RequestId,
     /// The method: one of the standard ones (no allocation), else a copy.
     method: Cow<'static, str>,
-    path: String,
+    /// Inline up to 64 bytes: the usual path costs no allocation.
+    path: ShortText<64>,
     route: Option<Arc<str>>,
     /// The GraphQL operation key (`/graphql query Name`), once the operation was accepted.
     pub(crate) operation: Option<String>,
     /// How near the accepted GraphQL document came to its limits (detection).
     pub(crate) graphql_pressure: Option<f32>,
     client_ip: Option<IpAddr>,
-    user_agent: Option<String>,
+    /// Inline up to 128 bytes (most user agents); at most 512 are kept.
+    user_agent: Option<ShortText<128>>,
     headers: HeaderFacts,
     /// The verified caller (shared with the token cache: cloning it allocates nothing).
     identity: Option<Identity>,
@@ -42,6 +44,37 @@ pub(crate) struct Observation {
     pub(crate) sample: Option<usize>,
     /// The inventory's endpoint for the matched route, found at arrival.
     endpoint: Option<EndpointHandle>,
+}
+
+/// Text kept past the request (a path, a user agent, a content type): inline when it is
+/// UTF-8 of at most `N` bytes (`N` < 256), else on the heap. Issue 17: the `String` copies
+/// were allocations on every request.
+#[derive(Debug)]
+pub(super) enum ShortText<const N: usize> {
+    Inline([u8; N], u8),
+    Heap(String),
+}
+
+impl<const N: usize> ShortText<N> {
+    /// `bytes` as text (invalid UTF-8 replaced, which then goes to the heap).
+    pub(super) fn lossy(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) if text.len() <= N && N <= usize::from(u8::MAX) => {
+                let mut inline = [0u8; N];
+                inline[..text.len()].copy_from_slice(text.as_bytes());
+                ShortText::Inline(inline, text.len() as u8)
+            }
+            _ => ShortText::Heap(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` above: always UTF-8, the fallback is unreachable.
+            ShortText::Inline(bytes, len) => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or(""),
+            ShortText::Heap(text) => text,
+        }
+    }
 }
 
 /// How often `maintenance` runs: every this many observed requests.
@@ -69,12 +102,12 @@ impl Observation {
             // The observer keeps the method past the request: static text when standard.
             method: crate::observe::inventory::standard_method(view.method)
                 .map_or_else(|| Cow::Owned(view.method.to_string()), Cow::Borrowed),
-            path: view.path.to_string(),
+            path: ShortText::lossy(view.path.as_bytes()),
             route: route.cloned(),
             operation: facts.graphql_operation.clone(),
             graphql_pressure: facts.graphql_pressure,
             client_ip: facts.client_ip,
-            user_agent: user_agent.map(|ua| String::from_utf8_lossy(&ua[..ua.len().min(512)]).into_owned()),
+            user_agent: user_agent.map(|ua| ShortText::lossy(&ua[..ua.len().min(512)])),
             headers: HeaderFacts::of(view.headers),
             identity: facts.identity.clone(),
             // Only templated routes have object ids (the enumeration signal).
@@ -115,7 +148,7 @@ impl Observation {
             c.at,
             c.request_id.as_str(),
             &c.method,
-            &c.path,
+            c.path.as_str(),
             c.denied_status.unwrap_or(status),
             c.decision,
         );
@@ -133,7 +166,7 @@ impl Observation {
         record.client_id = c.identity.as_ref().and_then(Identity::client_id);
         record.auth_method = c.identity.as_ref().map(Identity::auth_method_name);
         record.client_ip = c.client_ip;
-        record.user_agent = c.user_agent.as_deref();
+        record.user_agent = c.user_agent.as_ref().map(ShortText::as_str);
         record.headers = c.headers;
         record.request_bytes = c.request_bytes;
         record.response_bytes = response_bytes;
@@ -145,9 +178,26 @@ impl Observation {
             each.operation = Some(operation);
             observer.inventory().record(&each);
         }
+        // Counted per thread and added to the shared count in batches: one shared atomic add
+        // per batch, not per request (issue 17: a counter written by every request bounced
+        // between the runtime's worker cores). Maintenance still runs about once every
+        // `MAINTENANCE_EVERY` requests of the process.
+        const BATCH: u64 = 64;
         static COUNT: AtomicU64 = AtomicU64::new(0);
-        if COUNT.fetch_add(1, Ordering::Relaxed).is_multiple_of(MAINTENANCE_EVERY) {
-            observer.maintenance();
+        thread_local! {
+            static LOCAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        let flush = LOCAL.with(|local| {
+            let n = local.get() + 1;
+            local.set(if n == BATCH { 0 } else { n });
+            n == BATCH
+        });
+        if flush {
+            let before = COUNT.fetch_add(BATCH, Ordering::Relaxed);
+            // The batch covered a multiple of `MAINTENANCE_EVERY`.
+            if before.div_ceil(MAINTENANCE_EVERY) != (before + BATCH).div_ceil(MAINTENANCE_EVERY) {
+                observer.maintenance();
+            }
         }
     }
 }

@@ -100,13 +100,17 @@ pub fn describe_metrics() {
 /// recorder changes (a recorder installed later, or a test's local recorder), because a
 /// handle belongs to the recorder that issued it.
 pub(crate) struct RequestCounters {
+    /// Unique per table for the process's life (an address could be reused by the next).
+    id: u64,
     recorder: std::sync::atomic::AtomicUsize,
     cache: quick_cache::sync::Cache<u64, metrics::Counter>,
 }
 
 impl RequestCounters {
     pub(crate) fn new() -> RequestCounters {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         RequestCounters {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             recorder: std::sync::atomic::AtomicUsize::new(0),
             cache: quick_cache::sync::Cache::new(1_024),
         }
@@ -115,11 +119,34 @@ impl RequestCounters {
     pub(crate) fn increment(&self, decision: &'static str, reason: Option<&str>, route: Option<&str>) {
         use std::sync::atomic::Ordering;
         let current = metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>().addr());
-        if self.recorder.swap(current, Ordering::Relaxed) != current {
+        // Read before written (issue 17, perf): an unconditional swap wrote this shared line
+        // on every request from every worker core; it changes only with the recorder.
+        if self.recorder.load(Ordering::Relaxed) != current
+            && self.recorder.swap(current, Ordering::Relaxed) != current
+        {
             self.cache.clear();
         }
         let (reason, route) = (reason.unwrap_or("none"), route.unwrap_or("undeclared"));
         let key = super::store::key_of(super::store::domain::LABELS, &(decision, reason, route));
+        // The handle this thread used last, when it is the same one (the usual case: one
+        // route's allowed requests in a row): no lock of the shared cache's shard and no
+        // clone of the handle's reference count, both shared between cores (issue 17, perf).
+        // Keyed by this table, the recorder and the labels, so it is never another's handle.
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(u64, usize, u64, metrics::Counter)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let owner = self.id;
+        let hit = LAST.with(|last| match &*last.borrow() {
+            Some((o, r, k, counter)) if (*o, *r, *k) == (owner, current, key) => {
+                counter.increment(1);
+                true
+            }
+            _ => false,
+        });
+        if hit {
+            return;
+        }
         let counter = match self.cache.get(&key) {
             Some(counter) => counter,
             None => {
@@ -134,6 +161,7 @@ impl RequestCounters {
             }
         };
         counter.increment(1);
+        LAST.with(|last| *last.borrow_mut() = Some((owner, current, key, counter)));
     }
 }
 
