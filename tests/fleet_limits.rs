@@ -357,10 +357,12 @@ const LOCKOUT_LIMITS: &str = "identity = \"off\"\naddress = \"off\"\n[lockout]\n
 const THRESHOLD: u32 = 6;
 
 /// An expired token: a failed authentication, counted against the calling address.
+/// A failed verification that counts toward a lockout: a token for another audience (an
+/// expired one would not: expiry is not a guess, see `Lockout::counts`).
 fn bad_token() -> String {
-    let mut expired = claims("mallory", "orders:read");
-    expired["exp"] = serde_json::json!(now() - 3600);
-    sign(key(jsonwebtoken::Algorithm::ES256), &expired)
+    let mut foreign = claims("mallory", "orders:read");
+    foreign["aud"] = serde_json::json!("another-relying-party");
+    sign(key(jsonwebtoken::Algorithm::ES256), &foreign)
 }
 
 async fn orders_from(from: IpAddr, addr: SocketAddr, token: &str) -> RawResponse {
