@@ -273,18 +273,7 @@ impl DpopVerifier {
         }
         let nonce_secret = match &config.nonce_secret_env {
             Some(name) => {
-                let value = std::env::var(name).map_err(|_| {
-                    PolicyError::invalid(
-                        "dpop.nonce_secret_env",
-                        format!("the environment variable {name} is not set"),
-                    )
-                })?;
-                if value.len() < 16 {
-                    return Err(PolicyError::invalid(
-                        "dpop.nonce_secret_env",
-                        format!("the secret in {name} must be at least 16 bytes"),
-                    ));
-                }
+                let value = PolicyError::secret_from_env("dpop.nonce_secret_env", name, 16)?;
                 Sha256::digest(value.as_bytes()).into()
             }
             None => rand::random::<[u8; 32]>(),

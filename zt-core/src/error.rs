@@ -47,6 +47,20 @@ impl PolicyError {
         PolicyError::Invalid { file: None, line: None, at: at.into(), message: message.into() }
     }
 
+    /// A secret read from the environment variable `name` (policy entry `at`), at least
+    /// `min_len` bytes. Errors name the variable, never its value.
+    pub(crate) fn secret_from_env(at: &str, name: &str, min_len: usize) -> Result<String, PolicyError> {
+        let value = std::env::var(name)
+            .map_err(|_| PolicyError::invalid(at, format!("the environment variable {name} is not set")))?;
+        if value.len() < min_len {
+            return Err(PolicyError::invalid(
+                at,
+                format!("the secret in {name} must be at least {min_len} bytes"),
+            ));
+        }
+        Ok(value)
+    }
+
     pub(crate) fn in_file(self, path: &Path) -> Self {
         let name = path.display().to_string();
         match self {

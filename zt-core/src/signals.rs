@@ -439,22 +439,17 @@ impl SignalReceiver {
                 }
                 None => None,
             },
-            Some(var) => match std::env::var(var) {
-                Ok(value) if value.trim().len() >= 16 => Some(value.trim().to_string()),
-                // The variable's name only: never its value.
-                Ok(_) => {
+            Some(var) => {
+                let value = PolicyError::secret_from_env("signals.push_authorization_env", var, 16)?;
+                // Compared as the header arrives, trimmed: the trimmed value is held to the bound.
+                if value.trim().len() < 16 {
                     return Err(PolicyError::invalid(
                         "signals.push_authorization_env",
-                        format!("the value of {var} is shorter than 16 characters"),
+                        format!("the secret in {var} must be at least 16 bytes"),
                     ));
                 }
-                Err(_) => {
-                    return Err(PolicyError::invalid(
-                        "signals.push_authorization_env",
-                        format!("the environment variable {var} is not set"),
-                    ));
-                }
-            },
+                Some(value.trim().to_string())
+            }
         };
         let http = reqwest::Client::builder()
             .timeout(remote.timeout.max(Duration::from_secs(1)))

@@ -313,18 +313,7 @@ impl Fleet {
             }
             (None, None) => None,
             (None, Some(name)) => {
-                let value = std::env::var(name).map_err(|_| {
-                    PolicyError::invalid(
-                        "fleet.secret_env",
-                        format!("the environment variable {name} is not set"),
-                    )
-                })?;
-                if value.len() < 16 {
-                    return Err(PolicyError::invalid(
-                        "fleet.secret_env",
-                        format!("the secret in {name} must be at least 16 bytes"),
-                    ));
-                }
+                let value = PolicyError::secret_from_env("fleet.secret_env", name, 16)?;
                 Some(value.into_bytes().into_boxed_slice())
             }
         };
