@@ -32,7 +32,7 @@ KINDS = ("struct", "enum", "trait", "fn", "constant", "static", "type", "macro",
 
 # The crates whose API `--api` lists, with the features their docs.rs pages use.
 API_CRATES = (
-    ("zt-core", "redis,tls,prometheus,geoip,http"),
+    ("zt-core", "redis,tls,prometheus,geoip,http,graphql"),
     ("zt-tower", None),
     ("zt-actix", None),
 )

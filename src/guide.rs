@@ -37,10 +37,12 @@
 //! | `redis` | no | the shared store of many replicas (`[fleet]`, `[limits.store.redis]`) |
 //! | `prometheus` | no | [`observe::install_prometheus`](crate::observe): KPIs in the Prometheus text format |
 //! | `geoip` | no | country lookups from a MaxMind database (`[observe.geo]`) |
+//! | `graphql` | no | GraphQL endpoints: `[[graphql]]`, [`graphql::GraphqlSchema`](crate::graphql), `GuardBuilder::graphql` (parsing and validation through apollo-compiler, about 30 crates) |
 //! | `otlp` | no | only the `otlp_orders` example and its test; adds nothing to the library |
 //!
-//! GraphQL support (`[[graphql]]`, `GuardBuilder::graphql`) is always built: its parser,
-//! apollo-compiler, is a dependency of zt-core.
+//! Without `graphql`, the `[[graphql]]` section still parses, and a policy that declares an
+//! endpoint is refused when the Guard is built, with an error that names the endpoint
+//! (`graphql[0]`) and the missing feature: the route is never served unchecked.
 //!
 //! The adapter crates can be used directly as well (`zt-tower`, `zt-actix`, with `zt-core`);
 //! the facade only re-exports them.
@@ -68,7 +70,7 @@
 //! | `[contract]` | off | the OpenAPI document (`file`), `strict = true` (closed request objects, unknown query parameters refused), `max_violations = 10`, `allow_undeclared_routes = false`, `responses = "off"` (`report`, `strip`, `block`) ([`contract`](crate::contract)) |
 //! | `[limits]` | off | rate limits: `identity` 600/min per verified caller, `address` 300/min per client address, `[[limits.routes]]`, `[limits.lockout]` (on: 10 failures in 5 min, 30 s doubling to 1 h), `trusted_proxies` none, `ipv6_prefix = 64`, `capacity = 100000` keys, `store = "memory"` ([`limit`](crate::limit)) |
 //! | `[observe]` | off | monitoring, detection and automatic response, runtime controls, the API inventory ([`observe`](crate::observe)); see the next section |
-//! | `[[graphql]]` | none | GraphQL endpoints: `path`, `schema_file`, `[graphql.options]` (depth 10, aliases 30, root fields 10, cost 1000, document 16 KiB, introspection off, ...) |
+//! | `[[graphql]]` | none | GraphQL endpoints (feature `graphql`): `path`, `schema_file`, `[graphql.options]` (depth 10, aliases 30, root fields 10, cost 1000, document 16 KiB, introspection off, ...) |
 //! | `span_level` | `"debug"` | the level of the `zt.request` span ([`telemetry`](crate::telemetry)) |
 //! | `[request_id]` | fresh ids | `trust_incoming = false`: keep a valid incoming `x-request-id` only when set ([`correlation`](crate::correlation)) |
 //! | `[fleet]` | off | the Redis store the replicas share (feature `redis`, [`fleet`](crate::fleet)) |

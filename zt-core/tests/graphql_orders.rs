@@ -1,5 +1,6 @@
 //! GraphQL under zero trust, against the demo schema `examples/orders.graphql` with the
 //! demo limits (depth 8, aliases 20, root fields 10, batch 5, introspection for zt:admin).
+#![cfg(feature = "graphql")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};

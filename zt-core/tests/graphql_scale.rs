@@ -1,6 +1,7 @@
 //! GraphQL checks at scale: a generated real-world-sized schema (500 object types,
 //! interfaces, enums, input objects, type- and field-level rules) and the typical 1 KiB
 //! query. Their timings are criterion benches: `cargo bench --bench graphql`.
+#![cfg(feature = "graphql")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../benches/data/graphql_fixtures.rs"]

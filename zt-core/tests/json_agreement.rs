@@ -2,6 +2,7 @@
 //! contract, a GraphQL request, a token's claims) read the same bytes the same way: each
 //! edge input below is accepted by all three or refused by all three. Through the public
 //! API only: `Contract::validate_request`, `GraphqlSchema::check`, `Guard::decide`.
+#![cfg(feature = "graphql")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine;

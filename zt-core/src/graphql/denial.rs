@@ -240,10 +240,12 @@ pub struct GraphqlDenial {
 }
 
 impl GraphqlDenial {
+    #[cfg(feature = "graphql")]
     pub(super) fn new(reason: GraphqlReason) -> GraphqlDenial {
         GraphqlDenial { reason, field_paths: Vec::new(), locations: Vec::new(), batch_index: None }
     }
 
+    #[cfg(feature = "graphql")]
     pub(super) fn with_paths(reason: GraphqlReason, mut paths: Vec<String>) -> GraphqlDenial {
         paths.sort();
         paths.dedup();
@@ -251,6 +253,7 @@ impl GraphqlDenial {
         GraphqlDenial { field_paths: paths, ..GraphqlDenial::new(reason) }
     }
 
+    #[cfg(feature = "graphql")]
     pub(super) fn with_locations(reason: GraphqlReason, mut locations: Vec<Location>) -> GraphqlDenial {
         locations.truncate(MAX_REPORTED_LOCATIONS);
         GraphqlDenial { locations, ..GraphqlDenial::new(reason) }

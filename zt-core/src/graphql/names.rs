@@ -7,13 +7,13 @@
 //! safelisted, or its name was learned from a verified caller within that caller's budget
 //! ([`GraphqlConfig::inventory_names_per_principal`](super::GraphqlConfig::inventory_names_per_principal),
 //! [`inventory_max_names`](super::GraphqlConfig::inventory_max_names) in all). Everything
-//! else is recorded under [`OTHER`]. Both tables are bounded.
+//! else is recorded under [`OTHER_OPERATIONS`](super::OTHER_OPERATIONS). Both tables are bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// The label of every operation the endpoint does not know.
-pub const OTHER: &str = "{other}";
+pub(super) use super::OTHER_OPERATIONS as OTHER;
 
 /// The most principals whose budgets are tracked; beyond, new principals teach no names.
 const MAX_PRINCIPALS: usize = 10_000;

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::Identity;
 
 const SDL: &str = r#"
 type Query {

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::engine::{Guard, RouteInfo, Routing, Shared};
+use super::graphql::EndpointSchema;
 use super::observation::LimiterSink;
 use super::stage::CERTIFICATE_CACHE;
 use crate::contract::{Contract, ContractOptions};
 use crate::error::PolicyError;
-use crate::graphql::GraphqlSchema;
 use crate::keys::{KeyFetcher, ReqwestFetcher};
 use crate::limit::Limiter;
 use crate::observe::Observer;
-use crate::policy::Policy;
+use crate::policy::{GraphqlEndpointConfig, Policy};
 use crate::routes::RouteTable;
 use crate::token::Verifier;
 
@@ -23,7 +23,7 @@ pub struct GuardBuilder {
     fetcher: Option<Arc<dyn KeyFetcher>>,
     contract: Option<Contract>,
     challenge_hook: Option<crate::observe::ChallengeHook>,
-    graphql: Vec<(String, GraphqlSchema)>,
+    graphql: Vec<(String, EndpointSchema)>,
     renderer: Option<Arc<dyn crate::denial::DenialRenderer>>,
 }
 
@@ -66,7 +66,8 @@ impl GuardBuilder {
     /// let guard = Guard::builder(Policy::default()).graphql("/graphql", schema).build().unwrap();
     /// # let _ = guard;
     /// ```
-    pub fn graphql(mut self, path: impl Into<String>, schema: GraphqlSchema) -> Self {
+    #[cfg(feature = "graphql")]
+    pub fn graphql(mut self, path: impl Into<String>, schema: crate::graphql::GraphqlSchema) -> Self {
         self.graphql.push((path.into(), schema));
         self
     }
@@ -238,8 +239,8 @@ impl GuardBuilder {
 /// The GraphQL endpoints of a policy (SDL files) and of the builder (compiled in code).
 fn graphql_endpoints(
     policy: &Policy,
-    in_code: Vec<(String, GraphqlSchema)>,
-) -> Result<HashMap<String, Arc<GraphqlSchema>>, PolicyError> {
+    in_code: Vec<(String, EndpointSchema)>,
+) -> Result<HashMap<String, Arc<EndpointSchema>>, PolicyError> {
     let mut endpoints = HashMap::new();
     for (path, schema) in in_code {
         if !path.starts_with('/') {
@@ -260,17 +261,35 @@ fn graphql_endpoints(
                 "this endpoint is given twice (in the policy and in code, or twice in the policy)",
             ));
         }
-        if endpoint.schema_file.is_empty() {
-            return Err(PolicyError::invalid(format!("{at}.schema_file"), "name the SDL schema file"));
-        }
-        let sdl = std::fs::read_to_string(&endpoint.schema_file).map_err(|e| {
-            PolicyError::invalid(format!("{at}.schema_file"), format!("{}: {e}", endpoint.schema_file))
-        })?;
-        let schema = GraphqlSchema::from_sdl(&sdl, endpoint.options.clone())
-            .map_err(|e| PolicyError::invalid(format!("{at}.schema_file"), e.to_string()))?;
+        let schema = compile_endpoint(&at, endpoint)?;
         endpoints.insert(endpoint.path.clone(), Arc::new(schema));
     }
     Ok(endpoints)
+}
+
+/// One `[[graphql]]` endpoint's schema, compiled from its SDL file.
+#[cfg(feature = "graphql")]
+fn compile_endpoint(at: &str, endpoint: &GraphqlEndpointConfig) -> Result<EndpointSchema, PolicyError> {
+    if endpoint.schema_file.is_empty() {
+        return Err(PolicyError::invalid(format!("{at}.schema_file"), "name the SDL schema file"));
+    }
+    let sdl = std::fs::read_to_string(&endpoint.schema_file).map_err(|e| {
+        PolicyError::invalid(format!("{at}.schema_file"), format!("{}: {e}", endpoint.schema_file))
+    })?;
+    EndpointSchema::from_sdl(&sdl, endpoint.options.clone())
+        .map_err(|e| PolicyError::invalid(format!("{at}.schema_file"), e.to_string()))
+}
+
+/// Without the `graphql` feature no endpoint can be guarded: fail closed when the Guard is
+/// built (serving the route unchecked, or as an ordinary contract route, would let any
+/// document through), and say which feature the build lacks.
+#[cfg(not(feature = "graphql"))]
+fn compile_endpoint(at: &str, _endpoint: &GraphqlEndpointConfig) -> Result<EndpointSchema, PolicyError> {
+    Err(PolicyError::invalid(
+        at.to_string(),
+        "GraphQL endpoints need the `graphql` feature, which this build does not have \
+         (enable it on the `zt` dependency: `features = [\"graphql\"]`)",
+    ))
 }
 
 /// [`Guard::with_routes`].
@@ -362,4 +381,24 @@ fn resolve(shared: &Shared, table: crate::routes::CompiledRoutes) -> Routing {
         })
         .collect();
     Routing { table, info }
+}
+
+#[cfg(test)]
+#[cfg(not(feature = "graphql"))]
+mod without_graphql {
+    use crate::{Guard, Policy};
+
+    // Run by CI as `cargo test -p zt-core --lib without_graphql` (the workspace's tests
+    // build zt-core with the feature on).
+    #[test]
+    fn a_graphql_endpoint_is_refused_by_a_build_without_the_graphql_feature() {
+        let policy = Policy::from_toml_str(
+            "[[graphql]]\npath = \"/graphql\"\nschema_file = \"examples/orders.graphql\"\n",
+        )
+        .expect("the section parses in every build");
+        let Err(error) = Guard::new(policy) else { panic!("a build without GraphQL guarded an endpoint") };
+        let message = error.to_string();
+        assert!(message.contains("graphql[0]"), "{message}");
+        assert!(message.contains("`graphql` feature"), "{message}");
+    }
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use tracing::Span;
 
+use super::graphql::EndpointSchema;
 use crate::Reply;
 use crate::cert::CertificateIdentity;
 use crate::contract::Contract;
 use crate::denial::{Denial, Reason};
-use crate::graphql::GraphqlSchema;
 use crate::identity::Identity;
 use crate::limit::Limiter;
 use crate::observe::Observer;
@@ -60,7 +60,7 @@ pub(crate) struct Shared {
     pub(crate) limiter: Option<Limiter>,
     pub(crate) observer: Option<Observer>,
     /// GraphQL endpoints by route template.
-    pub(crate) graphql: HashMap<String, Arc<GraphqlSchema>>,
+    pub(crate) graphql: HashMap<String, Arc<EndpointSchema>>,
     /// The store shared with the other replicas, when the policy has `[fleet]`.
     #[cfg(feature = "redis")]
     pub(crate) fleet: Option<crate::fleet::Fleet>,
@@ -88,7 +88,7 @@ pub(crate) struct RouteInfo {
     /// configured and the route has none and there is no default zone.
     pub(crate) zone: Result<Option<usize>, crate::denial::Reason>,
     /// The GraphQL schema when the route is a GraphQL endpoint.
-    pub(crate) graphql: Option<Arc<GraphqlSchema>>,
+    pub(crate) graphql: Option<Arc<EndpointSchema>>,
     /// The most body bytes a request to this route may carry.
     pub(crate) body_limit: usize,
     /// The endpoint authenticates its caller itself: no credential is read.

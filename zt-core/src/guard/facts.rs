@@ -60,7 +60,7 @@ pub(crate) struct Facts<'a> {
     /// Set by the contract stage when a body must be read and checked: its limit.
     pub(crate) body_limit: Option<usize>,
     /// The GraphQL schema whose request is in the body (a POST to a GraphQL endpoint).
-    pub(crate) graphql_body: Option<Arc<crate::graphql::GraphqlSchema>>,
+    pub(crate) graphql_body: Option<Arc<super::graphql::EndpointSchema>>,
     /// The response check, when response validation applies to the operation.
     pub(crate) response_check: Option<crate::response::ResponseCheck>,
 }

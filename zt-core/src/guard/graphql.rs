@@ -8,11 +8,39 @@ use tracing::Span;
 
 use super::engine::Shared;
 use crate::denial::{Denial, Reason};
+#[cfg(not(feature = "graphql"))]
+use crate::graphql::{GraphqlConfig, GraphqlRequestBody};
 use crate::graphql::{GraphqlDenial, OperationInfo};
 use crate::identity::Identity;
 use crate::limit::{LimitCheck, LimitKey, Per, RateDecision};
 use crate::request::{HeaderLookup, RequestView};
 use crate::telemetry::RequestId;
+
+/// What the Guard holds for a GraphQL endpoint: its compiled schema.
+#[cfg(feature = "graphql")]
+pub(crate) use crate::graphql::GraphqlSchema as EndpointSchema;
+
+/// What the Guard holds for a GraphQL endpoint in a build without the `graphql` feature: a
+/// type with no values, since no endpoint can be declared there (the build refuses a policy
+/// that names one). The Guard's GraphQL paths stay written once, and compile to nothing.
+#[cfg(not(feature = "graphql"))]
+#[derive(Debug)]
+pub(crate) enum EndpointSchema {}
+
+#[cfg(not(feature = "graphql"))]
+impl EndpointSchema {
+    pub(crate) fn check(
+        &self,
+        _request: GraphqlRequestBody<'_>,
+        _caller: Option<&Identity>,
+    ) -> Result<Vec<OperationInfo>, GraphqlDenial> {
+        match *self {}
+    }
+
+    pub(crate) fn config(&self) -> &GraphqlConfig {
+        match *self {}
+    }
+}
 
 /// Separates the observer keys of a batch's operations in the one key
 /// [`record_operations`] returns (operation labels are GraphQL names or `#hash`, route
@@ -130,7 +158,7 @@ pub(crate) type QuotaWait = Pin<Box<dyn Future<Output = Result<Option<RateDecisi
 /// for an admitted request on `method template`: keyed by the verified caller's principal
 /// (the client address when anonymous) or by the client address, as each quota says.
 ///
-/// The body phase calls it after [`GraphqlSchema::check`](crate::graphql::GraphqlSchema::check)
+/// The body phase calls it after `GraphqlSchema::check`
 /// accepted the operations (issue 14, finding 4: a batch of 50 aliased `createOrder` takes
 /// 50 units of the quota it shares with `POST /orders`, or is refused whole).
 pub(crate) fn charge_operations(

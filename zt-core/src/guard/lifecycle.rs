@@ -20,13 +20,14 @@ use tracing::Span;
 
 use super::engine::Shared;
 use super::facts::{Facts, Wait};
+use super::graphql::EndpointSchema;
 use super::graphql::{Charged, QuotaWait, charge_operations, graphql_denial, record_operations};
 use super::observation::{Observation, ShortText};
 use super::stage::violation_denial;
 use crate::Reply;
 use crate::contract::ContractRequest;
 use crate::denial::{Denial, Reason};
-use crate::graphql::{GraphqlRequestBody, GraphqlSchema};
+use crate::graphql::GraphqlRequestBody;
 use crate::identity::Identity;
 use crate::policy::ResponseValidation;
 use crate::request::RequestView;
@@ -114,7 +115,7 @@ pub enum BodyError {
 pub(super) struct BodyPhase {
     pub(super) limit: usize,
     pub(super) operation: Option<(usize, Vec<(String, String)>)>,
-    pub(super) graphql: Option<Arc<GraphqlSchema>>,
+    pub(super) graphql: Option<Arc<EndpointSchema>>,
 }
 
 /// What the body phase found.

@@ -490,6 +490,7 @@ impl Limiter {
     /// [`GraphqlCharge::per`]). A charge larger than its quota's burst is refused at once.
     ///
     /// ```
+    /// # #[cfg(feature = "graphql")] {
     /// use zt_core::graphql::{GraphqlConfig, GraphqlRequestBody, GraphqlSchema};
     /// use zt_core::limit::{LimitCheck, LimitConfig, LimitKey, Limiter};
     ///
@@ -514,6 +515,7 @@ impl Limiter {
     ///     unreachable!("the memory store decides at once")
     /// };
     /// assert!(!decision.allowed);
+    /// # }
     /// ```
     pub fn charge(&self, charge: &GraphqlCharge, key: LimitKey<'_>) -> LimitCheck {
         let key = match key {
