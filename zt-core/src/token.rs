@@ -530,9 +530,8 @@ impl Verifier {
         }
         let message_len = h64.len() + 1 + p64.len();
         let message = &token.as_bytes()[..message_len];
-        match jsonwebtoken::crypto::verify(s64, message, &key.key, algorithm) {
-            Ok(true) => {}
-            _ => return Step::Done(Err(Reason::InvalidSignature)),
+        if !key.verify(s64, message, algorithm) {
+            return Step::Done(Err(Reason::InvalidSignature));
         }
         // Signature verified: now the claims may be interpreted.
         let result = (|| {
