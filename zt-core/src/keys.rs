@@ -129,7 +129,10 @@ fn parsed_public_key(
 #[derive(Default, Clone)]
 pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
-    by_kid: HashMap<String, usize>,
+    /// foldhash rather than SipHash: this map is probed on every request (a cached token
+    /// re-checks that its key is still published), and the kids are the issuer's, bounded
+    /// by `MAX_KEYS_PER_SET`, so flooding is not a concern.
+    by_kid: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl KeySet {
