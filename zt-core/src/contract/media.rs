@@ -24,21 +24,57 @@ fn lower(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// The RFC 9110 `tchar` bytes, as a table: one load a byte (this runs on every read
+/// response's and every request body's `Content-Type`).
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
+
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| TCHAR[usize::from(b)])
 }
 
 impl<'a> MediaType<'a> {
     /// Parses `type/subtype; name=value; ...`; `None` when malformed.
     pub(super) fn parse(text: &'a str) -> Option<MediaType<'a>> {
-        let mut parts = text.split(';');
-        let essence = parts.next()?.trim();
-        let (kind, subtype) = essence.split_once('/')?;
+        // Byte searches rather than `split`'s pattern searcher: these texts are a few dozen
+        // bytes, and the searcher's set-up cost more than the search (issue 17).
+        let (essence, parameters) = match text.bytes().position(|b| b == b';') {
+            Some(at) => (&text[..at], Some(&text[at + 1..])),
+            None => (text, None),
+        };
+        let essence = essence.trim();
+        let slash = essence.bytes().position(|b| b == b'/')?;
+        let (kind, subtype) = (&essence[..slash], &essence[slash + 1..]);
         if !is_token(kind) || !is_token(subtype) {
             return None;
         }
         let mut charset = None;
-        for parameter in parts {
+        for parameter in parameters.into_iter().flat_map(|p| p.split(';')) {
             let parameter = parameter.trim();
             if parameter.is_empty() {
                 continue;
