@@ -38,13 +38,101 @@ pub(crate) struct VerifyKey {
     pub(crate) key: DecodingKey,
     /// Identifies the key material, so a cached token can tell its key is still published.
     pub(crate) fingerprint: u64,
+    /// The asymmetric key decoded and validated once, when it is loaded. Verifying through
+    /// jsonwebtoken decodes the key on every call (aws-lc-rs parses and checks the EC point
+    /// or the RSA modulus each time: about 2% of an ES256 verification) and copies the
+    /// `DecodingKey` into a boxed verifier. `None` for HMAC secrets, for key material
+    /// aws-lc-rs refuses (jsonwebtoken then refuses it too, on each token), and when the
+    /// application installed another jsonwebtoken crypto provider, whose choice is kept.
+    #[cfg(feature = "aws-lc-rs")]
+    parsed: Option<aws_lc_rs::signature::ParsedPublicKey>,
+}
+
+impl VerifyKey {
+    pub(crate) fn new(kid: Option<String>, algorithm: Algorithm, key: DecodingKey, fingerprint: u64) -> Self {
+        VerifyKey {
+            #[cfg(feature = "aws-lc-rs")]
+            parsed: parsed_public_key(algorithm, &key),
+            kid,
+            algorithm,
+            key,
+            fingerprint,
+        }
+    }
+
+    /// Whether `s64` (the base64url signature of a JWS) signs `message` with this key under
+    /// `algorithm`, which the caller already checked is the key's pinned one.
+    pub(crate) fn verify(&self, s64: &str, message: &[u8], algorithm: Algorithm) -> bool {
+        #[cfg(feature = "aws-lc-rs")]
+        if let Some(parsed) = &self.parsed
+            && algorithm == self.algorithm
+        {
+            use base64::Engine as _;
+            use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            // 1 024 bytes hold the largest signature aws-lc-rs verifies (RSA-8192); a longer
+            // one goes through a Vec and fails there, as it would through jsonwebtoken.
+            let mut buffer = [0u8; 1024];
+            return match URL_SAFE_NO_PAD.decode_slice(s64, &mut buffer) {
+                Ok(n) => parsed.verify_sig(message, &buffer[..n]).is_ok(),
+                Err(base64::DecodeSliceError::OutputSliceTooSmall) => URL_SAFE_NO_PAD
+                    .decode(s64)
+                    .is_ok_and(|signature| parsed.verify_sig(message, &signature).is_ok()),
+                Err(base64::DecodeSliceError::DecodeError(_)) => false,
+            };
+        }
+        matches!(jsonwebtoken::crypto::verify(s64, message, &self.key, algorithm), Ok(true))
+    }
+}
+
+/// The aws-lc-rs form of `key` for `algorithm`, with the same verification parameters
+/// jsonwebtoken's aws-lc-rs provider uses (fixed-length ECDSA signatures, RSA keys of 2 048
+/// to 8 192 bits), so a token verifies here exactly when it verifies there. Only while
+/// that provider is the process's: an application that installed its own keeps it.
+#[cfg(feature = "aws-lc-rs")]
+fn parsed_public_key(
+    algorithm: Algorithm,
+    key: &DecodingKey,
+) -> Option<aws_lc_rs::signature::ParsedPublicKey> {
+    use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters};
+    use jsonwebtoken::crypto::CryptoProvider;
+    use jsonwebtoken::{AlgorithmFamily, DecodingKeyKind};
+
+    let provider = CryptoProvider::try_get_default()?;
+    if !std::ptr::eq(provider, &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER) {
+        return None;
+    }
+    let rsa = |params: &'static RsaParameters| match key.kind() {
+        DecodingKeyKind::SecretOrDer(der) => ParsedPublicKey::new(params, der).ok(),
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            sig::RsaPublicKeyComponents { n, e }.to_parsed_public_key(params).ok()
+        }
+    };
+    let raw = |algorithm: &'static dyn sig::VerificationAlgorithm| match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => ParsedPublicKey::new(algorithm, bytes).ok(),
+        DecodingKeyKind::RsaModulusExponent { .. } => None,
+    };
+    match (algorithm, key.family()) {
+        (Algorithm::ES256, AlgorithmFamily::Ec) => raw(&sig::ECDSA_P256_SHA256_FIXED),
+        (Algorithm::ES384, AlgorithmFamily::Ec) => raw(&sig::ECDSA_P384_SHA384_FIXED),
+        (Algorithm::EdDSA, AlgorithmFamily::Ed) => raw(&sig::ED25519),
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+        (Algorithm::RS384, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+        (Algorithm::RS512, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+        (Algorithm::PS256, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PSS_2048_8192_SHA256),
+        (Algorithm::PS384, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PSS_2048_8192_SHA384),
+        (Algorithm::PS512, AlgorithmFamily::Rsa) => rsa(&sig::RSA_PSS_2048_8192_SHA512),
+        _ => None,
+    }
 }
 
 /// An immutable set of keys.
 #[derive(Default, Clone)]
 pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
-    by_kid: HashMap<String, usize>,
+    /// foldhash rather than SipHash: this map is probed on every request (a cached token
+    /// re-checks that its key is still published), and the kids are the issuer's, bounded
+    /// by `MAX_KEYS_PER_SET`, so flooding is not a concern.
+    by_kid: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl KeySet {
@@ -162,12 +250,7 @@ pub(crate) fn parse_jwks(document: &[u8]) -> Result<KeySet, String> {
             tracing::debug!(target: "zt::keys", "skipping a JWK whose key material is invalid");
             continue;
         };
-        keys.push(VerifyKey {
-            kid: jwk.common.key_id.clone(),
-            algorithm,
-            key,
-            fingerprint: fingerprint(&[&material]),
-        });
+        keys.push(VerifyKey::new(jwk.common.key_id.clone(), algorithm, key, fingerprint(&[&material])));
     }
     Ok(KeySet::from_keys(keys))
 }
@@ -438,7 +521,7 @@ impl KeySource {
             .map_err(|_| {
                 PolicyError::invalid(&here, format!("not a valid {:?} public key PEM", algorithm))
             })?;
-            keys.push(VerifyKey { kid: pem.kid.clone(), algorithm, key, fingerprint: fingerprint(&[&text]) });
+            keys.push(VerifyKey::new(pem.kid.clone(), algorithm, key, fingerprint(&[&text])));
         }
         for (i, secret) in issuer.hmac_secrets.iter().enumerate() {
             let here = format!("{at}.hmac_secrets[{i}]");
@@ -468,12 +551,12 @@ impl KeySource {
             }
             let key = DecodingKey::from_secret(value.as_bytes())
                 .map_err(|_| PolicyError::invalid(&here, "invalid secret"))?;
-            keys.push(VerifyKey {
-                kid: secret.kid.clone(),
+            keys.push(VerifyKey::new(
+                secret.kid.clone(),
                 algorithm,
                 key,
-                fingerprint: fingerprint(&[value.as_bytes(), b"hmac"]),
-            });
+                fingerprint(&[value.as_bytes(), b"hmac"]),
+            ));
         }
         Ok(KeySet::from_keys(keys))
     }
@@ -718,6 +801,80 @@ mod tests {
         assert_eq!(parse_max_age("public, max-age=600"), Some(Duration::from_secs(600)));
         assert_eq!(parse_max_age("no-cache"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    /// The pre-parsed aws-lc-rs keys accept exactly what jsonwebtoken's provider accepts:
+    /// each algorithm's good signature, and neither a changed message nor a changed signature.
+    #[cfg(feature = "aws-lc-rs")]
+    #[test]
+    fn parsed_keys_verify_exactly_as_jsonwebtoken() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+        let rng = SystemRandom::new();
+        let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+        let mut cases: Vec<(Algorithm, DecodingKey, Vec<u8>)> = Vec::new();
+        for (alg, signing) in [
+            (Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED_SIGNING),
+            (Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED_SIGNING),
+        ] {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref()).unwrap();
+            let point = pair.public_key().as_ref();
+            let half = (point.len() - 1) / 2;
+            let signature = pair.sign(&rng, message).unwrap().as_ref().to_vec();
+            // As a JWK gives it (x and y) and as a PEM gives it (the encoded point).
+            let x = URL_SAFE_NO_PAD.encode(&point[1..=half]);
+            let y = URL_SAFE_NO_PAD.encode(&point[1 + half..]);
+            cases.push((alg, DecodingKey::from_ec_components(&x, &y).unwrap(), signature.clone()));
+            cases.push((alg, DecodingKey::from_ec_der(point), signature));
+        }
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let signature = pair.sign(message).as_ref().to_vec();
+        cases.push((Algorithm::EdDSA, DecodingKey::from_ed_components(&x).unwrap(), signature.clone()));
+        cases.push((Algorithm::EdDSA, DecodingKey::from_ed_der(pair.public_key().as_ref()), signature));
+        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        for (alg, encoding) in [
+            (Algorithm::RS256, &sig::RSA_PKCS1_SHA256 as &'static dyn sig::RsaEncoding),
+            (Algorithm::RS512, &sig::RSA_PKCS1_SHA512),
+            (Algorithm::PS256, &sig::RSA_PSS_SHA256),
+            (Algorithm::PS384, &sig::RSA_PSS_SHA384),
+        ] {
+            let mut signature = vec![0; pair.public_modulus_len()];
+            pair.sign(encoding, &rng, message, &mut signature).unwrap();
+            cases.push((alg, DecodingKey::from_rsa_der(pair.public_key().as_ref()), signature));
+        }
+        for (alg, key, signature) in cases {
+            let key = VerifyKey::new(None, alg, key, 0);
+            assert!(key.parsed.is_some(), "{alg:?} is pre-parsed");
+            let good = URL_SAFE_NO_PAD.encode(&signature);
+            let mut flipped = signature.clone();
+            flipped[5] ^= 1;
+            let flipped = URL_SAFE_NO_PAD.encode(&flipped);
+            let tampered = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJib2IifQ";
+            for (s64, msg, expected) in [
+                (good.as_str(), &message[..], true),
+                (good.as_str(), &tampered[..], false),
+                (flipped.as_str(), &message[..], false),
+                ("not base64!", &message[..], false),
+                ("", &message[..], false),
+            ] {
+                let reference = matches!(jsonwebtoken::crypto::verify(s64, msg, &key.key, alg), Ok(true));
+                assert_eq!(reference, expected, "{alg:?}: jsonwebtoken");
+                assert_eq!(key.verify(s64, msg, alg), expected, "{alg:?}: the parsed key");
+            }
+            // A signature longer than any key's still fails (through the Vec fallback).
+            assert!(!key.verify(&"A".repeat(2000), message, alg));
+        }
+        // A key of one family under another family's algorithm is never pre-parsed.
+        let ed = DecodingKey::from_ed_der(&[7u8; 32]);
+        assert!(VerifyKey::new(None, Algorithm::ES256, ed, 0).parsed.is_none());
+        let hmac = VerifyKey::new(None, Algorithm::HS256, DecodingKey::from_secret(&[1u8; 32]).unwrap(), 0);
+        assert!(hmac.parsed.is_none());
     }
 
     #[test]

@@ -87,6 +87,10 @@ impl HeaderLookup for Headers<'_> {
         self.map.get_one(name)
     }
 
+    fn has_any(&self, names: &[&str]) -> bool {
+        self.map.has_any(names)
+    }
+
     fn sent_path(&self) -> Option<&str> {
         self.sent_path
     }

@@ -44,7 +44,7 @@ pub(super) struct MediaEntry {
 /// A declared request body.
 pub(super) struct BodySpec {
     pub(super) required: bool,
-    pub(super) media: Vec<(MediaType, MediaEntry)>,
+    pub(super) media: Vec<(MediaType<'static>, MediaEntry)>,
 }
 
 /// Why a request's `Content-Type` was refused.
@@ -78,7 +78,8 @@ impl BodySpec {
         for (name, entry) in content {
             let entry_loc = content_loc.child(name);
             let range = MediaType::parse(name)
-                .ok_or_else(|| loader.invalid(&entry_loc, format!("{name:?} is not a media type")))?;
+                .ok_or_else(|| loader.invalid(&entry_loc, format!("{name:?} is not a media type")))?
+                .into_owned();
             let schema = match entry.get("schema") {
                 Some(_) => Some(schemas.compile(
                     loader,
@@ -97,10 +98,10 @@ impl BodySpec {
     }
 
     /// Picks the declared entry for the request's `Content-Type`.
-    pub(super) fn negotiate(
+    pub(super) fn negotiate<'t>(
         &self,
-        content_type: crate::request::HeaderValue<'_>,
-    ) -> Result<(&MediaEntry, MediaType), Refusal> {
+        content_type: crate::request::HeaderValue<'t>,
+    ) -> Result<(&MediaEntry, MediaType<'t>), Refusal> {
         use crate::request::HeaderValue;
         let text = match content_type {
             HeaderValue::Absent => return Err(Refusal::Unsupported("missing")),
@@ -285,7 +286,7 @@ fn form_object(fields: &[FormField], text: &str, limit: usize, out: &mut Collect
 /// gets a `size` violation rather than a parse of any length.
 pub(super) fn validate(
     entry: &MediaEntry,
-    actual: &MediaType,
+    actual: &MediaType<'_>,
     bytes: &[u8],
     limit: usize,
     out: &mut Collector,

@@ -398,9 +398,12 @@ fn declares_form(headers: &dyn HeaderLookup) -> bool {
 
 /// The pointer of a method-override attempt, if the request makes one.
 fn method_override(request: &ContractRequest<'_>) -> Option<String> {
-    for header in METHOD_OVERRIDE_HEADERS {
-        if request.headers.nth(header, 0).is_some() {
-            return Some(format!("/header/{header}"));
+    // One scan for the usual answer (none of them), then which one.
+    if request.headers.has_any(&METHOD_OVERRIDE_HEADERS) {
+        for header in METHOD_OVERRIDE_HEADERS {
+            if request.headers.nth(header, 0).is_some() {
+                return Some(format!("/header/{header}"));
+            }
         }
     }
     let query = request.query?;

@@ -23,7 +23,7 @@ enum StatusKey {
 
 struct ResponseEntry {
     /// Declared media types and their schemas.
-    media: Vec<(MediaType, Media)>,
+    media: Vec<(MediaType<'static>, Media)>,
 }
 
 /// One declared media type's schema.
@@ -102,7 +102,8 @@ impl ResponseSpec {
                 for (name, entry) in content {
                     let entry_loc = content_loc.child(name);
                     let range = MediaType::parse(name)
-                        .ok_or_else(|| loader.invalid(&entry_loc, format!("{name:?} is not a media type")))?;
+                        .ok_or_else(|| loader.invalid(&entry_loc, format!("{name:?} is not a media type")))?
+                        .into_owned();
                     let compiled = match entry.get("schema") {
                         Some(_) => {
                             Some(schemas.compile(loader, &entry_loc.child("schema"), Direction::Response)?)

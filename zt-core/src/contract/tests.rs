@@ -117,7 +117,13 @@ fn media_types() {
     assert!(m.is_json());
     assert!(MediaType::parse("application/x-www-form-urlencoded").unwrap().is_form());
     assert!(!MediaType::parse("text/json").unwrap().is_json());
-    for bad in ["", "json", "/json", "application/", "a b/c", "application/json; charset"] {
+    // Borrowed when lower case already, lowered otherwise; parameters after any `;`.
+    let m = MediaType::parse(" application/json ;charset=UTF-8;").unwrap();
+    assert!(m.is_json() && m.utf8());
+    assert_eq!(m, MediaType::parse("APPLICATION/JSON; Charset=utf-8").unwrap());
+    assert!(!MediaType::parse("application/json; charset=latin1").unwrap().utf8());
+    assert!(MediaType::parse("application/vnd.api+json").unwrap().is_json());
+    for bad in ["", "json", "/json", "application/", "a b/c", "application/json; charset", "a/b/c", "a;b/c"] {
         assert!(MediaType::parse(bad).is_none(), "{bad}");
     }
 }

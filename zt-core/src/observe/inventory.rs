@@ -216,7 +216,8 @@ impl std::fmt::Debug for Inventory {
 }
 
 fn endpoint_key(method: &str, route: &str, declared: bool) -> u64 {
-    key_of(domain::ENDPOINT, &(method, route, declared))
+    let tag = u16::from(domain::ENDPOINT) | (u16::from(declared) << 8);
+    super::store::remembered_key(tag, method, route, || key_of(domain::ENDPOINT, &(method, route, declared)))
 }
 
 /// How stale an endpoint's `last_seen` may be, in microseconds (see `record_keyed`).
@@ -259,7 +260,9 @@ impl Keys {
                 .map(|route| endpoint_key(method_label(record.method), route, true)),
         };
         let caller = match (record.subject, record.client_ip) {
-            (Some(s), _) => Some(key_of(domain::SUBJECT, s)),
+            (Some(s), _) => Some(super::store::remembered_key(u16::from(domain::SUBJECT), s, "", || {
+                key_of(domain::SUBJECT, s)
+            })),
             (None, Some(ip)) => Some(key_of(domain::ADDRESS, &ip)),
             (None, None) => None,
         };

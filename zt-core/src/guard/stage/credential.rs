@@ -41,15 +41,31 @@ pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'
         facts.credential = Presented::None;
         return Flow::Continue;
     }
-    facts.credential = match token::extract(view, &shared.policy.tokens, shared.dpop.is_some()) {
+    // The verified-token cache is probed once, while the `Authorization` token is read: a
+    // token found there skips the character check it passed when it was first presented.
+    let mut probed: Option<(*const u8, usize, Option<Arc<token::CachedToken>>)> = None;
+    let mut known = |candidate: &str| {
+        let hit = shared.verifier.cached(candidate);
+        let found = hit.is_some();
+        probed = Some((candidate.as_ptr(), candidate.len(), hit));
+        found
+    };
+    let credential = token::extract_with(view, &shared.policy.tokens, shared.dpop.is_some(), &mut known);
+    // The probe's answer, when it was for the very token presented (the same bytes of the
+    // request, not only equal text); otherwise the token came from elsewhere: probe it now.
+    let mut cached = |token: &str| match probed.take() {
+        Some((at, len, hit)) if std::ptr::eq(at, token.as_ptr()) && len == token.len() => hit,
+        _ => shared.verifier.cached(token),
+    };
+    facts.credential = match credential {
         Credential::None => Presented::None,
         Credential::Malformed => Presented::Malformed,
         Credential::Bearer(token) => {
-            facts.cached = shared.verifier.cached(token);
+            facts.cached = cached(token);
             Presented::Bearer(Cow::Borrowed(token))
         }
         Credential::Dpop(token) => {
-            facts.cached = shared.verifier.cached(token);
+            facts.cached = cached(token);
             facts.proof = match view.headers.get_one("dpop") {
                 HeaderValue::One(value) => match std::str::from_utf8(value) {
                     Ok(proof) => Proof::Header(Cow::Borrowed(proof.trim_matches(' '))),

@@ -29,8 +29,6 @@ pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'
 
 /// Method override in any form: never honoured, always refused.
 fn has_method_override(view: &RequestView<'_>) -> bool {
-    ["x-http-method-override", "x-method-override", "x-http-method"]
-        .iter()
-        .any(|h| view.headers.nth(h, 0).is_some())
+    view.headers.has_any(&["x-http-method-override", "x-method-override", "x-http-method"])
         || view.query.is_some_and(|q| q.split('&').any(|p| p == "_method" || p.starts_with("_method=")))
 }
