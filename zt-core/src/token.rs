@@ -82,7 +82,7 @@ pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig, dpop: bo
     extract_with(view, config, dpop, &mut |_| false)
 }
 
-/// [`extract`], where `known(token)` says that this exact `Authorization` token was
+/// Reads the request's credential, where `known(token)` says that this exact `Authorization` token was
 /// accepted before (it is in the verified-token cache, so it passed this very check when
 /// it was first presented): its characters are then not checked again. The check reads
 /// every byte of a token of hundreds (about 900 instructions, 8% of a cached request's

@@ -4,7 +4,7 @@
 //! - the client address (grouped like quota keys), for every failed authentication;
 //! - the presented subject, but **only when the token's signature verified** and a later
 //!   check failed (expired, not yet valid, wrong audience, claim rules; see
-//!   [`Lockout::counts_subject`]). The `sub` of a token whose signature did not verify is
+//!   [`Lockout::counts`]). The `sub` of a token whose signature did not verify is
 //!   whatever the sender wrote: counting it would let anyone lock a victim out by sending
 //!   forged tokens that name them.
 //!

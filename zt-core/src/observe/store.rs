@@ -3,7 +3,9 @@
 //! Keys are 64-bit keyed hashes (SipHash with a per-process random key), never the raw
 //! subject, address or id: nothing the observer keeps can be read back as a caller's
 //! identifier, a lookup costs no allocation, and an attacker cannot aim collisions at a
-//! victim without the key. Two distinct keys colliding (about 1 in 2^64 per pair) merge
+//! victim without the key. (The one exception is [`remembered_key`]'s per-thread memo of the
+//! last 4 short texts and their keys, which saves re-hashing the same route and caller on
+//! every request: process memory only, never in a snapshot, an export or an event.) Two distinct keys colliding (about 1 in 2^64 per pair) merge
 //! their counters, which is harmless for statistics.
 //!
 //! [`Bounded`] wraps `quick_cache`'s sharded cache: a hard item capacity with CLOCK-Pro
