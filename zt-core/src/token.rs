@@ -82,11 +82,12 @@ pub(crate) fn extract<'a>(view: &RequestView<'a>, config: &TokenConfig, dpop: bo
     extract_with(view, config, dpop, &mut |_| false)
 }
 
-/// Reads the request's credential, where `known(token)` says that this exact `Authorization` token was
-/// accepted before (it is in the verified-token cache, so it passed this very check when
-/// it was first presented): its characters are then not checked again. The check reads
-/// every byte of a token of hundreds (about 900 instructions, 8% of a cached request's
-/// decision); the cache probe is made anyway, once, by the caller's `known`.
+/// Reads the request's credential, where `known(token)` says that this exact
+/// `Authorization` token was accepted before (it is in the verified-token cache, so it
+/// passed this very check when it was first presented): its characters are then not
+/// checked again. The check reads every byte of a token of hundreds (about 900
+/// instructions, 8% of a cached request's decision); the cache probe is made anyway, once,
+/// by the caller's `known`.
 pub(crate) fn extract_with<'a>(
     view: &RequestView<'a>,
     config: &TokenConfig,
