@@ -410,3 +410,43 @@ async fn every_denial_after_authentication_names_the_caller() {
         }
     }
 }
+
+/// `HEAD` is `GET` without the body (RFC 9110, 9.3.2), as axum's own routers answer it: a
+/// load balancer's or monitor's `HEAD /health` is not a 405. It is the `GET` route in every
+/// respect: the same requirement, and the same per-route quota (a `HEAD` flood cannot spend
+/// around a `GET` route's limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_the_get_route_on_both_adapters() {
+    let limits = "identity = \"off\"\naddress = \"off\"\n[[routes]]\nmethod = \"GET\"\npath = \"/items\"\nrate = \"3/m\"\nburst = 3\n";
+    for (adapter, addr) in services(Options { limits: Some(limits), ..Options::default() }).await {
+        let head = |path: &'static str, headers: Vec<(&'static str, String)>| async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            raw_request(addr, "HEAD", path, &headers, None).await
+        };
+        let r = head("/health", vec![]).await;
+        assert_eq!((r.status, r.body.as_str()), (200, ""), "[{adapter}] {r:?}");
+        assert!(r.header("x-request-id").is_some(), "[{adapter}]");
+        // The GET route's requirement.
+        assert_eq!(head("/items", vec![]).await.status, 401, "[{adapter}]");
+        assert_eq!(
+            head("/items", vec![("authorization", bearer("items:write"))]).await.status,
+            403,
+            "[{adapter}]"
+        );
+        let r = head("/items", vec![("authorization", bearer("items:read"))]).await;
+        assert_eq!((r.status, r.body.as_str()), (200, ""), "[{adapter}] {r:?}");
+        // And its parameters: the contract's GET operation.
+        let r = head("/items?limit=99", vec![("authorization", bearer("items:read"))]).await;
+        assert_eq!(r.status, 400, "[{adapter}] {r:?}");
+        // And its quota, for a caller of its own (3 a minute): GET and HEAD spend it alike.
+        let reader = format!("Bearer {}", token(&format!("carol-{adapter}"), "items:read"));
+        assert_eq!(get(addr, "/items", &[("authorization", &reader)]).await.status, 200, "[{adapter}]");
+        assert_eq!(head("/items", vec![("authorization", reader.clone())]).await.status, 200, "[{adapter}]");
+        assert_eq!(head("/items", vec![("authorization", reader.clone())]).await.status, 200, "[{adapter}]");
+        assert_eq!(head("/items", vec![("authorization", reader.clone())]).await.status, 429, "[{adapter}]");
+        assert_eq!(get(addr, "/items", &[("authorization", &reader)]).await.status, 429, "[{adapter}]");
+        // A path without GET does not answer HEAD, and its Allow says what it serves.
+        let r = raw_request(addr, "PATCH", "/items", &[("authorization", &reader)], None).await;
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST, HEAD")), "[{adapter}]");
+    }
+}

@@ -73,6 +73,12 @@ mod apps {
                 scopes::all(["orders:write"]),
             )
             .route("/any", any(|| async { "any" }), scopes::authenticated())
+            // A path with a `HEAD` handler of its own (and a `GET`).
+            .route(
+                "/probe",
+                get(|| async { "probe" }).head(|| async { ([("x-handler", "head")], "") }),
+                scopes::public(),
+            )
             .nest("/nested", nested)
             .route_service("/svc", echo, scopes::all(["svc"]))
             .nest_service("/static", tower_http::services::ServeDir::new(dir), scopes::all(["files:read"]))
@@ -113,6 +119,12 @@ mod apps {
                 scopes::all(["orders:write"]),
             )
             .route("/any", any(|| async { "any" }), scopes::authenticated())
+            .route(
+                "/probe",
+                get(|| async { "probe" })
+                    .head(|| async { HttpResponse::Ok().insert_header(("x-handler", "head")).finish() }),
+                scopes::public(),
+            )
             .nest("/nested", nested)
             .nest_service(
                 "/static",
@@ -273,6 +285,21 @@ async fn chained_methods_share_one_requirement_and_any_excludes_trace() {
         }
         let r = send(addr, "TRACE", "/any", Some(&reader)).await;
         assert_eq!(r.status, 405, "{name}: TRACE is not part of any()");
+
+        // HEAD on a GET route is that route (same requirement); a path's own HEAD handler
+        // keeps its requests.
+        let r = send(addr, "HEAD", "/orders", Some(&writer)).await;
+        assert_eq!((r.status, r.body.as_str()), (200, ""), "{name} HEAD /orders");
+        assert_eq!(send(addr, "HEAD", "/orders", Some(&reader)).await.status, 403, "{name} HEAD /orders");
+        assert_eq!(send(addr, "HEAD", "/orders", None).await.status, 401, "{name} HEAD /orders");
+        let r = send(addr, "HEAD", "/probe", None).await;
+        assert_eq!((r.status, r.header("x-handler")), (200, Some("head")), "{name} HEAD /probe: {r:?}");
+        let r = send(addr, "GET", "/probe", None).await;
+        assert_eq!(
+            (r.status, r.header("x-handler"), r.body.as_str()),
+            (200, None, "probe"),
+            "{name} GET /probe"
+        );
     }
 }
 

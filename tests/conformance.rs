@@ -113,7 +113,7 @@ async fn method_not_allowed_lists_allowed_methods_in_both() {
     for addr in [axum_addr, actix_addr] {
         let r = raw_request(addr, "PATCH", "/orders/7", &[], None).await;
         assert_eq!(r.status, 405);
-        assert_eq!(r.header("allow"), Some("DELETE, GET"));
+        assert_eq!(r.header("allow"), Some("DELETE, GET, HEAD"));
     }
 }
 

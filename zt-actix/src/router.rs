@@ -46,7 +46,20 @@ where
     F::Output: Responder + 'static,
 {
     // `web::route().method(..)` rather than `web::get()`: one shape for every method.
-    (method, Arc::new(move || web::route().method(method_of(method)).to(handler.clone())))
+    // A `GET` route answers `HEAD` too (RFC 9110, 9.3.2; actix-web sends no body for it), as
+    // the Guard admits `HEAD` on a `GET` route: otherwise actix would refuse what zt allowed.
+    (
+        method,
+        Arc::new(move || {
+            let route = web::route();
+            let route = if method == "GET" {
+                route.guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+            } else {
+                route.method(method_of(method))
+            };
+            route.to(handler.clone())
+        }),
+    )
 }
 
 macro_rules! method_fn {
@@ -337,14 +350,22 @@ impl Router {
         let guard = self.routes.finish()?;
         // Group by path: actix answers 405 from the first resource matching a path, so all
         // methods of one path must live in one resource.
-        let mut by_path: Vec<(String, Vec<RouteFactory>)> = Vec::new();
+        let mut grouped: Vec<(String, Vec<(&'static str, RouteFactory)>)> = Vec::new();
         for (path, route) in self.registered {
-            let factories = route.routes.into_iter().map(|(_, factory)| factory);
-            match by_path.iter_mut().find(|(p, _)| *p == path) {
-                Some((_, routes)) => routes.extend(factories),
-                None => by_path.push((path, factories.collect())),
+            match grouped.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, routes)) => routes.extend(route.routes),
+                None => grouped.push((path, route.routes)),
             }
         }
+        // actix takes the first route whose guards match, and a `GET` route also answers
+        // `HEAD`: a path's own `HEAD` handler goes first, so it keeps its requests.
+        let by_path = grouped
+            .into_iter()
+            .map(|(path, mut routes)| {
+                routes.sort_by_key(|(method, _)| *method != "HEAD");
+                (path, routes.into_iter().map(|(_, factory)| factory).collect())
+            })
+            .collect();
         Ok(Routes {
             guard,
             by_path: Arc::new(by_path),

@@ -360,7 +360,13 @@ impl CompiledRoutes {
         };
         let path_index = *found.value;
         let routes = &self.paths[path_index];
-        match routes.methods.iter().position(|m| m.method == method) {
+        // `HEAD` is `GET` without the body (RFC 9110, 9.3.2): a path that serves `GET` and
+        // registers no `HEAD` of its own answers `HEAD` as its `GET` route, with the same
+        // requirement, zone, contract operation and quota (axum's routers do the same).
+        let position = routes.methods.iter().position(|m| m.method == method).or_else(|| {
+            (method == "HEAD").then(|| routes.methods.iter().position(|m| m.method == "GET")).flatten()
+        });
+        match position {
             Some(position) => {
                 if let Some(params) = params {
                     params.extend(found.params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -379,6 +385,10 @@ impl CompiledRoutes {
             None => {
                 let mut denial = Denial::new(Reason::MethodNotAllowed);
                 denial.allowed_methods = routes.methods.iter().map(|m| m.method.clone()).collect();
+                let serves = |name: &str| denial.allowed_methods.iter().any(|m| m == name);
+                if serves("GET") && !serves("HEAD") {
+                    denial.allowed_methods.push("HEAD".to_string());
+                }
                 Err(denial)
             }
         }
@@ -406,7 +416,10 @@ mod tests {
         assert_eq!(c.len(), 2);
         let denial = c.find("PUT", "/orders/7", None).err().unwrap();
         assert_eq!(denial.reason, Reason::MethodNotAllowed);
-        assert_eq!(denial.allowed_methods, ["DELETE", "GET"]);
+        assert_eq!(denial.allowed_methods, ["DELETE", "GET", "HEAD"]);
+        // HEAD is the GET route (same index, so the same requirement, zone and quota).
+        let head = c.find("HEAD", "/orders/7", None).ok().unwrap();
+        assert_eq!((head.index, head.method), (found.index, "GET"));
         assert_eq!(c.find("GET", "/nope", None).err().unwrap().reason, Reason::RouteNotFound);
         assert_eq!(c.find("GET", "/orders/7/", None).err().unwrap().reason, Reason::RouteNotFound);
     }

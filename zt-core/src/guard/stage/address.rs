@@ -7,7 +7,7 @@ use crate::guard::facts::{Facts, Flow, Waited};
 use crate::limit::{LimitKey, RouteAccess};
 use crate::request::RequestView;
 
-pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
+pub(super) fn run(guard: &Guard, _view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
     let shared = &*guard.shared;
     if let Some(observer) = &shared.observer
         && let Some(block) = observer.controls().is_blocked(None, facts.client_ip)
@@ -35,7 +35,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             // every fail mode: a load balancer's probe never fails because the store is down.
             let access =
                 if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
-            match limiter.check_address_on(key, view.method, route.template, access) {
+            // The matched route's method (a `HEAD` on a `GET` route counts as that route).
+            match limiter.check_address_on(key, route.method, route.template, access) {
                 crate::limit::LimitCheck::Unlimited => return Flow::Continue,
                 crate::limit::LimitCheck::Ready(decision) => decision,
                 crate::limit::LimitCheck::Pending(pending) => {

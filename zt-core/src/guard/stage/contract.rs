@@ -58,7 +58,7 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             Some(op) => Some(op),
             // A route registered under another template than the contract's (allowed with
             // `contract.allow_undeclared_routes`): the contract's own router decides.
-            None => match contract.lookup(view.method, &facts.path) {
+            None => match contract.lookup(route.method, &facts.path) {
                 Lookup::Found { op, path_params } => {
                     facts.operation_params = Some(path_params);
                     if let Some(operation) = contract.operation(op) {
@@ -74,7 +74,8 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             // scope (`x-zt-scopes`) from callers without it, whatever the validation mode.
             let validate = shared.contract_config.responses != ResponseValidation::Off;
             let guards_fields = contract.guards_response_fields(op);
-            if validate || guards_fields {
+            // A `HEAD` response carries no body: nothing to validate or withhold.
+            if (validate || guards_fields) && view.method != "HEAD" {
                 facts.response_check = Some(ResponseCheck {
                     operation: op,
                     limit: RESPONSE_CHECK_LIMIT,

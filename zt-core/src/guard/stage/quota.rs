@@ -8,7 +8,7 @@ use crate::identity::Identity;
 use crate::limit::{LimitCheck, LimitKey, RateDecision, RouteAccess};
 use crate::request::RequestView;
 
-pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
+pub(super) fn run(guard: &Guard, _view: &RequestView<'_>, facts: &mut Facts<'_>) -> Flow {
     let Some(limiter) = &guard.shared.limiter else { return Flow::Continue };
     let decision = match facts.waited.take() {
         Some(Waited::CallerQuota(decision)) => decision,
@@ -23,7 +23,9 @@ pub(super) fn run(guard: &Guard, view: &RequestView<'_>, facts: &mut Facts<'_>) 
             };
             let access =
                 if route.requirement.is_public() { RouteAccess::Public } else { RouteAccess::Protected };
-            match limiter.check_identity_on(key, view.method, route.template, access) {
+            // The matched route's method: a `HEAD` served by a `GET` route spends the `GET`
+            // route's quota (its handler does the same work).
+            match limiter.check_identity_on(key, route.method, route.template, access) {
                 LimitCheck::Unlimited => return Flow::Continue,
                 LimitCheck::Ready(decision) => decision,
                 LimitCheck::Pending(pending) => {
