@@ -152,8 +152,10 @@ pub use source::{SourceDocument, load_document};
 use crate::request::HeaderLookup;
 use report::Collector;
 
-/// Headers whose presence asks a server to act as another method; zt never honours them.
-const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+/// Headers whose presence asks a server to act as another method; zt never honours them
+/// (the route stage refuses them on every route, the contract names which one was sent).
+pub(crate) const METHOD_OVERRIDE_HEADERS: [&str; 3] =
+    ["x-http-method-override", "x-http-method", "x-method-override"];
 
 /// A compiled OpenAPI contract. Compiled once, then shared (`Send + Sync`).
 pub struct Contract {

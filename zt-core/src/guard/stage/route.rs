@@ -29,6 +29,6 @@ pub(super) fn run<'a>(guard: &Guard, view: &RequestView<'a>, facts: &mut Facts<'
 
 /// Method override in any form: never honoured, always refused.
 fn has_method_override(view: &RequestView<'_>) -> bool {
-    view.headers.has_any(&["x-http-method-override", "x-method-override", "x-http-method"])
+    view.headers.has_any(&crate::contract::METHOD_OVERRIDE_HEADERS)
         || view.query.is_some_and(|q| q.split('&').any(|p| p == "_method" || p.starts_with("_method=")))
 }
